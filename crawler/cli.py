@@ -1,0 +1,31 @@
+"""The ``finpatrol`` command: patrol, inspect hits, search, manage targets, demo.
+
+Every command takes ``--config FILE`` (default ``patrol.yaml`` or
+``$FINPATROL_CONFIG``); data commands take ``--json`` and then print one JSON
+object per line, a stable interface for scripts.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import click
+
+from crawler.commands import demo, inspect, patrol, targets
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("-v", "--verbose", count=True, help="More log output (-vv for debug).")
+def main(verbose: int) -> None:
+    """finpatrol: online patrol and early warning for internet-finance risk."""
+    level = (logging.WARNING, logging.INFO, logging.DEBUG)[min(verbose, 2)]
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+for _module in (patrol, inspect, targets, demo):
+    for _command in _module.COMMANDS:
+        main.add_command(_command)
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""The finpatrol sub-commands, one module per area."""

@@ -1,0 +1,72 @@
+"""Options and helpers shared by the ``finpatrol`` command modules."""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import UTC
+
+import click
+from rich.console import Console
+
+from crawler.config import ConfigError, PatrolConfig, config_path, load_config
+from crawler.store.db import StateDB, parse_time
+from crawler.store.search import Filters
+
+logger = logging.getLogger(__name__)
+console = Console(highlight=False)
+RISKS = ("none", "low", "medium", "high")
+
+
+def load_or_exit(path: str | None) -> PatrolConfig:
+    try:
+        return load_config(config_path(path))
+    except ConfigError as e:
+        raise click.ClickException(str(e)) from None
+
+
+def open_db(config: PatrolConfig) -> StateDB:
+    return StateDB(config.db_url)
+
+
+def config_option(fn):
+    return click.option(
+        "--config", "config_file", metavar="FILE", default=None,
+        help="Patrol config (default: $FINPATROL_CONFIG or ./patrol.yaml).",
+    )(fn)
+
+
+def json_option(fn):
+    return click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")(fn)
+
+
+def time_value(ctx, param, value):
+    if value is None:
+        return None
+    try:
+        return parse_time(value).astimezone(UTC)
+    except ValueError:
+        raise click.BadParameter(f"expected a date like 2026-11-27 or 2026-11-27T08:00+08:00, got {value!r}")
+
+
+def filter_options(fn):
+    fn = click.option("--until", callback=time_value, metavar="DATE", help="Only before this time.")(fn)
+    fn = click.option("--since", callback=time_value, metavar="DATE", help="Only from this time on.")(fn)
+    fn = click.option("--risk", type=click.Choice(RISKS), help="Only this risk level.")(fn)
+    fn = click.option("--category", metavar="ID", help="Only this category id (see README).")(fn)
+    fn = click.option("--target", "targets", multiple=True, metavar="ID", help="Only this target (repeatable).")(fn)
+    return fn
+
+
+def make_filters(targets, category, risk, since, until) -> Filters:
+    if category:
+        from classifiers import CATEGORIES
+
+        if category not in CATEGORIES:
+            raise click.BadParameter(f"unknown category {category!r}; known: {', '.join(CATEGORIES)}")
+    return Filters(tuple(targets), category, risk, since, until)
+
+
+def emit_json(rows) -> None:
+    for row in rows:
+        click.echo(json.dumps(row, ensure_ascii=False, default=str))

@@ -1,0 +1,116 @@
+"""``finpatrol hits``, ``search`` and ``show``: what the patrols found."""
+
+from __future__ import annotations
+
+import click
+from rich.markup import escape
+from rich.table import Table
+
+from crawler.commands.common import (
+    config_option, console, emit_json, filter_options, json_option, load_or_exit, make_filters, open_db,
+)
+from crawler.store.queries import get_hit, list_hits
+
+RISK_STYLE = {"high": "bold red", "medium": "yellow", "low": "cyan", "none": "dim"}
+
+
+def hits_table(rows: list[dict]) -> Table:
+    table = Table()
+    for column in ("id", "target", "risk", "labels", "title", "url", "last seen"):
+        table.add_column(column, overflow="fold")
+    for hit in rows:
+        table.add_row(
+            str(hit["id"]), hit["target"], f"[{RISK_STYLE[hit['risk']]}]{hit['risk']}[/]",
+            ", ".join(hit["labels"]), escape(hit["title"][:40]), escape(hit["url"]), hit["last_seen"],
+        )
+    return table
+
+
+@click.command()
+@config_option
+@filter_options
+@json_option
+@click.option("--limit", default=100, show_default=True, help="At most this many hits, newest first.")
+def hits(config_file, targets, category, risk, since, until, as_json, limit):
+    """List hits (pages flagged by the classifier), newest first."""
+    config = load_or_exit(config_file)
+    db = open_db(config)
+    try:
+        rows = list_hits(db, make_filters(targets, category, risk, since, until), limit)
+    finally:
+        db.close()
+    if as_json:
+        emit_json(rows)
+    elif rows:
+        console.print(hits_table(rows))
+    else:
+        console.print("no hits match")
+
+
+@click.command()
+@click.argument("query")
+@config_option
+@filter_options
+@json_option
+@click.option("--limit", default=20, show_default=True)
+def search(query, config_file, targets, category, risk, since, until, as_json, limit):
+    """Full-text search of patrolled pages (Chinese words segmented with jieba)."""
+    config = load_or_exit(config_file)
+    db = open_db(config)
+    try:
+        if db.index is None:
+            raise click.ClickException("the embedded index needs a SQLite state DB")
+        results = db.index.search(query, make_filters(targets, category, risk, since, until), limit)
+    finally:
+        db.close()
+    if as_json:
+        emit_json(results)
+        return
+    if not results:
+        console.print(f"no page matches {query!r}")
+    for r in results:
+        labels = ", ".join(r["labels"]) or "no hit"
+        console.print(f"[bold]{escape(r['title'] or r['url'])}[/]  [{RISK_STYLE[r['risk']]}]{r['risk']}[/] {labels}")
+        console.print(f"  {escape(r['url'])}  target={r['target']} hit={r['hit_id'] or '-'}")
+        console.print("  " + escape(r["snippet"]).replace("【", "[reverse]").replace("】", "[/reverse]"))
+
+
+@click.command()
+@click.argument("hit_id", type=int)
+@config_option
+@json_option
+def show(hit_id, config_file, as_json):
+    """One hit: findings with the matched words marked, yields, page and patrol info."""
+    config = load_or_exit(config_file)
+    db = open_db(config)
+    try:
+        hit = get_hit(db, hit_id)
+    finally:
+        db.close()
+    if hit is None:
+        raise click.ClickException(f"no hit with id {hit_id}")
+    if as_json:
+        emit_json([hit])
+        return
+    style = RISK_STYLE[hit["risk"]]
+    console.print(f"[bold]hit {hit['id']}[/]  [{style}]{hit['risk']}[/] score {hit['score']}  {', '.join(hit['labels'])}")
+    console.print(f"target {hit['target']}  {escape(hit['url'])}")
+    console.print(f"title  {escape(hit['title'])}")
+    console.print(f"first seen {hit['first_seen']} (run {hit['first_run']}), last seen {hit['last_seen']} (run {hit['last_run']})")
+    console.print(f"body sha256 {hit['sha256']}  context {hit['context'] or '-'}")
+    for f in hit["findings"]:
+        state = "[dim]negated by " + escape(str(f.get("negated_by"))) + "[/]" if f.get("negated") else "[bold]live[/]"
+        console.print(f"  • {f['category']} [{escape(f['rule_id'])}] {state}: " + marked(f))
+    for y in hit["yields"]:
+        console.print(
+            f"  ¥ {escape(y['text'])} → {y['low_annual_pct']:.2f}%–{y['high_annual_pct']:.2f}% a year"
+            f" ({y['period']}{', promised' if y.get('promised') else ''})"
+        )
+
+
+def marked(finding: dict) -> str:
+    snippet, words = finding.get("snippet") or finding["text"], finding["text"]
+    return escape(snippet).replace(escape(words), f"[reverse]{escape(words)}[/reverse]", 1)
+
+
+COMMANDS = (hits, search, show)

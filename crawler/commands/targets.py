@@ -1,0 +1,59 @@
+"""``finpatrol targets list | import``: the institutions under patrol."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+from rich.table import Table
+
+from crawler.commands.common import config_option, console, emit_json, json_option, load_or_exit
+from crawler.config import ConfigError, config_path
+
+
+@click.group()
+def targets():
+    """Registered institutions and their sites."""
+
+
+@targets.command("list")
+@config_option
+@json_option
+def list_targets(config_file, as_json):
+    """Show the configured targets."""
+    config = load_or_exit(config_file)
+    if as_json:
+        emit_json(t.model_dump(mode="json") for t in config.targets)
+        return
+    table = Table(title=f"{len(config.targets)} target(s) in {config.source}")
+    for column in ("id", "name", "business", "urls", "scope", "limits", "render"):
+        table.add_column(column, overflow="fold")
+    for t in config.targets:
+        table.add_row(
+            t.id + ("" if t.enabled else " (disabled)"), t.name, t.business, "\n".join(t.urls),
+            ", ".join(t.allowed_domains), f"{t.max_pages} pages, depth {t.max_depth}", t.render,
+        )
+    console.print(table)
+
+
+@targets.command("import")
+@click.argument("csv_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@config_option
+def import_targets_command(csv_file, config_file):
+    """Merge a target spreadsheet (CSV, UTF-8 or GB18030) into the config, by id.
+
+    Columns (English or Chinese): id/编号, name/机构名称, business/业态, urls/网址,
+    and optionally aliases/简称, credit_code/统一社会信用代码, allowed_domains/域名,
+    max_pages, max_depth, render. Lists are separated by ';' or spaces.
+    """
+    from crawler.targets_csv import import_targets
+
+    path = config_path(config_file)
+    try:
+        added, updated = import_targets(path, csv_file)
+    except ConfigError as e:
+        raise click.ClickException(str(e)) from None
+    console.print(f"{path}: {added} target(s) added, {updated} updated from {csv_file}")
+
+
+COMMANDS = (targets,)

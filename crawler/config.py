@@ -1,0 +1,252 @@
+"""Load and validate ``patrol.yaml`` into typed, frozen objects.
+
+Every error names the file, the field path (``targets[3].urls[0]``), the line
+where the YAML gives one, and what was expected, because the operator who edits
+the target list is not a programmer and must be able to fix it alone.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from pathlib import Path
+from typing import Annotated, Literal
+from urllib.parse import urlsplit
+
+import yaml
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_CONFIG = "patrol.yaml"
+BUSINESS_TYPES = ("p2p", "crowdfunding", "insurance", "payment", "asset_management", "other")
+TARGET_ID = re.compile(r"^[a-z0-9_-]+$")
+
+
+class ConfigError(Exception):
+    """A configuration problem, already phrased for the operator."""
+
+    def __init__(self, path: str | Path, problems: list[str]):
+        self.path = str(path)
+        self.problems = problems
+        super().__init__("\n".join(f"{self.path}: {p}" for p in problems))
+
+
+def _http_url(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"expected an http(s) URL with a host name, got {value!r}")
+    if len(value) > 2000:
+        raise ValueError("URL longer than 2000 characters")
+    return value
+
+
+HttpUrl = Annotated[str, AfterValidator(_http_url)]
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=True)
+
+
+class Target(_Frozen):
+    """A registered institution and the sites the patrol visits for it."""
+
+    id: str
+    name: str = Field(min_length=1)
+    aliases: tuple[str, ...] = ()
+    credit_code: str | None = None
+    business: Literal["p2p", "crowdfunding", "insurance", "payment", "asset_management", "other"]
+    urls: tuple[HttpUrl, ...] = Field(min_length=1)
+    allowed_domains: tuple[str, ...] = ()
+    max_pages: int = Field(200, ge=1, le=1_000_000)
+    max_depth: int = Field(3, ge=0, le=50)
+    render: Literal["auto", "always", "never"] = "auto"
+    screenshot: Literal["hits", "always"] = "hits"
+    obey_robots: bool | None = None
+    allow_private_networks: bool | None = None
+    enabled: bool = True
+
+    @field_validator("id")
+    @classmethod
+    def _id_format(cls, value: str) -> str:
+        if not TARGET_ID.match(value):
+            raise ValueError(f"expected lower-case letters, digits, '_' or '-', got {value!r}")
+        return value
+
+    @field_validator("credit_code")
+    @classmethod
+    def _credit_code_format(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"[0-9A-Z]{18}", value):
+            raise ValueError("expected an 18-character 统一社会信用代码 (digits and capital letters)")
+        return value
+
+    @field_validator("allowed_domains")
+    @classmethod
+    def _domains_lower(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(d.lower().strip(".") for d in value)
+
+    @model_validator(mode="after")
+    def _default_domains(self) -> "Target":
+        if not self.allowed_domains:
+            object.__setattr__(self, "allowed_domains", default_scope(self.urls))
+        return self
+
+
+def default_scope(urls: tuple[str, ...]) -> tuple[str, ...]:
+    """Hosts of the start URLs; ``host:port`` when a URL names a port explicitly."""
+    scope: list[str] = []
+    for url in urls:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        entry = f"{host}:{parts.port}" if parts.port else host
+        if entry not in scope:
+            scope.append(entry)
+    return tuple(scope)
+
+
+class PatrolConfig(_Frozen):
+    """The whole configuration file."""
+
+    state_dir: Path = Path("var")
+    database_url: str | None = None
+    allow_private_networks: bool = False
+    obey_robots: bool = True
+    yield_ceiling: float = Field(10.0, gt=0, le=1000)
+    rules_files: tuple[Path, ...] = ()
+    concurrency_per_domain: int = Field(4, ge=1, le=64)
+    download_timeout: int = Field(30, ge=1, le=600)
+    targets: tuple[Target, ...] = ()
+    source: Path | None = Field(None, exclude=True)
+
+    @model_validator(mode="after")
+    def _unique_ids(self) -> "PatrolConfig":
+        seen: set[str] = set()
+        for target in self.targets:
+            if target.id in seen:
+                raise ValueError(f"duplicate target id {target.id!r}")
+            seen.add(target.id)
+        return self
+
+    @property
+    def db_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.state_dir / 'finpatrol.db'}"
+
+    def target(self, target_id: str) -> Target:
+        for target in self.targets:
+            if target.id == target_id:
+                return target
+        raise KeyError(target_id)
+
+    def obeys_robots(self, target: Target) -> bool:
+        return self.obey_robots if target.obey_robots is None else target.obey_robots
+
+    def allows_private(self, target: Target) -> bool:
+        if target.allow_private_networks is None:
+            return self.allow_private_networks
+        return target.allow_private_networks
+
+
+def config_path(explicit: str | Path | None = None) -> Path:
+    """The config file to use: explicit, else $FINPATROL_CONFIG, else ./patrol.yaml."""
+    return Path(explicit or os.environ.get("FINPATROL_CONFIG") or DEFAULT_CONFIG)
+
+
+def load_config(path: str | Path) -> PatrolConfig:
+    """Read, validate and resolve one YAML file; raise ConfigError with every problem."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(path, ["file not found"]) from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(path, [f"cannot read: {e}"]) from e
+    return parse_config(text, path)
+
+
+def parse_config(text: str, path: str | Path = "<string>") -> PatrolConfig:
+    path = Path(path)
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        problem = getattr(e, "problem", None) or str(e)
+        raise ConfigError(path, [f"{where}invalid YAML: {problem}"]) from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(path, ["line 1: expected a mapping of settings at the top level"])
+    lines = _line_index(node)
+    try:
+        config = PatrolConfig.model_validate(data)
+    except ValidationError as e:
+        raise ConfigError(path, [_describe(err, lines) for err in e.errors()]) from None
+    base = path.parent if path.name != "<string>" else Path.cwd()
+    return config.model_copy(
+        update={
+            "state_dir": _resolve(base, config.state_dir),
+            "rules_files": tuple(_resolve(base, p) for p in config.rules_files),
+            "source": path,
+        }
+    )
+
+
+def _resolve(base: Path, value: Path) -> Path:
+    return value if value.is_absolute() else (base / value)
+
+
+def _line_index(node: yaml.Node | None, prefix: tuple = ()) -> dict[tuple, int]:
+    """Map every field path in the YAML document to its 1-based line number."""
+    index: dict[tuple, int] = {}
+    if node is None:
+        return index
+    index[prefix] = node.start_mark.line + 1
+    if isinstance(node, yaml.MappingNode):
+        for key, value in node.value:
+            child = prefix + (key.value,)
+            index.update(_line_index(value, child))
+            index[child] = key.start_mark.line + 1
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            index.update(_line_index(item, prefix + (i,)))
+    return index
+
+
+def field_path(loc: tuple) -> str:
+    """``('targets', 3, 'urls', 0)`` → ``targets[3].urls[0]``."""
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + str(part)
+    return out or "(top level)"
+
+
+def _describe(err: dict, lines: dict[tuple, int]) -> str:
+    loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
+    loc = tuple(p for p in loc if p not in ("str", "int", "bool", "float"))
+    probe = loc
+    while probe and probe not in lines:
+        probe = probe[:-1]
+    line = lines.get(probe)
+    kind = err["type"]
+    msg = err["msg"].removeprefix("Value error, ")
+    if kind == "extra_forbidden":
+        msg = "unknown setting (check the spelling)"
+    elif kind == "missing":
+        msg = "required setting is missing"
+    elif kind == "literal_error":
+        msg = f"{msg}, got {err.get('input')!r}"
+    where = f"line {line}: " if line else ""
+    return f"{where}{field_path(loc)}: {msg}"

@@ -1,0 +1,123 @@
+"""Readable text out of HTML bytes: pure functions, run in worker processes.
+
+trafilatura finds the main text (comments excluded) with its title and publish
+date; when it finds nothing (a page that is all navigation, a JavaScript shell)
+the visible text of the body is used instead, so no claim hides in a page that
+trafilatura considers boilerplate.
+"""
+
+from __future__ import annotations
+
+import codecs
+import hashlib
+import logging
+import re
+import unicodedata
+from dataclasses import dataclass
+
+import lxml.html
+import trafilatura
+from lxml import etree
+
+logger = logging.getLogger(__name__)
+
+# Chinese sites declare the narrower legacy charsets but use characters of the wider ones.
+_WIDER = {"gb2312": "gb18030", "gbk": "gb18030", "big5": "big5hkscs", "ascii": "utf-8"}
+_INVISIBLE = ("script", "style", "noscript", "template", "svg", "iframe", "head")
+_SPACE = re.compile(r"[ \t\u3000\xa0]+")
+_BLANK_LINES = re.compile(r"\n\s*\n+")
+_CJK = re.compile(r"[\u3400-\u9fff]")
+_LATIN = re.compile(r"[A-Za-z]")
+
+
+@dataclass(frozen=True)
+class Extracted:
+    title: str
+    text: str
+    published: str | None
+    language: str | None
+    text_fingerprint: str
+    used_fallback: bool
+
+
+def decode_html(body: bytes, encoding: str) -> str:
+    """Decode with the detected encoding widened to its superset; never raises."""
+    name = (encoding or "utf-8").lower()
+    try:
+        name = codecs.lookup(name).name
+    except LookupError:
+        name = "utf-8"
+    name = _WIDER.get(name, name)
+    return body.decode(name, errors="replace")
+
+
+def extract(body: bytes, encoding: str, url: str) -> Extracted:
+    """Title, main text, publish date and language of one HTML page."""
+    html = decode_html(body, encoding)
+    if not html.strip():
+        return Extracted("", "", None, None, fingerprint(""), True)
+    try:
+        tree = lxml.html.document_fromstring(html)
+    except (etree.ParserError, ValueError) as e:
+        logger.debug("unparseable HTML at %s: %s", url, e)
+        return Extracted("", "", None, None, fingerprint(""), True)
+    html_title, declared_lang = page_title(tree), tree.get("lang")
+    doc = None
+    try:
+        doc = trafilatura.bare_extraction(
+            tree,
+            url=url,
+            fast=True,
+            include_comments=False,
+            include_tables=True,
+            with_metadata=True,
+            date_extraction_params={"extensive_search": False, "original_date": True},
+        )
+    except Exception:  # trafilatura on hostile markup: fall back, never lose the page
+        logger.debug("trafilatura failed on %s", url, exc_info=True)
+    text = tidy(doc.text) if doc is not None and doc.text else ""
+    fallback = len(text) < 20
+    if fallback:
+        text = visible_text(lxml.html.document_fromstring(html))
+    title = tidy((doc.title if doc is not None else None) or html_title)
+    published = (doc.date if doc is not None else None) or None
+    lang = language(declared_lang, text)
+    return Extracted(title, text, published, lang, fingerprint(text), fallback)
+
+
+def page_title(tree: lxml.html.HtmlElement) -> str:
+    found = tree.find(".//title")
+    return found.text_content() if found is not None else ""
+
+
+def visible_text(tree: lxml.html.HtmlElement) -> str:
+    """Text a reader would see: scripts, styles and templates removed."""
+    for element in [e for e in tree.iter(*_INVISIBLE) if e.getparent() is not None]:
+        element.drop_tree()
+    for block in tree.iter("br", "p", "div", "li", "tr", "h1", "h2", "h3", "h4", "section"):
+        block.tail = "\n" + (block.tail or "")
+    return tidy(tree.text_content())
+
+
+def tidy(text: str) -> str:
+    text = _SPACE.sub(" ", text or "")
+    lines = (line.strip() for line in text.splitlines())
+    return _BLANK_LINES.sub("\n", "\n".join(line for line in lines if line)).strip()
+
+
+def language(declared: str | None, text: str) -> str | None:
+    """The page's lang attribute, else a script count: Han characters mean zh."""
+    declared = (declared or "").strip().lower()
+    if declared:
+        return declared.split("-")[0].split("_")[0] or None
+    han, latin = len(_CJK.findall(text[:5000])), len(_LATIN.findall(text[:5000]))
+    if han == 0 and latin == 0:
+        return None
+    return "zh" if han * 2 >= latin else "en"
+
+
+def fingerprint(text: str) -> str:
+    """SHA-256 of the text with case, width and whitespace normalised away."""
+    normal = unicodedata.normalize("NFKC", text).lower()
+    normal = "".join(normal.split())
+    return hashlib.sha256(normal.encode("utf-8", "surrogatepass")).hexdigest()

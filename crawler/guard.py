@@ -1,0 +1,89 @@
+"""Keep hostile sites from steering the crawler into private networks (SSRF).
+
+Every request — first hop, redirect, robots.txt or sitemap entry — passes this
+downloader middleware. The host is resolved (through Scrapy's caching resolver,
+so the connection that follows uses the same answer) and refused when any
+address is loopback, private, link-local, multicast or otherwise not global,
+unless the request's target allows private networks in the config.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+from urllib.parse import urlsplit
+
+from scrapy.exceptions import IgnoreRequest
+from scrapy.utils.defer import deferred_to_future
+
+from crawler.config import ConfigError, load_config
+
+logger = logging.getLogger(__name__)
+
+
+class BlockedRequest(IgnoreRequest):
+    """A request refused by policy; ``finpatrol_reason`` names the policy."""
+
+    def __init__(self, message: str, reason: str):
+        super().__init__(message)
+        self.finpatrol_reason = reason
+
+
+def is_public(address: str) -> bool:
+    ip = ipaddress.ip_address(address.split("%")[0])
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
+        ip = ip.ipv4_mapped
+    return ip.is_global and not ip.is_multicast
+
+
+class NetworkGuardMiddleware:
+    def __init__(self, allow_private_default: bool, private_hosts: frozenset[str], stats):
+        self.allow_private_default = allow_private_default
+        self.private_hosts = private_hosts
+        self.stats = stats
+
+    @classmethod
+    def from_crawler(cls, crawler):
+        try:
+            config = load_config(crawler.settings.get("FINPATROL_CONFIG"))
+        except ConfigError:  # the spider reports config errors; the guard stays strict
+            return cls(False, frozenset(), crawler.stats)
+        hosts = frozenset(
+            d.partition(":")[0]
+            for t in config.targets
+            if config.allows_private(t)
+            for d in t.allowed_domains
+        )
+        return cls(config.allow_private_networks, hosts, crawler.stats)
+
+    def _allows_private(self, request, host: str) -> bool:
+        allowed = request.meta.get("finpatrol_allow_private")
+        if allowed is not None:
+            return bool(allowed)
+        return self.allow_private_default or host in self.private_hosts
+
+    async def process_request(self, request):
+        host = (urlsplit(request.url).hostname or "").lower()
+        if self._allows_private(request, host):
+            return None
+        addresses = await self._resolve(host)
+        bad = [a for a in addresses if not is_public(a)]
+        if bad:
+            self.stats.inc_value("guard/blocked/private_network")
+            raise BlockedRequest(
+                f"refused {request.url}: {host} resolves to non-public {bad[0]}", "private_network"
+            )
+        return None
+
+    async def _resolve(self, host: str) -> list[str]:
+        try:
+            ipaddress.ip_address(host)
+            return [host]
+        except ValueError:
+            pass
+        from twisted.internet import reactor  # the installed one, asyncio-based
+
+        try:
+            return [await deferred_to_future(reactor.resolve(host))]
+        except Exception:  # the download itself reports the DNS failure
+            return []

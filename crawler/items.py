@@ -1,0 +1,62 @@
+"""Items passed from spiders to pipelines; every field states its format."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class PageItem:
+    """One fetched HTML page of a target, enriched by the pipelines in order."""
+
+    target_id: str
+    """Id of the configured target the page was fetched for."""
+    url: str
+    """URL as requested (before redirects), absolute."""
+    final_url: str
+    """URL of the response after redirects, absolute."""
+    status: int
+    """HTTP status code of the final response."""
+    headers: dict[str, str]
+    """Response headers, names lower-cased, repeated values joined with ', '."""
+    body: bytes
+    """Response body exactly as received after content decoding (gzip/br), at most DOWNLOAD_MAXSIZE."""
+    encoding: str
+    """Character encoding Scrapy detected for the body (HTTP header, BOM, meta or sniffing)."""
+    fetched_at: str
+    """Fetch time, ISO 8601 in UTC with offset (``2026-11-27T02:46:23+00:00``)."""
+    depth: int = 0
+    """Link depth from the target's start URLs (0 for a start URL or a sitemap entry)."""
+    redirects: list[str] = field(default_factory=list)
+    """URLs of the redirect chain before ``final_url``, in order."""
+    rendered: bool = False
+    """True when the body is the DOM after a browser rendered the page."""
+    sha256: str = ""
+    """Hex SHA-256 of ``body``, set by the extract pipeline."""
+    unchanged: bool = False
+    """True when the state DB already holds this URL with the same SHA-256 (skips re-extraction)."""
+
+    # Filled by the extract pipeline.
+    title: str = ""
+    """Page title (trafilatura's, else <title>), whitespace collapsed."""
+    text: str = ""
+    """Main text (trafilatura, comments excluded; the visible text when it finds none)."""
+    published: str | None = None
+    """Publish date found on the page, ISO 8601 date (``2026-11-27``), or None."""
+    language: str | None = None
+    """Language tag detected for the text (``zh``, ``en`` ...), or None."""
+    text_fingerprint: str = ""
+    """Hex SHA-256 of the normalised text: changes only when the readable text changes."""
+
+    # Filled by the classify pipeline.
+    verdict: dict[str, Any] | None = None
+    """``classifiers.Verdict.to_dict()`` of title + text, or None before classification."""
+
+    # Filled by the store pipeline.
+    page_id: int | None = None
+    """Row id of the page in the state DB."""
+    hit_id: int | None = None
+    """Row id of the hit for this page's verdict, or None when nothing was flagged."""
+    new_hit: bool = False
+    """True when this fetch opened a new hit (not seen in earlier patrols)."""

@@ -1,0 +1,58 @@
+"""Extract pipeline: SHA-256 of the body, skip pages already stored unchanged, else
+title, text, date and language in a worker process (trafilatura, comments excluded).
+
+Settings: FINPATROL_CONFIG (to find the state DB), FINPATROL_WORKERS.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+
+from crawler.config import load_config
+from crawler.items import PageItem
+from crawler.pipelines import workers
+from crawler.store.db import StateDB
+from crawler.store.pages import known_fingerprints
+
+logger = logging.getLogger(__name__)
+
+
+class ExtractPipeline:
+    def __init__(self, db_url: str, workers_count: int, stats):
+        self.db_url = db_url
+        self.workers_count = workers_count
+        self.stats = stats
+        self.known: dict[tuple[str, str], str] = {}
+        self.pool = None
+
+    @classmethod
+    def from_crawler(cls, crawler):
+        config = load_config(crawler.settings.get("FINPATROL_CONFIG"))
+        return cls(config.db_url, crawler.settings.getint("FINPATROL_WORKERS"), crawler.stats)
+
+    def open_spider(self, spider):
+        db = StateDB(self.db_url)
+        try:
+            self.known = known_fingerprints(db, getattr(spider, "crawls", {}).keys())
+        finally:
+            db.close()
+        self.pool = workers.acquire(self.workers_count)
+
+    def close_spider(self, spider):
+        workers.release()
+
+    async def process_item(self, item: PageItem) -> PageItem:
+        item.sha256 = hashlib.sha256(item.body).hexdigest()
+        if self.known.get((item.target_id, item.url)) == item.sha256:
+            item.unchanged = True
+            self.stats.inc_value("extract/unchanged")
+            return item
+        result = await workers.run(self.pool, workers.extract_job, item.body, item.encoding, item.url)
+        item.title, item.text = result.title, result.text
+        item.published, item.language = result.published, result.language
+        item.text_fingerprint = result.text_fingerprint
+        self.stats.inc_value("extract/pages")
+        if result.used_fallback:
+            self.stats.inc_value("extract/visible_text_fallback")
+        return item

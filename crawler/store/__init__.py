@@ -1,0 +1,1 @@
+"""State DB and search indexes: no Scrapy here."""

@@ -1,0 +1,136 @@
+"""Tables of the state DB, the source of truth for everything after a crawl.
+
+SQLite in ``state_dir`` by default, any SQLAlchemy URL otherwise. JSON columns
+hold the classifier's findings and yields exactly as ``Verdict.to_dict()`` made
+them, so a hit can always be explained later.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class TargetRow(Base):
+    """A registered institution as last seen in the config."""
+
+    __tablename__ = "targets"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(255))
+    business: Mapped[str] = mapped_column(String(32))
+    aliases: Mapped[list] = mapped_column(JSON, default=list)
+    credit_code: Mapped[str | None] = mapped_column(String(18))
+    urls: Mapped[list] = mapped_column(JSON, default=list)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class PatrolRun(Base):
+    """One crawl: when, how it ended, and Scrapy's stats for judging its health."""
+
+    __tablename__ = "patrol_runs"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    spider: Mapped[str] = mapped_column(String(64))
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    finish_reason: Mapped[str | None] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16), default="running")
+    """running | ok | partial | failed"""
+    stats: Mapped[dict] = mapped_column(JSON, default=dict)
+
+
+class RunTarget(Base):
+    """Per-target outcome of one patrol run."""
+
+    __tablename__ = "run_targets"
+    run_id: Mapped[int] = mapped_column(ForeignKey("patrol_runs.id"), primary_key=True)
+    target_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    pages: Mapped[int] = mapped_column(Integer, default=0)
+    failed: Mapped[int] = mapped_column(Integer, default=0)
+    hits: Mapped[int] = mapped_column(Integer, default=0)
+    new_hits: Mapped[int] = mapped_column(Integer, default=0)
+    errors: Mapped[dict] = mapped_column(JSON, default=dict)
+    """Failure counts by reason: {"http_404": 2, "timeout": 1, "dns": 1, ...}"""
+
+
+class Page(Base):
+    """The latest fetched version of one URL of a target."""
+
+    __tablename__ = "pages"
+    __table_args__ = (UniqueConstraint("target_id", "url"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    target_id: Mapped[str] = mapped_column(String(64), index=True)
+    url: Mapped[str] = mapped_column(Text)
+    final_url: Mapped[str] = mapped_column(Text)
+    status: Mapped[int] = mapped_column(Integer)
+    encoding: Mapped[str] = mapped_column(String(32), default="")
+    rendered: Mapped[bool] = mapped_column(Boolean, default=False)
+    sha256: Mapped[str] = mapped_column(String(64))
+    text_fingerprint: Mapped[str] = mapped_column(String(64))
+    title: Mapped[str] = mapped_column(Text, default="")
+    text: Mapped[str] = mapped_column(Text, default="")
+    published: Mapped[str | None] = mapped_column(String(32))
+    language: Mapped[str | None] = mapped_column(String(16))
+    labels: Mapped[list] = mapped_column(JSON, default=list)
+    risk: Mapped[str] = mapped_column(String(8), default="none")
+    score: Mapped[float] = mapped_column(Float, default=0.0)
+    first_seen: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    last_seen: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    fetched_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    last_run_id: Mapped[int | None] = mapped_column(Integer)
+    current_hit_id: Mapped[int | None] = mapped_column(Integer)
+    """The hit of the page's latest verdict, or None when it has no labels."""
+
+
+class Hit(Base):
+    """A page version whose verdict carries labels; identity = page + verdict key."""
+
+    __tablename__ = "hits"
+    __table_args__ = (
+        UniqueConstraint("page_id", "verdict_key"),
+        Index("ix_hits_target_seen", "target_id", "last_seen"),
+    )
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    page_id: Mapped[int] = mapped_column(ForeignKey("pages.id"), index=True)
+    target_id: Mapped[str] = mapped_column(String(64))
+    url: Mapped[str] = mapped_column(Text)
+    title: Mapped[str] = mapped_column(Text, default="")
+    labels: Mapped[list] = mapped_column(JSON)
+    risk: Mapped[str] = mapped_column(String(8), index=True)
+    score: Mapped[float] = mapped_column(Float)
+    context: Mapped[str] = mapped_column(String(16), default="")
+    findings: Mapped[list] = mapped_column(JSON)
+    yields: Mapped[list] = mapped_column(JSON)
+    verdict_key: Mapped[str] = mapped_column(String(64))
+    """SHA-256 over labels and the (rule id, matched text) of every live finding."""
+    text_fingerprint: Mapped[str] = mapped_column(String(64))
+    sha256: Mapped[str] = mapped_column(String(64))
+    fetched_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    first_seen: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    last_seen: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    first_run_id: Mapped[int | None] = mapped_column(Integer)
+    last_run_id: Mapped[int | None] = mapped_column(Integer)
+
+
+class HitCategory(Base):
+    """One row per (hit, label) so category filters use an index, not JSON scans."""
+
+    __tablename__ = "hit_categories"
+    hit_id: Mapped[int] = mapped_column(ForeignKey("hits.id"), primary_key=True)
+    category: Mapped[str] = mapped_column(String(32), primary_key=True, index=True)

@@ -1,0 +1,130 @@
+"""Write fetched pages and their hits; one transaction per batch.
+
+A hit's identity is its page plus a key over its labels and live findings, so
+re-patrolling an unchanged page only moves ``last_seen`` while a changed page
+whose verdict changed opens a new hit.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Iterable
+
+from sqlalchemy import select
+
+from crawler.items import PageItem
+from crawler.store.db import StateDB, parse_time
+from crawler.store.models import Hit, HitCategory, Page
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Saved:
+    """What storing one page did."""
+
+    page_id: int
+    hit_id: int | None
+    new_hit: bool
+
+
+def verdict_key(verdict: dict) -> str:
+    live = sorted(
+        (f["rule_id"], f["text"]) for f in verdict.get("findings", ()) if not f.get("negated")
+    )
+    blob = json.dumps([sorted(verdict.get("labels", ())), live], ensure_ascii=False)
+    return hashlib.sha256(blob.encode("utf-8")).hexdigest()
+
+
+def known_fingerprints(db: StateDB, target_ids: Iterable[str]) -> dict[tuple[str, str], str]:
+    """(target id, url) → SHA-256 of the body last stored, for skipping unchanged pages."""
+    with db.new_session() as session:
+        rows = session.execute(
+            select(Page.target_id, Page.url, Page.sha256).where(Page.target_id.in_(list(target_ids)))
+        )
+        return {(t, u): s for t, u, s in rows}
+
+
+def save_pages(db: StateDB, items: list[PageItem], run_id: int | None) -> list[Saved]:
+    """Store a batch of pages (changed or unchanged) and their hits in one transaction."""
+    results: list[Saved] = []
+    reindex: list[Page] = []
+    with db.new_session() as session, session.begin():
+        for item in items:
+            when = parse_time(item.fetched_at)
+            page = session.scalar(
+                select(Page).where(Page.target_id == item.target_id, Page.url == item.url)
+            )
+            if item.unchanged and page is not None:
+                results.append(_touch(session, page, when, run_id))
+                continue
+            page, changed_text = _upsert_page(session, page, item, when, run_id)
+            if changed_text:
+                reindex.append(page)
+            results.append(_record_hit(session, page, item, when, run_id))
+        session.flush()
+        if db.index is not None and reindex:
+            db.index.put(session, reindex)
+    return results
+
+
+def _touch(session, page: Page, when: datetime, run_id: int | None) -> Saved:
+    page.last_seen = page.fetched_at = when
+    page.last_run_id = run_id
+    hit = session.get(Hit, page.current_hit_id) if page.current_hit_id else None
+    if hit is not None:
+        hit.last_seen, hit.last_run_id = when, run_id
+    return Saved(page.id, hit.id if hit else None, False)
+
+
+def _upsert_page(session, page: Page | None, item: PageItem, when, run_id) -> tuple[Page, bool]:
+    verdict = item.verdict or {}
+    if page is None:
+        page = Page(target_id=item.target_id, url=item.url, first_seen=when)
+        session.add(page)
+    changed_text = page.text_fingerprint != item.text_fingerprint or page.title != item.title
+    page.final_url, page.status, page.encoding = item.final_url, item.status, item.encoding
+    page.rendered, page.sha256 = item.rendered, item.sha256
+    page.text_fingerprint, page.title, page.text = item.text_fingerprint, item.title, item.text
+    page.published, page.language = item.published, item.language
+    page.labels = list(verdict.get("labels", ()))
+    page.risk, page.score = verdict.get("risk", "none"), float(verdict.get("score", 0.0))
+    page.last_seen = page.fetched_at = when
+    page.last_run_id = run_id
+    session.flush()
+    return page, changed_text
+
+
+def _record_hit(session, page: Page, item: PageItem, when, run_id) -> Saved:
+    verdict = item.verdict or {}
+    if not verdict.get("labels"):
+        page.current_hit_id = None
+        return Saved(page.id, None, False)
+    key = verdict_key(verdict)
+    hit = session.scalar(select(Hit).where(Hit.page_id == page.id, Hit.verdict_key == key))
+    new = hit is None
+    if new:
+        hit = Hit(
+            page_id=page.id,
+            target_id=page.target_id,
+            url=item.url,
+            verdict_key=key,
+            labels=list(verdict["labels"]),
+            first_seen=when,
+            first_run_id=run_id,
+        )
+        session.add(hit)
+    hit.title, hit.risk, hit.score = item.title, verdict.get("risk", "none"), verdict.get("score", 0.0)
+    hit.context = verdict.get("context", "")
+    hit.findings, hit.yields = verdict.get("findings", []), verdict.get("yields", [])
+    hit.text_fingerprint, hit.sha256, hit.fetched_at = item.text_fingerprint, item.sha256, when
+    hit.last_seen, hit.last_run_id = when, run_id
+    session.flush()
+    if new:
+        session.add_all(HitCategory(hit_id=hit.id, category=c) for c in hit.labels)
+    page.current_hit_id = hit.id
+    return Saved(page.id, hit.id, new)

@@ -1,0 +1,138 @@
+"""Embedded full-text search: SQLite FTS5 over jieba tokens of page title and text.
+
+Tokens are produced by ``classifiers.tokenize`` (the project's one jieba
+module) and stored space-separated, so FTS5's plain ``unicode61`` tokenizer
+sees exactly jieba's words and no SQLite extension is needed. Snippets are cut
+from the original text, not from the token stream, so investigators read the
+page's own words.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy import text
+
+from classifiers.tokenize import tokenize
+
+logger = logging.getLogger(__name__)
+
+SNIPPET_RADIUS = 40
+
+
+@dataclass(frozen=True)
+class Filters:
+    """Filters shared by ``hits`` and ``search``; None means no filter."""
+
+    targets: tuple[str, ...] = ()
+    category: str | None = None
+    risk: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+
+class EmbeddedIndex:
+    def __init__(self, db):
+        self.db = db
+        db.execute(
+            "CREATE VIRTUAL TABLE IF NOT EXISTS page_fts USING fts5("
+            "title, body, tokenize = 'unicode61 remove_diacritics 0')"
+        )
+
+    def put(self, session, pages) -> None:
+        """(Re)index pages inside the caller's transaction."""
+        conn = session.connection()
+        for page in pages:
+            conn.execute(text("DELETE FROM page_fts WHERE rowid = :id"), {"id": page.id})
+            conn.execute(
+                text("INSERT INTO page_fts(rowid, title, body) VALUES (:id, :title, :body)"),
+                {"id": page.id, "title": " ".join(tokenize(page.title)), "body": " ".join(tokenize(page.text))},
+            )
+
+    def search(self, query: str, filters: Filters, limit: int = 20) -> list[dict]:
+        """Pages matching every word of the query, best first (BM25, title weighted 3×)."""
+        terms = query_terms(query)
+        if not terms:
+            return []
+        match = " AND ".join('"' + t.replace('"', '""') + '"' for t in terms)
+        where, params = _filter_sql(filters)
+        sql = (
+            "SELECT p.id, p.target_id, p.url, p.final_url, p.title, p.text, p.labels, p.risk,"
+            " p.score, p.fetched_at, p.current_hit_id, bm25(page_fts, 3.0, 1.0) AS rank"
+            " FROM page_fts JOIN pages p ON p.id = page_fts.rowid"
+            f" WHERE page_fts MATCH :match {where} ORDER BY rank LIMIT :limit"
+        )
+        rows = self.db.execute(sql, match=match, limit=limit, **params).mappings().all()
+        return [result(row, snippet(row["text"], query, terms)) for row in rows]
+
+
+def result(row, cut: str) -> dict:
+    """One search result: the stable JSON shape of ``finpatrol search --json``."""
+    fetched = datetime.fromisoformat(row["fetched_at"]).replace(tzinfo=UTC)
+    return {
+        "page_id": row["id"],
+        "hit_id": row["current_hit_id"],
+        "target": row["target_id"],
+        "url": row["url"],
+        "final_url": row["final_url"],
+        "title": row["title"],
+        "labels": json.loads(row["labels"] or "[]"),
+        "risk": row["risk"],
+        "score": row["score"],
+        "fetched_at": fetched.isoformat(timespec="seconds"),
+        "snippet": cut,
+        "rank": round(row["rank"], 4),
+    }
+
+
+def query_terms(query: str) -> list[str]:
+    seen: list[str] = []
+    for token in tokenize(query):
+        if token not in seen:
+            seen.append(token)
+    return seen
+
+
+def _filter_sql(filters: Filters) -> tuple[str, dict]:
+    clauses, params = [], {}
+    if filters.targets:
+        names = [f":t{i}" for i in range(len(filters.targets))]
+        clauses.append(f"p.target_id IN ({', '.join(names)})")
+        params.update({f"t{i}": t for i, t in enumerate(filters.targets)})
+    if filters.category:
+        clauses.append("EXISTS (SELECT 1 FROM json_each(p.labels) WHERE value = :category)")
+        params["category"] = filters.category
+    if filters.risk:
+        clauses.append("p.risk = :risk")
+        params["risk"] = filters.risk
+    if filters.since:
+        clauses.append("p.fetched_at >= :since")
+        params["since"] = sql_time(filters.since)
+    if filters.until:
+        clauses.append("p.fetched_at < :until")
+        params["until"] = sql_time(filters.until)
+    return "".join(" AND " + c for c in clauses), params
+
+
+def sql_time(value: datetime) -> str:
+    """The text form SQLAlchemy stores UTC datetimes in on SQLite, for raw comparisons."""
+    return value.astimezone(UTC).replace(tzinfo=None).isoformat(sep=" ")
+
+
+def snippet(body: str, query: str, terms: list[str]) -> str:
+    """A window of the original text around the first match, matches marked 【…】."""
+    words = sorted({query.strip(), *terms}, key=len, reverse=True)
+    words = [w for w in words if w]
+    if not words or not body:
+        return body[: 2 * SNIPPET_RADIUS]
+    pattern = re.compile("|".join(re.escape(w) for w in words), re.IGNORECASE)
+    first = pattern.search(body)
+    start = max(0, first.start() - SNIPPET_RADIUS) if first else 0
+    end = min(len(body), (first.end() if first else 0) + SNIPPET_RADIUS)
+    window = body[start:end].replace("\n", " ")
+    marked = pattern.sub(lambda m: f"【{m.group(0)}】", window)
+    return ("…" if start > 0 else "") + marked + ("…" if end < len(body) else "")

@@ -1,0 +1,81 @@
+"""Which links a patrol follows: scope, dedup and crawler-trap limits, as pure code.
+
+Fraudulent platforms are hostile sites: calendars, endless query variations and
+self-repeating paths must stop at a limit and be counted, never eat the crawl.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+from scrapy.linkextractors import IGNORED_EXTENSIONS
+from w3lib.url import canonicalize_url
+
+MAX_PATH_SEGMENTS = 15
+MAX_SEGMENT_REPEATS = 2
+MAX_QUERY_VARIANTS = 50
+MAX_DATE_SHAPED = 50
+_IGNORED = tuple("." + ext for ext in IGNORED_EXTENSIONS)
+_DATE = re.compile(r"(?:19|20)\d\d[-/_.]?(?:0?[1-9]|1[0-2])(?:[-/_.]?(?:0?[1-9]|[12]\d|3[01]))?")
+_DATE_KEYS = re.compile(r"(?:^|&)(?:year|month|day|date|cal|calendar|ym|time)=", re.IGNORECASE)
+_DIGITS = re.compile(r"\d+")
+
+
+def in_scope(url: str, scope: tuple[str, ...]) -> bool:
+    """``example.com`` covers the host and its subdomains on any port; ``host:port`` one port."""
+    parts = urlsplit(url)
+    host = (parts.hostname or "").lower()
+    for entry in scope:
+        name, _, port = entry.partition(":")
+        if port:
+            if host == name and str(parts.port or "") == port:
+                return True
+        elif host == name or host.endswith("." + name):
+            return True
+    return False
+
+
+def is_followable(url: str) -> bool:
+    parts = urlsplit(url)
+    return parts.scheme in ("http", "https") and not parts.path.lower().endswith(_IGNORED)
+
+
+@dataclass
+class LinkBudget:
+    """One target's dedup set and trap counters for a single patrol."""
+
+    seen: set[str] = field(default_factory=set)
+    query_variants: Counter = field(default_factory=Counter)
+    date_shapes: Counter = field(default_factory=Counter)
+
+    def admit(self, url: str) -> tuple[str | None, str | None]:
+        """(canonical URL, None) when the link is new and sane; (None, trap kind) or (None, None)."""
+        canonical = canonicalize_url(url, keep_fragments=False)
+        if canonical in self.seen:
+            return None, None
+        trap = self._trap(canonical)
+        if trap:
+            return None, trap
+        self.seen.add(canonical)
+        return canonical, None
+
+    def _trap(self, url: str) -> str | None:
+        parts = urlsplit(url)
+        segments = [s for s in parts.path.split("/") if s]
+        if len(segments) > MAX_PATH_SEGMENTS:
+            return "deep_path"
+        if segments and Counter(segments).most_common(1)[0][1] > MAX_SEGMENT_REPEATS:
+            return "repeating_path"
+        if parts.query:
+            self.query_variants[parts.path] += 1
+            if self.query_variants[parts.path] > MAX_QUERY_VARIANTS:
+                return "query_variants"
+        if _DATE.search(parts.path) or _DATE_KEYS.search(parts.query):
+            shape = _DIGITS.sub("#", parts.path) + "?" + _DIGITS.sub("#", parts.query)
+            self.date_shapes[shape] += 1
+            if self.date_shapes[shape] > MAX_DATE_SHAPED:
+                return "calendar"
+        return None

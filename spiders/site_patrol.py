@@ -1,0 +1,176 @@
+"""Patrol the websites of registered institutions: start URLs, sitemaps and in-scope links.
+
+Each target keeps its own dedup set and limits (``max_pages``, ``max_depth``,
+trap budgets), so two targets sharing a domain are patrolled independently.
+Counts go to stats under ``patrol/target/<id>/...`` and ``patrol/trap/...``.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from urllib.parse import urljoin, urlsplit
+
+import scrapy
+from scrapy.exceptions import IgnoreRequest
+from scrapy.http import Response
+from scrapy.utils.sitemap import Sitemap
+from twisted.internet.error import (
+    ConnectError,
+    ConnectionLost,
+    ConnectionRefusedError,
+    DNSLookupError,
+    TCPTimedOutError,
+    TimeoutError,
+)
+from twisted.web._newclient import ResponseFailed, ResponseNeverReceived
+
+from crawler.config import PatrolConfig, Target, load_config
+from spiders.links import LinkBudget, in_scope, is_followable
+from spiders.pages import is_html, page_item
+
+logger = logging.getLogger(__name__)
+
+_FAILURES = (
+    (DNSLookupError, "dns"),
+    ((TimeoutError, TCPTimedOutError), "timeout"),
+    (ConnectionRefusedError, "refused"),
+    ((ConnectionLost, ResponseFailed, ResponseNeverReceived), "connection_lost"),
+    (ConnectError, "connect"),
+    (IgnoreRequest, "ignored"),
+)
+
+
+@dataclass
+class TargetCrawl:
+    target: Target
+    budget: LinkBudget = field(default_factory=LinkBudget)
+    scheduled: int = 0
+
+
+def failure_reason(failure) -> str:
+    for kinds, name in _FAILURES:
+        if failure.check(*(kinds if isinstance(kinds, tuple) else (kinds,))):
+            return getattr(failure.value, "finpatrol_reason", name)
+    return type(failure.value).__name__
+
+
+class SitePatrolSpider(scrapy.Spider):
+    name = "site_patrol"
+
+    def __init__(self, config: PatrolConfig, target_ids: tuple[str, ...] = (), **kwargs):
+        super().__init__(**kwargs)
+        self.config = config
+        chosen = [t for t in config.targets if t.enabled and (not target_ids or t.id in target_ids)]
+        self.crawls = {t.id: TargetCrawl(t) for t in chosen}
+
+    @classmethod
+    def from_crawler(cls, crawler, *args, **kwargs):
+        config = kwargs.pop("config", None) or load_config(crawler.settings.get("FINPATROL_CONFIG"))
+        wanted = kwargs.pop("targets", None) or crawler.settings.get("FINPATROL_TARGETS", "")
+        if isinstance(wanted, str):
+            wanted = tuple(t for t in wanted.split(",") if t)
+        spider = cls(config, tuple(wanted), *args, **kwargs)
+        spider._set_crawler(crawler)
+        return spider
+
+    async def start(self):
+        for crawl in self.crawls.values():
+            target = crawl.target
+            for url in target.urls:
+                request = self._request(crawl, url, depth=0)
+                if request is not None:
+                    yield request
+            for origin in {f"{urlsplit(u).scheme}://{urlsplit(u).netloc}" for u in target.urls}:
+                yield scrapy.Request(
+                    origin + "/sitemap.xml",
+                    callback=self.parse_sitemap,
+                    errback=self.sitemap_failed,
+                    meta=self._meta(crawl, 0) | {"handle_httpstatus_all": True},
+                    dont_filter=True,
+                    priority=10,
+                )
+
+    def _meta(self, crawl: TargetCrawl, depth: int) -> dict:
+        target = crawl.target
+        return {
+            "finpatrol_target": target.id,
+            "finpatrol_depth": depth,
+            "finpatrol_allow_private": self.config.allows_private(target),
+            "dont_obey_robotstxt": not self.config.obeys_robots(target),
+        }
+
+    def _request(self, crawl: TargetCrawl, url: str, depth: int) -> scrapy.Request | None:
+        target = crawl.target
+        if crawl.scheduled >= target.max_pages or not is_followable(url):
+            return None
+        if not in_scope(url, target.allowed_domains):
+            return None
+        canonical, trap = crawl.budget.admit(url)
+        if trap:
+            self.crawler.stats.inc_value(f"patrol/trap/{trap}")
+            self.crawler.stats.inc_value(f"patrol/target/{target.id}/trapped")
+            return None
+        if canonical is None:
+            return None
+        crawl.scheduled += 1
+        meta = self._meta(crawl, depth) | {"finpatrol_url": url}
+        return scrapy.Request(
+            url,
+            callback=self.parse,
+            errback=self.failed,
+            meta=meta,
+            dont_filter=True,  # dedup is per target, above
+            priority=-depth,
+        )
+
+    def parse(self, response: Response):
+        crawl = self.crawls[response.meta["finpatrol_target"]]
+        depth = response.meta["finpatrol_depth"]
+        stats, prefix = self.crawler.stats, f"patrol/target/{crawl.target.id}"
+        if response.status >= 400:
+            stats.inc_value(f"{prefix}/failed")
+            stats.inc_value(f"{prefix}/errors/http_{response.status}")
+            return
+        if not is_html(response):
+            stats.inc_value(f"{prefix}/skipped_non_html")
+            return
+        stats.inc_value(f"{prefix}/pages")
+        yield page_item(response, crawl.target.id, depth)
+        if depth >= crawl.target.max_depth:
+            return
+        base = response.css("base::attr(href)").get() or response.url
+        for href in response.css("a::attr(href), area::attr(href)").getall():
+            request = self._request(crawl, urljoin(base, href.strip()), depth + 1)
+            if request is not None:
+                yield request
+
+    def parse_sitemap(self, response: Response):
+        if response.status >= 400 or not response.body.lstrip().startswith(b"<"):
+            return
+        crawl = self.crawls[response.meta["finpatrol_target"]]
+        try:
+            sitemap = Sitemap(response.body)
+        except Exception:  # a broken sitemap is only a missed shortcut
+            self.crawler.stats.inc_value("patrol/sitemap/invalid")
+            return
+        for entry in sitemap:
+            loc = entry.get("loc", "").strip()
+            if sitemap.type == "sitemapindex" and in_scope(loc, crawl.target.allowed_domains):
+                yield response.request.replace(url=loc)
+            elif loc:
+                self.crawler.stats.inc_value("patrol/sitemap/urls")
+                request = self._request(crawl, loc, depth=0)
+                if request is not None:
+                    yield request
+
+    def failed(self, failure):
+        request = failure.request
+        target_id = request.meta.get("finpatrol_target", "?")
+        reason = failure_reason(failure)
+        self.crawler.stats.inc_value(f"patrol/target/{target_id}/failed")
+        self.crawler.stats.inc_value(f"patrol/target/{target_id}/errors/{reason}")
+        logger.info("failed %s (%s): %s", request.url, reason, failure.getErrorMessage())
+
+    def sitemap_failed(self, failure):
+        logger.debug("no sitemap at %s: %s", failure.request.url, failure.getErrorMessage())

@@ -1,0 +1,99 @@
+"""Config loading: typed values, defaults, and errors that name file, line and field."""
+
+from pathlib import Path
+
+import pytest
+
+from crawler.config import ConfigError, load_config, parse_config
+
+GOOD = """\
+state_dir: state
+targets:
+  - id: xinyingbao
+    name: 重庆鑫盈宝网络科技有限公司
+    aliases: [鑫盈宝]
+    credit_code: 91500116MA5U0000XX
+    business: p2p
+    urls: [https://www.example.com/]
+  - id: local
+    name: 本地测试
+    business: other
+    urls: ["http://127.0.0.1:8080/index.html"]
+    max_pages: 5
+    render: never
+    allow_private_networks: true
+"""
+
+
+def errors_of(text: str, tmp_path: Path) -> str:
+    path = tmp_path / "patrol.yaml"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    message = str(info.value)
+    assert str(path) in message
+    return message
+
+
+def test_good_config_is_typed_frozen_and_resolved(tmp_path):
+    path = tmp_path / "patrol.yaml"
+    path.write_text(GOOD, encoding="utf-8")
+    config = load_config(path)
+    first, local = config.targets
+    assert first.allowed_domains == ("www.example.com",)
+    assert (first.max_pages, first.max_depth, first.render) == (200, 3, "auto")
+    assert local.allowed_domains == ("127.0.0.1:8080",), "an explicit port narrows the scope"
+    assert config.state_dir == tmp_path / "state"
+    assert config.db_url == f"sqlite:///{tmp_path / 'state' / 'finpatrol.db'}"
+    assert config.allows_private(local) and not config.allows_private(first)
+    with pytest.raises(Exception):
+        first.max_pages = 3
+
+
+def test_wrong_type_names_field_path_and_line(tmp_path):
+    message = errors_of(GOOD.replace("max_pages: 5", "max_pages: many"), tmp_path)
+    assert "line 13" in message and "targets[1].max_pages" in message and "integer" in message
+
+
+def test_unknown_business_lists_the_choices(tmp_path):
+    message = errors_of(GOOD.replace("business: p2p", "business: lottery"), tmp_path)
+    assert "line 7" in message and "targets[0].business" in message
+    assert "'p2p'" in message and "'lottery'" in message
+
+
+def test_missing_urls(tmp_path):
+    text = GOOD.replace("    urls: [https://www.example.com/]\n", "")
+    message = errors_of(text, tmp_path)
+    assert "targets[0].urls" in message and "missing" in message
+
+
+def test_bad_url_is_named_with_index(tmp_path):
+    message = errors_of(GOOD.replace("https://www.example.com/", "ftp://x"), tmp_path)
+    assert "targets[0].urls[0]" in message and "http(s) URL" in message and "line 8" in message
+
+
+def test_duplicate_ids(tmp_path):
+    message = errors_of(GOOD.replace("id: local", "id: xinyingbao"), tmp_path)
+    assert "duplicate target id 'xinyingbao'" in message
+
+
+def test_broken_yaml_gives_line_and_column(tmp_path):
+    message = errors_of("targets:\n  - id: [unclosed\n    name: x\n", tmp_path)
+    assert "invalid YAML" in message and "line 3" in message
+
+
+def test_unknown_key_is_named(tmp_path):
+    message = errors_of(GOOD.replace("max_pages: 5", "max_page: 5"), tmp_path)
+    assert "targets[1].max_page" in message and "unknown setting" in message and "line 13" in message
+
+
+def test_bad_target_id_and_credit_code(tmp_path):
+    message = errors_of(GOOD.replace("id: local", "id: Local Site").replace("MA5U0000XX", "short"), tmp_path)
+    assert "targets[1].id" in message and "targets[0].credit_code" in message
+
+
+def test_missing_file_and_top_level_list(tmp_path):
+    with pytest.raises(ConfigError, match="file not found"):
+        load_config(tmp_path / "nope.yaml")
+    with pytest.raises(ConfigError, match="expected a mapping"):
+        parse_config("- a\n- b\n")
