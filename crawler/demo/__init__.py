@@ -1,0 +1,1 @@
+"""Bundled demo institutions and the local HTTP server that serves them (see ``server``)."""
