@@ -72,7 +72,8 @@ class Target(_Frozen):
     render: Literal["auto", "always", "never"] = "auto"
     screenshot: Literal["hits", "always"] = "hits"
     obey_robots: bool | None = None
-    allow_private_networks: bool | None = None
+    allow_private_networks: bool = False
+    """Allow loopback/private addresses inside this target's allowed_domains only."""
     enabled: bool = True
 
     @field_validator("id")
@@ -113,12 +114,27 @@ def default_scope(urls: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(scope)
 
 
+def in_scope(url: str, scope: tuple[str, ...]) -> bool:
+    """``example.com`` covers the host and its subdomains on any port; ``host:port`` one port."""
+    parts = urlsplit(url)
+    host = (parts.hostname or "").lower()
+    for entry in scope:
+        name, _, port = entry.partition(":")
+        if port:
+            if host == name and str(parts.port or "") == port:
+                return True
+        elif host == name or host.endswith("." + name):
+            return True
+    return False
+
+
 class PatrolConfig(_Frozen):
     """The whole configuration file."""
 
     state_dir: Path = Path("var")
     database_url: str | None = None
     allow_private_networks: bool = False
+    """Allow loopback/private addresses for every request (demo and tests only)."""
     obey_robots: bool = True
     yield_ceiling: float = Field(10.0, gt=0, le=1000)
     rules_files: tuple[Path, ...] = ()
@@ -149,10 +165,9 @@ class PatrolConfig(_Frozen):
     def obeys_robots(self, target: Target) -> bool:
         return self.obey_robots if target.obey_robots is None else target.obey_robots
 
-    def allows_private(self, target: Target) -> bool:
-        if target.allow_private_networks is None:
-            return self.allow_private_networks
-        return target.allow_private_networks
+    def private_scope(self) -> tuple[str, ...]:
+        """Sites where private addresses are allowed: the scope of targets that allow them."""
+        return tuple(d for t in self.targets if t.allow_private_networks for d in t.allowed_domains)
 
 
 def config_path(explicit: str | Path | None = None) -> Path:

@@ -2,9 +2,12 @@
 
 Every request — first hop, redirect, robots.txt or sitemap entry — passes this
 downloader middleware. The host is resolved (through Scrapy's caching resolver,
-so the connection that follows uses the same answer) and refused when any
-address is loopback, private, link-local, multicast or otherwise not global,
-unless the request's target allows private networks in the config.
+so the connection that follows uses the same answer) and refused when an
+address is loopback, private, link-local, multicast or otherwise not global.
+Exceptions come from the config: top-level ``allow_private_networks: true``
+allows private addresses everywhere; a target's own flag allows them only
+inside that target's ``allowed_domains``, so its pages cannot redirect the
+crawler to other internal hosts.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from urllib.parse import urlsplit
 from scrapy.exceptions import IgnoreRequest
 from scrapy.utils.defer import deferred_to_future
 
-from crawler.config import ConfigError, load_config
+from crawler.config import ConfigError, in_scope, load_config
 
 logger = logging.getLogger(__name__)
 
@@ -37,9 +40,9 @@ def is_public(address: str) -> bool:
 
 
 class NetworkGuardMiddleware:
-    def __init__(self, allow_private_default: bool, private_hosts: frozenset[str], stats):
-        self.allow_private_default = allow_private_default
-        self.private_hosts = private_hosts
+    def __init__(self, allow_everywhere: bool, private_scope: tuple[str, ...], stats):
+        self.allow_everywhere = allow_everywhere
+        self.private_scope = private_scope
         self.stats = stats
 
     @classmethod
@@ -47,27 +50,14 @@ class NetworkGuardMiddleware:
         try:
             config = load_config(crawler.settings.get("FINPATROL_CONFIG"))
         except ConfigError:  # the spider reports config errors; the guard stays strict
-            return cls(False, frozenset(), crawler.stats)
-        hosts = frozenset(
-            d.partition(":")[0]
-            for t in config.targets
-            if config.allows_private(t)
-            for d in t.allowed_domains
-        )
-        return cls(config.allow_private_networks, hosts, crawler.stats)
-
-    def _allows_private(self, request, host: str) -> bool:
-        allowed = request.meta.get("finpatrol_allow_private")
-        if allowed is not None:
-            return bool(allowed)
-        return self.allow_private_default or host in self.private_hosts
+            return cls(False, (), crawler.stats)
+        return cls(config.allow_private_networks, config.private_scope(), crawler.stats)
 
     async def process_request(self, request):
-        host = (urlsplit(request.url).hostname or "").lower()
-        if self._allows_private(request, host):
+        if self.allow_everywhere or in_scope(request.url, self.private_scope):
             return None
-        addresses = await self._resolve(host)
-        bad = [a for a in addresses if not is_public(a)]
+        host = (urlsplit(request.url).hostname or "").lower()
+        bad = [a for a in await self._resolve(host) if not is_public(a)]
         if bad:
             self.stats.inc_value("guard/blocked/private_network")
             raise BlockedRequest(

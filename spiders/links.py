@@ -14,6 +14,8 @@ from urllib.parse import urlsplit
 from scrapy.linkextractors import IGNORED_EXTENSIONS
 from w3lib.url import canonicalize_url
 
+from crawler.config import in_scope  # noqa: F401  (re-exported for the spiders)
+
 MAX_PATH_SEGMENTS = 15
 MAX_SEGMENT_REPEATS = 2
 MAX_QUERY_VARIANTS = 50
@@ -22,20 +24,6 @@ _IGNORED = tuple("." + ext for ext in IGNORED_EXTENSIONS)
 _DATE = re.compile(r"(?:19|20)\d\d[-/_.]?(?:0?[1-9]|1[0-2])(?:[-/_.]?(?:0?[1-9]|[12]\d|3[01]))?")
 _DATE_KEYS = re.compile(r"(?:^|&)(?:year|month|day|date|cal|calendar|ym|time)=", re.IGNORECASE)
 _DIGITS = re.compile(r"\d+")
-
-
-def in_scope(url: str, scope: tuple[str, ...]) -> bool:
-    """``example.com`` covers the host and its subdomains on any port; ``host:port`` one port."""
-    parts = urlsplit(url)
-    host = (parts.hostname or "").lower()
-    for entry in scope:
-        name, _, port = entry.partition(":")
-        if port:
-            if host == name and str(parts.port or "") == port:
-                return True
-        elif host == name or host.endswith("." + name):
-            return True
-    return False
 
 
 def is_followable(url: str) -> bool:

@@ -96,7 +96,6 @@ class SitePatrolSpider(scrapy.Spider):
         return {
             "finpatrol_target": target.id,
             "finpatrol_depth": depth,
-            "finpatrol_allow_private": self.config.allows_private(target),
             "dont_obey_robotstxt": not self.config.obeys_robots(target),
         }
 

@@ -45,7 +45,7 @@ def test_good_config_is_typed_frozen_and_resolved(tmp_path):
     assert local.allowed_domains == ("127.0.0.1:8080",), "an explicit port narrows the scope"
     assert config.state_dir == tmp_path / "state"
     assert config.db_url == f"sqlite:///{tmp_path / 'state' / 'finpatrol.db'}"
-    assert config.allows_private(local) and not config.allows_private(first)
+    assert config.private_scope() == ("127.0.0.1:8080",)
     with pytest.raises(Exception):
         first.max_pages = 3
 

@@ -1,0 +1,54 @@
+"""Shared test helpers: write a patrol config, run the real CLI in a subprocess, read the state DB."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def cli(*args: str, cwd: Path | None = None, timeout: float = 240, env: dict | None = None):
+    """Run ``finpatrol`` as a new process (Twisted's reactor cannot restart in-process)."""
+    full_env = os.environ | {"PYTHONPATH": str(REPO), "COLUMNS": "200"} | (env or {})
+    return subprocess.run(
+        [sys.executable, "-m", "crawler.cli", *args],
+        cwd=cwd or REPO, env=full_env, capture_output=True, text=True, timeout=timeout,
+    )
+
+
+def json_lines(output: str) -> list[dict]:
+    return [json.loads(line) for line in output.splitlines() if line.startswith("{")]
+
+
+@pytest.fixture
+def make_config(tmp_path):
+    """Write a patrol.yaml in a fresh directory; returns its path."""
+
+    def write(targets: list[dict], **top) -> Path:
+        document = {"state_dir": "state", "allow_private_networks": True, "download_timeout": 5} | top
+        document["targets"] = [
+            {"name": t["id"], "business": "p2p", "max_pages": 50} | t for t in targets
+        ]
+        path = tmp_path / "patrol.yaml"
+        path.write_text(yaml.safe_dump(document, allow_unicode=True, sort_keys=False), encoding="utf-8")
+        return path
+
+    return write
+
+
+@pytest.fixture
+def patrol(make_config):
+    """Patrol with the real CLI; returns (completed process, config path)."""
+
+    def run(config: Path, *extra: str):
+        result = cli("patrol", "--config", str(config), *extra)
+        return result
+
+    return run
