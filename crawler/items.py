@@ -32,6 +32,12 @@ class PageItem:
     """URLs of the redirect chain before ``final_url``, in order."""
     rendered: bool = False
     """True when the body is the DOM after a browser rendered the page."""
+    screenshot: bytes | None = None
+    """Full-page PNG taken by the browser, when the page was rendered with a screenshot."""
+    request_headers: dict[str, str] = field(default_factory=dict)
+    """Headers of the final request as sent, names lower-cased (for the WARC request record)."""
+    protocol: str = "HTTP/1.1"
+    """HTTP version of the response (for the WARC response record)."""
     sha256: str = ""
     """Hex SHA-256 of ``body``, set by the extract pipeline."""
     unchanged: bool = False

@@ -41,4 +41,10 @@ def page_item(response: Response, target_id: str, depth: int) -> PageItem:
         depth=depth,
         redirects=redirects,
         rendered="playwright" in response.flags or bool(response.meta.get("playwright")),
+        screenshot=response.meta.get("finpatrol_screenshot"),
+        request_headers={
+            k.decode("latin-1").lower(): b", ".join(v).decode("latin-1")
+            for k, v in response.request.headers.items()
+        } if response.request is not None else {},
+        protocol=response.protocol or "HTTP/1.1",
     )
