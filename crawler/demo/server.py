@@ -13,7 +13,7 @@ A static site's ``_site.json`` may set::
      "send_charset_header": true,       # add "; charset=..." to text Content-Types
      "no_charset_header": ["/a.html"],  # paths served without it (meta tag decides)
      "headers": {"X-Powered-By": "..."},# extra headers on every reply
-     "redirects": {"/old": "/new"}}     # 301 redirects (path or absolute URL)
+     "redirects": {"/old": "/new"}}     # 301 redirects; keys with a query match first
 
 In text files ``__SITE_<id>__`` placeholders are replaced from ``substitutions``
 and ``__BASE_URL__`` by the serving server's own base URL.
@@ -186,13 +186,14 @@ class SiteServer:
         self._preferred_port = port
         self._lock = threading.Lock()
         self._httpd: _HTTPServer | None = None
+        self._port = 0  # the last port bound, still reported after stop()
         self._thread: threading.Thread | None = None
 
     @property
     def port(self) -> int:
-        if self._httpd is None:
+        if not self._port:
             raise RuntimeError(f"{self.name}: server not started")
-        return self._httpd.server_address[1]
+        return self._port
 
     @property
     def base_url(self) -> str:
@@ -215,6 +216,7 @@ class SiteServer:
                 raise
             logger.debug("%s: port %d taken, using a free one", self.name, self._preferred_port)
             self._httpd = _HTTPServer(self, 0)
+        self._port = self._httpd.server_address[1]
         self.stopping.clear()
         self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05},
                                         name=f"SiteServer-{self.name}", daemon=True)
@@ -252,13 +254,15 @@ def _as_reply(value: Reply | bytes | str) -> Reply:
 
 
 def routes(mapping: Mapping[str, Reply | bytes | str | Callable[[Request], Reply]]) -> Resolver:
-    """Exact-path resolver: the path with its query is tried first, then without it."""
-    table = dict(mapping)
+    """Exact-path resolver: the path with its query is tried first, then without it.
+
+    The mapping is read on every request, so a test can edit the site between patrols.
+    """
 
     def resolve(request: Request) -> Reply | None:
         for key in (request.path, request.path.split("?", 1)[0]):
-            if key in table:
-                value = table[key]
+            if key in mapping:
+                value = mapping[key]
                 return value(request) if callable(value) else _as_reply(value)
         return None
 
@@ -303,8 +307,9 @@ def static_site(root: Path, *, substitutions: Mapping[str, str] | None = None) -
         url_path = url_path if url_path.startswith("/") else "/" + url_path
         extra = dict(config.get("headers", {}))
         redirects = config.get("redirects", {})
-        if url_path in redirects:
-            return Reply(301, {**extra, "Location": redirects[url_path], "Content-Length": "0"})
+        for key in (request.path, url_path):
+            if key in redirects:
+                return Reply(301, {**extra, "Location": redirects[key], "Content-Length": "0"})
         target = (root / url_path.lstrip("/")).resolve()
         if not target.is_relative_to(root) or target.name.startswith("_"):
             return None
