@@ -25,6 +25,9 @@ from pydantic import (
     model_validator,
 )
 
+from crawler.alerts.config import AlertsConfig, RoutingConfig, SmtpConfig
+from crawler.schedule.config import SchedulesConfig
+
 logger = logging.getLogger(__name__)
 
 DEFAULT_CONFIG = "patrol.yaml"
@@ -141,6 +144,10 @@ class PatrolConfig(_Frozen):
     concurrency_per_domain: int = Field(4, ge=1, le=64)
     download_timeout: int = Field(30, ge=1, le=600)
     targets: tuple[Target, ...] = ()
+    alerts: AlertsConfig = AlertsConfig()
+    routing: RoutingConfig = RoutingConfig()
+    smtp: SmtpConfig = SmtpConfig()
+    schedules: SchedulesConfig = SchedulesConfig()
     source: Path | None = Field(None, exclude=True)
 
     @model_validator(mode="after")

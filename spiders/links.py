@@ -19,9 +19,9 @@ from crawler.config import in_scope  # noqa: F401  (re-exported for the spiders)
 MAX_PATH_SEGMENTS = 15
 MAX_SEGMENT_REPEATS = 2
 MAX_QUERY_VARIANTS = 50
-MAX_DATE_SHAPED = 50
+MAX_DATE_SHAPED = 30
 _IGNORED = tuple("." + ext for ext in IGNORED_EXTENSIONS)
-_DATE = re.compile(r"(?:19|20)\d\d[-/_.]?(?:0?[1-9]|1[0-2])(?:[-/_.]?(?:0?[1-9]|[12]\d|3[01]))?")
+_DATE = re.compile(r"(?<!\d)(?:19|20)\d\d[-/_.]?(?:1[0-2]|0?[1-9])(?:[-/_.]?(?:3[01]|[12]\d|0?[1-9]))?(?!\d)")
 _DATE_KEYS = re.compile(r"(?:^|&)(?:year|month|day|date|cal|calendar|ym|time)=", re.IGNORECASE)
 _DIGITS = re.compile(r"\d+")
 
@@ -62,7 +62,10 @@ class LinkBudget:
             if self.query_variants[parts.path] > MAX_QUERY_VARIANTS:
                 return "query_variants"
         if _DATE.search(parts.path) or _DATE_KEYS.search(parts.query):
-            shape = _DIGITS.sub("#", parts.path) + "?" + _DIGITS.sub("#", parts.query)
+            # Only the date is generalised: /news/2026/11/123.html and /news/2026/11/124.html
+            # are two articles, /cal/2026-01 and /cal/2026-02 are one calendar.
+            query = _DIGITS.sub("#", parts.query) if _DATE_KEYS.search(parts.query) else parts.query
+            shape = _DATE.sub("DATE", parts.path) + "?" + _DATE.sub("DATE", query)
             self.date_shapes[shape] += 1
             if self.date_shapes[shape] > MAX_DATE_SHAPED:
                 return "calendar"

@@ -12,18 +12,17 @@ from dataclasses import dataclass, field
 from urllib.parse import urljoin, urlsplit
 
 import scrapy
-from scrapy.exceptions import IgnoreRequest
+from scrapy.exceptions import (
+    CannotResolveHostError,
+    DownloadCancelledError,
+    DownloadConnectionRefusedError,
+    DownloadFailedError,
+    DownloadTimeoutError,
+    IgnoreRequest,
+    ResponseDataLossError,
+)
 from scrapy.http import Response
 from scrapy.utils.sitemap import Sitemap
-from twisted.internet.error import (
-    ConnectError,
-    ConnectionLost,
-    ConnectionRefusedError,
-    DNSLookupError,
-    TCPTimedOutError,
-    TimeoutError,
-)
-from twisted.web._newclient import ResponseFailed, ResponseNeverReceived
 
 from crawler.config import PatrolConfig, Target, load_config
 from spiders.links import LinkBudget, in_scope, is_followable
@@ -32,11 +31,11 @@ from spiders.pages import is_html, page_item
 logger = logging.getLogger(__name__)
 
 _FAILURES = (
-    (DNSLookupError, "dns"),
-    ((TimeoutError, TCPTimedOutError), "timeout"),
-    (ConnectionRefusedError, "refused"),
-    ((ConnectionLost, ResponseFailed, ResponseNeverReceived), "connection_lost"),
-    (ConnectError, "connect"),
+    (CannotResolveHostError, "dns"),
+    (DownloadTimeoutError, "timeout"),
+    (DownloadConnectionRefusedError, "refused"),
+    ((DownloadFailedError, ResponseDataLossError), "connection_lost"),
+    (DownloadCancelledError, "too_large"),
     (IgnoreRequest, "ignored"),
 )
 

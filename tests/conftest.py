@@ -16,7 +16,8 @@ REPO = Path(__file__).resolve().parent.parent
 
 def cli(*args: str, cwd: Path | None = None, timeout: float = 240, env: dict | None = None):
     """Run ``finpatrol`` as a new process (Twisted's reactor cannot restart in-process)."""
-    full_env = os.environ | {"PYTHONPATH": str(REPO), "COLUMNS": "200"} | (env or {})
+    pythonpath = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p)
+    full_env = os.environ | {"PYTHONPATH": pythonpath, "COLUMNS": "200"} | (env or {})
     return subprocess.run(
         [sys.executable, "-m", "crawler.cli", *args],
         cwd=cwd or REPO, env=full_env, capture_output=True, text=True, timeout=timeout,

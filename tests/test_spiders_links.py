@@ -43,4 +43,7 @@ def test_calendar_stops_at_budget_but_article_ids_do_not():
     admitted = [budget.admit(u)[0] for u in months]
     assert sum(1 for a in admitted if a) == MAX_DATE_SHAPED
     articles = [budget.admit(f"http://a.cn/article/{i}.html")[0] for i in range(300)]
-    assert all(articles)
+    dated = [budget.admit(f"http://a.cn/news/2026/11/27/{i}.html")[0] for i in range(100, 200)]
+    assert all(articles) and all(dated)
+    by_query = [budget.admit(f"http://a.cn/cal?year=2026&month={m}&day={d}")[0] for m in range(12) for d in range(5)]
+    assert sum(1 for a in by_query if a) == MAX_DATE_SHAPED

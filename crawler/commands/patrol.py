@@ -57,11 +57,14 @@ def run_and_report(config: PatrolConfig, targets: tuple[str, ...], quiet: bool =
     chosen = [t.id for t in config.targets if t.enabled and (not targets or t.id in targets)]
     if not chosen:
         raise click.ClickException(f"{config.source}: no enabled targets to patrol")
-    with Live(console=console, transient=True, disable=quiet or not console.is_terminal) as live:
-        progress = run_patrol(
-            config, targets,
-            on_item=lambda p, _item: live.update(progress_table(config, chosen, p)),
-        )
+    if quiet or not console.is_terminal:
+        progress = run_patrol(config, targets)
+    else:
+        with Live(console=console, transient=True, refresh_per_second=4) as live:
+            progress = run_patrol(
+                config, targets,
+                on_item=lambda p, _item: live.update(progress_table(config, chosen, p)),
+            )
     db = open_db(config)
     try:
         run = get_run(db, progress.run_id) if progress.run_id else None

@@ -74,6 +74,7 @@ Resolver = Callable[[Request], "Reply | None"]
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    server_version, sys_version = "nginx", ""  # "Server: nginx", like a small real site
     disable_nagle_algorithm = True
     timeout = 30  # idle keep-alive connections are dropped after this
     server: _HTTPServer

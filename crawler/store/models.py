@@ -96,6 +96,9 @@ class Page(Base):
     last_run_id: Mapped[int | None] = mapped_column(Integer)
     current_hit_id: Mapped[int | None] = mapped_column(Integer)
     """The hit of the page's latest verdict, or None when it has no labels."""
+    gone_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    """When a finished patrol of the target no longer found the page; None while online."""
+    gone_run_id: Mapped[int | None] = mapped_column(Integer)
 
 
 class Hit(Base):
@@ -126,6 +129,11 @@ class Hit(Base):
     last_seen: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     first_run_id: Mapped[int | None] = mapped_column(Integer)
     last_run_id: Mapped[int | None] = mapped_column(Integer)
+    removed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    """When the page stopped saying this (text changed or page gone): rectified. None while live."""
+    removed_run_id: Mapped[int | None] = mapped_column(Integer)
+    reopened_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    """When a removed hit's verdict came back on its page (latest time)."""
 
 
 class HitCategory(Base):
@@ -134,3 +142,43 @@ class HitCategory(Base):
     __tablename__ = "hit_categories"
     hit_id: Mapped[int] = mapped_column(ForeignKey("hits.id"), primary_key=True)
     category: Mapped[str] = mapped_column(String(32), primary_key=True, index=True)
+
+
+class PageVersion(Base):
+    """One readable version of a page: consecutive fetches with the same title and text."""
+
+    __tablename__ = "page_versions"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    page_id: Mapped[int] = mapped_column(ForeignKey("pages.id"), index=True)
+    text_fingerprint: Mapped[str] = mapped_column(String(64))
+    sha256: Mapped[str] = mapped_column(String(64))
+    """SHA-256 of the body first fetched with this text."""
+    last_sha256: Mapped[str] = mapped_column(String(64))
+    """SHA-256 of the body last fetched with this text (bytes may change, text not)."""
+    title: Mapped[str] = mapped_column(Text, default="")
+    text: Mapped[str] = mapped_column(Text, default="")
+    first_seen: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    last_seen: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    first_run_id: Mapped[int | None] = mapped_column(Integer)
+    last_run_id: Mapped[int | None] = mapped_column(Integer)
+
+
+class PageChange(Base):
+    """What one patrol run found changed on one page: added, changed or gone."""
+
+    __tablename__ = "page_changes"
+    __table_args__ = (Index("ix_page_changes_target_at", "target_id", "at"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    run_id: Mapped[int | None] = mapped_column(Integer, index=True)
+    target_id: Mapped[str] = mapped_column(String(64))
+    page_id: Mapped[int] = mapped_column(ForeignKey("pages.id"), index=True)
+    url: Mapped[str] = mapped_column(Text)
+    kind: Mapped[str] = mapped_column(String(8))
+    """added (new, or back after being gone) | changed (text or verdict) | gone"""
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    old_version_id: Mapped[int | None] = mapped_column(Integer)
+    new_version_id: Mapped[int | None] = mapped_column(Integer)
+    old_hit_id: Mapped[int | None] = mapped_column(Integer)
+    """The page's hit before the change (removed by it when it differs from new_hit_id)."""
+    new_hit_id: Mapped[int | None] = mapped_column(Integer)
+    """The page's hit after the change (opened or reopened by it when it differs)."""

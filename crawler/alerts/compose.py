@@ -1,0 +1,172 @@
+"""Compose queued alerts into outbox messages: immediate mail and daily digests.
+
+Immediate deliveries of one unit that concern the same hit become one message.
+Non-urgent ones wait out ``alerts.quiet_hours``; beyond
+``alerts.max_per_recipient_per_hour`` immediate messages to a unit (opinion
+alerts excepted) the rest roll into that unit's next digest. A digest per unit
+goes out once a day after ``alerts.digest_time``, grouped by institution.
+Each message is written to the outbox in the same transaction that marks its
+deliveries mailed, with a Message-ID derived from its content's identity.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections import defaultdict
+from datetime import datetime, timedelta
+from email import policy
+
+from sqlalchemy import func, select
+
+from crawler.alerts import message
+from crawler.alerts.models import Alert, AlertState, Delivery, OutboxMessage, ensure_schema
+from crawler.alerts.rules import digest_due, in_quiet_hours, local
+from crawler.config import PatrolConfig
+from crawler.store.db import StateDB, parse_time, utcnow
+
+logger = logging.getLogger(__name__)
+LAST_DIGEST = "last_digest_at"
+
+
+def compose(db: StateDB, config: PatrolConfig, now: datetime | None = None, force_digest: bool = False) -> list[int]:
+    """Compose everything due now; return the new outbox ids."""
+    ensure_schema(db)
+    now = now or utcnow()
+    return compose_immediate(db, config, now) + compose_digests(db, config, now, force_digest)
+
+
+def compose_immediate(db: StateDB, config: PatrolConfig, now: datetime) -> list[int]:
+    quiet = in_quiet_hours(config.alerts, now)
+    out = []
+    with db.new_session() as session, session.begin():
+        rows = session.execute(
+            select(Delivery, Alert).join(Alert, Alert.id == Delivery.alert_id)
+            .where(Delivery.state == "pending").order_by(Alert.id)
+        ).all()
+        groups: dict[tuple, list] = defaultdict(list)
+        for delivery, alert in rows:
+            if quiet and not alert.urgent:
+                continue
+            groups[(delivery.unit, alert.hit_id or -alert.id)].append((delivery, alert))
+        sent_last_hour = _recent_counts(session, now)
+        for (unit, _key), items in groups.items():
+            capped = all(a.kind == "hit" for _d, a in items)
+            if capped and sent_last_hour[unit] >= config.alerts.max_per_recipient_per_hour:
+                for delivery, _a in items:
+                    delivery.state = "digest"
+                logger.info("unit %s over its hourly cap: %d alert(s) go to the digest", unit, len(items))
+                continue
+            out.append(_queue(session, config, unit, [a for _d, a in items], [d for d, _a in items], now))
+            sent_last_hour[unit] += 1
+    return out
+
+
+def _recent_counts(session, now: datetime) -> dict[str, int]:
+    rows = session.execute(
+        select(OutboxMessage.unit, func.count()).where(
+            OutboxMessage.created_at >= now - timedelta(hours=1),
+            OutboxMessage.kind.in_(("immediate", "opinion")),
+        ).group_by(OutboxMessage.unit)
+    )
+    counts: dict[str, int] = defaultdict(int)
+    counts.update({unit: n for unit, n in rows})
+    return counts
+
+
+def _queue(session, config, unit, alerts: list[Alert], deliveries: list[Delivery], now) -> int:
+    alerts.sort(key=lambda a: (a.kind != "opinion", a.kind != "hit", -_rank(a.risk)))
+    kind = "opinion" if alerts[0].kind == "opinion" else ("operator" if alerts[0].kind == "operator" else "immediate")
+    ids = "-".join(str(a.id) for a in sorted(alerts, key=lambda a: a.id))
+    msg_id = _message_id(config, f"alert-{ids}.{unit}")
+    subject = subject_for(alerts[0], len(alerts))
+    groups = [{"title": "", "alerts": [_payload(a) for a in alerts]}]
+    msg = message.build(config, unit, subject=subject, message_id=msg_id, groups=groups, now=now)
+    return _add_outbox(session, kind, unit, msg, now, deliveries)
+
+
+def compose_digests(db: StateDB, config: PatrolConfig, now: datetime, force: bool = False) -> list[int]:
+    out = []
+    with db.new_session() as session, session.begin():
+        state = session.get(AlertState, LAST_DIGEST)
+        if state is None and not force:
+            # The first digest goes out at the first digest_time after alerts first ran.
+            session.add(AlertState(key=LAST_DIGEST, value=now.isoformat()))
+            return []
+        last = parse_time(state.value) if state else None
+        if not force and not digest_due(config.alerts, now, last):
+            return []
+        rows = session.execute(
+            select(Delivery, Alert).join(Alert, Alert.id == Delivery.alert_id)
+            .where(Delivery.state == "digest").order_by(Alert.id)
+        ).all()
+        per_unit: dict[str, list] = defaultdict(list)
+        for delivery, alert in rows:
+            per_unit[delivery.unit].append((delivery, alert))
+        for unit, items in sorted(per_unit.items()):
+            out.append(_digest(session, config, unit, items, now))
+        if state is None:
+            state = AlertState(key=LAST_DIGEST, value="")
+            session.add(state)
+        state.value = now.isoformat()
+    return out
+
+
+def _digest(session, config, unit, items, now) -> int:
+    by_inst: dict[str, list[Alert]] = defaultdict(list)
+    for _d, alert in items:
+        by_inst[alert.payload.get("institution") or alert.target_id or "—"].append(alert)
+    unit_name = config.routing.units[unit].name
+    day = local(config.alerts, now).date().isoformat()
+    groups = [
+        {"title": f"{inst}（{len(alerts)} 条）", "alerts": [_payload(a) for a in alerts]}
+        for inst, alerts in sorted(by_inst.items(), key=lambda kv: -max(_rank(a.risk) for a in kv[1]))
+    ]
+    subject = f"【每日汇总】{unit_name} {day}：{len(items)}条巡查发现，涉及{len(by_inst)}家机构"
+    intro = f"{day} 汇总：{len(items)} 条巡查发现，按机构分组，风险高者在前。"
+    ids = sorted(a.id for _d, a in items)
+    msg_id = _message_id(config, f"digest-{day}-{ids[0]}-{ids[-1]}-{len(ids)}.{unit}")
+    msg = message.build(config, unit, subject=subject, message_id=msg_id, groups=groups, now=now,
+                        digest=True, intro=intro)
+    return _add_outbox(session, "digest", unit, msg, now, [d for d, _a in items])
+
+
+def _add_outbox(session, kind, unit, msg, now, deliveries) -> int:
+    row = OutboxMessage(
+        message_id=msg["Message-ID"], kind=kind, unit=unit,
+        recipients=[a.addr_spec for a in msg["To"].addresses], subject=str(msg["Subject"]),
+        raw=msg.as_bytes(policy=policy.SMTP), status="pending", attempts=0, next_attempt_at=now, created_at=now,
+    )
+    session.add(row)
+    session.flush()
+    for delivery in deliveries:
+        delivery.state, delivery.outbox_id = "mailed", row.id
+    logger.info("outbox %s: %s to %s: %s", row.id, kind, unit, row.subject)
+    return row.id
+
+
+def _payload(alert: Alert) -> dict:
+    return {**alert.payload, "kind": alert.kind, "alert_id": alert.id}
+
+
+def _rank(risk: str) -> int:
+    return {"high": 3, "medium": 2, "low": 1}.get(risk, 0)
+
+
+def _message_id(config: PatrolConfig, token: str) -> str:
+    domain = config.smtp.sender.rpartition("@")[2] or "finpatrol.local"
+    digest = hashlib.sha256(f"{config.db_url}|{token}".encode()).hexdigest()[:12]
+    return f"<{token}.{digest}@{domain}>"
+
+
+def subject_for(alert: Alert, count: int) -> str:
+    p = alert.payload
+    more = f"（另{count - 1}项）" if count > 1 else ""
+    if alert.kind == "opinion":
+        if p.get("reason") == "first_mass_incident":
+            return f"【舆情预警·群体性事件苗头】{p['institution']}{more}"
+        return f"【舆情预警】{p['institution']}：{p['window_hours']}小时内风险信号{p['count']}条{more}"
+    if alert.kind == "operator":
+        return f"【巡查运行异常】{p['subject']}"
+    risk = message.RISK_ZH.get(alert.risk, alert.risk)
+    return f"【{risk}】{p['category_zh']} - {p['institution']}{more}"

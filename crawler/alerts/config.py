@@ -1,0 +1,227 @@
+"""The ``alerts:``, ``routing:`` and ``smtp:`` blocks of ``patrol.yaml``.
+
+Frozen pydantic models (unknown keys are errors) that ``crawler.config.PatrolConfig``
+embeds. Defaults give a working setup with no configuration at all: serious hits
+and collapse / 维权 signals alert at once, the rest goes into a daily digest at
+08:30 Asia/Shanghai, routing follows the 1+6 mapping of DOMAIN.md, and with no
+``smtp.host`` every message is written as an ``.eml`` file under
+``state_dir/outbox/``. See docs/alerts.md for the reference.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import time
+from typing import Annotated, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+
+RISKS = ("none", "low", "medium", "high")
+Risk = Literal["none", "low", "medium", "high"]
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
+_UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def risk_rank(risk: str) -> int:
+    return RISKS.index(risk) if risk in RISKS else 0
+
+
+def _duration(value) -> float:
+    """``90`` (seconds), ``"15m"``, ``"12h"``, ``"7d"`` → seconds."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    match = _DURATION.match(str(value))
+    if not match:
+        raise ValueError(f"expected a duration like 90, '15m', '12h' or '7d', got {value!r}")
+    return float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+
+
+def _clock(value) -> time:
+    if isinstance(value, int) and not isinstance(value, bool):  # YAML reads 08:30 as 510 (sexagesimal)
+        value = f"{value // 60:02d}:{value % 60:02d}"
+    if isinstance(value, time):
+        return value
+    match = re.fullmatch(r"\s*(\d{1,2}):(\d{2})\s*", str(value))
+    if not match or int(match.group(1)) > 23 or int(match.group(2)) > 59:
+        raise ValueError(f"expected a time of day like '08:30', got {value!r}")
+    return time(int(match.group(1)), int(match.group(2)))
+
+
+Seconds = Annotated[float, BeforeValidator(_duration), Field(ge=0)]
+Clock = Annotated[time, BeforeValidator(_clock)]
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=True)
+
+
+def check_timezone(value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown time zone {value!r} (expected e.g. 'Asia/Shanghai')") from None
+    return value
+
+
+class Rule(_Frozen):
+    """First matching rule wins: which hits alert at once, go to the digest, or are ignored."""
+
+    categories: tuple[str, ...] = ("*",)
+    """Category ids, ``*`` for any."""
+    min_risk: Risk = "low"
+    action: Literal["immediate", "digest", "ignore"]
+
+
+DEFAULT_RULES = (
+    Rule(categories=("mass_incident", "collapse_signal"), min_risk="low", action="immediate"),
+    Rule(categories=("*",), min_risk="high", action="immediate"),
+    Rule(categories=("*",), min_risk="low", action="digest"),
+)
+
+
+class QuietHours(_Frozen):
+    """Non-urgent immediate mail found in this span waits until it ends (local time)."""
+
+    start: Clock = time(22, 0)
+    end: Clock = time(7, 0)
+
+
+class OpinionConfig(_Frozen):
+    """Early warning on collapse / 维权 signals about one institution (三(六))."""
+
+    categories: tuple[str, ...] = ("collapse_signal", "mass_incident")
+    window: Seconds = 24 * 3600
+    """Sliding window in which hits are counted."""
+    threshold: int = Field(5, ge=1)
+    """Alert when the window holds at least this many hits."""
+    baseline_days: int = Field(7, ge=1, le=90)
+    """Trailing days before the window that make the institution's own baseline."""
+    spike_factor: float = Field(3.0, gt=1)
+    """Alert when the count reaches this multiple of the baseline mean per window ..."""
+    min_count: int = Field(3, ge=1)
+    """... and is at least this."""
+    first_mass_incident: bool = True
+    """The first ``mass_incident`` hit of an institution alerts at once."""
+
+
+class AlertsConfig(_Frozen):
+    enabled: bool = True
+    rules: tuple[Rule, ...] = DEFAULT_RULES
+    targets: dict[str, tuple[Rule, ...]] = {}
+    """Per-target rules, tried before ``rules`` (e.g. ignore a bank's own compliant pages)."""
+    urgent_risk: Risk = "high"
+    """Immediate alerts at or above this risk ignore quiet hours (opinion alerts always do)."""
+    timezone: Annotated[str, BeforeValidator(check_timezone)] = "Asia/Shanghai"
+    digest_time: Clock = time(8, 30)
+    quiet_hours: QuietHours | None = QuietHours()
+    renotify_after: Seconds = 7 * 86400
+    """The same institution + category + matched text alerts again only after this long."""
+    max_per_recipient_per_hour: int = Field(20, ge=1)
+    """More immediate mails to one unit within an hour roll into its next digest."""
+    opinion: OpinionConfig = OpinionConfig()
+    operator_alerts: bool = True
+    """Failed, missed or unhealthy scheduled crawls mail the operator unit."""
+
+
+class Unit(_Frozen):
+    name: str
+    emails: tuple[str, ...] = ()
+
+    @field_validator("emails")
+    @classmethod
+    def _emails(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for email in value:
+            if not re.fullmatch(r"[^@\s<>,;]+@[^@\s<>,;]+", email):
+                raise ValueError(f"not an e-mail address: {email!r}")
+        return value
+
+
+class CategoryRoute(_Frozen):
+    units: tuple[str, ...]
+    min_risk: Risk = "none"
+
+
+DEFAULT_UNITS = {
+    "cbrc": Unit(name="江津银监分局"),
+    "finance_office": Unit(name="区金融办"),
+    "pboc": Unit(name="人行江津中心支行"),
+    "market_regulator": Unit(name="江津工商分局"),
+    "police": Unit(name="区公安局"),
+    "opinion": Unit(name="区委宣传部 / 区网信办"),
+    "office": Unit(name="领导小组办公室"),
+    "housing": Unit(name="区城乡建委 / 区国土房管局"),
+    "operator": Unit(name="系统运维"),
+}
+DEFAULT_BUSINESS = {
+    "p2p": ("cbrc",),
+    "crowdfunding": ("finance_office",),
+    "insurance": ("finance_office",),
+    "payment": ("pboc",),
+    "asset_management": ("pboc",),
+    "other": ("office",),
+}
+DEFAULT_CATEGORIES = {
+    "false_advertising": CategoryRoute(units=("market_regulator",)),
+    "illegal_fundraising": CategoryRoute(units=("police",), min_risk="high"),
+    "collapse_signal": CategoryRoute(units=("opinion", "office")),
+    "mass_incident": CategoryRoute(units=("opinion", "office")),
+    "real_estate_finance": CategoryRoute(units=("housing",)),
+    "equity_crowdfunding": CategoryRoute(units=("finance_office",)),
+    "payment_violation": CategoryRoute(units=("pboc",)),
+}
+
+
+class RoutingConfig(_Frozen):
+    """Lead units (四(一)3) and which hits go to which; the defaults are DOMAIN.md's table.
+
+    ``units`` given in the config are merged over the defaults by id, so setting only
+    ``emails`` of ``cbrc`` keeps every other unit.
+    """
+
+    units: dict[str, Unit] = {}
+    business: dict[str, tuple[str, ...]] = {}
+    categories: dict[str, CategoryRoute] = {}
+    opinion_units: tuple[str, ...] = ("opinion", "office")
+    operator_unit: str = "operator"
+    fallback_unit: str = "office"
+    """Gets hits that no rule routes anywhere."""
+
+    @model_validator(mode="after")
+    def _merge_defaults(self) -> "RoutingConfig":
+        units = dict(DEFAULT_UNITS)
+        for unit_id, unit in self.units.items():
+            units[unit_id] = unit
+        object.__setattr__(self, "units", units)
+        object.__setattr__(self, "business", {**DEFAULT_BUSINESS, **self.business})
+        object.__setattr__(self, "categories", {**DEFAULT_CATEGORIES, **self.categories})
+        named = [*self.opinion_units, self.operator_unit, self.fallback_unit]
+        named += [u for us in self.business.values() for u in us]
+        named += [u for route in self.categories.values() for u in route.units]
+        unknown = sorted({u for u in named if u not in units})
+        if unknown:
+            raise ValueError(f"unknown unit id(s) {', '.join(unknown)}; define them under routing.units")
+        return self
+
+
+class SmtpConfig(_Frozen):
+    """Outgoing mail; with no ``host`` messages are written as .eml files instead."""
+
+    host: str | None = None
+    port: int | None = Field(None, ge=1, le=65535)
+    security: Literal["starttls", "tls", "none"] = "starttls"
+    """``starttls`` (port 587), ``tls`` = implicit TLS (port 465), ``none`` (port 25, local relays)."""
+    username_env: str = "FINPATROL_SMTP_USER"
+    password_env: str = "FINPATROL_SMTP_PASSWORD"
+    sender: str = "finpatrol@localhost"
+    sender_name: str = "互联网金融风险巡查预警"
+    ca_file: str | None = None
+    """Extra CA bundle for a server certificate signed by a private CA."""
+    timeout: Seconds = 30
+    retry_base: Seconds = 30
+    retry_max: Seconds = 3600
+    """Backoff doubles from ``retry_base`` up to ``retry_max``; retries never stop."""
+
+    @property
+    def effective_port(self) -> int:
+        return self.port or {"starttls": 587, "tls": 465, "none": 25}[self.security]

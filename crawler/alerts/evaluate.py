@@ -1,0 +1,157 @@
+"""Turn stored hits into alerts, after each patrol run, from the state DB.
+
+Why here and not in a Scrapy pipeline: the state DB is the source of truth, and
+a pipeline that dies between storing a hit and queueing its alert would lose the
+alert. Evaluating from the DB instead is lossless and idempotent: every patrol
+run (scheduled, ``finpatrol patrol`` or another process) is evaluated until it is
+recorded in ``alert_runs`` in the same transaction as its alerts, and repeats are
+suppressed by the dedup marks. The scheduler calls :func:`evaluate` after every
+crawl and on its ``alerts_every`` tick; ``finpatrol alerts send`` calls it too.
+
+Settings: ``alerts.*`` (rules, opinion, renotify_after), ``routing.*``.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+
+from crawler.alerts import opinion as op
+from crawler.alerts.models import AlertRun, ensure_schema
+from crawler.alerts.records import add_alert, claim_mark, text_fingerprint
+from crawler.alerts.routing import units_for_hit, units_for_opinion
+from crawler.alerts.rules import decide, is_urgent
+from crawler.alerts.taxonomy import category_text
+from crawler.config import PatrolConfig
+from crawler.store.db import StateDB, as_utc, iso, utcnow
+from crawler.store.models import Hit, Page, PatrolRun, TargetRow
+
+logger = logging.getLogger(__name__)
+EVIDENCE_FIELDS = ("warc_file", "warc_record_id", "warc_offset", "screenshot_path", "screenshot_file")
+
+
+def evaluate(db: StateDB, config: PatrolConfig, now: datetime | None = None) -> list[int]:
+    """Evaluate the hits of every run not evaluated yet; return the new alert ids."""
+    if not config.alerts.enabled:
+        return []
+    ensure_schema(db)
+    now = now or utcnow()
+    with db.new_session() as session, session.begin():
+        done = select(AlertRun.run_id)
+        runs = session.execute(select(PatrolRun.id, PatrolRun.status).where(PatrolRun.id.not_in(done))).all()
+        if not runs:
+            return []
+        run_ids = [r.id for r in runs]
+        hits = session.scalars(select(Hit).where(Hit.last_run_id.in_(run_ids)).order_by(Hit.id)).all()
+        ids = _hit_alerts(session, config, hits, now)
+        ids += _opinion_alerts(session, config, hits, now)
+        for run_id, status in runs:
+            if status != "running":
+                session.add(AlertRun(run_id=run_id, evaluated_at=now))
+        return ids
+
+
+def institution(session, config: PatrolConfig, target_id: str) -> tuple[str, str]:
+    """(name, business) of a target from the config, else from the synced targets table."""
+    try:
+        target = config.target(target_id)
+        return target.name, target.business
+    except KeyError:
+        row = session.get(TargetRow, target_id)
+        return (row.name, row.business) if row else (target_id, "other")
+
+
+def _hit_alerts(session, config: PatrolConfig, hits: list[Hit], now: datetime) -> list[int]:
+    alerts, ids = config.alerts, []
+    for hit in hits:
+        name, business = institution(session, config, hit.target_id)
+        for category in hit.labels:
+            action = decide(alerts, hit.target_id, category, hit.risk)
+            if action == "ignore":
+                continue
+            fingerprint = text_fingerprint(category, hit.findings)
+            if not claim_mark(session, hit.target_id, category, fingerprint, now, alerts.renotify_after):
+                continue
+            alert = add_alert(
+                session, kind="hit", target_id=hit.target_id, hit_id=hit.id, category=category,
+                risk=hit.risk, action=action, urgent=is_urgent(alerts, hit.risk), fingerprint=fingerprint,
+                payload=hit_payload(session, hit, category, name, business),
+                units=units_for_hit(config.routing, business, category, hit.risk), now=now,
+            )
+            ids.append(alert.id)
+    return ids
+
+
+def hit_payload(session, hit: Hit, category: str, name: str, business: str) -> dict:
+    text = category_text(category)
+    page = session.get(Page, hit.page_id)
+    evidence = {f: getattr(hit, f) for f in EVIDENCE_FIELDS if getattr(hit, f, None)}
+    evidence["sha256"] = hit.sha256
+    return {
+        "institution": name, "target": hit.target_id, "business": business,
+        "category": category, "category_zh": text.name_zh, "seed_section": text.seed_section,
+        "hit": {
+            "id": hit.id, "url": hit.url, "final_url": page.final_url if page else hit.url,
+            "title": hit.title, "risk": hit.risk, "score": round(float(hit.score), 4),
+            "labels": list(hit.labels), "context": hit.context, "findings": hit.findings,
+            "yields": hit.yields, "first_seen": iso(hit.first_seen), "fetched_at": iso(hit.fetched_at),
+        },
+        "evidence": evidence,
+    }
+
+
+def _opinion_alerts(session, config: PatrolConfig, hits: list[Hit], now: datetime) -> list[int]:
+    cats = set(config.alerts.opinion.categories)
+    fresh = [h for h in hits if cats & set(h.labels)]
+    if not fresh:
+        return []
+    opinion = config.alerts.opinion
+    since = now - timedelta(seconds=opinion.window + opinion.baseline_days * 86400)
+    signals = op.signals_between(session, opinion, since, now, config.targets)
+    fresh_ids = {h.id for h in fresh}
+    new_ids = {h.id for h in fresh if as_utc(h.first_seen) >= now - timedelta(seconds=opinion.window)}
+    touched = {i for s in signals if s.hit_id in fresh_ids for i in s.institutions}
+    ids = []
+    for inst, signal in op.first_mass_incidents(session, config.alerts, signals, new_ids, now):
+        ids.append(_opinion_alert(session, config, inst, "first_mass_incident", [signal], 1, 0.0, now))
+    for spike in op.spikes(session, config.alerts, signals, touched, now):
+        ids.append(_opinion_alert(session, config, spike.target_id, spike.reason, spike.signals,
+                                  spike.count, spike.baseline_mean, now))
+    return ids
+
+
+def _opinion_alert(session, config, inst, reason, signals, count, mean, now) -> int:
+    name, business = institution(session, config, inst)
+    category = "mass_incident" if reason == "first_mass_incident" else "opinion_spike"
+    text = category_text(category)
+    payload = {
+        "institution": name, "target": inst, "business": business, "reason": reason,
+        "category": category, "category_zh": text.name_zh, "seed_section": text.seed_section,
+        "count": count, "baseline_mean": mean, "window_hours": round(config.alerts.opinion.window / 3600, 1),
+        "signals": [op.signal_dict(s) for s in signals[-20:]],
+    }
+    alert = add_alert(
+        session, kind="opinion", target_id=inst, hit_id=signals[-1].hit_id if signals else None,
+        category=category, risk="high", action="immediate", urgent=True,
+        fingerprint=f"{reason}:{count}", payload=payload,
+        units=units_for_opinion(config.routing, business), now=now,
+    )
+    return alert.id
+
+
+def notify_operator(db: StateDB, config: PatrolConfig, subject: str, details: dict, now: datetime | None = None) -> int | None:
+    """Queue a notice about a failed, missed or unhealthy crawl for the operator unit."""
+    if not (config.alerts.enabled and config.alerts.operator_alerts):
+        return None
+    ensure_schema(db)
+    now = now or utcnow()
+    with db.new_session() as session, session.begin():
+        alert = add_alert(
+            session, kind="operator", target_id=None, hit_id=None, category="operator", risk="medium",
+            action="immediate", urgent=False, fingerprint=subject[:64],
+            payload={"subject": subject, "details": details, "at": iso(now)},
+            units=[config.routing.operator_unit], now=now,
+        )
+        return alert.id

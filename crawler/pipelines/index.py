@@ -1,0 +1,125 @@
+"""Index pipeline: queue stored pages and hits for the search cluster and push them.
+
+Runs after the store pipeline (priority 850) and only with an ``elasticsearch:``
+block in the config (``NotConfigured`` otherwise). ``process_item`` never waits
+for the cluster: it records in the state DB what must be pushed and, once a
+batch is waiting, starts a background push through ``AsyncElasticsearch`` (the
+sync bulk helper sleeps on retries and would block the reactor). When the
+cluster is down the crawl goes on, the documents stay pending and the next push
+is tried after a back-off; the spider's open pushes whatever earlier patrols
+left pending and its close pushes the rest (bounded by
+``FINPATROL_ES_CLOSE_TIMEOUT`` seconds). Counts go to stats under ``index/``.
+Settings: FINPATROL_CONFIG, FINPATROL_ES_CLOSE_TIMEOUT.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+from scrapy.exceptions import NotConfigured
+
+from crawler.config import load_config
+from crawler.items import PageItem
+from crawler.store import elastic_queue as queue
+from crawler.store.db import StateDB
+from crawler.store.elastic_client import make_async_client
+from crawler.store.elastic_sync import PushResult, push_pending
+
+logger = logging.getLogger(__name__)
+
+BACKOFF = (5, 15, 60, 300)
+
+
+class IndexPipeline:
+    def __init__(self, config, stats, close_timeout: float = 120.0):
+        self.config = config
+        self.es_config = config.elasticsearch
+        self.stats = stats
+        self.close_timeout = close_timeout
+        self.db: StateDB | None = None
+        self.es = None
+        self.task: asyncio.Task | None = None
+        self.waiting = 0
+        self.failures = 0
+        self.retry_at = 0.0
+
+    @classmethod
+    def from_crawler(cls, crawler):
+        config = load_config(crawler.settings.get("FINPATROL_CONFIG"))
+        if getattr(config, "elasticsearch", None) is None:
+            raise NotConfigured("no elasticsearch: block in the config")
+        return cls(config, crawler.stats, crawler.settings.getfloat("FINPATROL_ES_CLOSE_TIMEOUT", 120.0))
+
+    async def open_spider(self):
+        self.db = StateDB(self.config.db_url)
+        self.es = make_async_client(self.es_config)
+        targets = [t.id for t in self.config.targets if t.enabled]
+        if targets:
+            queue.enqueue(self.db, [("target", t) for t in targets])
+        self.start_push()  # what earlier patrols left pending, and the targets
+
+    def process_item(self, item: PageItem) -> PageItem:
+        docs = []
+        if item.page_id is not None and not item.unchanged:
+            docs.append(("page", item.page_id))
+        if item.hit_id is not None:
+            docs.append(("hit", item.hit_id))
+            docs.append(("target", item.target_id))
+        if docs:
+            queue.enqueue(self.db, docs)
+            self.stats.inc_value("index/enqueued", len(docs))
+            self.waiting += len(docs)
+        if self.waiting >= self.es_config.batch_size:
+            self.start_push()
+        return item
+
+    def start_push(self) -> None:
+        if self.task is not None and not self.task.done():
+            return
+        if time.monotonic() < self.retry_at:
+            return
+        self.waiting = 0
+        self.task = asyncio.ensure_future(self._push())
+
+    async def _push(self) -> PushResult:
+        try:
+            result = await push_pending(self.db, self.es, self.es_config)
+        except Exception as e:  # a batch boundary: never let indexing break the crawl
+            logger.exception("indexing failed; documents stay pending")
+            result = PushResult(error=f"{type(e).__name__}: {e}")
+        self._count(result)
+        return result
+
+    def _count(self, result: PushResult) -> None:
+        for key in ("acked", "rejected", "deferred", "gone", "batches"):
+            value = getattr(result, key)
+            if value:
+                self.stats.inc_value(f"index/{key}", value)
+        if result.error:
+            self.stats.inc_value("index/unavailable")
+            self.stats.set_value("index/last_error", result.error)
+            self.retry_at = time.monotonic() + BACKOFF[min(self.failures, len(BACKOFF) - 1)]
+            self.failures += 1
+        else:
+            self.failures, self.retry_at = 0, 0.0
+
+    async def close_spider(self):
+        try:
+            if self.task is not None and not self.task.done():
+                await asyncio.wait_for(asyncio.shield(self.task), self.close_timeout)
+            self.retry_at = 0.0
+            self.start_push()
+            if self.task is not None:
+                await asyncio.wait_for(asyncio.shield(self.task), self.close_timeout)
+        except asyncio.TimeoutError:
+            self.task.cancel()
+            logger.warning("indexing did not finish within %.0f s; the rest stays pending", self.close_timeout)
+        finally:
+            pending = sum(c.get("pending", 0) for c in queue.counts(self.db).values())
+            self.stats.set_value("index/pending", pending)
+            if pending:
+                logger.info("%d documents stay pending for `finpatrol es sync`", pending)
+            await self.es.close()
+            self.db.close()

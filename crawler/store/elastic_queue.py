@@ -1,0 +1,166 @@
+"""Which documents the cluster has acknowledged: the ``es_docs`` table of the state DB.
+
+One row per (kind, ref): ``page``/page id, ``hit``/hit id, ``target``/target id.
+A patrol only enqueues (``seq`` grows and the state becomes ``pending``); the
+push marks a row ``indexed`` only for the ``seq`` it sent and only after the
+cluster acknowledged the document, so a change made while a push was in flight
+is pushed again. ``index_name`` is where the document landed, so later versions
+overwrite it there instead of creating a second copy in a newer index.
+Rejected documents keep the cluster's reason until ``es sync --retry-rejected``.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Iterable
+
+from sqlalchemy import DateTime, Integer, String, Text, case, func, select, update
+from sqlalchemy.orm import Mapped, mapped_column
+
+from crawler.store.db import StateDB, utcnow
+from crawler.store.models import Base
+
+logger = logging.getLogger(__name__)
+
+KINDS = ("target", "page", "hit")
+
+
+class EsDoc(Base):
+    """Indexing state of one search document."""
+
+    __tablename__ = "es_docs"
+    kind: Mapped[str] = mapped_column(String(8), primary_key=True)
+    ref: Mapped[str] = mapped_column(String(64), primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer, default=1)
+    """Grows with every enqueue; an acknowledgement counts only for the seq that was sent."""
+    state: Mapped[str] = mapped_column(String(10), default="pending", index=True)
+    """pending | indexed | rejected"""
+    indexed_seq: Mapped[int] = mapped_column(Integer, default=0)
+    index_name: Mapped[str | None] = mapped_column(String(255))
+    """Concrete index holding the document, from the cluster's acknowledgement."""
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    """Sends since the last acknowledgement; > 0 means an earlier send's outcome is unknown."""
+    reason: Mapped[str | None] = mapped_column(Text)
+    enqueued_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+@dataclass(frozen=True)
+class Pending:
+    kind: str
+    ref: str
+    seq: int
+    index_name: str | None
+    attempts: int
+
+
+def enqueue(db: StateDB, docs: Iterable[tuple[str, object]]) -> int:
+    """Mark (kind, ref) pairs as needing a push; returns how many rows changed."""
+    now, count = utcnow(), 0
+    with db.new_session() as session, session.begin():
+        for kind, ref in dict.fromkeys((k, str(r)) for k, r in docs):
+            row = session.get(EsDoc, (kind, ref))
+            if row is None:
+                session.add(EsDoc(kind=kind, ref=ref, seq=1, state="pending", indexed_seq=0, attempts=0,
+                                  enqueued_at=now, updated_at=now))
+            else:
+                if row.state != "pending":
+                    row.enqueued_at = now
+                row.seq, row.state, row.reason, row.updated_at = row.seq + 1, "pending", None, now
+            count += 1
+    return count
+
+
+def take(db: StateDB, limit: int, skip: int = 0) -> list[Pending]:
+    """Up to ``limit`` pending rows, oldest first; targets, then pages, then hits."""
+    kind_order = case({k: i for i, k in enumerate(KINDS)}, value=EsDoc.kind, else_=9)
+    with db.new_session() as session:
+        rows = session.scalars(
+            select(EsDoc).where(EsDoc.state == "pending")
+            .order_by(kind_order, EsDoc.enqueued_at, EsDoc.ref).offset(skip).limit(limit)
+        ).all()
+    return [Pending(r.kind, r.ref, r.seq, r.index_name, r.attempts) for r in rows]
+
+
+def mark_attempt(db: StateDB, batch: list[Pending]) -> None:
+    """Before sending: count the attempt, so an unknown outcome is known to be unknown."""
+    with db.new_session() as session, session.begin():
+        for p in batch:
+            session.execute(update(EsDoc).where(EsDoc.kind == p.kind, EsDoc.ref == p.ref)
+                            .values(attempts=EsDoc.attempts + 1, updated_at=utcnow()))
+
+
+def mark_indexed(db: StateDB, acked: list[tuple[Pending, str]]) -> int:
+    """The cluster acknowledged these (pending row, concrete index) pairs."""
+    done = 0
+    with db.new_session() as session, session.begin():
+        for p, index in acked:
+            row = session.get(EsDoc, (p.kind, p.ref))
+            if row is None:
+                continue
+            row.index_name, row.indexed_seq, row.attempts, row.updated_at = index, p.seq, 0, utcnow()
+            if row.seq == p.seq:  # not enqueued again meanwhile
+                row.state, row.reason = "indexed", None
+                done += 1
+    return done
+
+
+def mark_failed(db: StateDB, failed: list[tuple[Pending, str]], rejected: bool) -> None:
+    """A per-document failure: ``rejected`` stops retries until asked; otherwise it stays pending."""
+    with db.new_session() as session, session.begin():
+        for p, reason in failed:
+            row = session.get(EsDoc, (p.kind, p.ref))
+            if row is None:
+                continue
+            row.reason, row.updated_at = reason[:2000], utcnow()
+            if rejected and row.seq == p.seq:
+                row.state = "rejected"
+
+
+def forget(db: StateDB, gone: list[Pending]) -> None:
+    """Rows whose source row no longer exists have nothing to index."""
+    with db.new_session() as session, session.begin():
+        for p in gone:
+            row = session.get(EsDoc, (p.kind, p.ref))
+            if row is not None and row.seq == p.seq:
+                session.delete(row)
+
+
+def retry_rejected(db: StateDB) -> int:
+    with db.new_session() as session, session.begin():
+        result = session.execute(
+            update(EsDoc).where(EsDoc.state == "rejected").values(state="pending", seq=EsDoc.seq + 1)
+        )
+        return result.rowcount or 0
+
+
+def counts(db: StateDB) -> dict[str, dict[str, int]]:
+    """{kind: {state: n}}."""
+    out: dict[str, dict[str, int]] = {}
+    with db.new_session() as session:
+        for kind, state, n in session.execute(
+            select(EsDoc.kind, EsDoc.state, func.count()).group_by(EsDoc.kind, EsDoc.state)
+        ):
+            out.setdefault(kind, {})[state] = n
+    return out
+
+
+def rejections(db: StateDB, limit: int = 20) -> list[dict]:
+    with db.new_session() as session:
+        rows = session.scalars(
+            select(EsDoc).where(EsDoc.state == "rejected").order_by(EsDoc.updated_at.desc()).limit(limit)
+        ).all()
+    return [{"kind": r.kind, "ref": r.ref, "reason": r.reason} for r in rows]
+
+
+def enqueue_all(db: StateDB) -> int:
+    """Queue every target, page and hit of the state DB (first sync of an existing DB)."""
+    from crawler.store.models import Hit, Page, TargetRow
+
+    with db.new_session() as session:
+        refs = [("target", t) for t in session.scalars(select(TargetRow.id))]
+        refs += [("page", p) for p in session.scalars(select(Page.id))]
+        refs += [("hit", h) for h in session.scalars(select(Hit.id))]
+    return enqueue(db, refs)

@@ -1,0 +1,100 @@
+"""``finpatrol search`` on the cluster: same filters and result shape as the embedded index.
+
+Every jieba word of the query must match (as in the embedded index), either as
+a word of the whitespace-analysed ``*_seg`` fields or as a phrase of the
+``cjk``-analysed fields, so a word jieba splits differently in the page still
+matches by its bigrams. Snippets are the cluster's highlights of the page's own
+text, matches marked 【…】 like the embedded index's.
+Settings: ``ElasticConfig`` (index_prefix, origin).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from elasticsearch import AsyncElasticsearch
+
+from crawler.store.db import iso, parse_time
+from crawler.store.elastic_config import ElasticConfig
+from crawler.store.search import SNIPPET_RADIUS, Filters, query_terms
+
+logger = logging.getLogger(__name__)
+
+FIELDS = ("title^3", "title_seg^3", "text", "text_seg")
+
+
+def build_query(query: str, filters: Filters, origin: str | None = None) -> tuple[dict, dict]:
+    """(query, highlight) bodies for the pages alias."""
+    terms = query_terms(query)
+    must = [
+        {"multi_match": {"query": term, "type": "phrase", "fields": list(FIELDS)}}
+        for term in terms
+    ]
+    filter_ = []
+    if origin:
+        filter_.append({"term": {"origin": origin}})
+    if filters.targets:
+        filter_.append({"terms": {"target_id": list(filters.targets)}})
+    if filters.category:
+        filter_.append({"term": {"labels": filters.category}})
+    if filters.risk:
+        filter_.append({"term": {"risk": filters.risk}})
+    when = {}
+    if filters.since:
+        when["gte"] = iso(filters.since)
+    if filters.until:
+        when["lt"] = iso(filters.until)
+    if when:
+        filter_.append({"range": {"fetched_at": when}})
+    marks = {"bool": {"should": [{"match_phrase": {"text": t}} for t in terms] or [{"match_all": {}}]}}
+    title_marks = {"bool": {"should": [{"match_phrase": {"title": t}} for t in terms] or [{"match_all": {}}]}}
+    highlight = {
+        "pre_tags": ["【"], "post_tags": ["】"], "encoder": "default",
+        "fields": {
+            "text": {"highlight_query": marks, "fragment_size": 2 * SNIPPET_RADIUS, "number_of_fragments": 1,
+                     "no_match_size": 2 * SNIPPET_RADIUS},
+            "title": {"highlight_query": title_marks, "number_of_fragments": 0},
+        },
+    }
+    return {"bool": {"must": must, "filter": filter_}}, highlight
+
+
+async def search(
+    es: AsyncElasticsearch, config: ElasticConfig, query: str, filters: Filters, limit: int = 20,
+) -> list[dict]:
+    """Pages matching every word of the query, best first, as ``EmbeddedIndex.search`` returns them."""
+    if not query_terms(query):
+        return []
+    body_query, highlight = build_query(query, filters, config.origin)
+    response = await es.search(
+        index=config.name("pages"), query=body_query, highlight=highlight, size=limit,
+        source_excludes=["text_seg", "title_seg"],
+        sort=["_score", {"fetched_at": "desc"}],
+    )
+    return [result(hit) for hit in response["hits"]["hits"]]
+
+
+def result(hit: dict) -> dict:
+    src = hit["_source"]
+    fragments = (hit.get("highlight") or {}).get("text") or []
+    snippet = fragments[0] if fragments else (src.get("text") or "")[: 2 * SNIPPET_RADIUS]
+    text = src.get("text") or ""
+    plain = snippet.replace("【", "").replace("】", "")
+    if plain and not text.startswith(plain):
+        snippet = "…" + snippet
+    if plain and not text.endswith(plain):
+        snippet += "…"
+    return {
+        "page_id": src.get("page_id"),
+        "hit_id": src.get("hit_id"),
+        "target": src.get("target_id"),
+        "url": src.get("url"),
+        "final_url": src.get("final_url"),
+        "title": src.get("title") or "",
+        "labels": list(src.get("labels") or ()),
+        "risk": src.get("risk") or "none",
+        "score": src.get("score") or 0.0,
+        "fetched_at": iso(parse_time(src["fetched_at"])) if src.get("fetched_at") else None,
+        "snippet": snippet.replace("\n", " "),
+        "rank": round(float(hit.get("_score") or 0.0), 4),
+    }

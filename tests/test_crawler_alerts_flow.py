@@ -1,0 +1,223 @@
+"""Alert flows against a real aiosmtpd server: immediate, digest, routing, dedup, throttle, escaping."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+import yaml
+from smtp_fixtures import SmtpSink, finding, store_hits, verdict
+
+from crawler.alerts.compose import compose
+from crawler.alerts.dispatch import dispatch
+from crawler.alerts.evaluate import evaluate
+from crawler.alerts.service import deliver
+from crawler.config import load_config
+from crawler.store.db import StateDB
+
+CST = ZoneInfo("Asia/Shanghai")
+MORNING = datetime(2026, 11, 27, 10, 0, tzinfo=CST)
+UNITS = ("cbrc", "finance_office", "pboc", "market_regulator", "police", "opinion", "office", "housing", "operator")
+TARGETS = [
+    {"id": "xyb", "name": "重庆鑫盈宝网络科技有限公司", "aliases": ["鑫盈宝"], "business": "p2p"},
+    {"id": "zct", "name": "重庆众筹通股权投资有限公司", "business": "crowdfunding"},
+    {"id": "kft", "name": "重庆快付通信息技术有限公司", "business": "payment"},
+    {"id": "forum", "name": "江津生活论坛", "business": "other"},
+]
+
+
+@pytest.fixture
+def sink():
+    with SmtpSink() as server:
+        yield server
+
+
+@pytest.fixture
+def setup(tmp_path, sink):
+    """Write a config whose units each have their own mailbox, sending to ``sink``; open its DB."""
+
+    def make(alerts: dict | None = None, port: int | None = None):
+        document = {
+            "state_dir": "state",
+            "alerts": {"quiet_hours": None} | (alerts or {}),
+            "routing": {"units": {u: {"name": f"unit {u}", "emails": [f"{u}@duty.test"]} for u in UNITS}},
+            "smtp": {"host": "127.0.0.1", "port": port or sink.port, "security": "none",
+                     "retry_base": 60, "retry_max": 600},
+            "targets": [t | {"urls": [f"http://127.0.0.1:9/{t['id']}/"]} for t in TARGETS],
+        }
+        path = tmp_path / "patrol.yaml"
+        path.write_text(yaml.safe_dump(document, allow_unicode=True), encoding="utf-8")
+        config = load_config(path)
+        return config, StateDB(config.db_url)
+
+    return make
+
+
+def ad(target: str, path: str, word: str, category: str = "guaranteed_return", risk: str = "high",
+       snippet: str | None = None):
+    return (target, f"http://127.0.0.1:9/{target}/{path}", snippet or f"本平台{word}，欢迎投资",
+            verdict([finding(category, word, snippet)], risk=risk))
+
+
+def rcpts(sink) -> list[set[str]]:
+    return [set(r) for _f, r, _raw in sink.received]
+
+
+def test_immediate_alert_reaches_lead_unit_with_legal_basis_and_highlight(setup, sink):
+    config, db = setup()
+    store_hits(db, [ad("xyb", "a.html", "保本保息")], when=MORNING)
+    result = deliver(config, db, now=MORNING)
+    assert result.sent and not result.failed
+    (msg,) = sink.wait_for(1)
+    assert msg["Subject"] == "【高风险】承诺保本保息 - 重庆鑫盈宝网络科技有限公司"
+    assert rcpts(sink) == [{"cbrc@duty.test"}]
+    assert msg.is_multipart() and msg.get_content_type() == "multipart/alternative"
+    html = msg.get_body(("html",)).get_content()
+    text = msg.get_body(("plain",)).get_content()
+    assert '<mark style="background:#ffe08a">保本保息</mark>' in html
+    assert "【保本保息】" in text
+    assert "二(一)1" in html and "二(一)1" in text
+    assert "http://127.0.0.1:9/xyb/a.html" in text
+    # nothing more to send
+    assert deliver(config, db, now=MORNING + timedelta(minutes=5)).sent == []
+    assert len(sink.received) == 1
+
+
+def test_low_risk_goes_to_daily_digest_grouped_by_institution(setup, sink):
+    config, db = setup({"digest_time": "08:30"})
+    deliver(config, db, now=MORNING - timedelta(hours=1))  # running since after today's digest
+    store_hits(db, [ad("xyb", "a.html", "年化收益18%", "high_yield", "low"),
+                    ad("xyb", "b.html", "稳赚不赔", "guaranteed_return", "low"),
+                    ad("forum", "c.html", "日息0.5%", "high_yield", "low")], when=MORNING)
+    at_ten = deliver(config, db, now=MORNING)
+    assert at_ten.alerts and at_ten.sent == [], "digest material waits for the digest time"
+    next_morning = MORNING.replace(hour=8, minute=31) + timedelta(days=1)
+    sent = deliver(config, db, now=next_morning).sent
+    assert len(sent) == 2  # cbrc (xyb is p2p) and office (forum is other)
+    by_unit = {m["X-Finpatrol-Unit"]: m for m in sink.wait_for(2)}
+    digest = by_unit["cbrc"]
+    assert digest["Subject"].startswith("【每日汇总】unit cbrc 2026-11-28：2条巡查发现，涉及1家机构")
+    html = digest.get_body(("html",)).get_content()
+    assert "重庆鑫盈宝网络科技有限公司（2 条）" in html and "稳赚不赔" in html
+    assert deliver(config, db, now=next_morning + timedelta(hours=1)).sent == [], "one digest a day"
+
+
+@pytest.mark.parametrize(
+    "page, expected",
+    [
+        (ad("xyb", "1", "保本保息"), {"cbrc"}),
+        (ad("zct", "1", "保本保息"), {"finance_office"}),
+        (ad("kft", "1", "保本保息"), {"pboc"}),
+        (ad("xyb", "1", "银行担保", "false_advertising"), {"cbrc", "market_regulator"}),
+        (ad("zct", "1", "原始股认购", "illegal_fundraising", "high"), {"finance_office", "police"}),
+        (ad("forum", "1", "跑路", "collapse_signal", "high"), {"office", "opinion"}),
+    ],
+)
+def test_routing_by_business_and_category(setup, sink, page, expected):
+    config, db = setup()
+    store_hits(db, [page], when=MORNING)
+    deliver(config, db, now=MORNING)
+    got = set().union(*rcpts(sink))
+    assert got == {f"{u}@duty.test" for u in expected}
+
+
+def test_medium_illegal_fundraising_does_not_go_to_police(setup, sink):
+    config, db = setup({"rules": [{"categories": ["*"], "action": "immediate"}]})
+    store_hits(db, [ad("zct", "1", "内部认购", "illegal_fundraising", "medium")], when=MORNING)
+    deliver(config, db, now=MORNING)
+    assert set().union(*rcpts(sink)) == {"finance_office@duty.test"}
+
+
+def test_same_wording_alerts_once_across_patrols_and_pages_until_it_changes(setup, sink):
+    config, db = setup({"renotify_after": "7d"})
+    store_hits(db, [ad("xyb", "a.html", "保本保息")], when=MORNING)
+    deliver(config, db, now=MORNING)
+    store_hits(db, [ad("xyb", "a.html", "保本保息")], when=MORNING + timedelta(hours=2))
+    store_hits(db, [ad("xyb", "b.html", "保本保息", snippet="另一页也写着保本保息")], when=MORNING + timedelta(hours=3))
+    deliver(config, db, now=MORNING + timedelta(hours=3))
+    assert len(sink.received) == 1, "same institution + category + wording"
+    store_hits(db, [ad("xyb", "a.html", "100%本息保障")], when=MORNING + timedelta(hours=4))
+    deliver(config, db, now=MORNING + timedelta(hours=4))
+    assert len(sink.wait_for(2)) == 2, "changed wording alerts again"
+    later = MORNING + timedelta(days=8)
+    store_hits(db, [ad("xyb", "a.html", "保本保息")], when=later)
+    deliver(config, db, now=later)
+    assert len(sink.wait_for(3)) == 3, "and so does the same wording after renotify_after"
+
+
+def test_hourly_cap_rolls_excess_into_next_digest(setup, sink):
+    config, db = setup({"max_per_recipient_per_hour": 2})
+    deliver(config, db, now=MORNING - timedelta(hours=1))
+    words = ["保本保息", "稳赚不赔", "零风险", "刚性兑付", "本息全额保障"]
+    store_hits(db, [ad("xyb", f"{i}.html", w) for i, w in enumerate(words)], when=MORNING)
+    deliver(config, db, now=MORNING)
+    assert len(sink.wait_for(2)) == 2
+    deliver(config, db, now=MORNING + timedelta(minutes=30))
+    assert len(sink.received) == 2, "still within the hour"
+    deliver(config, db, now=MORNING.replace(hour=8, minute=30) + timedelta(days=1))
+    digest = sink.wait_for(3)[2]
+    assert digest["Subject"].startswith("【每日汇总】unit cbrc")
+    body = digest.get_body(("plain",)).get_content()
+    assert sum(f"【{w}】" in body for w in words) == 3, body
+
+
+def test_quiet_hours_hold_non_urgent_but_not_urgent_mail(setup, sink):
+    config, db = setup({
+        "quiet_hours": {"start": "22:00", "end": "07:00"},
+        "rules": [{"categories": ["*"], "action": "immediate"}],
+    })
+    night = datetime(2026, 11, 27, 23, 0, tzinfo=CST)
+    store_hits(db, [ad("xyb", "a.html", "年化收益18%", "high_yield", "medium"),
+                    ad("kft", "b.html", "保本保息", "guaranteed_return", "high")], when=night)
+    deliver(config, db, now=night)
+    (urgent,) = sink.wait_for(1)
+    assert "快付通" in urgent["Subject"]
+    deliver(config, db, now=night + timedelta(hours=8, minutes=1))
+    assert "鑫盈宝" in sink.wait_for(2)[1]["Subject"]
+
+
+def test_crawled_html_and_script_arrive_escaped(setup, sink):
+    config, db = setup()
+    evil = '保本保息<script>alert("x")</script><img src=x onerror=alert(1)>'
+    page = ("xyb", "javascript:alert(1)", evil, verdict([finding("guaranteed_return", "保本保息", evil)]))
+    store_hits(db, [page], when=MORNING)
+    deliver(config, db, now=MORNING)
+    html = sink.wait_for(1)[0].get_body(("html",)).get_content()
+    assert "<script" not in html and "<img src=x" not in html
+    assert "&lt;script&gt;" in html and "&lt;img src=x onerror=alert(1)&gt;" in html
+    assert 'href="javascript:' not in html and 'href="#"' in html
+
+
+def test_smtp_down_for_hours_then_up_delivers_every_alert_exactly_once(setup, sink):
+    port = sink.port
+    sink.stop()
+    config, db = setup(port=port)
+    store_hits(db, [ad("xyb", "a.html", "保本保息"), ad("zct", "b.html", "刚性兑付")], when=MORNING)
+    first = deliver(config, db, now=MORNING)
+    assert first.sent == [] and len(first.failed) == 2
+    for hours in (1, 2, 3):
+        assert deliver(config, db, now=MORNING + timedelta(hours=hours)).sent == []
+    with SmtpSink(port=port) as up:
+        result = deliver(config, db, now=MORNING + timedelta(hours=4))
+        assert len(result.sent) == 2
+        assert deliver(config, db, now=MORNING + timedelta(hours=5)).sent == []
+        messages = up.wait_for(2)
+        assert sorted(m["X-Finpatrol-Unit"] for m in messages) == ["cbrc", "finance_office"]
+        assert len(up.received) == 2
+
+
+def test_crash_between_send_and_mark_resends_the_same_message(setup, sink):
+    """A stale claim is retried with identical bytes and Message-ID, so clients see one message."""
+    config, db = setup()
+    store_hits(db, [ad("xyb", "a.html", "保本保息")], when=MORNING)
+    evaluate(db, config, MORNING)
+    (row_id,) = compose(db, config, MORNING)
+    dispatch(db, config, MORNING)
+    db.execute("UPDATE outbox SET status='sending', claimed_at=:t WHERE id=:i",
+               t=(MORNING - timedelta(hours=1)).replace(tzinfo=None), i=row_id)
+    assert dispatch(db, config, MORNING).sent == [row_id]
+    first, second = sink.wait_for(2)
+    assert first["Message-ID"] == second["Message-ID"]
+    assert sink.received[0][2] == sink.received[1][2]
+    assert dispatch(db, config, MORNING + timedelta(hours=1)).sent == []

@@ -1,0 +1,208 @@
+"""Whole patrols with the real CLI against real local sites on 127.0.0.1."""
+
+from __future__ import annotations
+
+import gzip
+
+from conftest import cli, json_lines
+from crawler.config import load_config
+from crawler.demo.server import Reply, SiteServer, routes
+from crawler.store.db import StateDB
+from crawler.store.models import PatrolRun
+from spiders.links import MAX_DATE_SHAPED
+
+
+def page(title: str, body: str = "", links: tuple[str, ...] = ()) -> str:
+    nav = "".join(f'<li><a href="{href}">{href}</a></li>' for href in links)
+    return (
+        f"<!DOCTYPE html><html lang='zh'><head><meta charset='utf-8'><title>{title}</title></head>"
+        f"<body><header><ul class='nav'>{nav}</ul></header><article><h1>{title}</h1>"
+        f"<p>{body or '本页介绍公司的基本情况、发展历程与联系方式，欢迎来电咨询合作事宜。'}</p></article>"
+        "<footer>重庆测试科技有限公司 渝ICP备16000000号</footer></body></html>"
+    )
+
+
+def last_run(config_path) -> dict:
+    result = cli("runs", "--config", str(config_path), "--json", "--limit", "1")
+    assert result.returncode == 0, result.stderr
+    return json_lines(result.stdout)[0]
+
+
+def run_stats(config_path) -> dict:
+    db = StateDB(load_config(config_path).db_url)
+    with db.new_session() as session:
+        return session.query(PatrolRun).order_by(PatrolRun.id.desc()).first().stats
+
+
+def test_links_followed_within_scope_depth_and_page_limit(make_config, patrol):
+    with SiteServer(routes({"/": page("外站首页")})) as other:
+        site_routes = {
+            "/": page("首页", links=("/a.html", "/b.html", other.url("/"), "mailto:x@y.cn", "/logo.png")),
+            "/a.html": page("A", links=("/deep/1.html",)),
+            "/b.html": page("B", links=("/",)),
+            "/deep/1.html": page("深一层", links=("/deep/2.html",)),
+            "/deep/2.html": page("深两层"),
+        }
+        with SiteServer(routes(site_routes)) as site:
+            config = make_config([{"id": "site", "urls": [site.url("/")], "max_depth": 2}])
+            result = patrol(config)
+            assert result.returncode == 0, result.stderr
+            fetched = set(site.requests)
+            assert {"/", "/a.html", "/b.html", "/deep/1.html"} <= fetched
+            assert "/deep/2.html" not in fetched, "depth 3 is beyond max_depth 2"
+            assert "/logo.png" not in fetched
+            assert other.requests == [], "another host:port is out of scope"
+            assert last_run(config)["targets"]["site"]["pages"] == 4
+
+        with SiteServer(routes(site_routes)) as site:
+            config = make_config([{"id": "site", "urls": [site.url("/")], "max_pages": 2}])
+            assert patrol(config).returncode == 0
+            assert last_run(config)["targets"]["site"]["pages"] == 2
+
+
+def test_robots_txt_honoured_and_sitemap_read(make_config, patrol):
+    site_routes = {
+        "/robots.txt": Reply(headers={"Content-Type": "text/plain"}, body=b"User-agent: *\nDisallow: /private/\n"),
+        "/": page("首页", links=("/private/board.html", "/news.html")),
+        "/news.html": page("新闻"),
+        "/private/board.html": page("内部"),
+        "/hidden.html": page("只在站点地图里"),
+        "/sitemap.xml": Reply(
+            headers={"Content-Type": "application/xml"},
+            body=b'<?xml version="1.0" encoding="UTF-8"?><urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">'
+            b"<url><loc>__BASE__/hidden.html</loc></url></urlset>",
+        ),
+    }
+    with SiteServer(routes(site_routes)) as site:
+        site_routes["/sitemap.xml"] = Reply(
+            headers={"Content-Type": "application/xml"},
+            body=site_routes["/sitemap.xml"].body.replace(b"__BASE__", site.base_url.encode()),
+        )
+        config = make_config([{"id": "site", "urls": [site.url("/")]}])
+        assert patrol(config).returncode == 0
+        assert "/hidden.html" in site.requests
+        assert "/news.html" in site.requests
+        assert "/private/board.html" not in site.requests
+
+    with SiteServer(routes(site_routes)) as site:
+        config = make_config([{"id": "site", "urls": [site.url("/")], "obey_robots": False}])
+        assert patrol(config).returncode == 0
+        assert "/private/board.html" in site.requests
+
+
+def test_gbk_page_without_charset_header_is_decoded_classified_and_searchable(make_config, patrol):
+    body = page("金鼎财富", "本平台承诺保本保息，稳赚不赔，年化收益率高达18%。").replace(
+        "<meta charset='utf-8'>", "<meta charset='gbk'>"
+    )
+    with SiteServer(routes({"/": Reply(headers={"Content-Type": "text/html"}, body=body.encode("gbk"))})) as site:
+        home = site.url("/")
+        config = make_config([{"id": "gbk", "urls": [home]}])
+        assert patrol(config).returncode == 0
+    hits = json_lines(cli("hits", "--config", str(config), "--json").stdout)
+    assert len(hits) == 1
+    assert {"guaranteed_return", "high_yield"} <= set(hits[0]["labels"])
+    assert any(f["text"] == "保本保息" or "保本保息" in f["text"] for f in hits[0]["findings"])
+    found = json_lines(cli("search", "保本保息", "--config", str(config), "--json").stdout)
+    assert [r["url"] for r in found] == [home]
+    assert "【保本保息】" in found[0]["snippet"]
+
+
+def test_http_errors_timeouts_and_resets_are_counted_not_fatal(make_config, patrol):
+    site_routes = {
+        "/": page("首页", links=("/ok.html", "/missing.html", "/error.html", "/slow.html", "/reset.html")),
+        "/ok.html": page("正常"),
+        "/error.html": Reply(status=500, body=b"internal error"),
+        "/slow.html": Reply(hang=True, body=b"<html><body>never ends"),
+        "/reset.html": Reply(reset=True),
+    }
+    with SiteServer(routes(site_routes)) as site:
+        config = make_config([{"id": "site", "urls": [site.url("/")]}], download_timeout=2)
+        result = patrol(config)
+    assert result.returncode == 0, result.stderr
+    counts = last_run(config)["targets"]["site"]
+    assert counts["pages"] == 2
+    assert counts["errors"]["http_404"] == 1
+    assert counts["errors"]["http_500"] == 1
+    assert counts["errors"]["timeout"] == 1
+    assert counts["errors"]["connection_lost"] == 1
+    assert counts["failed"] == 4
+
+
+def test_private_addresses_refused_unless_allowed_for_that_site(make_config, patrol):
+    with SiteServer(routes({"/": page("首页"), "/secret": page("内网")})) as internal:
+        site_routes = {
+            "/": page("首页", links=("/go",)),
+            "/go": Reply(status=302, headers={"Location": f"http://localhost:{internal.port}/secret"}),
+        }
+        with SiteServer(routes(site_routes)) as site:
+            config = make_config(
+                [
+                    {"id": "allowed", "urls": [site.url("/")], "allow_private_networks": True},
+                    {"id": "named", "urls": [f"http://localhost:{internal.port}/"]},
+                ],
+                allow_private_networks=False,
+            )
+            result = patrol(config)
+            assert "/go" in site.requests
+        assert internal.requests == [], "neither the redirect nor a DNS name may reach a private address"
+    run = last_run(config)
+    assert run["targets"]["allowed"]["errors"]["private_network"] == 1
+    assert run["targets"]["named"]["errors"]["private_network"] == 1
+    assert run["status"] == "partial" and result.returncode == 0
+
+
+def calendar(request):
+    path = request.path.split("?")[0]
+    if path == "/":
+        return Reply(body=page("首页", links=("/cal/2026-01", "/list?p=1")).encode())
+    if path.startswith("/cal/"):
+        year, month = map(int, path.rsplit("/", 1)[1].split("-"))
+        nxt = f"/cal/{year + month // 12}-{month % 12 + 1:02d}"
+        return Reply(body=page(f"{year}年{month}月", links=(nxt,)).encode())
+    if path == "/list":
+        n = int(request.path.split("p=")[1])
+        return Reply(body=page(f"第{n}页", links=(f"/list?p={n + 1}", f"/list?p={n + 2}")).encode())
+    if path == "/bomb":
+        return Reply(headers={"Content-Encoding": "gzip"}, body=BOMB)
+    return None
+
+
+BOMB = gzip.compress(b"<html>" + b"0" * (64 * 1024 * 1024))
+
+
+def test_traps_and_compression_bombs_stop_at_their_limits(make_config, patrol):
+    with SiteServer(calendar) as site:
+        config = make_config([{"id": "trap", "urls": [site.url("/"), site.url("/bomb")],
+                               "max_pages": 5000, "max_depth": 50}])
+        result = patrol(config)
+        calendar_fetches = [p for p in site.requests if p.startswith("/cal/")]
+        list_fetches = [p for p in site.requests if p.startswith("/list")]
+    assert result.returncode == 0, result.stderr
+    assert len(calendar_fetches) <= MAX_DATE_SHAPED
+    assert len(list_fetches) <= 60
+    stats = run_stats(config)
+    assert stats["patrol/trap/calendar"] >= 1
+    assert stats["patrol/trap/query_variants"] >= 1
+    assert last_run(config)["targets"]["trap"]["failed"] >= 1, "the bomb is dropped and counted"
+
+
+def test_second_patrol_of_unchanged_site_creates_no_new_hits(make_config, patrol):
+    site_routes = {
+        "/": page("鑫盈宝", "平台承诺保本保息，年化收益率高达18%，稳赚不赔。", links=("/p.html",)),
+        "/p.html": page("产品", "月息2分，到期刚性兑付。"),
+    }
+    with SiteServer(routes(site_routes)) as site:
+        config = make_config([{"id": "p2p", "urls": [site.url("/")]}])
+        assert patrol(config).returncode == 0
+        first = json_lines(cli("hits", "--config", str(config), "--json").stdout)
+        assert patrol(config).returncode == 0
+        second = json_lines(cli("hits", "--config", str(config), "--json").stdout)
+        assert last_run(config)["targets"]["p2p"]["new_hits"] == 0
+        assert [h["id"] for h in first] == [h["id"] for h in second]
+        assert all(b["last_seen"] >= a["last_seen"] for a, b in zip(first, second))
+
+        site_routes["/p.html"] = page("产品", "日息0.5%，到期刚性兑付，资金池随存随取。")
+        assert patrol(config).returncode == 0
+        third = json_lines(cli("hits", "--config", str(config), "--json").stdout)
+    assert len(third) == len(first) + 1, "a changed verdict opens a new hit"
+    assert last_run(config)["targets"]["p2p"]["new_hits"] == 1
