@@ -116,7 +116,7 @@ def test_redirect_keys_with_a_query_match_the_full_path(site_server):
 
 @pytest.mark.parametrize("site_server", ["xinyingbao"], indirect=True)
 def test_unknown_paths_hidden_files_and_traversal_are_404(site_server):
-    for path in ["/nope.html", "/_site.json", "/../forum/index.html", "/%2e%2e/forum/index.html", "/css/../../server.py"]:
+    for path in ["/nope.html", "/_site.json", "/../forum/index.html", "/%2e%2e/forum/index.html", "/css/../../server.py", "/a%00b.html"]:
         resp = raw_get(site_server, path)
         body = resp.read()
         assert resp.status == 404, path
@@ -175,6 +175,16 @@ def test_routes_value_kinds_and_query_matching():
         assert fetch(server.url("/bad"))[0] == 500  # resolver error is a 500, server lives on
         assert fetch(server.url("/missing"))[0] == 404
         assert fetch(server.url("/"))[0] == 200
+
+
+def test_routes_mapping_is_read_at_request_time():
+    pages = {"/": "v1"}
+    with SiteServer(routes(pages)) as server:
+        assert fetch(server.url("/"))[2] == b"v1"
+        pages["/"] = "v2"
+        pages["/new"] = "added"
+        assert fetch(server.url("/"))[2] == b"v2"
+        assert fetch(server.url("/new"))[2] == b"added"
 
 
 def test_post_body_reaches_the_resolver():

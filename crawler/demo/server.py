@@ -311,7 +311,10 @@ def static_site(root: Path, *, substitutions: Mapping[str, str] | None = None) -
         for key in (request.path, url_path):
             if key in redirects:
                 return Reply(301, {**extra, "Location": redirects[key], "Content-Length": "0"})
-        target = (root / url_path.lstrip("/")).resolve()
+        try:
+            target = (root / url_path.lstrip("/")).resolve()
+        except (OSError, ValueError):  # e.g. an embedded NUL byte
+            return None
         if not target.is_relative_to(root) or target.name.startswith("_"):
             return None
         if target.is_dir():
