@@ -26,7 +26,7 @@ from crawler.store.db import StateDB
 from crawler.store.pages import save_pages
 from crawler.store.runs import finish_run, start_run
 
-USER, PASSWORD = "duty", "s3cret-口令"
+USER, PASSWORD = "duty", "s3cret-pw"
 
 
 class _Controller(Controller):

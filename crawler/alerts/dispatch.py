@@ -185,7 +185,7 @@ class SmtpTransport:
             if self.conn is None:
                 self.conn = self._connect()
             refused = self.conn.sendmail(self.smtp_config.sender, row.recipients, row.raw)
-        except (smtplib.SMTPException, OSError) as e:
+        except (smtplib.SMTPException, OSError, UnicodeError) as e:  # UnicodeError: non-ASCII login
             self.close()
             raise TransientError(f"{type(e).__name__}: {e}") from e
         if refused:

@@ -1,0 +1,106 @@
+"""The dispatcher against real aiosmtpd servers: AUTH, STARTTLS, implicit TLS, and .eml files."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from email import message_from_bytes, policy
+
+import pytest
+import yaml
+from smtp_fixtures import PASSWORD, USER, SmtpSink, finding, make_cert, server_context, store_hits, verdict
+
+from crawler.alerts.service import deliver
+from crawler.config import load_config
+from crawler.store.db import StateDB
+
+NOW = datetime(2026, 11, 27, 4, 0, tzinfo=UTC)
+
+
+def setup(tmp_path, smtp: dict | None):
+    document = {
+        "state_dir": "state",
+        "alerts": {"quiet_hours": None},
+        "routing": {"units": {"cbrc": {"name": "江津银监分局", "emails": ["duty@cbrc.test", "chief@cbrc.test"]}}},
+        "targets": [{"id": "xyb", "name": "重庆鑫盈宝网络科技有限公司", "business": "p2p",
+                     "urls": ["http://127.0.0.1:9/"]}],
+    }
+    if smtp:
+        document["smtp"] = smtp
+    path = tmp_path / "patrol.yaml"
+    path.write_text(yaml.safe_dump(document, allow_unicode=True), encoding="utf-8")
+    config = load_config(path)
+    db = StateDB(config.db_url)
+    store_hits(db, [("xyb", "http://127.0.0.1:9/a", "保本保息", verdict([finding("guaranteed_return", "保本保息")]))],
+               when=NOW)
+    return config, db
+
+
+@pytest.fixture
+def credentials(monkeypatch):
+    monkeypatch.setenv("FINPATROL_SMTP_USER", USER)
+    monkeypatch.setenv("FINPATROL_SMTP_PASSWORD", PASSWORD)
+
+
+def test_plain_smtp_with_auth(tmp_path, credentials):
+    with SmtpSink(auth=True) as sink:
+        config, db = setup(tmp_path, {"host": "127.0.0.1", "port": sink.port, "security": "none"})
+        assert deliver(config, db, now=NOW).sent
+        (msg,) = sink.wait_for(1)
+        assert sink.logins == [USER]
+        assert set(sink.received[0][1]) == {"duty@cbrc.test", "chief@cbrc.test"}
+        assert "江津银监分局" in str(msg["To"])
+
+
+def test_wrong_password_is_retried_not_lost(tmp_path, monkeypatch):
+    monkeypatch.setenv("FINPATROL_SMTP_USER", USER)
+    monkeypatch.setenv("FINPATROL_SMTP_PASSWORD", "wrong")
+    with SmtpSink(auth=True) as sink:
+        config, db = setup(tmp_path, {"host": "127.0.0.1", "port": sink.port, "security": "none", "timeout": 5})
+        result = deliver(config, db, now=NOW)
+        assert not result.sent and result.failed
+        assert sink.received == []
+        monkeypatch.setenv("FINPATROL_SMTP_PASSWORD", PASSWORD)
+        later = datetime(2026, 11, 27, 6, 0, tzinfo=UTC)
+        assert deliver(config, db, now=later).sent
+        sink.wait_for(1)
+
+
+def test_starttls_with_auth_and_a_private_ca(tmp_path, credentials):
+    cert, key = make_cert(tmp_path)
+    with SmtpSink(auth=True, starttls=server_context(cert, key)) as sink:
+        config, db = setup(tmp_path, {"host": "127.0.0.1", "port": sink.port, "security": "starttls",
+                                      "ca_file": str(cert)})
+        assert deliver(config, db, now=NOW).sent
+        sink.wait_for(1)
+        assert sink.tls_sessions == 1 and sink.logins == [USER]
+
+
+def test_starttls_refuses_an_untrusted_certificate(tmp_path, credentials):
+    cert, key = make_cert(tmp_path)
+    with SmtpSink(auth=True, starttls=server_context(cert, key)) as sink:
+        config, db = setup(tmp_path, {"host": "127.0.0.1", "port": sink.port, "security": "starttls"})
+        result = deliver(config, db, now=NOW)
+        assert not result.sent and "CERTIFICATE_VERIFY_FAILED" in next(iter(result.failed.values()))
+        assert sink.received == []
+
+
+def test_implicit_tls(tmp_path):
+    cert, key = make_cert(tmp_path)
+    with SmtpSink(implicit_tls=server_context(cert, key)) as sink:
+        config, db = setup(tmp_path, {"host": "127.0.0.1", "port": sink.port, "security": "tls",
+                                      "ca_file": str(cert)})
+        assert deliver(config, db, now=NOW).sent
+        sink.wait_for(1)
+
+
+def test_without_smtp_messages_are_eml_files_and_retries_do_not_duplicate(tmp_path):
+    config, db = setup(tmp_path, None)
+    result = deliver(config, db, now=NOW)
+    assert result.where == str(config.state_dir / "outbox")
+    files = sorted((config.state_dir / "outbox").glob("*.eml"))
+    assert len(files) == 1 and result.sent
+    msg = message_from_bytes(files[0].read_bytes(), policy=policy.default)
+    assert msg["Subject"] == "【高风险】承诺保本保息 - 重庆鑫盈宝网络科技有限公司"
+    db.execute("UPDATE outbox SET status='pending'")
+    deliver(config, db, now=NOW)
+    assert sorted((config.state_dir / "outbox").glob("*.eml")) == files
