@@ -18,9 +18,9 @@ class PageItem:
     """URL of the response after redirects, absolute."""
     status: int
     """HTTP status code of the final response."""
-    headers: dict[str, str]
+    headers: dict[str, str] = field(repr=False)
     """Response headers, names lower-cased, repeated values joined with ', '."""
-    body: bytes
+    body: bytes = field(repr=False)
     """Response body exactly as received after content decoding (gzip/br), at most DOWNLOAD_MAXSIZE."""
     encoding: str
     """Character encoding Scrapy detected for the body (HTTP header, BOM, meta or sniffing)."""
@@ -32,9 +32,9 @@ class PageItem:
     """URLs of the redirect chain before ``final_url``, in order."""
     rendered: bool = False
     """True when the body is the DOM after a browser rendered the page."""
-    screenshot: bytes | None = None
+    screenshot: bytes | None = field(default=None, repr=False)
     """Full-page PNG taken by the browser, when the page was rendered with a screenshot."""
-    request_headers: dict[str, str] = field(default_factory=dict)
+    request_headers: dict[str, str] = field(default_factory=dict, repr=False)
     """Headers of the final request as sent, names lower-cased (for the WARC request record)."""
     protocol: str = "HTTP/1.1"
     """HTTP version of the response (for the WARC response record)."""
@@ -46,7 +46,7 @@ class PageItem:
     # Filled by the extract pipeline.
     title: str = ""
     """Page title (trafilatura's, else <title>), whitespace collapsed."""
-    text: str = ""
+    text: str = field(default="", repr=False)
     """Main text (trafilatura, comments excluded; the visible text when it finds none)."""
     published: str | None = None
     """Publish date found on the page, ISO 8601 date (``2026-11-27``), or None."""

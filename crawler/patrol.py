@@ -43,12 +43,6 @@ def patrol_settings(config_path: Path, target_ids: tuple[str, ...] = (), **overr
     return settings
 
 
-def apply_config(settings: Settings, config: PatrolConfig) -> None:
-    """Config values that map onto Scrapy settings."""
-    settings.set("CONCURRENT_REQUESTS_PER_DOMAIN", config.concurrency_per_domain, priority="cmdline")
-    settings.set("DOWNLOAD_TIMEOUT", config.download_timeout, priority="cmdline")
-
-
 def run_patrol(
     config: PatrolConfig,
     target_ids: tuple[str, ...] = (),
@@ -59,7 +53,6 @@ def run_patrol(
     from spiders.site_patrol import SitePatrolSpider
 
     settings = patrol_settings(config.source, target_ids, **overrides)
-    apply_config(settings, config)
     process = CrawlerProcess(settings, install_root_handler=False)
     crawler = process.create_crawler(SitePatrolSpider)
     progress = Progress()

@@ -6,6 +6,8 @@ lengths, and no telnet or remote-control servers.
 """
 
 import os
+import shutil
+from pathlib import Path
 
 BOT_NAME = "finpatrol"
 SPIDER_MODULES = ["spiders"]
@@ -64,3 +66,39 @@ TWISTED_REACTOR = "twisted.internet.asyncioreactor.AsyncioSelectorReactor"
 REQUEST_FINGERPRINTER_IMPLEMENTATION = "2.7"
 FEED_EXPORT_ENCODING = "utf-8"
 LOG_LEVEL = os.environ.get("FINPATROL_LOG_LEVEL", "INFO")
+
+# Rendering (scrapy-playwright). The download handlers are switched on by the
+# spider only when a target renders, so static patrols start no browser.
+PLAYWRIGHT_DOWNLOAD_HANDLERS = {
+    "http": "scrapy_playwright.handler.ScrapyPlaywrightDownloadHandler",
+    "https": "scrapy_playwright.handler.ScrapyPlaywrightDownloadHandler",
+}
+PLAYWRIGHT_BROWSER_TYPE = "chromium"
+PLAYWRIGHT_ABORT_REQUEST = "spiders.render.abort_request"
+PLAYWRIGHT_MAX_PAGES_PER_CONTEXT = 3
+PLAYWRIGHT_DEFAULT_NAVIGATION_TIMEOUT = 30_000
+PLAYWRIGHT_RESTART_DISCONNECTED_BROWSER = True
+FINPATROL_RENDER_SETTLE = float(os.environ.get("FINPATROL_RENDER_SETTLE", "5"))
+FINPATROL_RENDER_PAGES_PER_CONTEXT = int(os.environ.get("FINPATROL_RENDER_PAGES_PER_CONTEXT", "50"))
+
+
+def _chromium_path() -> str | None:
+    """$FINPATROL_CHROMIUM, else Debian's chromium, else None (Playwright's own browser)."""
+    explicit = os.environ.get("FINPATROL_CHROMIUM")
+    if explicit:
+        return explicit
+    for candidate in ("/usr/bin/chromium", shutil.which("chromium"), shutil.which("chromium-browser")):
+        if candidate and Path(candidate).exists():
+            return candidate
+    return None
+
+
+# Flags for a headless root process on a machine with no outside network.
+PLAYWRIGHT_LAUNCH_OPTIONS = {
+    "headless": True,
+    "args": [
+        "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-quic",
+        "--no-first-run", "--disable-background-networking", "--disable-component-update",
+        "--disable-sync", "--disable-extensions",
+    ],
+} | ({"executable_path": _chromium_path()} if _chromium_path() else {})

@@ -21,12 +21,15 @@ from scrapy.exceptions import (
     IgnoreRequest,
     ResponseDataLossError,
 )
+from playwright.async_api import Error as PlaywrightError
+from playwright.async_api import TimeoutError as PlaywrightTimeoutError
 from scrapy.http import Response
 from scrapy.utils.sitemap import Sitemap
 
 from crawler.config import PatrolConfig, Target, load_config
 from spiders.links import LinkBudget, in_scope, is_followable
 from spiders.pages import is_html, page_item
+from spiders.render import is_js_shell, settle
 
 logger = logging.getLogger(__name__)
 
@@ -35,6 +38,8 @@ _FAILURES = (
     (DownloadTimeoutError, "timeout"),
     (DownloadConnectionRefusedError, "refused"),
     ((DownloadFailedError, ResponseDataLossError), "connection_lost"),
+    (PlaywrightTimeoutError, "render_timeout"),
+    (PlaywrightError, "render_error"),
     (DownloadCancelledError, "too_large"),
     (IgnoreRequest, "ignored"),
 )
@@ -45,6 +50,14 @@ class TargetCrawl:
     target: Target
     budget: LinkBudget = field(default_factory=LinkBudget)
     scheduled: int = 0
+
+    @property
+    def renders_all(self) -> bool:
+        return self.target.render == "always" or self.target.screenshot == "always"
+
+
+def needs_browser(config: PatrolConfig) -> bool:
+    return any(t.enabled and (t.render != "never" or t.screenshot == "always") for t in config.targets)
 
 
 def failure_reason(failure) -> str:
@@ -64,6 +77,17 @@ class SitePatrolSpider(scrapy.Spider):
         self.crawls = {t.id: TargetCrawl(t) for t in chosen}
 
     @classmethod
+    def update_settings(cls, settings):
+        """Config values that are Scrapy settings; Playwright handlers only when a target renders."""
+        super().update_settings(settings)
+        config = load_config(settings.get("FINPATROL_CONFIG"))
+        settings.set("CONCURRENT_REQUESTS_PER_DOMAIN", config.concurrency_per_domain, priority="spider")
+        settings.set("DOWNLOAD_TIMEOUT", config.download_timeout, priority="spider")
+        settings.set("PLAYWRIGHT_DEFAULT_NAVIGATION_TIMEOUT", config.download_timeout * 1000, priority="spider")
+        if needs_browser(config):
+            settings.set("DOWNLOAD_HANDLERS", settings.getdict("PLAYWRIGHT_DOWNLOAD_HANDLERS"), priority="spider")
+
+    @classmethod
     def from_crawler(cls, crawler, *args, **kwargs):
         config = kwargs.pop("config", None) or load_config(crawler.settings.get("FINPATROL_CONFIG"))
         wanted = kwargs.pop("targets", None) or crawler.settings.get("FINPATROL_TARGETS", "")
@@ -71,6 +95,9 @@ class SitePatrolSpider(scrapy.Spider):
             wanted = tuple(t for t in wanted.split(",") if t)
         spider = cls(config, tuple(wanted), *args, **kwargs)
         spider._set_crawler(crawler)
+        spider.settle_seconds = crawler.settings.getfloat("FINPATROL_RENDER_SETTLE")
+        spider.pages_per_context = crawler.settings.getint("FINPATROL_RENDER_PAGES_PER_CONTEXT")
+        spider.rendered_count = 0
         return spider
 
     async def start(self):
@@ -112,6 +139,8 @@ class SitePatrolSpider(scrapy.Spider):
         if canonical is None:
             return None
         crawl.scheduled += 1
+        if crawl.renders_all:
+            return self._render_request(crawl, url, depth)
         meta = self._meta(crawl, depth) | {"finpatrol_url": url}
         return scrapy.Request(
             url,
@@ -120,6 +149,27 @@ class SitePatrolSpider(scrapy.Spider):
             meta=meta,
             dont_filter=True,  # dedup is per target, above
             priority=-depth,
+        )
+
+    def _context_name(self) -> str:
+        return f"finpatrol-{self.rendered_count // self.pages_per_context}"
+
+    def _render_request(self, crawl: TargetCrawl, url: str, depth: int, retry: bool = False):
+        """A request through Chromium; the page comes back open to the callback, which closes it."""
+        self.rendered_count += 1
+        meta = self._meta(crawl, depth) | {
+            "finpatrol_url": url,
+            "finpatrol_render_retry": retry,
+            "playwright": True,
+            "playwright_include_page": True,
+            "playwright_context": self._context_name(),
+            "playwright_page_goto_kwargs": {"wait_until": "domcontentloaded"},
+        }
+        if crawl.target.screenshot == "always":
+            meta["playwright_page_init_callback"] = "spiders.render.keep_images"
+        return scrapy.Request(
+            url, callback=self.parse_rendered, errback=self.render_failed, meta=meta,
+            dont_filter=True, priority=-depth,
         )
 
     def parse(self, response: Response):
@@ -133,8 +183,15 @@ class SitePatrolSpider(scrapy.Spider):
         if not is_html(response):
             stats.inc_value(f"{prefix}/skipped_non_html")
             return
+        if crawl.target.render == "auto" and is_js_shell(response):
+            stats.inc_value("render/auto_escalations")
+            yield self._render_request(crawl, response.meta["finpatrol_url"], depth)
+            return
         stats.inc_value(f"{prefix}/pages")
         yield page_item(response, crawl.target.id, depth)
+        yield from self._follow(crawl, response, depth)
+
+    def _follow(self, crawl: TargetCrawl, response: Response, depth: int):
         if depth >= crawl.target.max_depth:
             return
         base = response.css("base::attr(href)").get() or response.url
@@ -142,6 +199,56 @@ class SitePatrolSpider(scrapy.Spider):
             request = self._request(crawl, urljoin(base, href.strip()), depth + 1)
             if request is not None:
                 yield request
+
+    async def parse_rendered(self, response: Response):
+        """Settle, snapshot and close the browser page, then treat the DOM like any page."""
+        crawl = self.crawls[response.meta["finpatrol_target"]]
+        depth = response.meta["finpatrol_depth"]
+        page = response.meta.pop("playwright_page")
+        stats = self.crawler.stats
+        try:
+            if not await settle(page, self.settle_seconds):
+                stats.inc_value("render/settle_timeouts")
+            html = await page.content()
+            screenshot = await page.screenshot(full_page=True, type="png", timeout=15_000)
+        finally:
+            await self._close_page(page, response.meta["playwright_context"])
+        stats.inc_value("render/pages")
+        if response.status >= 400:
+            stats.inc_value(f"patrol/target/{crawl.target.id}/failed")
+            stats.inc_value(f"patrol/target/{crawl.target.id}/errors/http_{response.status}")
+            return
+        rendered = response.replace(body=html.encode("utf-8"), encoding="utf-8")
+        rendered.meta["finpatrol_screenshot"] = screenshot
+        stats.inc_value(f"patrol/target/{crawl.target.id}/pages")
+        yield page_item(rendered, crawl.target.id, depth)
+        for request in self._follow(crawl, rendered, depth):
+            yield request
+
+    async def _close_page(self, page, context_name: str) -> None:
+        """Close the page; close its context too once it is retired and empty."""
+        context = page.context
+        if not page.is_closed():
+            await page.close()
+        if context_name != self._context_name() and not context.pages:
+            await context.close()
+
+    async def render_failed(self, failure):
+        """Close the page, retry once after a browser crash, count timeouts."""
+        request = failure.request
+        page = request.meta.pop("playwright_page", None)
+        if page is not None:
+            await self._close_page(page, request.meta.get("playwright_context", ""))
+        if failure.check(PlaywrightTimeoutError):
+            self.crawler.stats.inc_value("render/timeouts")
+        elif failure.check(PlaywrightError) and not request.meta.get("finpatrol_render_retry"):
+            self.crawler.stats.inc_value("render/retries")
+            crawl = self.crawls[request.meta["finpatrol_target"]]
+            yield self._render_request(
+                crawl, request.meta["finpatrol_url"], request.meta["finpatrol_depth"], retry=True
+            )
+            return
+        self.failed(failure)
 
     def parse_sitemap(self, response: Response):
         if response.status >= 400 or not response.body.lstrip().startswith(b"<"):
@@ -165,6 +272,9 @@ class SitePatrolSpider(scrapy.Spider):
     def failed(self, failure):
         request = failure.request
         target_id = request.meta.get("finpatrol_target", "?")
+        if failure.check(IgnoreRequest) and "robots.txt" in str(failure.value):
+            self.crawler.stats.inc_value(f"patrol/target/{target_id}/skipped/robots")
+            return
         reason = failure_reason(failure)
         self.crawler.stats.inc_value(f"patrol/target/{target_id}/failed")
         self.crawler.stats.inc_value(f"patrol/target/{target_id}/errors/{reason}")
