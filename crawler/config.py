@@ -27,6 +27,7 @@ from pydantic import (
 
 from crawler.alerts.config import AlertsConfig, RoutingConfig, SmtpConfig
 from crawler.schedule.config import SchedulesConfig
+from crawler.store.elastic_config import ElasticConfig
 
 logger = logging.getLogger(__name__)
 
@@ -148,6 +149,7 @@ class PatrolConfig(_Frozen):
     routing: RoutingConfig = RoutingConfig()
     smtp: SmtpConfig = SmtpConfig()
     schedules: SchedulesConfig = SchedulesConfig()
+    elasticsearch: ElasticConfig | None = None
     source: Path | None = Field(None, exclude=True)
 
     @model_validator(mode="after")

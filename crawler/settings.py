@@ -59,6 +59,7 @@ ITEM_PIPELINES = {
     "crawler.pipelines.extract.ExtractPipeline": 100,
     "crawler.pipelines.classify.ClassifyPipeline": 200,
     "crawler.pipelines.store.StorePipeline": 800,
+    "crawler.pipelines.index.IndexPipeline": 850,
 }
 
 

@@ -183,6 +183,8 @@ def hit_doc(origin: str, hit: Hit, page: Page | None, target: TargetRow | None) 
         "first_seen": iso(hit.first_seen),
         "last_seen": iso(hit.last_seen),
         "fetched_at": iso(hit.fetched_at),
+        "removed_at": iso(getattr(hit, "removed_at", None)),
+        "reopened_at": iso(getattr(hit, "reopened_at", None)),
         "first_run_id": hit.first_run_id,
         "last_run_id": hit.last_run_id,
         "evidence": _evidence(page, hit.sha256, hit.fetched_at, final_url),

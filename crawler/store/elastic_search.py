@@ -77,7 +77,8 @@ async def search(
 def result(hit: dict) -> dict:
     src = hit["_source"]
     fragments = (hit.get("highlight") or {}).get("text") or []
-    snippet = fragments[0] if fragments else (src.get("text") or "")[: 2 * SNIPPET_RADIUS]
+    # cjk highlights mark each bigram of a phrase apart: join touching marks into one
+    snippet = fragments[0].replace("】【", "") if fragments else (src.get("text") or "")[: 2 * SNIPPET_RADIUS]
     text = src.get("text") or ""
     plain = snippet.replace("【", "").replace("】", "")
     if plain and not text.startswith(plain):
