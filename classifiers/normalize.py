@@ -1,0 +1,109 @@
+"""Text normalisation with an offset map back to the caller's original string.
+
+Matching runs on a normalised copy: full-width ASCII folded to half-width, ASCII upper
+case folded to lower case, line separators unified to ``\\n`` (all 1:1 character maps, so
+offsets do not move), then whitespace, control characters, zero-width characters, lone
+surrogates, emoji and decoration symbols (★, ※, ♥ …) deleted, so that "保 本 保 息" or
+"保★本" still match "保本保息". Deleted runs are recorded so that an offset in the
+normalised text maps back to the original in O(log n) (:meth:`Normalized.orig_span`)
+without building a per-character table: the hot path stays in C (``str.translate`` and
+``re.sub``). Clause boundaries (。！？；, newlines, commas not inside numbers) scope
+negation and context cues; the enumeration comma 、 is not a boundary, so "不得自融自保、
+承诺保本保息" keeps its 不得 in scope.
+"""
+
+from __future__ import annotations
+
+import bisect
+import logging
+import re
+from dataclasses import dataclass, field
+
+logger = logging.getLogger(__name__)
+
+
+def _table() -> dict[int, str]:
+    table = {c: chr(c - 0xFEE0) for c in range(0xFF01, 0xFF5F)}  # ！..～ -> !..~
+    table.update({c: chr(c + 32) for c in range(ord("A"), ord("Z") + 1)})
+    table.update({c: chr(c - 0xFEE0 + 32) for c in range(0xFF21, 0xFF3B)})  # Ａ-Ｚ -> a-z
+    table[0x3000] = " "
+    for c in ("\r", "\x0b", "\x0c", "\x85", "\u2028", "\u2029"):
+        table[ord(c)] = "\n"
+    # keep Chinese sentence punctuation as boundaries, but fold its full-width ASCII twins
+    table[ord("，")] = "，"
+    return table
+
+
+_TABLE = _table()
+
+_NOISE = re.compile(
+    "[\x00-\x09\x0e-\x1f\x7f \t\u00a0\u1680\u2000-\u200f\u202a-\u202f\u205f-\u206f"
+    "\ufeff\ufe0e\ufe0f\ud800-\udfff\u2600-\u27bf\u2b00-\u2bff\u25a0-\u25ff\u2190-\u21ff"
+    "\u3010\u3011\u3016\u3017\u300e\u300f\u300c\u300d\"'*`^|\\\\"
+    "\u201c\u201d\u2018\u2019\u00b7\u2022\u203b\u2605\u2606"
+    "\U0001f000-\U0001faff\U000e0000-\U000e007f]+"
+)
+
+_BOUNDARY = re.compile(r"[。！？；!?;\n]|(?<!\d)[，,]|[，,](?!\d)|\.(?!\d)|…")
+
+
+@dataclass(frozen=True)
+class Normalized:
+    """A normalised string plus what is needed to map offsets back."""
+
+    text: str
+    _run_pos: tuple[int, ...] = ()  # normalised offset at which a deleted run sat
+    _run_cum: tuple[int, ...] = ()  # cumulative deleted length up to and incl. that run
+    _bounds: list[int] = field(default_factory=list, compare=False)
+
+    def orig_span(self, start: int, end: int) -> tuple[int, int]:
+        """Map a normalised [start, end) span to the original string."""
+        if not self._run_pos:
+            return start, end
+        i = bisect.bisect_right(self._run_pos, start)
+        j = bisect.bisect_left(self._run_pos, end)
+        s = start + (self._run_cum[i - 1] if i else 0)
+        e = end + (self._run_cum[j - 1] if j else 0)
+        return s, max(s, e)
+
+    def bounds(self) -> list[int]:
+        """Sorted offsets of clause boundary characters (computed once, lazily)."""
+        if not self._bounds:
+            self._bounds.append(-1)
+            self._bounds.extend(m.start() for m in _BOUNDARY.finditer(self.text))
+            self._bounds.append(len(self.text))
+        return self._bounds
+
+    def clause(self, start: int, end: int, reach: int = 40) -> tuple[int, int]:
+        """The clause around [start, end), at most ``reach`` characters either side."""
+        b = self.bounds()
+        i = bisect.bisect_right(b, start) - 1
+        j = bisect.bisect_left(b, end)
+        lo = max(b[i] + 1, start - reach, 0)
+        hi = min(b[j] if j < len(b) else len(self.text), end + reach)
+        return lo, max(hi, end)
+
+    def sentence_end(self, pos: int) -> int:
+        """Offset of the first boundary at or after ``pos``."""
+        b = self.bounds()
+        j = bisect.bisect_left(b, pos)
+        return b[j] if j < len(b) else len(self.text)
+
+
+def normalize(original: str) -> Normalized:
+    """Fold and clean ``original``; never raises on any ``str``."""
+    folded = original.translate(_TABLE)
+    runs = list(_NOISE.finditer(folded))
+    if not runs:
+        return Normalized(folded)
+    pos, cum, deleted = [], [], 0
+    for m in runs:
+        pos.append(m.start() - deleted)
+        deleted += m.end() - m.start()
+        cum.append(deleted)
+    return Normalized(_NOISE.sub("", folded), tuple(pos), tuple(cum))
+
+
+def normalize_term(term: str) -> str:
+    """Normalise a lexicon term exactly as texts are normalised."""
+    return normalize(term).text

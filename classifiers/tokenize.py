@@ -1,0 +1,116 @@
+"""Search-index tokens: the one module that imports a jieba implementation.
+
+Why two backends: ``rjieba`` (bindings of jieba-rs: same dictionary, token-for-token the
+same output as jieba's default mode) is the default because it is much faster (see
+``benchmarks/classifier_speed.py``) and, more importantly, writes nothing: reference
+``jieba.Tokenizer`` dumps a model cache file into the temp directory on its first
+``initialize()``, and this library must not write files. When rjieba is unavailable, or
+``FINPATROL_TOKENIZER=jieba`` asks for the reference, we build our own
+``jieba.Tokenizer`` whose ``tmp_dir`` is set to a directory that does not exist, so jieba's cache dump
+fails inside jieba (which catches the error; we silence its logger meanwhile) and
+nothing is written; loading then
+costs ~1.5 s per process instead of ~0.4 s, which is acceptable for the fallback.
+``enable_paddle`` is never called (it would run pip).
+
+Both backends get the lexicon's phrases as a user dictionary, so "保本保息" or
+"资金池" stay one token, and :func:`add_words` adds more (e.g. target names). Tokens are
+lower-cased; whitespace and punctuation tokens are dropped. Initialised once, lazily,
+per process, under a lock.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import unicodedata
+from typing import Iterable
+
+logger = logging.getLogger(__name__)
+
+_lock = threading.Lock()
+_backend = None  # ("rjieba", Jieba) or ("jieba", Tokenizer)
+_pending: list[str] = []
+_NO_CACHE_DIR = os.path.join(os.sep, "nonexistent-finpatrol-jieba-cache")
+
+
+def _lexicon_terms() -> list[str]:
+    from .ruleset import load_rules  # local import: tokenize must not need the engine
+
+    terms = {t for r in load_rules().rules for t in r.phrases if len(t) >= 2 and r.scope != "absorb"}
+    return sorted(terms)
+
+
+def _make(name: str | None = None):
+    name = name or os.environ.get("FINPATROL_TOKENIZER", "rjieba")
+    if name == "rjieba":
+        try:
+            import rjieba
+
+            return "rjieba", rjieba.Jieba()
+        except ImportError:
+            logger.warning("rjieba unavailable; falling back to jieba")
+    import jieba
+
+    jlog = logging.getLogger("jieba")
+    tok = jieba.Tokenizer()
+    tok.tmp_dir = _NO_CACHE_DIR  # cache dump fails inside jieba and is skipped: no file written
+    jlog.setLevel(logging.CRITICAL)  # silence jieba's own handler, incl. the expected dump failure
+    try:
+        tok.initialize()
+    finally:
+        jlog.setLevel(logging.WARNING)
+    return "jieba", tok
+
+
+def _add(backend, words: Iterable[str]) -> None:
+    kind, tok = backend
+    for w in words:
+        w = (w or "").strip()
+        if not w:
+            continue
+        if kind == "rjieba":
+            tok.add_word(w, None, None)
+        else:
+            tok.add_word(w)
+
+
+def _get():
+    global _backend
+    if _backend is None:
+        with _lock:
+            if _backend is None:
+                backend = _make()
+                _add(backend, _lexicon_terms())
+                _add(backend, _pending)
+                _backend = backend
+                logger.debug("tokenizer backend %s ready", backend[0])
+    return _backend
+
+
+def add_words(words: Iterable[str]) -> None:
+    """Add words (e.g. institution names) so they are kept as single tokens."""
+    words = list(words)
+    with _lock:
+        if _backend is None:
+            _pending.extend(words)
+            return
+    _add(_backend, words)
+
+
+def _keep(token: str) -> bool:
+    return any(not (unicodedata.category(c)[0] in "PZSC") for c in token)
+
+
+def tokenize(text: str) -> list[str]:
+    """Tokens for the search index: lower-cased, no whitespace or punctuation tokens."""
+    if not text:
+        return []
+    kind, tok = _get()
+    tokens = tok.cut(text, True) if kind == "rjieba" else tok.lcut(text, HMM=True)
+    return [t.lower() for t in (t.strip() for t in tokens) if t and _keep(t)]
+
+
+def backend_name() -> str:
+    """``"rjieba"`` or ``"jieba"``: which backend this process uses."""
+    return _get()[0]
