@@ -9,6 +9,7 @@ import pytest
 import yaml
 from smtp_fixtures import SmtpSink, finding, store_hits, verdict
 
+from classifiers import CATEGORIES
 from crawler.alerts.compose import compose
 from crawler.alerts.dispatch import dispatch
 from crawler.alerts.evaluate import evaluate
@@ -70,7 +71,7 @@ def test_immediate_alert_reaches_lead_unit_with_legal_basis_and_highlight(setup,
     result = deliver(config, db, now=MORNING)
     assert result.sent and not result.failed
     (msg,) = sink.wait_for(1)
-    assert msg["Subject"] == "【高风险】承诺保本保息 - 重庆鑫盈宝网络科技有限公司"
+    assert msg["Subject"] == f"【高风险】{CATEGORIES['guaranteed_return'].name_zh} - 重庆鑫盈宝网络科技有限公司"
     assert rcpts(sink) == [{"cbrc@duty.test"}]
     assert msg.is_multipart() and msg.get_content_type() == "multipart/alternative"
     html = msg.get_body(("html",)).get_content()

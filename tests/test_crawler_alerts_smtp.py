@@ -9,6 +9,7 @@ import pytest
 import yaml
 from smtp_fixtures import PASSWORD, USER, SmtpSink, finding, make_cert, server_context, store_hits, verdict
 
+from classifiers import CATEGORIES
 from crawler.alerts.service import deliver
 from crawler.config import load_config
 from crawler.store.db import StateDB
@@ -100,7 +101,7 @@ def test_without_smtp_messages_are_eml_files_and_retries_do_not_duplicate(tmp_pa
     files = sorted((config.state_dir / "outbox").glob("*.eml"))
     assert len(files) == 1 and result.sent
     msg = message_from_bytes(files[0].read_bytes(), policy=policy.default)
-    assert msg["Subject"] == "【高风险】承诺保本保息 - 重庆鑫盈宝网络科技有限公司"
+    assert msg["Subject"] == f"【高风险】{CATEGORIES['guaranteed_return'].name_zh} - 重庆鑫盈宝网络科技有限公司"
     db.execute("UPDATE outbox SET status='pending'")
     deliver(config, db, now=NOW)
     assert sorted((config.state_dir / "outbox").glob("*.eml")) == files

@@ -1,0 +1,123 @@
+"""``finpatrol alerts list | preview ID | send``: the alert outbox by hand."""
+
+from __future__ import annotations
+
+from email import message_from_bytes, policy
+
+import click
+from rich.markup import escape
+from rich.table import Table
+from sqlalchemy import select
+
+from crawler.commands.common import config_option, console, emit_json, json_option, load_or_exit, open_db
+from crawler.store.db import iso
+
+STATUSES = ("pending", "sending", "sent")
+
+
+@click.group()
+def alerts():
+    """Early-warning mail: list the outbox, preview a message, send what is due."""
+
+
+def outbox_dict(row) -> dict:
+    return {
+        "id": row.id, "message_id": row.message_id, "kind": row.kind, "unit": row.unit,
+        "recipients": row.recipients, "subject": row.subject, "status": row.status,
+        "attempts": row.attempts, "created_at": iso(row.created_at), "sent_at": iso(row.sent_at),
+        "next_attempt_at": iso(row.next_attempt_at) if row.status != "sent" else None,
+        "transport": row.transport, "last_error": row.last_error,
+    }
+
+
+@alerts.command("list")
+@config_option
+@json_option
+@click.option("--status", type=click.Choice(STATUSES), help="Only messages in this state.")
+@click.option("--limit", default=50, show_default=True, help="How many messages, newest first.")
+def list_(config_file, as_json, status, limit):
+    """Outbox messages, newest first, with their delivery state."""
+    from crawler.alerts.models import OutboxMessage, ensure_schema
+
+    config = load_or_exit(config_file)
+    db = open_db(config)
+    try:
+        ensure_schema(db)
+        query = select(OutboxMessage).order_by(OutboxMessage.id.desc()).limit(limit)
+        if status:
+            query = query.where(OutboxMessage.status == status)
+        with db.new_session() as session:
+            rows = [outbox_dict(r) for r in session.scalars(query)]
+    finally:
+        db.close()
+    if as_json:
+        emit_json(rows)
+        return
+    table = Table(title="预警邮件 outbox")
+    for column in ("id", "kind", "unit", "status", "tries", "created", "subject", "error"):
+        table.add_column(column, overflow="fold")
+    for r in rows:
+        table.add_row(str(r["id"]), r["kind"], r["unit"], r["status"], str(r["attempts"]), r["created_at"],
+                      escape(r["subject"]), escape((r["last_error"] or "")[:60]))
+    console.print(table)
+
+
+@alerts.command()
+@config_option
+@click.argument("message_id", type=int)
+@click.option("--html", "as_html", is_flag=True, help="Print the HTML part instead of the text part.")
+@click.option("--eml", type=click.Path(dir_okay=False, writable=True), help="Also write the raw message here.")
+def preview(config_file, message_id, as_html, eml):
+    """Show one outbox message as its recipients will get it."""
+    from crawler.alerts.models import OutboxMessage, ensure_schema
+
+    config = load_or_exit(config_file)
+    db = open_db(config)
+    try:
+        ensure_schema(db)
+        with db.new_session() as session:
+            row = session.get(OutboxMessage, message_id)
+    finally:
+        db.close()
+    if row is None:
+        raise click.ClickException(f"no outbox message {message_id}; see `finpatrol alerts list`")
+    msg = message_from_bytes(row.raw, policy=policy.default)
+    for header in ("Subject", "From", "To", "Date", "Message-ID"):
+        click.echo(f"{header}: {msg[header]}")
+    click.echo(f"Status: {row.status} (attempts {row.attempts})\n")
+    click.echo(msg.get_body(("html",) if as_html else ("plain",)).get_content())
+    if eml:
+        with open(eml, "wb") as fh:
+            fh.write(row.raw)
+
+
+@alerts.command()
+@config_option
+@click.option("--digest", is_flag=True, help="Compose the daily digests now instead of at digest_time.")
+@click.option("--retry-now", is_flag=True, help="Retry failed messages now, ignoring the backoff.")
+def send(config_file, digest, retry_now):
+    """Evaluate new hits, compose what is due and send the outbox (SMTP or .eml files)."""
+    from crawler.alerts.dispatch import dispatch
+    from crawler.alerts.service import deliver
+
+    config = load_or_exit(config_file)
+    db = open_db(config)
+    try:
+        result = deliver(config, db, force_digest=digest)
+        if retry_now:
+            extra = dispatch(db, config, ignore_backoff=True)
+            result.sent += extra.sent
+            result.failed.update(extra.failed)
+            for row_id in extra.sent:
+                result.failed.pop(row_id, None)
+    finally:
+        db.close()
+    console.print(f"{len(result.alerts)} new alert(s), {len(result.queued)} message(s) composed, "
+                  f"{len(result.sent)} sent to {result.where}, {len(result.failed)} failed (will retry)")
+    for row_id, error in result.failed.items():
+        console.print(f"  message {row_id}: {escape(error)}")
+    if result.failed:
+        raise SystemExit(1)
+
+
+COMMANDS = (alerts,)

@@ -1,0 +1,56 @@
+"""What ``finpatrol schedule list`` shows: every configured job and its next run.
+
+Read from the job store in the state DB without starting a scheduler; a job the
+service has not stored yet (or whose config changed since) shows the next run
+its trigger would give now.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+
+from crawler.config import PatrolConfig
+from crawler.schedule.service import ALERTS_JOB, job_name, job_store
+from crawler.schedule.triggers import describe, next_fire_times
+from crawler.store.db import StateDB, iso, utcnow
+
+logger = logging.getLogger(__name__)
+
+
+def stored_jobs(db: StateDB) -> dict:
+    store = job_store(db)
+    store.start(None, "default")
+    try:
+        return {job.id: job for job in store.get_all_jobs()}
+    finally:
+        store.shutdown()
+
+
+def schedule_rows(config: PatrolConfig, db: StateDB, now: datetime | None = None) -> list[dict]:
+    now = now or utcnow()
+    schedules = config.schedules
+    stored = stored_jobs(db)
+    rows = []
+    for job in schedules.jobs:
+        entry = stored.get(job.id)
+        if not job.enabled:
+            state, next_run = "disabled", None
+        elif entry is not None and entry.name == job_name(job, schedules):
+            state, next_run = "stored", entry.next_run_time
+        else:
+            state = "changed: applied when serve starts" if entry is not None else "not stored: serve not started"
+            upcoming = next_fire_times(job, schedules.timezone, now, 1)
+            next_run = upcoming[0] if upcoming else None
+        rows.append({
+            "id": job.id, "targets": list(job.targets) or ["(all enabled)"], "trigger": describe(job),
+            "jitter": job.jitter, "next_run": iso(next_run) if next_run else None,
+            "next_run_local": next_run.astimezone(next_run.tzinfo).strftime("%Y-%m-%d %H:%M %Z") if next_run else None,
+            "state": state,
+        })
+    for job_id, entry in stored.items():
+        if job_id != ALERTS_JOB and job_id not in {j.id for j in schedules.jobs}:
+            rows.append({"id": job_id, "targets": [], "trigger": str(entry.trigger), "jitter": 0,
+                         "next_run": iso(entry.next_run_time), "next_run_local": None,
+                         "state": "removed when serve starts"})
+    return rows
