@@ -25,6 +25,8 @@ from dataclasses import dataclass
 logger = logging.getLogger(__name__)
 
 NEAR = 6
+_ASK = ("吗", "么", "呢")
+_ASK_WORDS = ("怎么", "如何", "哪", "是否", "是不是", "会不会", "有没有", "能不能")
 REPORTING_KINDS = {"news": "reporting", "regulator": "regulator"}
 PROMO_KINDS = {"ad", "platform_page"}
 KINDS = ("ad", "platform_page", "social_post", "news", "regulator", "forum", "complaint")
@@ -70,12 +72,15 @@ class Negator:
                                    "不停", "不用", "无门", "不了", "不到"))
 
     def near_cue(self, text: str, lo: int, start: int) -> str | None:
-        window = text[max(lo, start - NEAR): start]
+        base = max(lo, start - NEAR)
+        window = text[base: start]
         for cue in self.near:
             i = window.rfind(cue)
             if i < 0:
                 continue
-            pos = max(lo, start - NEAR) + i
+            pos = base + i
+            if len(cue) == 1 and pos + 1 < start:  # single-character cues must touch: 不保本, 非保本
+                continue
             if text[pos: pos + 2] in self._not_neg and cue != text[pos: pos + 2]:
                 continue
             return cue
@@ -88,7 +93,11 @@ class Negator:
                 return cue
         return None
 
-    def cancel(self, text: str, lo: int, hi: int, start: int, promo: bool) -> str | None:
+    def generic_cue(self, clause: str) -> str | None:
+        cue = self._first(self.generic, clause)
+        return "generic:" + cue if cue else None
+
+    def cancel(self, text: str, lo: int, hi: int, start: int, promo: bool, event: bool = False) -> str | None:
         """The cue cancelling a hit at ``start`` inside clause [lo, hi), or None."""
         cue = self.near_cue(text, lo, start)
         if cue:
@@ -106,6 +115,6 @@ class Negator:
             cue = self._first(self.generic, clause)
             if cue:
                 return "generic:" + cue
-            if text[hi: hi + 1] in ("?", "？") or clause.endswith(("?", "？", "吗")):
+            if event and clause.endswith(_ASK) and any(w in clause for w in _ASK_WORDS):
                 return "question"
         return None

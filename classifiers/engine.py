@@ -33,6 +33,7 @@ _SEV = {"low": 1, "medium": 2, "high": 3}
 _RISK = ("none", "low", "medium", "high")
 _CTX_KINDS = ("reporting", "reporting_strong", "regulator", "promotional")
 YIELD_RULE = "high_yield.above_ceiling"
+EVENT_CATEGORIES = frozenset({"collapse_signal", "mass_incident"})
 
 
 class Classifier:
@@ -106,7 +107,7 @@ class Classifier:
                     return cue
         promo = rule.scope == "promo"
         if rule.negatable:
-            cue = self.negator.cancel(text, lo, hi, start, promo)
+            cue = self.negator.cancel(text, lo, hi, start, promo, rule.category in EVENT_CATEGORIES)
             if cue:
                 return cue
         if promo and context in ("reporting", "regulator"):
@@ -135,7 +136,7 @@ class Classifier:
             s, e = norm.orig_span(c.start, c.end)
             claims.append(YieldClaim(original[s:e], s, e, field, c.low, c.high, c.period, promised))
             if c.high >= self.yield_ceiling:
-                cue = self.negator.cancel(text, lo, hi, c.start, True)
+                cue = self.negator.cancel(text, lo, hi, c.start, True) or self.negator.generic_cue(clause)
                 if not cue and context in ("reporting", "regulator"):
                     cue = context
                 findings.append(_finding(original, field, norm, c.start, c.end, "high_yield", YIELD_RULE, 1.0, cue))
@@ -201,8 +202,10 @@ def _finding(original, field, norm, start, end, category, rule_id, weight, cue) 
 def _verdict(findings, yields, context, thresholds) -> Verdict:
     sums: dict[str, float] = defaultdict(float)
     keep: dict[str, float] = defaultdict(lambda: 1.0)
-    for f in findings:
-        if not f.negated:
+    seen: set[tuple[str, str]] = set()
+    for f in findings:  # a repeated word (spam) counts once per rule
+        if not f.negated and (f.rule_id, f.text) not in seen:
+            seen.add((f.rule_id, f.text))
             sums[f.category] += f.weight
             keep[f.category] *= 1.0 - f.weight
     labels = tuple(sorted(c for c, s in sums.items() if s >= thresholds.get(c, 1.0) - 1e-9))

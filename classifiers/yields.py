@@ -29,7 +29,7 @@ _RANGE = rf"(?P<a>{_NUM})%?(?:(?:-|~|至|到|—|–)(?P<b>{_NUM}))?"
 _CN_DIGIT = {"零": 0, "一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7,
              "八": 8, "九": 9, "十": 10}
 _PERMILLE = re.compile(r"千分之(?P<a>[\d一二两三四五六七八九十]+(?:\.\d+)?)")
-_FEN = re.compile(rf"(?P<a>{_NUM}|[一二两三四五六七八九十])(?P<u>分|厘)(?!钟|期|红|享|配|成)")
+_FEN = re.compile(rf"(?P<a>{_NUM}|[一二两三四五六七八九十])(?P<u>分|厘)(?!钟|期|红|享|配|成|钱|之)")
 
 _ANNUAL_KW = (r"七日年化|7日年化|万份收益|年化|年收益|年利率|年息|年回报|预期收益|"
               r"预计收益|参考收益|收益率|回报率|利率|年化利率|回报|收益|利息|返息|分红|返利|"
@@ -94,7 +94,10 @@ def _after_keyword(text: str, m: re.Match, limit: int) -> RawClaim | None:
     stop = re.search(r"[，。；;!?！？\n]", tail)
     if stop:
         tail = tail[: stop.start()]
+    kw = m.group()
     for rx in (_PCT_AFTER, _PERMILLE, _FEN):
+        if rx is _FEN and not ("息" in kw or "利" in kw):
+            continue
         hit = rx.search(tail)
         if not hit or hit.start() > 10:
             continue
