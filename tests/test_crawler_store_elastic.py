@@ -231,7 +231,7 @@ def test_unknown_outcome_after_rollover_is_found_not_duplicated(cluster, db):
 
 
 def test_rejected_documents_are_recorded_with_the_reason(cluster, db, tmp_path):
-    from tests.conftest import cli
+    from conftest import cli
 
     config = cluster.config()
     run(_with(config, lambda es: setup(es, config)))
@@ -255,7 +255,7 @@ def test_rejected_documents_are_recorded_with_the_reason(cluster, db, tmp_path):
 
 
 def test_authentication_failure_is_reported_clearly(auth_rejecting, db, tmp_path):
-    from tests.conftest import cli
+    from conftest import cli
 
     fill(db, pages={"/": PAGES["/"]})
     queue.enqueue_all(db)

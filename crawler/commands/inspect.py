@@ -56,13 +56,15 @@ def hits(config_file, targets, category, risk, since, until, as_json, limit):
 def search(query, config_file, targets, category, risk, since, until, as_json, limit):
     """Full-text search of patrolled pages (Chinese words segmented with jieba)."""
     config = load_or_exit(config_file)
-    db = open_db(config)
-    try:
-        if db.index is None:
-            raise click.ClickException("the embedded index needs a SQLite state DB")
-        results = db.index.search(query, make_filters(targets, category, risk, since, until), limit)
-    finally:
-        db.close()
+    if getattr(config, "elasticsearch", None) is not None:
+        from crawler.store.elastic_search import ClusterUnavailable, search_cluster
+
+        try:
+            results = search_cluster(config.elasticsearch, query, make_filters(targets, category, risk, since, until), limit)
+        except ClusterUnavailable as e:
+            raise click.ClickException(str(e)) from None
+    else:
+        results = embedded_search(config, query, make_filters(targets, category, risk, since, until), limit)
     if as_json:
         emit_json(results)
         return
@@ -73,6 +75,16 @@ def search(query, config_file, targets, category, risk, since, until, as_json, l
         console.print(f"[bold]{escape(r['title'] or r['url'])}[/]  [{RISK_STYLE[r['risk']]}]{r['risk']}[/] {labels}")
         console.print(f"  {escape(r['url'])}  target={r['target']} hit={r['hit_id'] or '-'}")
         console.print("  " + escape(r["snippet"]).replace("【", "[reverse]").replace("】", "[/reverse]"))
+
+
+def embedded_search(config, query, filters, limit) -> list[dict]:
+    db = open_db(config)
+    try:
+        if db.index is None:
+            raise click.ClickException("the embedded index needs a SQLite state DB")
+        return db.index.search(query, filters, limit)
+    finally:
+        db.close()
 
 
 @click.command()

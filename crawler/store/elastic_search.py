@@ -15,6 +15,7 @@ import logging
 from elasticsearch import AsyncElasticsearch
 
 from crawler.store.db import iso, parse_time
+from crawler.store.elastic_client import ClusterUnavailable  # noqa: F401  (re-exported for the CLI)
 from crawler.store.elastic_config import ElasticConfig
 from crawler.store.search import SNIPPET_RADIUS, Filters, query_terms
 
@@ -99,3 +100,24 @@ def result(hit: dict) -> dict:
         "snippet": snippet.replace("\n", " "),
         "rank": round(float(hit.get("_score") or 0.0), 4),
     }
+
+
+def search_cluster(config: ElasticConfig, query: str, filters: Filters, limit: int = 20) -> list[dict]:
+    """``search`` for a command line: own client and event loop; errors as ``ClusterUnavailable``."""
+    import asyncio
+
+    from elastic_transport import TransportError
+    from elasticsearch import ApiError
+
+    from crawler.store.elastic_client import ClusterUnavailable, describe, make_async_client
+
+    async def once() -> list[dict]:
+        es = make_async_client(config)
+        try:
+            return await search(es, config, query, filters, limit)
+        except (ApiError, TransportError) as e:
+            raise ClusterUnavailable(describe(e, config)) from e
+        finally:
+            await es.close()
+
+    return asyncio.run(once())

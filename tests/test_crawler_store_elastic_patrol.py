@@ -1,0 +1,127 @@
+"""Whole patrols (real CLI, real local site) indexing into a real HTTP search server."""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.request
+
+import yaml
+
+from conftest import cli, json_lines
+from crawler.demo.server import Reply, SiteServer, routes
+from tests.es_fixtures import cluster, gate, osmem_base  # noqa: F401
+
+
+def page(title: str, body: str, links: tuple[str, ...] = ()) -> str:
+    nav = "".join(f'<li><a href="{href}">{href}</a></li>' for href in links)
+    return (
+        f"<!DOCTYPE html><html lang='zh'><head><meta charset='utf-8'><title>{title}</title></head>"
+        f"<body><ul class='nav'>{nav}</ul><article><h1>{title}</h1><p>{body}</p></article></body></html>"
+    )
+
+
+BODIES = {
+    "/p1.html": ("稳盈计划", "本平台承诺保本保息，年化收益率高达18%，稳赚不赔，欢迎投资。"),
+    "/p2.html": ("公司介绍", "我们是一家信息中介平台，理财非存款，产品有风险，投资须谨慎。"),
+    "/p3.html": ("原始股", "原始股认购火热进行中，内部认购，拉人头返利，保本保息。"),
+    "/p4.html": ("平台公告", "近期部分出借人反映提现困难，平台正在处理逾期项目，请耐心等待。"),
+    "/p5.html": ("联系我们", "地址：重庆市江津区几江街道，电话：023-00000000。"),
+    "/p6.html": ("首付贷", "首付分期，众筹买房，月息2分，到期刚性兑付。"),
+}
+
+
+def site_routes(on_last=None) -> dict:
+    links = tuple(BODIES) + ("/last.html",)
+    table = {"/": page("鑫盈宝", "鑫盈宝网络借贷信息中介平台。", links)}
+    table.update({path: page(*spec) for path, spec in BODIES.items()})
+
+    def last(request):
+        if on_last is not None:
+            on_last()
+        return Reply(body=page("最后一页", "平台资金池随存随取，保本保息。").encode("utf-8"),
+                     headers={"Content-Type": "text/html; charset=utf-8"})
+
+    table["/last.html"] = last
+    return table
+
+
+def write_config(path, site_url: str, es_block: dict | None) -> str:
+    document = {"state_dir": "state", "allow_private_networks": True, "download_timeout": 5,
+                "targets": [{"id": "xyb", "name": "鑫盈宝", "business": "p2p", "urls": [site_url]}]}
+    if es_block:
+        document["elasticsearch"] = es_block
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(document, allow_unicode=True), encoding="utf-8")
+    return str(path)
+
+
+def count(url: str, index: str) -> int:
+    urllib.request.urlopen(urllib.request.Request(f"{url}/{index}/_refresh", method="POST"), timeout=5).read()
+    with urllib.request.urlopen(f"{url}/{index}/_count", timeout=5) as response:
+        return json.loads(response.read())["count"]
+
+
+def doc_ids(url: str, index: str) -> list[str]:
+    count(url, index)
+    request = urllib.request.Request(
+        f"{url}/{index}/_search", data=json.dumps({"size": 1000, "_source": False}).encode(),
+        headers={"Content-Type": "application/json"}, method="POST")
+    with urllib.request.urlopen(request, timeout=5) as response:
+        return sorted(h["_id"] for h in json.loads(response.read())["hits"]["hits"])
+
+
+def test_patrol_indexes_and_search_uses_the_cluster(cluster, tmp_path):
+    with SiteServer(routes(site_routes())) as site:
+        config = write_config(tmp_path / "a" / "patrol.yaml", site.url("/"), cluster.yaml_block(batch_size=2))
+        assert cli("es", "setup", "--config", config).returncode == 0
+        patrolled = cli("patrol", "--config", config)
+        assert patrolled.returncode == 0, patrolled.stderr
+    status = json.loads(cli("es", "status", "--config", config, "--json").stdout)
+    assert set(status["pending"]) == {"page", "hit", "target"}
+    assert all(set(states) == {"indexed"} for states in status["pending"].values())
+    assert status["cluster"]["families"]["pages"]["documents"] == 8
+
+    found = json_lines(cli("search", "保本保息", "--config", config, "--json").stdout)
+    assert {r["url"].rsplit("/", 1)[1] for r in found} == {"p1.html", "p3.html", "last.html"}
+    assert all("【保本保息】" in r["snippet"] for r in found)
+    high = json_lines(cli("search", "保本保息", "--risk", "high", "--config", config, "--json").stdout)
+    assert {r["risk"] for r in high} <= {"high"}
+    embedded_config = write_config(tmp_path / "a" / "embedded.yaml", site.url("/"), None)
+    embedded = json_lines(cli("search", "保本保息", "--config", embedded_config, "--json").stdout)
+    assert {r["page_id"] for r in embedded} == {r["page_id"] for r in found}
+    assert [set(r) for r in embedded][:1] == [set(r) for r in found][:1]
+
+
+def test_cluster_down_mid_patrol_then_sync_gives_the_same_documents(cluster, gate, tmp_path):
+    def close_gate_once_something_is_indexed():
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and count(cluster.url, f"{cluster.prefix}-pages") == 0:
+            time.sleep(0.1)
+        gate.close()
+
+    with SiteServer(routes(site_routes(close_gate_once_something_is_indexed))) as site:
+        block = cluster.yaml_block(gate.url, batch_size=2)
+        config = write_config(tmp_path / "outage" / "patrol.yaml", site.url("/"), block)
+        assert cli("es", "setup", "--config", config).returncode == 0
+        patrolled = cli("patrol", "--config", config)
+        assert patrolled.returncode == 0, patrolled.stderr
+        before = json.loads(cli("es", "status", "--config", config, "--json").stdout or "{}")
+        assert before["error"] and sum(s.get("pending", 0) for s in before["pending"].values()) > 0
+        assert 0 < count(cluster.url, f"{cluster.prefix}-pages") < 8
+
+        gate.open()
+        synced = cli("es", "sync", "--config", config, "--json")
+        assert synced.returncode == 0, synced.stdout + synced.stderr
+        assert json_lines(synced.stdout)[0]["pending"] == 0
+
+        calm_block = cluster.yaml_block(index_prefix=cluster.prefix + "-calm", batch_size=2)
+        calm = write_config(tmp_path / "calm" / "patrol.yaml", site.url("/"), calm_block)
+        assert cli("es", "setup", "--config", calm).returncode == 0
+        assert cli("patrol", "--config", calm).returncode == 0
+
+    for family in ("pages", "hits", "targets"):
+        with_outage = doc_ids(cluster.url, f"{cluster.prefix}-{family}")
+        without = doc_ids(cluster.url, f"{cluster.prefix}-calm-{family}")
+        assert len(with_outage) == len(set(with_outage)), f"{family}: a document twice"
+        assert with_outage == without, f"{family}: not the same documents"
