@@ -2,6 +2,7 @@
 
 The run's per-target counts come from Scrapy's stats (``patrol/target/<id>/...``)
 when the spider closes, so a crawl is judged by what happened, not by its exit code.
+Then pages of fully patrolled targets that this run did not fetch are marked gone.
 Settings: FINPATROL_CONFIG.
 """
 
@@ -13,6 +14,7 @@ from scrapy import signals
 
 from crawler.config import load_config
 from crawler.items import PageItem
+from crawler.store.changes import gone_candidates, mark_gone
 from crawler.store.db import StateDB
 from crawler.store.pages import save_pages
 from crawler.store.runs import finish_run, start_run, sync_targets
@@ -61,6 +63,8 @@ class StorePipeline:
         per_target = {t: target_counts(stats, t) for t in self.target_ids}
         status = finish_run(self.db, self.run_id, reason, stats, per_target)
         self.stats.set_value("patrol/status", status)
+        max_pages = {t.id: t.max_pages for t in self.config.targets}
+        mark_gone(self.db, self.run_id, gone_candidates(per_target, reason, max_pages))
         self.db.close()
 
 

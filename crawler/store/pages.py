@@ -2,7 +2,8 @@
 
 A hit's identity is its page plus a key over its labels and live findings, so
 re-patrolling an unchanged page only moves ``last_seen`` while a changed page
-whose verdict changed opens a new hit.
+whose verdict changed opens a new hit. Versions, removed and reopened hits and
+per-run change records are kept by ``crawler.store.changes``.
 """
 
 from __future__ import annotations
@@ -10,13 +11,14 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Iterable
 
 from sqlalchemy import select
 
 from crawler.items import PageItem
+from crawler.store.changes import Before, reopen_hit, track
 from crawler.store.db import StateDB, parse_time
 from crawler.store.models import Hit, HitCategory, Page
 
@@ -30,6 +32,10 @@ class Saved:
     page_id: int
     hit_id: int | None
     new_hit: bool
+    reopened: bool = False
+    """True when the hit had been removed (rectified) and its verdict came back."""
+    change: str | None = None
+    """added | changed when this fetch changed the page's text or verdict, else None."""
 
 
 def verdict_key(verdict: dict) -> str:
@@ -59,13 +65,16 @@ def save_pages(db: StateDB, items: list[PageItem], run_id: int | None) -> list[S
             page = session.scalar(
                 select(Page).where(Page.target_id == item.target_id, Page.url == item.url)
             )
+            before = Before.of(page)
             if item.unchanged and page is not None:
-                results.append(_touch(session, page, when, run_id))
-                continue
-            page, changed_text = _upsert_page(session, page, item, when, run_id)
-            if changed_text:
-                reindex.append(page)
-            results.append(_record_hit(session, page, item, when, run_id))
+                saved = _touch(session, page, when, run_id)
+            else:
+                page, changed_text = _upsert_page(session, page, item, when, run_id)
+                if changed_text:
+                    reindex.append(page)
+                saved = _record_hit(session, page, item, when, run_id)
+            change = track(session, page, before, when, run_id)
+            results.append(replace(saved, change=change.kind if change else None))
         session.flush()
         if db.index is not None and reindex:
             db.index.put(session, reindex)
@@ -78,7 +87,8 @@ def _touch(session, page: Page, when: datetime, run_id: int | None) -> Saved:
     hit = session.get(Hit, page.current_hit_id) if page.current_hit_id else None
     if hit is not None:
         hit.last_seen, hit.last_run_id = when, run_id
-    return Saved(page.id, hit.id if hit else None, False)
+        return Saved(page.id, hit.id, False, reopened=reopen_hit(hit, when))
+    return Saved(page.id, None, False)
 
 
 def _upsert_page(session, page: Page | None, item: PageItem, when, run_id) -> tuple[Page, bool]:
@@ -123,8 +133,9 @@ def _record_hit(session, page: Page, item: PageItem, when, run_id) -> Saved:
     hit.findings, hit.yields = verdict.get("findings", []), verdict.get("yields", [])
     hit.text_fingerprint, hit.sha256, hit.fetched_at = item.text_fingerprint, item.sha256, when
     hit.last_seen, hit.last_run_id = when, run_id
+    reopened = not new and reopen_hit(hit, when)
     session.flush()
     if new:
         session.add_all(HitCategory(hit_id=hit.id, category=c) for c in hit.labels)
     page.current_hit_id = hit.id
-    return Saved(page.id, hit.id, new)
+    return Saved(page.id, hit.id, new, reopened=reopened)

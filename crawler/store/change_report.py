@@ -1,0 +1,123 @@
+"""Read change records back as plain dicts with the changed passages: ``finpatrol changes``.
+
+A passage is a line of the extracted text, split further after 。！？；!? so that
+one edited sentence in a long paragraph shows as one removed and one added passage.
+"""
+
+from __future__ import annotations
+
+import difflib
+import logging
+import re
+from datetime import datetime
+
+from sqlalchemy import select
+
+from crawler.store.db import StateDB, as_utc, iso
+from crawler.store.models import Hit, PageChange, PageVersion
+
+logger = logging.getLogger(__name__)
+
+_SENTENCE_END = re.compile(r"(?<=[。！？；!?])")
+
+
+def passages(text: str) -> list[str]:
+    out = []
+    for line in text.splitlines():
+        out.extend(p.strip() for p in _SENTENCE_END.split(line) if p.strip())
+    return out
+
+
+def diff_passages(old: str, new: str) -> tuple[list[str], list[str], list[str]]:
+    """(removed passages, added passages, unified diff lines) between two texts."""
+    a, b = passages(old), passages(new)
+    removed, added = [], []
+    for tag, i1, i2, j1, j2 in difflib.SequenceMatcher(a=a, b=b, autojunk=False).get_opcodes():
+        if tag in ("replace", "delete"):
+            removed.extend(a[i1:i2])
+        if tag in ("replace", "insert"):
+            added.extend(b[j1:j2])
+    diff = [line.rstrip("\n") for line in difflib.unified_diff(a, b, "before", "after", n=1, lineterm="")]
+    return removed, added, diff
+
+
+def _hit_brief(hit: Hit | None) -> dict | None:
+    if hit is None:
+        return None
+    return {
+        "id": hit.id,
+        "labels": list(hit.labels),
+        "rule_ids": sorted({f["rule_id"] for f in hit.findings if not f.get("negated")}),
+        "removed_at": iso(hit.removed_at),
+        "reopened_at": iso(hit.reopened_at),
+    }
+
+
+def _claims(hit: Hit | None) -> set[tuple[str, str, str]]:
+    if hit is None:
+        return set()
+    return {(f["category"], f["rule_id"], f["text"]) for f in hit.findings if not f.get("negated")}
+
+
+def change_dict(session, change: PageChange) -> dict:
+    old_v = session.get(PageVersion, change.old_version_id) if change.old_version_id else None
+    new_v = session.get(PageVersion, change.new_version_id) if change.new_version_id else None
+    old_hit = session.get(Hit, change.old_hit_id) if change.old_hit_id else None
+    new_hit = session.get(Hit, change.new_hit_id) if change.new_hit_id else None
+    old_text = f"{old_v.title}\n{old_v.text}" if old_v else ""
+    new_text = f"{new_v.title}\n{new_v.text}" if new_v else ""
+    removed, added, diff = diff_passages(old_text, new_text) if change.kind != "added" or old_v else ([], [], [])
+    hits = {"removed": None, "opened": None, "reopened": None}
+    if old_hit is not None and (change.kind == "gone" or old_hit.id != (new_hit.id if new_hit else None)):
+        hits["removed"] = _hit_brief(old_hit)
+    if new_hit is not None and (old_hit is None or new_hit.id != old_hit.id or change.kind == "added"):
+        first = new_hit.first_run_id == change.run_id and as_utc(new_hit.first_seen) == as_utc(change.at)
+        hits["opened" if first else "reopened"] = _hit_brief(new_hit)
+    return {
+        "id": change.id,
+        "run": change.run_id,
+        "target": change.target_id,
+        "page_id": change.page_id,
+        "url": change.url,
+        "kind": change.kind,
+        "at": iso(change.at),
+        "title": (new_v or old_v).title if (new_v or old_v) else "",
+        "removed_passages": removed,
+        "added_passages": added,
+        "diff": diff,
+        "claims_removed": [dict(zip(("category", "rule_id", "text"), c))
+                           for c in sorted(_claims(old_hit) - _claims(new_hit))],
+        "claims_added": [dict(zip(("category", "rule_id", "text"), c))
+                         for c in sorted(_claims(new_hit) - _claims(old_hit))],
+        "hits": hits,
+    }
+
+
+def list_changes(
+    db: StateDB,
+    targets: tuple[str, ...] = (),
+    since: datetime | None = None,
+    run_id: int | None = None,
+    limit: int | None = None,
+) -> list[dict]:
+    """Change records in the order they were recorded, with passages and hits."""
+    query = select(PageChange).order_by(PageChange.id)
+    if targets:
+        query = query.where(PageChange.target_id.in_(targets))
+    if since is not None:
+        query = query.where(PageChange.at >= since)
+    if run_id is not None:
+        query = query.where(PageChange.run_id == run_id)
+    if limit:
+        query = query.limit(limit)
+    with db.new_session() as session:
+        return [change_dict(session, c) for c in session.scalars(query)]
+
+
+def summarize(changes: list[dict]) -> dict[tuple[int | None, str], dict[str, int]]:
+    """(run, target) → {"added": n, "changed": n, "gone": n}."""
+    out: dict[tuple[int | None, str], dict[str, int]] = {}
+    for change in changes:
+        counts = out.setdefault((change["run"], change["target"]), {"added": 0, "changed": 0, "gone": 0})
+        counts[change["kind"]] += 1
+    return out

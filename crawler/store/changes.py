@@ -1,0 +1,147 @@
+"""Change tracking: page versions, hits removed and reopened, and per-run change records.
+
+Called by ``pages.save_pages`` for every stored page and by the store pipeline when
+a patrol finishes (``mark_gone``). A page version is a run of fetches with the same
+title and readable text; a change record says what one patrol found: a page
+``added`` (new, or back after being gone), ``changed`` (text or verdict) or ``gone``.
+A hit whose verdict is no longer on its page gets ``removed_at`` (rectified); one
+that comes back is reopened. Pages are only declared gone after a patrol that
+finished normally and met no failures other than 404/410 for that target, so a
+flaky network never rectifies a violation.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import or_, select
+
+from crawler.store.db import StateDB, utcnow
+from crawler.store.models import Hit, Page, PageChange, PageVersion
+
+logger = logging.getLogger(__name__)
+
+GONE_ERRORS = frozenset({"http_404", "http_410"})
+
+
+@dataclass(frozen=True)
+class Before:
+    """What the state DB said about a page before this fetch was stored."""
+
+    exists: bool
+    fingerprint: str = ""
+    title: str = ""
+    hit_id: int | None = None
+    gone: bool = False
+
+    @classmethod
+    def of(cls, page: Page | None) -> "Before":
+        if page is None:
+            return cls(exists=False)
+        return cls(True, page.text_fingerprint, page.title, page.current_hit_id, page.gone_at is not None)
+
+
+def latest_version(session, page_id: int) -> PageVersion | None:
+    return session.scalar(
+        select(PageVersion).where(PageVersion.page_id == page_id).order_by(PageVersion.id.desc()).limit(1)
+    )
+
+
+def remove_hit(session, hit_id: int | None, when: datetime, run_id: int | None) -> None:
+    """Mark a hit rectified: its verdict is no longer on its page."""
+    hit = session.get(Hit, hit_id) if hit_id else None
+    if hit is not None and hit.removed_at is None:
+        hit.removed_at, hit.removed_run_id = when, run_id
+
+
+def reopen_hit(hit: Hit, when: datetime) -> bool:
+    """A removed hit seen again on its page is open again; True when it was reopened."""
+    if hit.removed_at is None:
+        return False
+    hit.removed_at, hit.removed_run_id, hit.reopened_at = None, None, when
+    return True
+
+
+def track(session, page: Page, before: Before, when: datetime, run_id: int | None) -> PageChange | None:
+    """After a page was stored: update its versions, remove a superseded hit, record the change."""
+    version = latest_version(session, page.id)
+    text_changed = not before.exists or (before.fingerprint, before.title) != (page.text_fingerprint, page.title)
+    old_version_id = version.id if version is not None and before.exists else None
+    if version is None or text_changed:
+        version = PageVersion(
+            page_id=page.id, text_fingerprint=page.text_fingerprint, sha256=page.sha256,
+            last_sha256=page.sha256, title=page.title, text=page.text,
+            first_seen=when, last_seen=when, first_run_id=run_id, last_run_id=run_id,
+        )
+        session.add(version)
+        session.flush()
+    else:
+        version.last_seen, version.last_run_id, version.last_sha256 = when, run_id, page.sha256
+    hit_changed = before.hit_id != page.current_hit_id
+    if hit_changed and before.hit_id:
+        remove_hit(session, before.hit_id, when, run_id)
+    if not before.exists or before.gone:
+        kind = "added"
+        page.gone_at = page.gone_run_id = None
+    elif text_changed or hit_changed:
+        kind = "changed"
+    else:
+        return None
+    change = PageChange(
+        run_id=run_id, target_id=page.target_id, page_id=page.id, url=page.url, kind=kind, at=when,
+        old_version_id=old_version_id, new_version_id=version.id,
+        old_hit_id=before.hit_id, new_hit_id=page.current_hit_id,
+    )
+    session.add(change)
+    return change
+
+
+def gone_candidates(per_target: dict[str, dict], finish_reason: str, max_pages: dict[str, int]) -> list[str]:
+    """Targets whose patrol was complete enough that a page not fetched is really gone.
+
+    The crawl finished on its own, the target fetched pages, met no failure but
+    404/410 (a timeout is not a deletion), and stayed under its page limit.
+    """
+    if finish_reason != "finished":
+        return []
+    chosen = []
+    for target_id, counts in per_target.items():
+        if not counts.get("pages"):
+            continue
+        if set(counts.get("errors", {})) - GONE_ERRORS:
+            continue
+        if counts["pages"] + counts.get("failed", 0) >= max_pages.get(target_id, float("inf")):
+            continue
+        chosen.append(target_id)
+    return chosen
+
+
+def mark_gone(db: StateDB, run_id: int, target_ids: list[str], when: datetime | None = None) -> dict[str, int]:
+    """Pages of these targets not stored by this run are gone; their hits are removed."""
+    when = when or utcnow()
+    counts: dict[str, int] = {}
+    if not target_ids:
+        return counts
+    with db.new_session() as session, session.begin():
+        pages = session.scalars(
+            select(Page).where(
+                Page.target_id.in_(target_ids),
+                Page.gone_at.is_(None),
+                or_(Page.last_run_id.is_(None), Page.last_run_id != run_id),
+            )
+        ).all()
+        for page in pages:
+            version = latest_version(session, page.id)
+            page.gone_at, page.gone_run_id = when, run_id
+            remove_hit(session, page.current_hit_id, when, run_id)
+            session.add(PageChange(
+                run_id=run_id, target_id=page.target_id, page_id=page.id, url=page.url, kind="gone",
+                at=when, old_version_id=version.id if version else None, new_version_id=None,
+                old_hit_id=page.current_hit_id, new_hit_id=None,
+            ))
+            counts[page.target_id] = counts.get(page.target_id, 0) + 1
+    if counts:
+        logger.info("run %s: pages gone per target: %s", run_id, counts)
+    return counts

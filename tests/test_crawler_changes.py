@@ -1,0 +1,174 @@
+"""Change tracking in the state DB: versions, removed and reopened hits, added/changed/gone."""
+
+from __future__ import annotations
+
+import hashlib
+
+import pytest
+
+from crawler.items import PageItem
+from crawler.store.change_report import diff_passages, list_changes, passages, summarize
+from crawler.store.changes import gone_candidates, mark_gone
+from crawler.store.db import StateDB
+from crawler.store.models import Hit, Page, PageVersion
+from crawler.store.pages import save_pages
+from crawler.store.runs import start_run
+
+CLAIMS = {
+    "保本保息": ("guaranteed_return", "gr.baoben"),
+    "年化收益18%": ("high_yield", "hy.annual"),
+    "资金池": ("fund_pool", "fp.pool"),
+}
+
+
+def verdict_for(text: str) -> dict:
+    """A synthetic Verdict.to_dict(): one finding per known claim in the text."""
+    findings = [
+        {"category": cat, "rule_id": rule, "text": claim, "start": text.index(claim),
+         "end": text.index(claim) + len(claim), "field": "text", "snippet": claim,
+         "weight": 1.0, "negated": False, "negated_by": None}
+        for claim, (cat, rule) in CLAIMS.items() if claim in text
+    ]
+    labels = sorted({f["category"] for f in findings})
+    return {"labels": labels, "score": 0.9 if labels else 0.0, "risk": "high" if labels else "none",
+            "findings": findings, "yields": [], "context": "advertisement"}
+
+
+def item(url: str, text: str, when: str, known: dict | None = None) -> PageItem:
+    body = f"<html><body><p>{text}</p></body></html>".encode()
+    sha = hashlib.sha256(body).hexdigest()
+    it = PageItem(target_id="site", url=url, final_url=url, status=200, headers={}, body=body,
+                  encoding="utf-8", fetched_at=when, sha256=sha)
+    if known is not None and known.get(url) == sha:
+        it.unchanged = True  # what the extract pipeline does for an unchanged body
+        return it
+    it.title, it.text = "页", text
+    it.text_fingerprint = hashlib.sha256(text.encode()).hexdigest()
+    it.verdict = verdict_for(text)
+    return it
+
+
+class Site:
+    """Patrol a dict of url → text through save_pages, as the pipelines do."""
+
+    def __init__(self, db: StateDB):
+        self.db = db
+        self.known: dict[str, str] = {}
+
+    def patrol(self, pages: dict[str, str], when: str, gone: bool = True) -> int:
+        run_id = start_run(self.db, "test")
+        saved = save_pages(self.db, [item(u, t, when, self.known) for u, t in pages.items()], run_id)
+        with self.db.new_session() as session:
+            self.known = {p.url: p.sha256 for p in session.query(Page)}
+        if gone:
+            mark_gone(self.db, run_id, ["site"])
+        return run_id, saved
+
+
+@pytest.fixture
+def db(tmp_path):
+    state = StateDB(f"sqlite:///{tmp_path / 'state.db'}")
+    yield state
+    state.close()
+
+
+def hits_by_labels(db) -> dict[tuple, Hit]:
+    """(path, labels) → hit."""
+    with db.new_session() as session:
+        return {(h.url.rsplit("/", 1)[1], *h.labels): h for h in session.query(Hit)}
+
+
+def test_claim_removed_added_and_page_deleted_between_two_patrols(db):
+    site = Site(db)
+    first = {
+        "http://s/a": "平台承诺保本保息。年化收益18%，欢迎投资。",
+        "http://s/b": "关于我们：公司成立于2015年。",
+        "http://s/c": "活期理财，资金池运作。",
+    }
+    run1, saved1 = site.patrol(first, "2026-11-01T02:00:00+00:00")
+    assert [s.change for s in saved1] == ["added", "added", "added"]
+    hits1 = hits_by_labels(db)
+    a_hit = hits1[("a", "guaranteed_return", "high_yield")]
+
+    second = {
+        "http://s/a": "平台承诺保本保息。欢迎投资。",            # the 18% claim removed
+        "http://s/b": "关于我们：公司成立于2015年。资金池管理。",  # a claim added
+    }                                                          # /c deleted
+    run2, saved2 = site.patrol(second, "2026-11-08T02:00:00+00:00")
+    assert [s.change for s in saved2] == ["changed", "changed"]
+
+    changes = list_changes(db, run_id=run2)
+    assert summarize(changes) == {(run2, "site"): {"added": 0, "changed": 2, "gone": 1}}
+    by_url = {c["url"]: c for c in changes}
+    a = by_url["http://s/a"]
+    assert a["removed_passages"] == ["年化收益18%，欢迎投资。"]
+    assert a["added_passages"] == ["欢迎投资。"]
+    assert "-年化收益18%，欢迎投资。" in a["diff"]
+    assert a["claims_removed"] == [{"category": "high_yield", "rule_id": "hy.annual", "text": "年化收益18%"}]
+    assert a["hits"]["removed"]["id"] == a_hit.id
+    assert a["hits"]["opened"]["labels"] == ["guaranteed_return"]
+    b = by_url["http://s/b"]
+    assert b["added_passages"] == ["资金池管理。"] and b["removed_passages"] == []
+    assert b["claims_added"][0]["rule_id"] == "fp.pool" and b["hits"]["removed"] is None
+    c = by_url["http://s/c"]
+    assert c["kind"] == "gone" and c["hits"]["removed"]["labels"] == ["fund_pool"]
+
+    hits2 = hits_by_labels(db)
+    assert hits2[("a", "guaranteed_return", "high_yield")].removed_at is not None  # rectified
+    assert hits2[("c", "fund_pool")].removed_run_id == run2
+    assert hits2[("a", "guaranteed_return")].removed_at is None
+    assert hits2[("b", "fund_pool")].removed_at is None
+    with db.new_session() as session:
+        gone = session.query(Page).filter(Page.url == "http://s/c").one()
+        assert gone.gone_run_id == run2
+        assert session.query(PageVersion).filter(PageVersion.page_id == gone.id).count() == 1
+
+    # Third patrol: the deleted page is back unchanged and /a says 18% again: both reopen.
+    third = {"http://s/a": first["http://s/a"], "http://s/b": second["http://s/b"], "http://s/c": first["http://s/c"]}
+    run3, saved3 = site.patrol(third, "2026-11-15T02:00:00+00:00")
+    assert [s.reopened for s in saved3] == [True, False, True]
+    hits3 = hits_by_labels(db)
+    assert hits3[("a", "guaranteed_return", "high_yield")].removed_at is None
+    assert hits3[("a", "guaranteed_return", "high_yield")].reopened_at is not None
+    assert hits3[("a", "guaranteed_return")].removed_run_id == run3
+    kinds = {c["url"]: (c["kind"], c["hits"]["reopened"] is not None) for c in list_changes(db, run_id=run3)}
+    assert kinds == {"http://s/a": ("changed", True), "http://s/c": ("added", True)}
+
+
+def test_unchanged_repatrol_records_no_change_and_keeps_one_version(db):
+    site = Site(db)
+    pages = {"http://s/a": "承诺保本保息。"}
+    site.patrol(pages, "2026-11-01T02:00:00+00:00")
+    run2, saved = site.patrol(pages, "2026-11-02T02:00:00+00:00")
+    assert saved[0].change is None and not saved[0].new_hit
+    assert list_changes(db, run_id=run2) == []
+    with db.new_session() as session:
+        (version,) = session.query(PageVersion).all()
+        assert version.last_run_id == run2 and version.first_run_id != run2
+
+
+def test_since_and_target_filters(db):
+    site = Site(db)
+    site.patrol({"http://s/a": "一。"}, "2026-11-01T02:00:00+00:00", gone=False)
+    site.patrol({"http://s/a": "二。"}, "2026-11-09T02:00:00+00:00", gone=False)
+    from crawler.store.db import parse_time
+
+    assert [c["kind"] for c in list_changes(db)] == ["added", "changed"]
+    assert [c["kind"] for c in list_changes(db, since=parse_time("2026-11-05"))] == ["changed"]
+    assert list_changes(db, targets=("other",)) == []
+
+
+def test_pages_are_gone_only_after_a_clean_complete_patrol():
+    ok = {"pages": 3, "failed": 1, "errors": {"http_404": 1}}
+    assert gone_candidates({"t": ok}, "finished", {"t": 50}) == ["t"]
+    assert gone_candidates({"t": ok}, "shutdown", {"t": 50}) == []
+    assert gone_candidates({"t": ok}, "finished", {"t": 4}) == [], "page limit reached: the rest is unknown"
+    flaky = {"pages": 3, "failed": 1, "errors": {"timeout": 1}}
+    assert gone_candidates({"t": flaky, "u": ok}, "finished", {}) == ["u"]
+    assert gone_candidates({"t": {"pages": 0, "failed": 0, "errors": {}}}, "finished", {}) == []
+
+
+def test_passages_split_lines_and_sentences():
+    assert passages("第一句。第二句！\n\n  第三行") == ["第一句。", "第二句！", "第三行"]
+    removed, added, _ = diff_passages("甲。乙。丙。", "甲。丁。丙。")
+    assert (removed, added) == (["乙。"], ["丁。"])
