@@ -79,7 +79,7 @@ class Negator:
             if i < 0:
                 continue
             pos = base + i
-            if len(cue) == 1 and pos + 1 < start:  # single-character cues must touch: 不保本, 非保本
+            if len(cue) == 1 and pos + 2 < start:  # single characters must (nearly) touch: 不保本, 不为…
                 continue
             if text[pos: pos + 2] in self._not_neg and cue != text[pos: pos + 2]:
                 continue

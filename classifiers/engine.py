@@ -34,6 +34,8 @@ _RISK = ("none", "low", "medium", "high")
 _CTX_KINDS = ("reporting", "reporting_strong", "regulator", "promotional")
 YIELD_RULE = "high_yield.above_ceiling"
 EVENT_CATEGORIES = frozenset({"collapse_signal", "mass_incident"})
+# Investors organising (维权群, 拉横幅, 集体上访) means something already went wrong at a platform.
+IMPLIES = {"mass_incident": "collapse_signal"}
 
 
 class Classifier:
@@ -200,6 +202,7 @@ def _finding(original, field, norm, start, end, category, rule_id, weight, cue) 
 
 
 def _verdict(findings, yields, context, thresholds) -> Verdict:
+    partial: dict[str, float] = {}
     sums: dict[str, float] = defaultdict(float)
     keep: dict[str, float] = defaultdict(lambda: 1.0)
     seen: set[tuple[str, str]] = set()
@@ -208,8 +211,13 @@ def _verdict(findings, yields, context, thresholds) -> Verdict:
             seen.add((f.rule_id, f.text))
             sums[f.category] += f.weight
             keep[f.category] *= 1.0 - f.weight
-    labels = tuple(sorted(c for c, s in sums.items() if s >= thresholds.get(c, 1.0) - 1e-9))
-    partial = {c: 1.0 - k for c, k in keep.items()}
+    partial.update({c: 1.0 - k for c, k in keep.items()})
+    fired = {c for c, s in sums.items() if s >= thresholds.get(c, 1.0) - 1e-9}
+    for cat, implied in IMPLIES.items():
+        if cat in fired and implied not in fired:
+            fired.add(implied)
+            partial[implied] = max(partial.get(implied, 0.0), 1.0 - keep[cat])
+    labels = tuple(sorted(fired))
     if labels:
         score = max(partial[c] for c in labels)
         sev = max(_SEV[CATEGORIES[c].severity] for c in labels)
