@@ -12,7 +12,7 @@ import sys
 
 import click
 
-from crawler.commands import alerts, demo, es, inspect, patrol, serve, targets
+from crawler.commands import alerts, changes, demo, es, evidence, inspect, patrol, serve, targets
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -23,7 +23,7 @@ def main(verbose: int) -> None:
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
 
-for _module in (patrol, inspect, targets, demo, es, alerts, serve):
+for _module in (patrol, inspect, targets, demo, es, alerts, serve, evidence, changes):
     for _command in _module.COMMANDS:
         main.add_command(_command)
 

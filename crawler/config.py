@@ -26,6 +26,7 @@ from pydantic import (
 )
 
 from crawler.alerts.config import AlertsConfig, RoutingConfig, SmtpConfig
+from crawler.evidence.config import EvidenceConfig
 from crawler.schedule.config import SchedulesConfig
 from crawler.store.elastic_config import ElasticConfig
 
@@ -150,6 +151,7 @@ class PatrolConfig(_Frozen):
     smtp: SmtpConfig = SmtpConfig()
     schedules: SchedulesConfig = SchedulesConfig()
     elasticsearch: ElasticConfig | None = None
+    evidence: EvidenceConfig = EvidenceConfig()
     source: Path | None = Field(None, exclude=True)
 
     @model_validator(mode="after")

@@ -60,6 +60,7 @@ ITEM_PIPELINES = {
     "crawler.pipelines.classify.ClassifyPipeline": 200,
     "crawler.pipelines.store.StorePipeline": 800,
     "crawler.pipelines.index.IndexPipeline": 850,
+    "crawler.pipelines.evidence.EvidencePipeline": 860,
 }
 
 

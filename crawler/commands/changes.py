@@ -1,0 +1,58 @@
+"""``finpatrol changes``: what each patrol found added, changed or gone, with the passages."""
+
+from __future__ import annotations
+
+import click
+from rich.markup import escape
+
+from crawler.commands.common import config_option, console, emit_json, json_option, load_or_exit, open_db, time_value
+from crawler.store.change_report import list_changes, summarize
+
+KIND_STYLE = {"added": "green", "changed": "yellow", "gone": "red"}
+
+
+def print_change(change: dict) -> None:
+    style = KIND_STYLE[change["kind"]]
+    console.print(f"  [{style}]{change['kind']:7}[/] {escape(change['url'])}  [dim]{change['at']}[/]")
+    for passage in change["removed_passages"]:
+        console.print(f"      [red]- {escape(passage)}[/]")
+    for passage in change["added_passages"]:
+        console.print(f"      [green]+ {escape(passage)}[/]")
+    hits = change["hits"]
+    if hits["removed"]:
+        console.print(f"      hit {hits['removed']['id']} removed (rectified): {', '.join(hits['removed']['labels'])}")
+    for event in ("opened", "reopened"):
+        if hits[event]:
+            console.print(f"      hit {hits[event]['id']} {event}: {', '.join(hits[event]['labels'])}")
+
+
+@click.command()
+@config_option
+@json_option
+@click.option("--target", "targets", multiple=True, metavar="ID", help="Only this target (repeatable).")
+@click.option("--since", callback=time_value, metavar="DATE", help="Only changes from this time on.")
+@click.option("--run", "run_id", type=int, metavar="N", help="Only the changes found by patrol run N.")
+def changes(config_file, as_json, targets, since, run_id):
+    """List pages added, changed and gone per patrol and target, with the changed passages."""
+    config = load_or_exit(config_file)
+    db = open_db(config)
+    try:
+        rows = list_changes(db, tuple(targets), since, run_id)
+    finally:
+        db.close()
+    if as_json:
+        emit_json(rows)
+        return
+    if not rows:
+        console.print("no changes match")
+        return
+    counts = summarize(rows)
+    for (run, target), kinds in counts.items():
+        summary = ", ".join(f"{n} {k}" for k, n in kinds.items())
+        console.print(f"[bold]run {run}, target {escape(target)}[/]: {summary}")
+        for change in rows:
+            if (change["run"], change["target"]) == (run, target):
+                print_change(change)
+
+
+COMMANDS = (changes,)

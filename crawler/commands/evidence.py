@@ -1,0 +1,69 @@
+"""``finpatrol evidence verify`` and ``finpatrol evidence export``: the WARC evidence of hits."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+from rich.markup import escape
+
+from crawler.commands.common import config_option, console, emit_json, json_option, load_or_exit, open_db, time_value
+from crawler.evidence.archive import evidence_root
+from crawler.evidence.export import ExportError, export_hit
+from crawler.evidence.verify import verify
+
+
+@click.group()
+def evidence():
+    """Evidence of hits in WARC files under state_dir/evidence/."""
+
+
+@evidence.command("verify")
+@config_option
+@json_option
+@click.option("--since", callback=time_value, metavar="DATE", help="Only captures fetched from this time on.")
+def verify_command(config_file, as_json, since):
+    """Recompute every digest; report changed or missing files; exit 1 on any problem."""
+    config = load_or_exit(config_file)
+    db = open_db(config)
+    try:
+        report = verify(db, evidence_root(config.state_dir), since)
+    finally:
+        db.close()
+    if as_json:
+        emit_json([{"captures": report.captures, "files": report.files, "ok": report.ok,
+                    "problems": [p.as_dict() for p in report.problems]}])
+    else:
+        for problem in report.problems:
+            console.print(f"[bold red]FAIL[/] {escape(str(problem))}")
+        verdict = "[green]OK[/]" if report.ok else f"[bold red]{len(report.problems)} problem(s)[/]"
+        console.print(f"{report.captures} capture(s) in {report.files} file(s): {verdict}")
+    if not report.ok:
+        raise SystemExit(1)
+
+
+@evidence.command("export")
+@click.argument("hit_id", type=int)
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
+@config_option
+@click.option("--latest", is_flag=True, help="Export the latest capture instead of the first.")
+def export_command(hit_id, directory, config_file, latest):
+    """Write a hit's page bytes, screenshot, headers and manifest.json into DIRECTORY."""
+    config = load_or_exit(config_file)
+    db = open_db(config)
+    try:
+        manifest = export_hit(db, evidence_root(config.state_dir), hit_id, directory,
+                              "latest" if latest else "first")
+    except ExportError as e:
+        for problem in e.problems:
+            console.print(f"[bold red]FAIL[/] {escape(str(problem))}")
+        raise click.ClickException(str(e)) from None
+    finally:
+        db.close()
+    for name, entry in manifest["files"].items():
+        console.print(f"{entry['sha256']}  {escape(str(directory / name))}")
+    console.print(f"{escape(str(directory / 'manifest.json'))}: hit {hit_id}, fetched "
+                  f"{manifest['fetched_at']['asia_shanghai']} (Asia/Shanghai)")
+
+
+COMMANDS = (evidence,)

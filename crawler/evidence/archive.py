@@ -1,0 +1,125 @@
+"""Decide which fetched pages are captured, write them to WARC and index them in the state DB.
+
+Called once per stored page (after the store pipeline set page_id / hit_id /
+new_hit). ``archive: hits`` captures a page with a hit when the hit is new, the
+page bytes changed, or the hit has no capture yet; ``archive: all`` also captures
+every other page whose bytes are new. Labels, findings and rule ids in the
+metadata record come from the hit row, so an unchanged re-fetch is described
+the same way as the first. Settings: ``evidence.archive``, ``evidence.max_file_mb``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from datetime import datetime
+from pathlib import Path
+
+from sqlalchemy import select
+
+from crawler.evidence.config import EvidenceConfig
+from crawler.evidence.models import Evidence, EvidenceFile
+from crawler.evidence.warc import Capture, RotatingWarcWriter
+from crawler.items import PageItem
+from crawler.store.db import StateDB, parse_time, utcnow
+from crawler.store.models import Hit
+
+logger = logging.getLogger(__name__)
+
+
+def evidence_root(state_dir: Path) -> Path:
+    return Path(state_dir) / "evidence"
+
+
+def live_rule_ids(findings: list[dict]) -> list[str]:
+    return sorted({f["rule_id"] for f in findings if not f.get("negated")})
+
+
+class Archive:
+    """The evidence writer of one patrol process; not thread-safe (use from one thread)."""
+
+    def __init__(self, db: StateDB, root: Path, config: EvidenceConfig, clock=None):
+        self.db = db
+        self.config = config
+        self.writer = RotatingWarcWriter(root, config.max_file_bytes, clock=clock, on_open=self._file_opened)
+
+    def needs_capture(self, item: PageItem) -> bool:
+        if item.hit_id is not None and (item.new_hit or not item.unchanged):
+            return True
+        with self.db.new_session() as session:
+            if item.hit_id is not None:
+                return session.scalar(select(Evidence.id).where(Evidence.hit_id == item.hit_id).limit(1)) is None
+            if self.config.archive != "all":
+                return False
+            if not item.unchanged:
+                return True
+            return session.scalar(select(Evidence.id).where(Evidence.page_id == item.page_id).limit(1)) is None
+
+    def capture(self, item: PageItem, run_id: int | None) -> int | None:
+        """Write the page's records when it needs a capture; returns the Evidence row id."""
+        if not self.needs_capture(item):
+            return None
+        with self.db.new_session() as session:
+            hit = session.get(Hit, item.hit_id) if item.hit_id else None
+            metadata = self._metadata(item, hit, run_id)
+        capture = Capture(
+            url=item.url, final_url=item.final_url, fetched_at=item.fetched_at, status=item.status,
+            headers=item.headers, body=item.body, request_headers=item.request_headers,
+            protocol=item.protocol, rendered=item.rendered, encoding=item.encoding,
+            screenshot=item.screenshot, metadata=metadata,
+        )
+        written = self.writer.write(capture)
+        main = written.first("resource" if item.rendered else "response")
+        shot = written.first("screenshot")
+        row = Evidence(
+            hit_id=item.hit_id, page_id=item.page_id, run_id=run_id, target_id=item.target_id,
+            url=item.url, final_url=item.final_url, status=item.status, rendered=item.rendered,
+            fetched_at=parse_time(item.fetched_at), warc_file=written.file, record_id=main.id,
+            offset=main.offset, payload_sha256=metadata["payload_sha256"],
+            screenshot_record_id=shot.id if shot else None,
+            screenshot_sha256=metadata["screenshot_sha256"],
+            metadata_record_id=written.first("metadata").id,
+            records=[r.as_dict() for r in written.records], created_at=utcnow(),
+        )
+        with self.db.new_session() as session, session.begin():
+            session.add(row)
+            self._record_closed(session)
+            session.flush()
+            return row.id
+
+    def _metadata(self, item: PageItem, hit: Hit | None, run_id: int | None) -> dict:
+        findings = list(hit.findings) if hit else []
+        return {
+            "target_id": item.target_id,
+            "url": item.url,
+            "final_url": item.final_url,
+            "redirects": list(item.redirects),
+            "fetched_at": item.fetched_at,
+            "patrol_run": run_id,
+            "hit_id": item.hit_id,
+            "page_id": item.page_id,
+            "labels": list(hit.labels) if hit else [],
+            "rule_ids": live_rule_ids(findings),
+            "findings": findings,
+            "rendered": item.rendered,
+            "http": {"status": item.status, "protocol": item.protocol, "headers": dict(item.headers)},
+            "payload_sha256": hashlib.sha256(item.body).hexdigest(),
+            "screenshot_sha256": hashlib.sha256(item.screenshot).hexdigest() if item.screenshot else None,
+        }
+
+    def _file_opened(self, name: str, when: datetime) -> None:
+        with self.db.new_session() as session, session.begin():
+            session.merge(EvidenceFile(name=name, opened_at=when, records=0))
+
+    def _record_closed(self, session) -> None:
+        while self.writer.closed:
+            closed = self.writer.closed.pop(0)
+            row = session.get(EvidenceFile, closed.name) or EvidenceFile(name=closed.name, opened_at=closed.opened_at)
+            row.closed_at, row.size, row.sha256, row.records = (
+                closed.closed_at, closed.size, closed.sha256, closed.records)
+            session.merge(row)
+
+    def close(self) -> None:
+        self.writer.close()
+        with self.db.new_session() as session, session.begin():
+            self._record_closed(session)

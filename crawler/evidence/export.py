@@ -1,0 +1,154 @@
+"""Export one hit's evidence as plain files an investigator can hand over.
+
+``DIR`` receives the page bytes as fetched (``page.html``), the screenshot
+(``screenshot.png``), the HTTP response and request headers (``.txt``), the
+capture's WARC records (``evidence.warc.gz``, byte-identical to the archive),
+and ``manifest.json``: URL, final URL, fetch time in UTC and Asia/Shanghai,
+SHA-256 of every file, target, labels, findings, rule ids and the legal basis
+of each category (the seed section, 江津府办发〔2016〕52号). The capture is
+verified first; export refuses evidence that fails verification.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from datetime import UTC, datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select
+
+from crawler.evidence.archive import live_rule_ids
+from crawler.evidence.models import Evidence
+from crawler.evidence.verify import Problem, check_capture
+from crawler.store.db import StateDB, as_utc
+from crawler.store.models import Hit, TargetRow
+
+logger = logging.getLogger(__name__)
+
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+SEED = "江津府办发〔2016〕52号 重庆市江津区互联网金融风险专项整治工作实施方案"
+
+
+class ExportError(Exception):
+    """The hit has no usable evidence; the message says why."""
+
+    def __init__(self, message: str, problems: list[Problem] | None = None):
+        super().__init__(message)
+        self.problems = problems or []
+
+
+def both_zones(value: datetime) -> dict:
+    value = as_utc(value)
+    return {"utc": value.astimezone(UTC).isoformat(timespec="seconds"),
+            "asia_shanghai": value.astimezone(SHANGHAI).isoformat(timespec="seconds")}
+
+
+def legal_basis(labels: list[str]) -> list[dict]:
+    from classifiers import CATEGORIES
+
+    out = []
+    for label in labels:
+        category = CATEGORIES.get(label)
+        out.append({
+            "category": label,
+            "name_zh": category.name_zh if category else "",
+            "seed_section": category.seed_section if category else "",
+            "lead_unit": category.lead_unit if category else "",
+            "document": SEED,
+        })
+    return out
+
+
+def _page_name(content_type: str) -> str:
+    kind = content_type.split(";")[0].strip().lower()
+    return {"text/html": "page.html", "application/xhtml+xml": "page.xhtml"}.get(kind, "page.bin")
+
+
+def export_hit(db: StateDB, root: Path, hit_id: int, out_dir: Path, capture: str = "first") -> dict:
+    """Write the files and manifest of a hit's first (or latest) capture; return the manifest."""
+    with db.new_session() as session:
+        hit = session.get(Hit, hit_id)
+        if hit is None:
+            raise ExportError(f"no hit {hit_id}")
+        captures = session.scalars(select(Evidence).where(Evidence.hit_id == hit_id).order_by(Evidence.id)).all()
+        if not captures:
+            raise ExportError(f"hit {hit_id} has no WARC capture (was the evidence pipeline enabled?)")
+        target = session.get(TargetRow, hit.target_id)
+    chosen = captures[0] if capture == "first" else captures[-1]
+    problems, loaded = check_capture(root, chosen)
+    if problems:
+        raise ExportError(f"hit {hit_id}: the evidence fails verification", problems)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    meta = loaded.metadata or {}
+    headers = meta.get("http", {}).get("headers", {})
+    files = {
+        _page_name(headers.get("content-type", "text/html")): (loaded.payload, "page bytes as fetched (after gzip/br decoding)"),
+        "response-headers.txt": (_head(meta).encode("utf-8"), "HTTP status line and response headers as received"),
+        "request-headers.txt": (loaded.request_head.encode("utf-8"), "HTTP request as sent"),
+        "evidence.warc.gz": (b"".join(loaded.members), "the capture's WARC records, byte-identical to the archive"),
+    }
+    if loaded.screenshot is not None:
+        files["screenshot.png"] = (loaded.screenshot, "full-page screenshot (PNG) taken by the browser")
+    listing = {}
+    for name, (data, description) in files.items():
+        (out_dir / name).write_bytes(data)
+        listing[name] = {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data), "description": description}
+    manifest = _manifest(hit, target, chosen, captures, listing)
+    (out_dir / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False, indent=2), encoding="utf-8")
+    logger.info("exported hit %s (capture %s) to %s", hit_id, chosen.id, out_dir)
+    return manifest
+
+
+def _head(meta: dict) -> str:
+    http = meta.get("http", {})
+    lines = [f"{http.get('protocol', 'HTTP/1.1')} {http.get('status', '')}"]
+    lines += [f"{k}: {v}" for k, v in http.get("headers", {}).items()]
+    return "\r\n".join(lines) + "\r\n"
+
+
+def _manifest(hit: Hit, target: TargetRow | None, ev: Evidence, captures: list[Evidence], files: dict) -> dict:
+    return {
+        "hit_id": hit.id,
+        "url": ev.url,
+        "final_url": ev.final_url,
+        "http_status": ev.status,
+        "rendered": ev.rendered,
+        "fetched_at": both_zones(ev.fetched_at),
+        "hit_first_seen": both_zones(hit.first_seen),
+        "hit_last_seen": both_zones(hit.last_seen),
+        "hit_removed_at": both_zones(hit.removed_at) if hit.removed_at else None,
+        "page_sha256": ev.payload_sha256,
+        "screenshot_sha256": ev.screenshot_sha256,
+        "target": {
+            "id": hit.target_id,
+            "name": target.name if target else "",
+            "credit_code": target.credit_code if target else None,
+            "business": target.business if target else "",
+        },
+        "labels": list(hit.labels),
+        "risk": hit.risk,
+        "rule_ids": live_rule_ids(hit.findings),
+        "findings": hit.findings,
+        "yields": hit.yields,
+        "legal_basis": legal_basis(list(hit.labels)),
+        "patrol_run": ev.run_id,
+        "warc": {
+            "file": ev.warc_file,
+            "record_id": ev.record_id,
+            "offset": ev.offset,
+            "screenshot_record_id": ev.screenshot_record_id,
+            "metadata_record_id": ev.metadata_record_id,
+            "records": ev.records,
+        },
+        "captures": [
+            {"id": c.id, "fetched_at": both_zones(c.fetched_at), "warc_file": c.warc_file,
+             "record_id": c.record_id, "page_sha256": c.payload_sha256}
+            for c in captures
+        ],
+        "files": files,
+        "exported_at": both_zones(datetime.now(UTC)),
+        "verified": True,
+    }

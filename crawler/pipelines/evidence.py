@@ -1,0 +1,67 @@
+"""Evidence pipeline (after store): WARC records for pages behind hits, indexed in the state DB.
+
+Runs after the store pipeline (which sets page_id, hit_id and new_hit). The
+WARC writing and its DB row happen on one dedicated thread, in order, so
+compressing a large page never stalls the reactor and records never interleave.
+A failed capture is logged and counted; the item goes on.
+Settings: FINPATROL_CONFIG (``state_dir`` and the ``evidence:`` block).
+Stats: ``evidence/captures``, ``evidence/screenshots``, ``evidence/errors``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from concurrent.futures import ThreadPoolExecutor
+
+from crawler.config import load_config
+from crawler.evidence.archive import Archive, evidence_root
+from crawler.items import PageItem
+from crawler.store.db import StateDB
+
+logger = logging.getLogger(__name__)
+
+
+class EvidencePipeline:
+    def __init__(self, config, stats):
+        self.config = config
+        self.stats = stats
+        self.db: StateDB | None = None
+        self.archive: Archive | None = None
+        self.executor: ThreadPoolExecutor | None = None
+
+    @classmethod
+    def from_crawler(cls, crawler):
+        return cls(load_config(crawler.settings.get("FINPATROL_CONFIG")), crawler.stats)
+
+    def open_spider(self, spider):
+        self.db = StateDB(self.config.db_url)
+        self.archive = Archive(self.db, evidence_root(self.config.state_dir), self.config.evidence)
+        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="finpatrol-warc")
+
+    async def process_item(self, item: PageItem) -> PageItem:
+        run_id = self.stats.get_value("patrol/run_id")
+        try:
+            future = self.executor.submit(self.archive.capture, item, run_id)
+            evidence_id = await asyncio.wrap_future(future)
+        except Exception:  # one page's evidence failing must not lose the patrol
+            logger.exception("evidence capture failed for %s", item.url)
+            self.stats.inc_value("evidence/errors")
+            return item
+        if evidence_id is not None:
+            self.stats.inc_value("evidence/captures")
+            if item.screenshot is not None:
+                self.stats.inc_value("evidence/screenshots")
+        return item
+
+    def close_spider(self, spider):
+        try:
+            if self.executor is not None:
+                self.executor.submit(self.archive.close).result()
+                self.executor.shutdown(wait=True)
+        except Exception:
+            logger.exception("closing the WARC file failed")
+            self.stats.inc_value("evidence/errors")
+        finally:
+            if self.db is not None:
+                self.db.close()
