@@ -122,6 +122,8 @@ class AlertsConfig(_Frozen):
     opinion: OpinionConfig = OpinionConfig()
     operator_alerts: bool = True
     """Failed, missed or unhealthy scheduled crawls mail the operator unit."""
+    operator_renotify: Seconds = 6 * 3600
+    """The same job failing the same way mails the operator again only after this long."""
 
 
 class Unit(_Frozen):

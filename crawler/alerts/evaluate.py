@@ -141,13 +141,20 @@ def _opinion_alert(session, config, inst, reason, signals, count, mean, now) -> 
     return alert.id
 
 
-def notify_operator(db: StateDB, config: PatrolConfig, subject: str, details: dict, now: datetime | None = None) -> int | None:
-    """Queue a notice about a failed, missed or unhealthy crawl for the operator unit."""
+def notify_operator(db: StateDB, config: PatrolConfig, subject: str, details: dict,
+                    key: str | None = None, now: datetime | None = None) -> int | None:
+    """Queue a notice about a failed, missed or unhealthy crawl for the operator unit.
+
+    Notices with the same ``key`` (e.g. job + status) repeat only after
+    ``alerts.operator_renotify``, so a crawl failing every few minutes is one mail.
+    """
     if not (config.alerts.enabled and config.alerts.operator_alerts):
         return None
     ensure_schema(db)
     now = now or utcnow()
     with db.new_session() as session, session.begin():
+        if key and not claim_mark(session, "_operator", "operator", key[:64], now, config.alerts.operator_renotify):
+            return None
         alert = add_alert(
             session, kind="operator", target_id=None, hit_id=None, category="operator", risk="medium",
             action="immediate", urgent=False, fingerprint=subject[:64],

@@ -111,7 +111,7 @@ class Service:
                 "job": job_id, "targets": ",".join(job.targets) or "(all)", "run_id": outcome.run_id,
                 "status": outcome.status, "reason": outcome.reason, "exit_code": outcome.returncode,
                 "log": outcome.log_file,
-            })
+            }, key=f"{job_id}:{outcome.status}:{outcome.reason}")
         self.alerts_tick()
 
     def alerts_tick(self) -> None:
@@ -138,7 +138,7 @@ class Service:
             details = {"job": event.job_id, "error": repr(event.exception)}
         logger.error("%s: %s", subject, details)
         try:
-            notify_operator(self.db, self.config, subject, details)
+            notify_operator(self.db, self.config, subject, details, key=f"{event.job_id}:{event.code}")
         except Exception:  # never let a listener break the scheduler
             logger.exception("could not queue the operator notice")
 
