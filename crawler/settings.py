@@ -59,8 +59,8 @@ ITEM_PIPELINES = {
     "crawler.pipelines.extract.ExtractPipeline": 100,
     "crawler.pipelines.classify.ClassifyPipeline": 200,
     "crawler.pipelines.store.StorePipeline": 800,
+    "crawler.pipelines.evidence.EvidencePipeline": 840,
     "crawler.pipelines.index.IndexPipeline": 850,
-    "crawler.pipelines.evidence.EvidencePipeline": 860,
 }
 
 

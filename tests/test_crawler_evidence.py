@@ -231,3 +231,12 @@ def test_files_rotate_by_size_and_by_day(state):
     assert len(set(names[:3])) >= 2, "the size limit closed a file"
     assert all((root / f.name).stat().st_size == f.size for f in files)
     assert verify(db, root).ok
+
+
+def test_evidence_config_block_is_validated_with_its_field_path():
+    from crawler.config import ConfigError, parse_config
+
+    assert parse_config("evidence:\n  archive: all\n  max_file_mb: 5\n").evidence.max_file_bytes == 5 * 1024 * 1024
+    with pytest.raises(ConfigError) as error:
+        parse_config("evidence:\n  archive: everything\n")
+    assert "line 2: evidence.archive" in str(error.value)
