@@ -131,8 +131,9 @@ class Classifier:
         for c in extract_yields(text):
             lo, hi = norm.clause(c.start, c.end)
             clause = text[lo:hi]
-            if any(b in clause for b in self.cues["borrower"]) and not any(
-                    w in clause for w in ("投资", "出借", "理财", "收益", "回报", "赚", "返")):
+            if any(s in clause for s in self.cues["shopping"]) or (
+                    any(b in clause for b in self.cues["borrower"])
+                    and not any(w in clause for w in ("投资", "出借", "理财", "收益", "回报", "赚", "返"))):
                 continue
             promised = any(p in clause for p in self.cues["promised"])
             s, e = norm.orig_span(c.start, c.end)

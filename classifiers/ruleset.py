@@ -43,7 +43,7 @@ logger = logging.getLogger(__name__)
 RULES_DIR = Path(__file__).resolve().parent / "rules"
 CUE_KINDS = (
     "negation_near", "negation_clause", "compliance", "generic", "reporting",
-    "reporting_strong", "regulator", "promotional", "promised", "borrower", "attribution",
+    "reporting_strong", "regulator", "promotional", "promised", "borrower", "shopping", "attribution",
 )
 _RULE_KEYS = {"id", "category", "weight", "scope", "phrases", "pattern", "with_any",
               "without_any", "negatable", "note"}

@@ -1,0 +1,47 @@
+"""Search-index tokenizer: lexicon terms stay whole, punctuation dropped, nothing written."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from classifiers.tokenize import add_words, backend_name, tokenize
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def test_tokens_keep_lexicon_terms_and_drop_punctuation():
+    toks = tokenize("承诺保本保息，年化收益率高达18%！ P2P 平台")
+    assert "保本保息" in toks
+    assert "p2p" in toks
+    assert not any(t in ("，", "！", " ", "") for t in toks)
+    assert tokenize("") == []
+
+
+def test_add_words_keeps_names_whole():
+    add_words(["鑫隆宝金服"])
+    assert "鑫隆宝金服" in tokenize("鑫隆宝金服逾期了")
+
+
+def test_jieba_reference_backend_writes_no_cache_file(tmp_path):
+    code = ("from classifiers.tokenize import tokenize, backend_name;"
+            "print(backend_name(), '/'.join(tokenize('小资钱包承诺保本保息')))")
+    env = os.environ | {"PYTHONPATH": str(REPO), "FINPATROL_TOKENIZER": "jieba", "TMPDIR": str(tmp_path)}
+    r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith("jieba ")
+    assert "保本保息" in r.stdout
+    assert list(tmp_path.iterdir()) == []
+    assert "Dump cache" not in r.stderr
+
+
+def test_default_backend_matches_reference_tokens():
+    assert backend_name() in ("rjieba", "jieba")
+    text = "近日，某网贷平台全面逾期，投资人纷纷维权"
+    code = f"from classifiers.tokenize import tokenize; print('/'.join(tokenize({text!r})))"
+    env = os.environ | {"PYTHONPATH": str(REPO), "FINPATROL_TOKENIZER": "jieba", "TMPDIR": tempfile.mkdtemp()}
+    r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert r.stdout.strip() == "/".join(tokenize(text))
