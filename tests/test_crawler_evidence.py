@@ -22,6 +22,7 @@ from crawler.evidence.models import Evidence, EvidenceFile  # noqa: E402
 from crawler.evidence.verify import verify  # noqa: E402
 from crawler.items import PageItem  # noqa: E402
 from crawler.store.db import StateDB  # noqa: E402
+from crawler.store.changes import mark_gone  # noqa: E402
 from crawler.store.pages import save_pages  # noqa: E402
 from crawler.store.runs import start_run, sync_targets  # noqa: E402
 from crawler.config import Target  # noqa: E402
@@ -205,11 +206,18 @@ def test_recapture_only_when_new_or_changed_and_archive_all(state):
     store(db, [edited], start_run(db, "test"))
     assert edited.hit_id == hit.hit_id, "same claims, same hit"
     assert archive.capture(edited, None), "but new page bytes: a new capture of that hit"
+
+    mark_gone(db, start_run(db, "test"), ["xyb"])  # a patrol that found neither page: hit removed
+    back = page_item("http://xyb.test/", CLAIM + "，欢迎投资", when="2026-11-29T02:00:00+00:00")
+    back.unchanged = True
+    store(db, [back], start_run(db, "test"))
+    assert back.hit_id == hit.hit_id
+    assert archive.capture(back, None), "same bytes, but the hit was reopened: capture when it came back"
     archive.close()
     with db.new_session() as session:
         assert session.query(Evidence).filter(Evidence.hit_id.is_(None)).count() == 1
-        assert session.query(Evidence).count() == 3
-    assert verify(db, root).captures == 3
+        assert session.query(Evidence).count() == 4
+    assert verify(db, root).captures == 4
 
 
 def test_files_rotate_by_size_and_by_day(state):

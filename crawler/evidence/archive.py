@@ -1,8 +1,8 @@
 """Decide which fetched pages are captured, write them to WARC and index them in the state DB.
 
 Called once per stored page (after the store pipeline set page_id / hit_id /
-new_hit). ``archive: hits`` captures a page with a hit when the hit is new, the
-page bytes changed, or the hit has no capture yet; ``archive: all`` also captures
+new_hit). ``archive: hits`` captures a page with a hit when the hit is new or
+reopened, the page bytes changed, or the hit has no capture yet; ``archive: all`` also captures
 every other page whose bytes are new. Labels, findings and rule ids in the
 metadata record come from the hit row, so an unchanged re-fetch is described
 the same way as the first. Settings: ``evidence.archive``, ``evidence.max_file_mb``.
@@ -21,7 +21,7 @@ from crawler.evidence.config import EvidenceConfig
 from crawler.evidence.models import Evidence, EvidenceFile
 from crawler.evidence.warc import Capture, RotatingWarcWriter
 from crawler.items import PageItem
-from crawler.store.db import StateDB, parse_time, utcnow
+from crawler.store.db import StateDB, as_utc, parse_time, utcnow
 from crawler.store.models import Hit
 
 logger = logging.getLogger(__name__)
@@ -48,6 +48,9 @@ class Archive:
             return True
         with self.db.new_session() as session:
             if item.hit_id is not None:
+                hit = session.get(Hit, item.hit_id)
+                if hit is not None and as_utc(hit.reopened_at) == parse_time(item.fetched_at):
+                    return True  # reopened by this fetch: prove the claim is back, and when
                 return session.scalar(select(Evidence.id).where(Evidence.hit_id == item.hit_id).limit(1)) is None
             if self.config.archive != "all":
                 return False
