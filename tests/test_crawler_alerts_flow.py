@@ -222,3 +222,28 @@ def test_crash_between_send_and_mark_resends_the_same_message(setup, sink):
     assert first["Message-ID"] == second["Message-ID"]
     assert sink.received[0][2] == sink.received[1][2]
     assert dispatch(db, config, MORNING + timedelta(hours=1)).sent == []
+
+
+def test_screenshot_is_inline_in_the_html_part(setup):
+    from crawler.alerts.message import build
+
+    config, _db = setup()
+    png = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
+    payload = {
+        "kind": "hit", "institution": "重庆鑫盈宝网络科技有限公司", "target": "xyb", "business": "p2p",
+        "category": "guaranteed_return", "category_zh": "承诺保本保息", "seed_section": "二(一)1",
+        "hit": {"id": 7, "url": "http://127.0.0.1:9/x", "final_url": "http://127.0.0.1:9/x", "title": "t",
+                "risk": "high", "score": 0.9, "labels": ["guaranteed_return"], "context": "",
+                "findings": [finding("guaranteed_return", "保本保息")], "yields": [],
+                "first_seen": MORNING.isoformat(), "fetched_at": MORNING.isoformat()},
+        "evidence": {"sha256": "ab" * 32, "warc_file": "2026/11/a.warc.gz", "warc_record_id": "<urn:uuid:1>"},
+        "screenshot_png": png,
+    }
+    msg = build(config, "cbrc", subject="s", message_id="<m@test>", groups=[{"title": "", "alerts": [payload]}],
+                now=MORNING)
+    html_part = msg.get_payload()[1]
+    assert html_part.get_content_type() == "multipart/related"
+    image = [p for p in html_part.iter_parts() if p.get_content_type() == "image/png"][0]
+    assert image.get_content() == png
+    assert f'src="cid:{image["Content-ID"].strip("<>")}"' in msg.get_body(("html",)).get_content()
+    assert "WARC 2026/11/a.warc.gz" in msg.get_body(("plain",)).get_content()

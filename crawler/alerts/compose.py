@@ -80,7 +80,7 @@ def _queue(session, config, unit, alerts: list[Alert], deliveries: list[Delivery
     ids = "-".join(str(a.id) for a in sorted(alerts, key=lambda a: a.id))
     msg_id = _message_id(config, f"alert-{ids}.{unit}")
     subject = subject_for(alerts[0], len(alerts))
-    groups = [{"title": "", "alerts": [_payload(a) for a in alerts]}]
+    groups = [{"title": "", "alerts": [_payload(a, session, config) for a in alerts]}]
     msg = message.build(config, unit, subject=subject, message_id=msg_id, groups=groups, now=now)
     return _add_outbox(session, kind, unit, msg, now, deliveries)
 
@@ -145,8 +145,27 @@ def _add_outbox(session, kind, unit, msg, now, deliveries) -> int:
     return row.id
 
 
-def _payload(alert: Alert) -> dict:
-    return {**alert.payload, "kind": alert.kind, "alert_id": alert.id}
+def _payload(alert: Alert, session=None, config: PatrolConfig | None = None) -> dict:
+    payload = {**alert.payload, "kind": alert.kind, "alert_id": alert.id}
+    evidence = payload.get("evidence") or {}
+    if session is not None and evidence.get("screenshot") and evidence.get("evidence_id"):
+        payload["screenshot_png"] = _screenshot(session, config, evidence["evidence_id"])
+    return payload
+
+
+def _screenshot(session, config: PatrolConfig, evidence_id: int) -> bytes | None:
+    """The screenshot PNG of a capture, read back (and verified) from its WARC file."""
+    from crawler.evidence.archive import evidence_root
+    from crawler.evidence.models import Evidence
+    from crawler.evidence.verify import check_capture
+
+    ev = session.get(Evidence, evidence_id)
+    if ev is None:
+        return None
+    problems, loaded = check_capture(evidence_root(config.state_dir), ev)
+    if problems:
+        logger.warning("evidence %s: %s; screenshot not attached", evidence_id, problems[0].what)
+    return loaded.screenshot
 
 
 def _rank(risk: str) -> int:

@@ -25,11 +25,11 @@ from crawler.alerts.routing import units_for_hit, units_for_opinion
 from crawler.alerts.rules import decide, is_urgent
 from crawler.alerts.taxonomy import category_text
 from crawler.config import PatrolConfig
+from crawler.evidence.models import Evidence
 from crawler.store.db import StateDB, as_utc, iso, utcnow
 from crawler.store.models import Hit, Page, PatrolRun, TargetRow
 
 logger = logging.getLogger(__name__)
-EVIDENCE_FIELDS = ("warc_file", "warc_record_id", "warc_offset", "screenshot_path", "screenshot_file")
 
 
 def evaluate(db: StateDB, config: PatrolConfig, now: datetime | None = None) -> list[int]:
@@ -87,8 +87,11 @@ def _hit_alerts(session, config: PatrolConfig, hits: list[Hit], now: datetime) -
 def hit_payload(session, hit: Hit, category: str, name: str, business: str) -> dict:
     text = category_text(category)
     page = session.get(Page, hit.page_id)
-    evidence = {f: getattr(hit, f) for f in EVIDENCE_FIELDS if getattr(hit, f, None)}
-    evidence["sha256"] = hit.sha256
+    evidence = {"sha256": hit.sha256}
+    ev = session.scalar(select(Evidence).where(Evidence.hit_id == hit.id).order_by(Evidence.id.desc()).limit(1))
+    if ev is not None:
+        evidence.update(warc_file=ev.warc_file, warc_record_id=ev.record_id, warc_offset=ev.offset,
+                        evidence_id=ev.id, screenshot=bool(ev.screenshot_record_id))
     return {
         "institution": name, "target": hit.target_id, "business": business,
         "category": category, "category_zh": text.name_zh, "seed_section": text.seed_section,

@@ -115,7 +115,7 @@ def build(
     msg["Date"] = format_datetime(now)
     msg["Message-ID"] = message_id
     msg["X-Finpatrol-Unit"] = unit_id
-    images = _screenshots(config, groups)
+    images = _screenshots(groups)
     context = {"tz": config.alerts.timezone, "unit_name": unit.name, "groups": groups, "digest": digest, "intro": intro, "subject": subject}
     msg.set_content(_env.get_template("message.txt.j2").render(context))
     msg.add_alternative(_env.get_template("message.html.j2").render(context), subtype="html")
@@ -126,23 +126,15 @@ def build(
     return msg
 
 
-def _screenshots(config: PatrolConfig, groups: list[dict]) -> list[tuple[str, bytes]]:
-    """Inline PNG screenshots named by hit evidence; sets ``cid`` on the alert payloads."""
+def _screenshots(groups: list[dict]) -> list[tuple[str, bytes]]:
+    """Inline PNG screenshots read from the evidence; sets ``cid`` on the alert payloads."""
     out = []
     for group in groups:
         for alert in group["alerts"]:
             alert.setdefault("cid", None)
-            evidence = alert.get("evidence") or {}
-            name = evidence.get("screenshot_path") or evidence.get("screenshot_file")
-            if not name:
-                continue
-            path = Path(name)
-            path = path if path.is_absolute() else config.state_dir / path
-            try:
-                if path.stat().st_size <= MAX_SCREENSHOT:
-                    cid = f"shot{alert['hit']['id']}@finpatrol"
-                    out.append((cid, path.read_bytes()))
-                    alert["cid"] = cid
-            except OSError as e:
-                logger.warning("screenshot %s of hit %s not attached: %s", path, alert["hit"]["id"], e)
+            data = alert.pop("screenshot_png", None)
+            if data and len(data) <= MAX_SCREENSHOT:
+                cid = f"shot{alert['hit']['id']}@finpatrol"
+                out.append((cid, data))
+                alert["cid"] = cid
     return out
