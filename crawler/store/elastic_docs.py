@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from functools import lru_cache
 from urllib.parse import urlsplit
 
 from crawler.store.db import iso, utcnow
@@ -59,11 +60,31 @@ def target_doc_id(origin: str, target_id: str) -> str:
     return doc_id(origin, "target", target_id)
 
 
+@lru_cache(maxsize=2048)
 def segment(text: str) -> str:
     """jieba words joined by single spaces, for the whitespace-analysed ``*_seg`` fields."""
     from classifiers.tokenize import tokenize
 
     return " ".join(tokenize(text or ""))
+
+
+def stored_segments(db, page_ids) -> dict[int, tuple[str, str]]:
+    """(title, text) tokens the embedded index already holds (SQLite state DB), by page id.
+
+    The embedded index stores exactly ``classifiers.tokenize`` joined by spaces, so
+    re-segmenting the same text for the cluster would only burn CPU in the reactor.
+    """
+    ids = sorted({int(i) for i in page_ids})
+    if db.index is None or not ids:
+        return {}
+    out: dict[int, tuple[str, str]] = {}
+    for start in range(0, len(ids), 500):
+        chunk = ids[start:start + 500]
+        marks = ", ".join(f":i{n}" for n in range(len(chunk)))
+        rows = db.execute(f"SELECT rowid, title, body FROM page_fts WHERE rowid IN ({marks})",
+                          **{f"i{n}": v for n, v in enumerate(chunk)})
+        out.update({row[0]: (row[1], row[2]) for row in rows})
+    return out
 
 
 def lead_units(labels) -> list[str]:
@@ -114,8 +135,9 @@ def _target_fields(target: TargetRow | None, target_id: str) -> dict:
     }
 
 
-def page_doc(origin: str, page: Page, target: TargetRow | None) -> dict:
+def page_doc(origin: str, page: Page, target: TargetRow | None, segs: tuple[str, str] | None = None) -> dict:
     labels = list(page.labels or ())
+    title_seg, text_seg = segs or (segment(page.title), segment(page.text))
     return {
         "origin": origin,
         "page_id": page.id,
@@ -126,9 +148,9 @@ def page_doc(origin: str, page: Page, target: TargetRow | None) -> dict:
         "domain": _domain(page.final_url or page.url),
         "status": page.status,
         "title": page.title or "",
-        "title_seg": segment(page.title),
+        "title_seg": title_seg,
         "text": page.text or "",
-        "text_seg": segment(page.text),
+        "text_seg": text_seg,
         "labels": labels,
         "lead_units": lead_units(labels),
         "risk": page.risk,
@@ -147,8 +169,11 @@ def page_doc(origin: str, page: Page, target: TargetRow | None) -> dict:
     }
 
 
-def hit_doc(origin: str, hit: Hit, page: Page | None, target: TargetRow | None) -> dict:
+def hit_doc(origin: str, hit: Hit, page: Page | None, target: TargetRow | None,
+            segs: tuple[str, str] | None = None) -> dict:
     labels = list(hit.labels or ())
+    if segs is None or (page is not None and hit.title != page.title):
+        segs = (segment(hit.title), segment(page.text) if page is not None else "")
     findings = [_clean(f, FINDING_KEYS) for f in hit.findings or () if isinstance(f, dict)]
     yields = [_clean(y, YIELD_KEYS) for y in hit.yields or () if isinstance(y, dict)]
     highs = [y["high_annual_pct"] for y in yields if isinstance(y.get("high_annual_pct"), (int, float))]
@@ -162,9 +187,9 @@ def hit_doc(origin: str, hit: Hit, page: Page | None, target: TargetRow | None) 
         "final_url": final_url,
         "domain": _domain(final_url or hit.url),
         "title": hit.title or "",
-        "title_seg": segment(hit.title),
+        "title_seg": segs[0],
         "text": page.text if page is not None else "",
-        "text_seg": segment(page.text) if page is not None else "",
+        "text_seg": segs[1],
         "labels": labels,
         "lead_units": lead_units(labels),
         "risk": hit.risk,

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Iterable
 
-from sqlalchemy import DateTime, Integer, String, Text, case, func, select, update
+from sqlalchemy import DateTime, bindparam, Integer, String, Text, case, func, select, text, update
 from sqlalchemy.orm import Mapped, mapped_column
 
 from crawler.store.db import StateDB, utcnow
@@ -47,6 +47,14 @@ class EsDoc(Base):
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
+def _sql(statement: str):
+    """Raw SQL for executemany, with ``:now`` stored the way the ORM stores datetimes."""
+    clause = text(statement)
+    if ":now" in statement:
+        clause = clause.bindparams(bindparam("now", type_=DateTime(timezone=True)))
+    return clause
+
+
 @dataclass(frozen=True)
 class Pending:
     kind: str
@@ -57,20 +65,31 @@ class Pending:
 
 
 def enqueue(db: StateDB, docs: Iterable[tuple[str, object]]) -> int:
-    """Mark (kind, ref) pairs as needing a push; returns how many rows changed."""
-    now, count = utcnow(), 0
-    with db.new_session() as session, session.begin():
-        for kind, ref in dict.fromkeys((k, str(r)) for k, r in docs):
-            row = session.get(EsDoc, (kind, ref))
-            if row is None:
-                session.add(EsDoc(kind=kind, ref=ref, seq=1, state="pending", indexed_seq=0, attempts=0,
-                                  enqueued_at=now, updated_at=now))
-            else:
-                if row.state != "pending":
-                    row.enqueued_at = now
-                row.seq, row.state, row.reason, row.updated_at = row.seq + 1, "pending", None, now
-            count += 1
-    return count
+    """Mark (kind, ref) pairs as needing a push; returns how many pairs were queued."""
+    now = utcnow()
+    keys = list(dict.fromkeys((k, str(r)) for k, r in docs))
+    if not keys:
+        return 0
+    with db.engine.begin() as conn:
+        existing: set[tuple[str, str]] = set()
+        for kind in {k for k, _ in keys}:
+            refs = [r for k, r in keys if k == kind]
+            for start in range(0, len(refs), 500):
+                chunk = refs[start:start + 500]
+                rows = conn.execute(select(EsDoc.ref).where(EsDoc.kind == kind, EsDoc.ref.in_(chunk)))
+                existing.update((kind, ref) for (ref,) in rows)
+        new = [{"kind": k, "ref": r, "now": now} for k, r in keys if (k, r) not in existing]
+        old = [{"kind": k, "ref": r, "now": now} for k, r in keys if (k, r) in existing]
+        if new:
+            conn.execute(_sql(
+                "INSERT INTO es_docs (kind, ref, seq, state, indexed_seq, attempts, enqueued_at, updated_at)"
+                " VALUES (:kind, :ref, 1, 'pending', 0, 0, :now, :now)"), new)
+        if old:
+            conn.execute(_sql(
+                "UPDATE es_docs SET seq = seq + 1, reason = NULL, updated_at = :now,"
+                " enqueued_at = CASE WHEN state = 'pending' THEN enqueued_at ELSE :now END, state = 'pending'"
+                " WHERE kind = :kind AND ref = :ref"), old)
+    return len(keys)
 
 
 def take(db: StateDB, limit: int, skip: int = 0) -> list[Pending]:
@@ -86,25 +105,26 @@ def take(db: StateDB, limit: int, skip: int = 0) -> list[Pending]:
 
 def mark_attempt(db: StateDB, batch: list[Pending]) -> None:
     """Before sending: count the attempt, so an unknown outcome is known to be unknown."""
-    with db.new_session() as session, session.begin():
-        for p in batch:
-            session.execute(update(EsDoc).where(EsDoc.kind == p.kind, EsDoc.ref == p.ref)
-                            .values(attempts=EsDoc.attempts + 1, updated_at=utcnow()))
+    if batch:
+        with db.engine.begin() as conn:
+            conn.execute(_sql("UPDATE es_docs SET attempts = attempts + 1, updated_at = :now"
+                              " WHERE kind = :kind AND ref = :ref"),
+                         [{"kind": p.kind, "ref": p.ref, "now": utcnow()} for p in batch])
 
 
 def mark_indexed(db: StateDB, acked: list[tuple[Pending, str]]) -> int:
-    """The cluster acknowledged these (pending row, concrete index) pairs."""
-    done = 0
-    with db.new_session() as session, session.begin():
-        for p, index in acked:
-            row = session.get(EsDoc, (p.kind, p.ref))
-            if row is None:
-                continue
-            row.index_name, row.indexed_seq, row.attempts, row.updated_at = index, p.seq, 0, utcnow()
-            if row.seq == p.seq:  # not enqueued again meanwhile
-                row.state, row.reason = "indexed", None
-                done += 1
-    return done
+    """The cluster acknowledged these (pending row, concrete index) pairs; returns rows now indexed."""
+    if not acked:
+        return 0
+    now = utcnow()
+    params = [{"kind": p.kind, "ref": p.ref, "seq": p.seq, "index": index, "now": now} for p, index in acked]
+    with db.engine.begin() as conn:
+        conn.execute(_sql("UPDATE es_docs SET index_name = :index, indexed_seq = :seq, attempts = 0,"
+                          " updated_at = :now WHERE kind = :kind AND ref = :ref"), params)
+        # Only the seq that was sent counts: a row enqueued again meanwhile stays pending.
+        done = conn.execute(_sql("UPDATE es_docs SET state = 'indexed', reason = NULL"
+                                 " WHERE kind = :kind AND ref = :ref AND seq = :seq"), params)
+    return done.rowcount if done.rowcount is not None and done.rowcount >= 0 else len(acked)
 
 
 def mark_failed(db: StateDB, failed: list[tuple[Pending, str]], rejected: bool) -> None:
