@@ -17,7 +17,7 @@ from typing import Sequence
 
 import ahocorasick
 
-from .context import KINDS, CueCounts, Negator, document_context
+from .context import KINDS, CueCounts, CueFinder, Negator, document_context
 from .normalize import Normalized, normalize
 from .ruleset import Rule, load_rules
 from .taxonomy import CATEGORIES
@@ -28,7 +28,9 @@ logger = logging.getLogger(__name__)
 
 SNIPPET = 30
 WITH_REACH = 30  # with_any cues may sit this far either side, across commas
-MAX_HITS_PER_RULE = 20
+MAX_HITS_PER_RULE = 50
+MAX_PER_WORD = 3
+CONTEXT_HEAD = 3000  # characters of each field in which context cues are counted
 _SEV = {"low": 1, "medium": 2, "high": 3}
 _RISK = ("none", "low", "medium", "high")
 _CTX_KINDS = ("reporting", "reporting_strong", "regulator", "promotional")
@@ -50,6 +52,8 @@ class Classifier:
         self.cues = self.ruleset.cues
         self.negator = Negator(self.cues)
         self.regex_rules = tuple(r for r in self.rules if r.pattern is not None)
+        self._with = {r.id: CueFinder(r.with_any) for r in self.rules if r.with_any}
+        self._without = {r.id: CueFinder(r.without_any) for r in self.rules if r.without_any}
         self.automaton = self._build()
 
     def _build(self) -> ahocorasick.Automaton:
@@ -57,34 +61,44 @@ class Classifier:
         for i, rule in enumerate(self.rules):
             for term in rule.phrases:
                 table[term].append(i)
-        for kind in _CTX_KINDS:
-            for term in self.cues[kind]:
-                table[term].append(kind)
         automaton = ahocorasick.Automaton()
-        for term, payload in table.items():
-            automaton.add_word(term, (len(term), tuple(payload)))
+        for term, rules in table.items():
+            automaton.add_word(term, (len(term), tuple(rules)))
         automaton.make_automaton()
+        ctx: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])
+        for kind in _CTX_KINDS:
+            slot = {"reporting": 0, "reporting_strong": 0, "regulator": 1, "promotional": 2}[kind]
+            for term in self.cues[kind]:
+                ctx[term][slot] += 2 if kind == "reporting_strong" else 1
+        self.context_automaton = ahocorasick.Automaton()
+        for term, inc in ctx.items():
+            self.context_automaton.add_word(term, tuple(inc))
+        self.context_automaton.make_automaton()
         return automaton
+
+    def _count_context(self, text: str, counts: CueCounts) -> None:
+        """Context cues are counted in the head of each field only: what a document is
+        (news, notice, advert) shows in its first paragraphs, and long pages stay cheap."""
+        rep = reg = pro = 0
+        for _end, (r, g, p) in self.context_automaton.iter(text[:CONTEXT_HEAD]):
+            rep += r
+            reg += g
+            pro += p
+        counts.reporting += rep
+        counts.regulator += reg
+        counts.promotional += pro
 
     # -- matching ---------------------------------------------------------------------
     def _scan(self, norm: Normalized, counts: CueCounts) -> list[tuple[int, int, Rule]]:
         hits: list[tuple[int, int, Rule]] = []
-        per_rule: dict[str, int] = defaultdict(int)
-        for end, (length, payload) in self.automaton.iter(norm.text):
-            start = end + 1 - length
-            for p in payload:
-                if isinstance(p, str):
-                    if p == "promotional":
-                        counts.promotional += 1
-                    elif p == "regulator":
-                        counts.regulator += 1
-                    else:
-                        counts.reporting += 2 if p == "reporting_strong" else 1
-                    continue
-                rule = self.rules[p]
-                if per_rule[rule.id] < MAX_HITS_PER_RULE:
-                    per_rule[rule.id] += 1
-                    hits.append((start, end + 1, rule))
+        per_rule = [0] * len(self.rules)
+        rules = self.rules
+        self._count_context(norm.text, counts)
+        for end, (length, idx) in self.automaton.iter(norm.text):
+            for i in idx:
+                if per_rule[i] < MAX_HITS_PER_RULE:
+                    per_rule[i] += 1
+                    hits.append((end + 1 - length, end + 1, rules[i]))
         for rule in self.regex_rules:
             for n, m in enumerate(rule.pattern.finditer(norm.text)):
                 if n >= MAX_HITS_PER_RULE:
@@ -101,12 +115,12 @@ class Classifier:
         lo, hi = norm.clause(start, end)
         clause = text[lo:hi]
         window = text[max(0, start - WITH_REACH): end + WITH_REACH]
-        if rule.with_any and not any(c in window for c in rule.with_any):
+        if rule.with_any and self._with[rule.id].first(window) is None:
             return False
         if rule.without_any:
-            for cue in rule.without_any:
-                if cue in clause:
-                    return cue
+            cue = self._without[rule.id].first(clause)
+            if cue:
+                return cue
         promo = rule.scope == "promo"
         if rule.negatable:
             cue = self.negator.cancel(text, lo, hi, start, promo, rule.category in EVENT_CATEGORIES)
@@ -117,11 +131,20 @@ class Classifier:
         return None
 
     def _field(self, original: str, field: str, norm: Normalized, hits, context: str) -> list[Finding]:
+        """Judge hits; a word repeated many times (spam, long pages) is judged until one
+        occurrence stands, and at most MAX_PER_WORD occurrences are reported."""
         out = []
+        groups: dict[tuple[str, str], list[int]] = {}  # (rule, word) -> [reported, standing]
+        text = norm.text
         for start, end, rule in hits:
+            g = groups.setdefault((rule.id, text[start:end]), [0, 0])
+            if g[1] or g[0] >= MAX_PER_WORD:
+                continue
             cue = self._judge(norm, start, end, rule, context)
             if cue is False:
                 continue
+            g[0] += 1
+            g[1] = cue is None
             out.append(_finding(original, field, norm, start, end, rule.category, rule.id, rule.weight, cue))
         return out
 

@@ -1,7 +1,7 @@
 """Text normalisation with an offset map back to the caller's original string.
 
-Matching runs on a normalised copy: full-width ASCII folded to half-width, ASCII upper
-case folded to lower case, line separators unified to ``\\n`` (all 1:1 character maps, so
+Matching runs on a normalised copy: full-width digits, letters and number signs folded
+to half-width, ASCII upper case folded to lower case, line separators unified to ``\\n`` (all 1:1 character maps, so
 offsets do not move), then whitespace, control characters, zero-width characters, lone
 surrogates, emoji and decoration symbols (★, ※, ♥ …) deleted, so that "保 本 保 息" or
 "保★本" still match "保本保息". Deleted runs are recorded so that an offset in the
@@ -22,19 +22,23 @@ from dataclasses import dataclass, field
 logger = logging.getLogger(__name__)
 
 
-def _table() -> dict[int, str]:
-    table = {c: chr(c - 0xFEE0) for c in range(0xFF01, 0xFF5F)}  # ！..～ -> !..~
-    table.update({c: chr(c + 32) for c in range(ord("A"), ord("Z") + 1)})
-    table.update({c: chr(c - 0xFEE0 + 32) for c in range(0xFF21, 0xFF3B)})  # Ａ-Ｚ -> a-z
-    table[0x3000] = " "
-    for c in ("\r", "\x0b", "\x0c", "\x85", "\u2028", "\u2029"):
-        table[ord(c)] = "\n"
-    # keep Chinese sentence punctuation as boundaries, but fold its full-width ASCII twins
-    table[ord("，")] = "，"
-    return table
+# Full-width digits, letters and number signs fold to ASCII; Chinese punctuation (，：！？；（）)
+# is left alone (the boundary pattern knows both forms). Only these characters are touched,
+# through a regex that finds them, because str.translate over every CJK character was the
+# slowest step of classify().
+_FOLDED = "０１２３４５６７８９％．～＋－／＃＠＆"
+_TABLE = {ord(c): chr(ord(c) - 0xFEE0) for c in _FOLDED}
+_TABLE.update({c: chr(c - 0xFEE0 + 32) for c in range(0xFF21, 0xFF3B)})  # Ａ-Ｚ -> a-z
+_TABLE.update({c: chr(c - 0xFEE0) for c in range(0xFF41, 0xFF5B)})  # ａ-ｚ -> a-z
+_TABLE.update({c: chr(c + 32) for c in range(ord("A"), ord("Z") + 1)})
+_TABLE[0x3000] = " "
+for _c in ("\r", "\x0b", "\x0c", "\x85", "\u2028", "\u2029"):
+    _TABLE[ord(_c)] = "\n"
+_FOLD = re.compile("[" + "".join(re.escape(chr(c)) for c in sorted(_TABLE)) + "]+")
 
 
-_TABLE = _table()
+def _fold(m: re.Match) -> str:
+    return m.group().translate(_TABLE)
 
 _NOISE = re.compile(
     "[\x00-\x09\x0e-\x1f\x7f \t\u00a0\u1680\u2000-\u200f\u202a-\u202f\u205f-\u206f"
@@ -92,7 +96,7 @@ class Normalized:
 
 def normalize(original: str) -> Normalized:
     """Fold and clean ``original``; never raises on any ``str``."""
-    folded = original.translate(_TABLE)
+    folded = _FOLD.sub(_fold, original)
     runs = list(_NOISE.finditer(folded))
     if not runs:
         return Normalized(folded)
