@@ -79,7 +79,7 @@ class CueFinder:
             return cue
         return None
 
-    def last_ending_before(self, segment: str) -> list[tuple[int, str]]:
+    def all_in(self, segment: str) -> list[tuple[int, str]]:
         """(start, cue) of every cue in ``segment``."""
         if self.empty or not segment:
             return []
@@ -103,7 +103,7 @@ class Negator:
     def near_cue(self, text: str, lo: int, start: int) -> str | None:
         base = max(lo, start - NEAR)
         best = None
-        for i, cue in self.near.last_ending_before(text[base: start]):
+        for i, cue in self.near.all_in(text[base: start]):
             pos = base + i
             if len(cue) == 1 and pos + 2 < start:  # single characters must (nearly) touch: 不保本, 不为…
                 continue

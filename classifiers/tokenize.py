@@ -6,10 +6,10 @@ same output as jieba's default mode) is the default because it is much faster (s
 ``jieba.Tokenizer`` dumps a model cache file into the temp directory on its first
 ``initialize()``, and this library must not write files. When rjieba is unavailable, or
 ``FINPATROL_TOKENIZER=jieba`` asks for the reference, we build our own
-``jieba.Tokenizer`` whose ``tmp_dir`` is set to a directory that does not exist, so jieba's cache dump
-fails inside jieba (which catches the error; we silence its logger meanwhile) and
-nothing is written; loading then
-costs ~1.5 s per process instead of ~0.4 s, which is acceptable for the fallback.
+``jieba.Tokenizer`` whose ``tmp_dir`` is a directory that does not exist, so jieba's
+cache dump fails inside jieba (which catches the error; we silence its logger meanwhile)
+and nothing is written; loading then costs ~1.5 s per process instead of ~0.4 s, which
+is acceptable for the fallback.
 ``enable_paddle`` is never called (it would run pip).
 
 Both backends get the lexicon's phrases as a user dictionary, so "保本保息" or
