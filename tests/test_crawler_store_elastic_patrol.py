@@ -9,7 +9,9 @@ import urllib.request
 import yaml
 
 from conftest import cli, json_lines
+from crawler.config import load_config
 from crawler.demo.server import Reply, SiteServer, routes
+from crawler.store.db import StateDB
 from tests.es_fixtures import cluster, gate, osmem_base  # noqa: F401
 
 
@@ -71,6 +73,15 @@ def doc_ids(url: str, index: str) -> list[str]:
         return sorted(h["_id"] for h in json.loads(response.read())["hits"]["hits"])
 
 
+def search_all(url: str, index: str) -> list[dict]:
+    count(url, index)
+    request = urllib.request.Request(
+        f"{url}/{index}/_search", data=json.dumps({"size": 1000}).encode(),
+        headers={"Content-Type": "application/json"}, method="POST")
+    with urllib.request.urlopen(request, timeout=5) as response:
+        return [h["_source"] for h in json.loads(response.read())["hits"]["hits"]]
+
+
 def test_patrol_indexes_and_search_uses_the_cluster(cluster, tmp_path):
     with SiteServer(routes(site_routes())) as site:
         config = write_config(tmp_path / "a" / "patrol.yaml", site.url("/"), cluster.yaml_block(batch_size=2))
@@ -81,6 +92,14 @@ def test_patrol_indexes_and_search_uses_the_cluster(cluster, tmp_path):
     assert set(status["pending"]) == {"page", "hit", "target"}
     assert all(set(states) == {"indexed"} for states in status["pending"].values())
     assert status["cluster"]["families"]["pages"]["documents"] == 8
+
+    hits = search_all(cluster.url, f"{cluster.prefix}-hits")
+    assert hits and all(h["evidence"]["sha256"] for h in hits)
+    db = StateDB(load_config(config).db_url)
+    warcs = {row[0]: row[1] for row in db.execute("SELECT hit_id, warc_file FROM evidence WHERE hit_id IS NOT NULL")}
+    db.close()
+    assert warcs, "the evidence pipeline recorded WARC evidence for the hits"
+    assert {h["hit_id"]: h["evidence"].get("warc_file") for h in hits if h["hit_id"] in warcs} == warcs
 
     found = json_lines(cli("search", "保本保息", "--config", config, "--json").stdout)
     assert {r["url"].rsplit("/", 1)[1] for r in found} == {"p1.html", "p3.html", "last.html"}

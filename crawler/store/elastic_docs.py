@@ -114,12 +114,34 @@ def _clean(entry: dict, keys: dict) -> dict:
     return out
 
 
-def _evidence(page: Page | None, sha256: str, fetched_at, final_url: str) -> dict:
+def stored_evidence(db, hit_ids) -> dict[int, dict]:
+    """The latest WARC evidence of each hit (``evidence`` table of the evidence pipeline), by hit id."""
+    from sqlalchemy.exc import OperationalError, ProgrammingError
+
+    ids = sorted({int(i) for i in hit_ids})
+    out: dict[int, dict] = {}
+    for start in range(0, len(ids), 500):
+        chunk = ids[start:start + 500]
+        marks = ", ".join(f":h{n}" for n in range(len(chunk)))
+        try:
+            rows = db.execute(
+                "SELECT hit_id, warc_file, record_id, payload_sha256, screenshot_record_id FROM evidence"
+                f" WHERE hit_id IN ({marks}) ORDER BY id", **{f"h{n}": v for n, v in enumerate(chunk)})
+        except (OperationalError, ProgrammingError):  # no evidence table: evidence not configured
+            return {}
+        for hit_id, warc_file, record_id, sha256, screenshot in rows:
+            out[hit_id] = {"warc_file": warc_file, "warc_record_id": record_id, "sha256": sha256,
+                           "screenshot": screenshot}
+    return out
+
+
+def _evidence(page: Page | None, sha256: str, fetched_at, final_url: str, stored: dict | None = None) -> dict:
     evidence = {"sha256": sha256, "fetched_at": iso(fetched_at), "final_url": final_url}
-    for column in EVIDENCE_COLUMNS:  # filled when the evidence pipeline records them
+    for column in EVIDENCE_COLUMNS:
         value = getattr(page, column, None) if page is not None else None
         if value:
             evidence[column] = str(value)
+    evidence.update({k: str(v) for k, v in (stored or {}).items() if v})
     return evidence
 
 
@@ -170,7 +192,7 @@ def page_doc(origin: str, page: Page, target: TargetRow | None, segs: tuple[str,
 
 
 def hit_doc(origin: str, hit: Hit, page: Page | None, target: TargetRow | None,
-            segs: tuple[str, str] | None = None) -> dict:
+            segs: tuple[str, str] | None = None, evidence: dict | None = None) -> dict:
     labels = list(hit.labels or ())
     if segs is None or (page is not None and hit.title != page.title):
         segs = (segment(hit.title), segment(page.text) if page is not None else "")
@@ -212,7 +234,7 @@ def hit_doc(origin: str, hit: Hit, page: Page | None, target: TargetRow | None,
         "reopened_at": iso(getattr(hit, "reopened_at", None)),
         "first_run_id": hit.first_run_id,
         "last_run_id": hit.last_run_id,
-        "evidence": _evidence(page, hit.sha256, hit.fetched_at, final_url),
+        "evidence": _evidence(page, hit.sha256, hit.fetched_at, final_url, evidence),
         "indexed_at": iso(utcnow()),
     }
 

@@ -28,7 +28,7 @@ from crawler.store.db import StateDB
 from crawler.store.elastic_client import describe
 from crawler.store.elastic_config import ElasticConfig
 from crawler.store.elastic_docs import (
-    hit_doc, hit_doc_id, page_doc, page_doc_id, stored_segments, target_doc, target_doc_id,
+    hit_doc, hit_doc_id, page_doc, page_doc_id, stored_evidence, stored_segments, target_doc, target_doc_id,
 )
 from crawler.store.models import Hit, Page, TargetRow
 
@@ -72,6 +72,7 @@ def build(db: StateDB, origin: str, batch: list[queue.Pending]):
         for hit in session.scalars(select(Hit).where(Hit.target_id.in_(refs["target"]))):
             target_hits[hit.target_id].append(hit)
     segs = stored_segments(db, [p.id for p in pages.values()] + list(hit_pages))
+    evidence = stored_evidence(db, [h.id for h in hits.values()])
     docs, gone = [], []
     for p in batch:
         if p.kind == "page" and p.ref in pages:
@@ -80,7 +81,8 @@ def build(db: StateDB, origin: str, batch: list[queue.Pending]):
             docs.append((p, page_doc_id(origin, page), source))
         elif p.kind == "hit" and p.ref in hits:
             hit = hits[p.ref]
-            source = hit_doc(origin, hit, hit_pages.get(hit.page_id), targets.get(hit.target_id), segs.get(hit.page_id))
+            source = hit_doc(origin, hit, hit_pages.get(hit.page_id), targets.get(hit.target_id),
+                             segs.get(hit.page_id), evidence.get(hit.id))
             docs.append((p, hit_doc_id(origin, hit), source))
         elif p.kind == "target" and p.ref in targets:
             docs.append((p, target_doc_id(origin, p.ref), target_doc(origin, targets[p.ref], target_hits[p.ref])))
