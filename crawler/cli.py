@@ -21,6 +21,8 @@ def main(verbose: int) -> None:
     """finpatrol: online patrol and early warning for internet-finance risk."""
     level = (logging.WARNING, logging.INFO, logging.DEBUG)[min(verbose, 2)]
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for handler in logging.getLogger().handlers:
+        handler.setLevel(level)  # Scrapy's loggers set their own levels; the handler decides
 
 
 for _module in (patrol, inspect, targets, demo, es, alerts, serve, evidence, changes):

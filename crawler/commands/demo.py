@@ -1,20 +1,30 @@
-"""``finpatrol demo``: serve the bundled demo institutions on 127.0.0.1 and patrol them.
+"""``finpatrol demo``: serve the bundled demo institutions on 127.0.0.1 and patrol them twice.
 
-The demo keeps its own state dir (default ``var/demo``) with a generated
-``patrol.yaml``; its sites get the same ports on every run when they are free,
-so a second demo patrol sees the same URLs and shows what changed.
+The demo works on a copy of the bundled sites in its own state dir (default
+``var/demo``), starting afresh each run. Patrol 1 finds the claims (one only
+after Chromium renders the page); the demo then edits its copy as a platform
+under rectification would — one claim removed, one added, one page deleted —
+and patrol 2 shows the changes and the rectified hit. Alerts go to ``.eml``
+files in the outbox, and the JavaScript hit's evidence is exported.
+Each patrol runs as a subprocess, because Twisted's reactor cannot restart.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import click
 import yaml
 
-from crawler.commands.common import console, load_or_exit
+from crawler.commands.common import console, load_or_exit, open_db
+from crawler.demo.server import SITES_DIR, serve_demo_sites
 
+MARKER = ".finpatrol-demo"
 DEMO_TARGETS = {
     "xinyingbao": ("重庆鑫盈宝网络科技有限公司", ["鑫盈宝"], "p2p"),
     "zhongchou": ("重庆众筹通股权投资有限公司", ["众筹通"], "crowdfunding"),
@@ -24,9 +34,15 @@ DEMO_TARGETS = {
     "jsplatform": ("重庆云端普惠金融信息服务有限公司", ["云端普惠"], "p2p"),
     "forum": ("江津生活论坛", [], "other"),
 }
+# The rectification between the two patrols: (site, page, old text, new text); None deletes.
+EDITS = (
+    ("xinyingbao", "security.html", "风险准备金先行赔付", "资金由合作银行存管"),
+    ("xinyingbao", "about.html", "</body>", "<p>新客专享：资金池产品随存随取，稳赚不赔。</p></body>"),
+    ("zhongchou", "project-1003.html", None, None),
+)
 
 
-def demo_config(state_dir: Path, urls: dict[str, str]) -> dict:
+def demo_config(urls: dict[str, str]) -> dict:
     targets = []
     for site_id, base_url in urls.items():
         name, aliases, business = DEMO_TARGETS.get(site_id, (site_id, [], "other"))
@@ -37,46 +53,95 @@ def demo_config(state_dir: Path, urls: dict[str, str]) -> dict:
     return {"state_dir": ".", "allow_private_networks": True, "targets": targets}
 
 
-def load_ports(state_dir: Path) -> dict[str, int]:
-    try:
-        return json.loads((state_dir / "ports.json").read_text())
-    except (OSError, ValueError):
-        return {}
+def fresh_state(state_dir: Path) -> Path:
+    """Start afresh (only ever deleting a directory the demo made) with a copy of the sites."""
+    if state_dir.exists() and (state_dir / MARKER).exists():
+        shutil.rmtree(state_dir)
+    elif state_dir.exists() and any(state_dir.iterdir()):
+        raise click.ClickException(f"{state_dir} is not empty and was not made by the demo")
+    state_dir.mkdir(parents=True, exist_ok=True)
+    (state_dir / MARKER).write_text("made by `finpatrol demo`; deleted by the next demo run\n")
+    sites = state_dir / "sites"
+    shutil.copytree(SITES_DIR, sites, ignore=shutil.ignore_patterns("README.md", "__pycache__"))
+    return sites
+
+
+def edit_sites(sites: Path) -> None:
+    for site, page, old, new in EDITS:
+        path = sites / site / page
+        if old is None:
+            path.unlink()
+        else:
+            path.write_text(path.read_text(encoding="utf-8").replace(old, new), encoding="utf-8")
+
+
+def patrol_subprocess(config_file: Path) -> int:
+    root = Path(__file__).resolve().parents[2]
+    env = os.environ | {"PYTHONPATH": os.pathsep.join(filter(None, (str(root), os.environ.get("PYTHONPATH"))))}
+    return subprocess.call([sys.executable, "-m", "crawler.cli", "patrol", "--config", str(config_file)], env=env)
 
 
 @click.command()
 @click.option("--state-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("var/demo"),
-              show_default=True, help="Where the demo keeps its config, state DB and evidence.")
+              show_default=True, help="Where the demo keeps its sites, config, state DB, evidence and outbox.")
 def demo(state_dir: Path):
-    """Serve the bundled demo sites on 127.0.0.1 and patrol them (no network needed)."""
-    from crawler.commands.patrol import run_and_report
-    from crawler.demo.server import serve_demo_sites
-
-    state_dir.mkdir(parents=True, exist_ok=True)
+    """Serve the bundled demo sites on 127.0.0.1 and patrol them twice (no network needed)."""
+    state_dir = state_dir.resolve()
+    ports_file = state_dir.parent / (state_dir.name + ".ports.json")
+    ports = json.loads(ports_file.read_text()) if ports_file.exists() else {}
+    sites = fresh_state(state_dir)
     config_file = state_dir / "patrol.yaml"
-    with serve_demo_sites(ports=load_ports(state_dir)) as servers:
+    with serve_demo_sites(ports=ports, sites_dir=sites) as servers:
+        ports_file.write_text(json.dumps({k: s.port for k, s in servers.items()}))
         urls = {site_id: server.base_url for site_id, server in servers.items()}
-        (state_dir / "ports.json").write_text(json.dumps({k: s.port for k, s in servers.items()}))
         config_file.write_text(
             "# Generated by `finpatrol demo`: the bundled demo sites served on 127.0.0.1.\n"
-            + yaml.safe_dump(demo_config(state_dir, urls), allow_unicode=True, sort_keys=False),
+            + yaml.safe_dump(demo_config(urls), allow_unicode=True, sort_keys=False),
             encoding="utf-8",
         )
-        console.print(f"serving {len(servers)} demo sites on 127.0.0.1; config {config_file}")
-        config = load_or_exit(str(config_file))
-        run = run_and_report(config, ())
-    cfg = f"--config {config_file}"
+        console.print(f"[bold]Patrol 1[/]: {len(servers)} demo institutions on 127.0.0.1 (config {config_file})")
+        first = patrol_subprocess(config_file)
+        edit_sites(sites)
+        console.print("\n[bold]Patrol 2[/], after the demo edited the sites: a claim removed, one added, a page deleted")
+        second = patrol_subprocess(config_file)
+    if first or second:
+        raise SystemExit(1)
+    report(load_or_exit(str(config_file)), state_dir)
+
+
+def report(config, state_dir: Path) -> None:
+    """What the demo produced: JavaScript hit with its screenshot, changes, alert mail."""
+    from crawler.alerts.service import deliver
+    from crawler.evidence.archive import evidence_root
+    from crawler.evidence.export import export_hit
+    from crawler.store.queries import list_hits
+    from crawler.store.search import Filters
+
+    db = open_db(config)
+    try:
+        js_hits = list_hits(db, Filters(targets=("jsplatform",)))
+        if js_hits:
+            out = state_dir / "export" / f"hit-{js_hits[0]['id']}"
+            manifest = export_hit(db, evidence_root(config.state_dir), js_hits[0]["id"], out)
+            shots = [name for name in manifest.get("files", {}) if name.endswith(".png")]
+            console.print(f"\nCaught only after rendering: hit {js_hits[0]['id']} {js_hits[0]['url']}")
+            console.print(f"  evidence exported to {out}" + (f", screenshot {out / shots[0]}" if shots else ""))
+        delivered = deliver(config, db)
+    finally:
+        db.close()
+    console.print(f"{len(delivered.sent)} alert mail(s) → {delivered.where}")
+    cfg = f"--config {config.source}"
     console.print("\nNext, try:")
     for line in (
         f"finpatrol hits {cfg}",
-        f"finpatrol hits {cfg} --category guaranteed_return --json",
         f"finpatrol search {cfg} 保本保息",
         f"finpatrol show {cfg} <HIT_ID>",
+        f"finpatrol changes {cfg}",
+        f"finpatrol evidence verify {cfg}",
+        f"finpatrol alerts list {cfg}",
         f"finpatrol runs {cfg}",
     ):
-        console.print("  " + line)
-    if run["status"] == "failed":
-        raise SystemExit(1)
+        console.print("  " + line, soft_wrap=True)
 
 
 COMMANDS = (demo,)

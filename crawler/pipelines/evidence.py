@@ -34,7 +34,7 @@ class EvidencePipeline:
     def from_crawler(cls, crawler):
         return cls(load_config(crawler.settings.get("FINPATROL_CONFIG")), crawler.stats)
 
-    def open_spider(self, spider):
+    def open_spider(self):
         self.db = StateDB(self.config.db_url)
         self.archive = Archive(self.db, evidence_root(self.config.state_dir), self.config.evidence)
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="finpatrol-warc")
@@ -54,7 +54,7 @@ class EvidencePipeline:
                 self.stats.inc_value("evidence/screenshots")
         return item
 
-    def close_spider(self, spider):
+    def close_spider(self):
         try:
             if self.executor is not None:
                 self.executor.submit(self.archive.close).result()

@@ -29,17 +29,19 @@ class ExtractPipeline:
     @classmethod
     def from_crawler(cls, crawler):
         config = load_config(crawler.settings.get("FINPATROL_CONFIG"))
-        return cls(config.db_url, crawler.settings.getint("FINPATROL_WORKERS"), crawler.stats)
+        pipeline = cls(config.db_url, crawler.settings.getint("FINPATROL_WORKERS"), crawler.stats)
+        pipeline.crawler = crawler
+        return pipeline
 
-    def open_spider(self, spider):
+    def open_spider(self):
         db = StateDB(self.db_url)
         try:
-            self.known = known_fingerprints(db, getattr(spider, "crawls", {}).keys())
+            self.known = known_fingerprints(db, getattr(self.crawler.spider, "crawls", {}).keys())
         finally:
             db.close()
         self.pool = workers.acquire(self.workers_count)
 
-    def close_spider(self, spider):
+    def close_spider(self):
         workers.release()
 
     async def process_item(self, item: PageItem) -> PageItem:

@@ -33,10 +33,12 @@ class StorePipeline:
     @classmethod
     def from_crawler(cls, crawler):
         pipeline = cls(load_config(crawler.settings.get("FINPATROL_CONFIG")), crawler.stats)
+        pipeline.crawler = crawler
         crawler.signals.connect(pipeline.spider_closed, signal=signals.spider_closed)
         return pipeline
 
-    def open_spider(self, spider):
+    def open_spider(self):
+        spider = self.crawler.spider
         self.db = StateDB(self.config.db_url)
         crawls = getattr(spider, "crawls", {})
         self.target_ids = list(crawls)

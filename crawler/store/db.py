@@ -6,7 +6,7 @@ import logging
 from datetime import UTC, datetime
 from pathlib import Path
 
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -50,6 +50,7 @@ class StateDB:
         if self.is_sqlite:
             event.listen(self.engine, "connect", _sqlite_pragmas)
         Base.metadata.create_all(self.engine)
+        add_missing_columns(self.engine)
         self.session = sessionmaker(self.engine, expire_on_commit=False)
         from crawler.store.search import EmbeddedIndex
 
@@ -64,6 +65,31 @@ class StateDB:
 
     def close(self) -> None:
         self.engine.dispose()
+
+
+def add_missing_columns(engine: Engine) -> list[str]:
+    """Bring a state DB made by an older finpatrol up to the current tables.
+
+    New tables come from ``create_all``; new columns of existing tables are added
+    here (nullable, so old rows stay valid). Renames and type changes would need
+    a real migration tool; finpatrol only ever adds columns.
+    """
+    inspector = inspect(engine)
+    added: list[str] = []
+    with engine.begin() as conn:
+        for table in Base.metadata.sorted_tables:
+            if not inspector.has_table(table.name):
+                continue
+            existing = {column["name"] for column in inspector.get_columns(table.name)}
+            for column in table.columns:
+                if column.name in existing:
+                    continue
+                kind = column.type.compile(engine.dialect)
+                conn.execute(text(f'ALTER TABLE "{table.name}" ADD COLUMN "{column.name}" {kind}'))
+                added.append(f"{table.name}.{column.name}")
+    if added:
+        logger.warning("state DB upgraded: added columns %s", ", ".join(added))
+    return added
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:

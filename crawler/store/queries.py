@@ -28,6 +28,8 @@ def hit_dict(hit: Hit) -> dict:
         "page_id": hit.page_id,
         "first_run": hit.first_run_id,
         "last_run": hit.last_run_id,
+        "removed_at": iso(hit.removed_at),
+        "reopened_at": iso(hit.reopened_at),
     }
 
 
