@@ -19,10 +19,11 @@ cues, with the caller's ``kind`` as a strong prior.
 
 from __future__ import annotations
 
+import bisect
 import logging
 from dataclasses import dataclass
 
-import ahocorasick
+import ahocorasick_rs
 
 logger = logging.getLogger(__name__)
 
@@ -60,51 +61,83 @@ def document_context(kind: str | None, counts: CueCounts, url: str = "") -> str:
     return "promotional" if pro >= 1 else "neutral"
 
 
-class CueFinder:
-    """First cue of a list found in a string, via one small Aho-Corasick automaton (fast on
-    the short clauses we test, where a Python loop of ``in`` over 100 cues was the hot spot)."""
+class CueIndex:
+    """Every cue list (and each rule's ``with_any``/``without_any``) in one automaton.
 
-    def __init__(self, cues: tuple[str, ...]):
-        self.automaton = ahocorasick.Automaton()
-        for cue in cues:
-            self.automaton.add_word(cue, cue)
-        self.empty = not cues
-        if not self.empty:
-            self.automaton.make_automaton()
+    A document is scanned once (:meth:`scan`) when it has a hit to judge; clause
+    questions are then answered from the sorted cue positions, so no per-hit substring
+    is built or searched. Groups are named; each gets a bit."""
 
-    def first(self, segment: str) -> str | None:
-        if self.empty or not segment:
-            return None
-        for _end, cue in self.automaton.iter(segment):
-            return cue
+    def __init__(self, groups: dict[str, tuple[str, ...]]):
+        self.bits = {name: 1 << i for i, name in enumerate(groups)}
+        table: dict[str, int] = {}
+        for name, terms in groups.items():
+            for term in terms:
+                table[term] = table.get(term, 0) | self.bits[name]
+        self.terms = tuple(table)
+        self.masks = tuple(table.values())
+        self._automaton = None
+
+    def __getstate__(self):
+        return {"bits": self.bits, "terms": self.terms, "masks": self.masks}
+
+    def __setstate__(self, state):
+        self.__dict__.update(state, _automaton=None)
+
+    def scan(self, text: str) -> "DocCues":
+        if not self.terms or not text:
+            return DocCues([])
+        if self._automaton is None:
+            self._automaton = ahocorasick_rs.AhoCorasick(list(self.terms))
+        terms, masks = self.terms, self.masks
+        found = [(e, s, masks[i], terms[i])
+                 for i, s, e in self._automaton.find_matches_as_indexes(text, overlapping=True)]
+        found.sort()  # by end, then longest first: the order a left-to-right scan reports
+        return DocCues(found)
+
+
+class DocCues:
+    """Cue occurrences of one document, sorted by (end, start)."""
+
+    __slots__ = ("cues", "ends", "cache")
+
+    def __init__(self, cues: list):
+        self.cues = cues
+        self.ends = [c[0] for c in cues]
+        self.cache: dict = {}
+
+    def iter(self, bit: int, lo: int, hi: int):
+        """(start, term) of the cues of group ``bit`` lying wholly inside [lo, hi)."""
+        cues = self.cues
+        for k in range(bisect.bisect_left(self.ends, lo + 1), len(cues)):
+            e, s, mask, term = cues[k]
+            if e > hi:
+                return
+            if mask & bit and s >= lo:
+                yield s, term
+
+    def first(self, bit: int, lo: int, hi: int) -> str | None:
+        for _s, term in self.iter(bit, lo, hi):
+            return term
         return None
-
-    def all_in(self, segment: str) -> list[tuple[int, str]]:
-        """(start, cue) of every cue in ``segment``."""
-        if self.empty or not segment:
-            return []
-        return [(end + 1 - len(cue), cue) for end, cue in self.automaton.iter(segment)]
 
 
 class Negator:
     """Finds the cue (if any) that cancels a hit; cue lists come from the rule files."""
 
-    def __init__(self, cues: dict[str, tuple[str, ...]]):
-        self.near = CueFinder(cues["negation_near"])
-        self.clause = CueFinder(cues["negation_clause"])
-        self.compliance = CueFinder(cues["compliance"])
-        self.generic = CueFinder(cues["generic"])
-        self.attribution = CueFinder(cues["attribution"])
-        self._cache: dict = {}  # (clause span, promo, text) -> clause-level cue; bounded
+    GROUPS = ("negation_near", "negation_clause", "compliance", "generic", "attribution")
+
+    def __init__(self, index: CueIndex):
+        bits = index.bits
+        self.near, self.clause, self.compliance = bits["negation_near"], bits["negation_clause"], bits["compliance"]
+        self.generic, self.attribution = bits["generic"], bits["attribution"]
         self._not_neg = frozenset(("不断", "不仅", "不少", "不同", "不错", "不久", "不妨", "不过",
                                    "不论", "无忧", "无限", "非常", "无论", "不一", "无需", "无须",
                                    "不停", "不用", "无门", "不了", "不到"))
 
-    def near_cue(self, text: str, lo: int, start: int) -> str | None:
-        base = max(lo, start - NEAR)
+    def near_cue(self, doc: DocCues, text: str, lo: int, start: int) -> str | None:
         best = None
-        for i, cue in self.near.all_in(text[base: start]):
-            pos = base + i
+        for pos, cue in doc.iter(self.near, max(lo, start - NEAR), start):
             if len(cue) == 1 and pos + 2 < start:  # single characters must (nearly) touch: 不保本, 不为…
                 continue
             if text[pos: pos + 2] in self._not_neg and cue != text[pos: pos + 2]:
@@ -113,39 +146,28 @@ class Negator:
                 best = cue
         return best
 
-    @staticmethod
-    def _first(finder: CueFinder, segment: str) -> str | None:
-        return finder.first(segment)
-
-    def generic_cue(self, clause: str) -> str | None:
-        cue = self.generic.first(clause)
+    def generic_cue(self, doc: DocCues, lo: int, hi: int) -> str | None:
+        cue = doc.first(self.generic, lo, hi)
         return "generic:" + cue if cue else None
 
-    def cancel(self, text: str, lo: int, hi: int, start: int, promo: bool, event: bool = False) -> str | None:
+    def cancel(self, doc: DocCues, text: str, lo: int, hi: int, start: int, promo: bool,
+               event: bool = False) -> str | None:
         """The cue cancelling a hit at ``start`` inside clause [lo, hi), or None."""
-        cue = self.near_cue(text, lo, start)
+        cue = self.near_cue(doc, text, lo, start) or doc.first(self.clause, lo, start)
         if cue:
             return cue
-        before = text[lo:start]
-        cue = self._first(self.clause, before)
-        if cue:
-            return cue
-        key = (lo, hi, promo, text)
-        cached = self._cache.get(key, 0)
+        key = (lo, hi, promo)
+        cached = doc.cache.get(key, 0)
         if cached == 0:
-            clause = text[lo:hi]
             if promo:
-                cached = self._first(self.compliance, clause) or self._first(self.attribution, clause)
+                cached = doc.first(self.compliance, lo, hi) or doc.first(self.attribution, lo, hi)
             else:
-                cue = self._first(self.generic, clause)
-                cached = "generic:" + cue if cue else None
-            if len(self._cache) > 4096:
-                self._cache.clear()
-            self._cache[key] = cached
+                cached = self.generic_cue(doc, lo, hi)
+            doc.cache[key] = cached
         if cached:
             return cached
-        if not promo:
+        if event and not promo:
             clause = text[lo:hi]
-            if event and clause.endswith(_ASK) and any(w in clause for w in _ASK_WORDS):
+            if clause.endswith(_ASK) and any(w in clause for w in _ASK_WORDS):
                 return "question"
         return None

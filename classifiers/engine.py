@@ -1,11 +1,13 @@
 """The :class:`Classifier`: rules in, one Aho-Corasick pass per field, verdict out.
 
-Built once (rule files parsed and validated, one automaton over every phrase and context
-cue) and then reused; it holds no open resources and pickles, so worker processes can
-build their own lazily. Per text: normalise, run the automaton once, run the few
-regular-expression rules and the yield extractor, decide the document context, then
-judge each hit against its clause (see :mod:`classifiers.context`). Cost is linear in
-the text; clause work is only done around hits.
+Built once (rule files parsed and validated; ahocorasick-rs automata over every phrase,
+the context cues and the clause cues) and then reused; it pickles (the native automata
+are rebuilt on unpickling), so worker processes can build their own lazily. Per text:
+normalise, run the phrase automaton once (overlapping matches; it also finds the literals
+that regular-expression rules ``require``, and those run only near them), run the yield
+extractor, decide the document context, then, only if something was found, scan the cue
+automaton once and judge each hit against its clause (see :mod:`classifiers.context`).
+Cost is linear in the text; clause work is only done around hits.
 """
 
 from __future__ import annotations
@@ -15,9 +17,9 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Sequence
 
-import ahocorasick
+import ahocorasick_rs
 
-from .context import KINDS, CueCounts, CueFinder, Negator, document_context
+from .context import KINDS, CueCounts, CueIndex, DocCues, Negator, document_context
 from .normalize import Normalized, normalize
 from .ruleset import Rule, load_rules
 from .taxonomy import CATEGORIES
@@ -30,6 +32,7 @@ SNIPPET = 30
 WITH_REACH = 30  # with_any cues may sit this far either side, across commas
 MAX_HITS_PER_RULE = 50
 MAX_PER_WORD = 3
+REQUIRES_REACH = 100  # a pattern with `requires` is run within this many characters of one
 CONTEXT_HEAD = 3000  # characters of each field in which context cues are counted
 _SEV = {"low": 1, "medium": 2, "high": 3}
 _RISK = ("none", "low", "medium", "high")
@@ -38,6 +41,8 @@ YIELD_RULE = "high_yield.above_ceiling"
 EVENT_CATEGORIES = frozenset({"collapse_signal", "mass_incident"})
 # Investors organising (维权群, 拉横幅, 集体上访) means something already went wrong at a platform.
 IMPLIES = {"mass_incident": "collapse_signal"}
+_YIELD_GROUPS = ("shopping", "borrower", "promised")
+_INVEST = ("投资", "出借", "理财", "收益", "回报", "赚", "返")  # a borrower clause that also sells returns
 
 
 class Classifier:
@@ -50,37 +55,65 @@ class Classifier:
         self.ruleset = load_rules(extra_rule_files)
         self.rules = self.ruleset.rules
         self.cues = self.ruleset.cues
-        self.negator = Negator(self.cues)
         self.regex_rules = tuple(r for r in self.rules if r.pattern is not None)
-        self._with = {r.id: CueFinder(r.with_any) for r in self.rules if r.with_any}
-        self._without = {r.id: CueFinder(r.without_any) for r in self.rules if r.without_any}
-        self.automaton = self._build()
-
-    def _build(self) -> ahocorasick.Automaton:
+        groups = {k: self.cues[k] for k in Negator.GROUPS + _YIELD_GROUPS}
+        groups["invest"] = _INVEST
+        for r in self.rules:
+            if r.with_any:
+                groups["with:" + r.id] = r.with_any
+            if r.without_any:
+                groups["without:" + r.id] = r.without_any
+        self.cue_index = CueIndex(groups)
+        self.negator = Negator(self.cue_index)
+        bits = self.cue_index.bits
+        self._with = {r.id: bits["with:" + r.id] for r in self.rules if r.with_any}
+        self._without = {r.id: bits["without:" + r.id] for r in self.rules if r.without_any}
         table: dict[str, list] = defaultdict(list)
         for i, rule in enumerate(self.rules):
             for term in rule.phrases:
                 table[term].append(i)
-        automaton = ahocorasick.Automaton()
-        for term, rules in table.items():
-            automaton.add_word(term, (len(term), tuple(rules)))
-        automaton.make_automaton()
+        trig: dict[str, list[int]] = defaultdict(list)  # required literal -> regex rules it enables
+        for k, rule in enumerate(self.regex_rules):
+            for term in rule.requires:
+                trig[term].append(k)
+        for term in trig:
+            table.setdefault(term, [])
+        self._terms = tuple(table)
+        self._term_rules = tuple(tuple(self.rules[i] for i in idx) for idx in table.values())
+        self._triggers = {n: tuple(trig[t]) for n, t in enumerate(self._terms) if t in trig}
         ctx: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])
         for kind in _CTX_KINDS:
             slot = {"reporting": 0, "reporting_strong": 0, "regulator": 1, "promotional": 2}[kind]
             for term in self.cues[kind]:
                 ctx[term][slot] += 2 if kind == "reporting_strong" else 1
-        self.context_automaton = ahocorasick.Automaton()
-        for term, inc in ctx.items():
-            self.context_automaton.add_word(term, tuple(inc))
-        self.context_automaton.make_automaton()
-        return automaton
+        self._ctx_terms = tuple(ctx)
+        self._ctx_inc = tuple(tuple(v) for v in ctx.values())
+        self._automata()
+
+    def _automata(self) -> None:
+        """The automata are native objects: built here and again after unpickling."""
+        self.automaton = ahocorasick_rs.AhoCorasick(list(self._terms)) if self._terms else None
+        self.context_automaton = ahocorasick_rs.AhoCorasick(list(self._ctx_terms)) if self._ctx_terms else None
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        state.pop("automaton", None)
+        state.pop("context_automaton", None)
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._automata()
 
     def _count_context(self, text: str, counts: CueCounts) -> None:
         """Context cues are counted in the head of each field only: what a document is
         (news, notice, advert) shows in its first paragraphs, and long pages stay cheap."""
+        if self.context_automaton is None:
+            return
         rep = reg = pro = 0
-        for _end, (r, g, p) in self.context_automaton.iter(text[:CONTEXT_HEAD]):
+        inc = self._ctx_inc
+        for i, _s, _e in self.context_automaton.find_matches_as_indexes(text[:CONTEXT_HEAD], overlapping=True):
+            r, g, p = inc[i]
             rep += r
             reg += g
             pro += p
@@ -90,57 +123,78 @@ class Classifier:
 
     # -- matching ---------------------------------------------------------------------
     def _scan(self, norm: Normalized, counts: CueCounts) -> list[tuple[int, int, Rule]]:
-        hits: list[tuple[int, int, Rule]] = []
-        per_rule = [0] * len(self.rules)
-        rules = self.rules
-        self._count_context(norm.text, counts)
-        for end, (length, idx) in self.automaton.iter(norm.text):
-            for i in idx:
-                if per_rule[i] < MAX_HITS_PER_RULE:
-                    per_rule[i] += 1
-                    hits.append((end + 1 - length, end + 1, rules[i]))
-        for rule in self.regex_rules:
-            for n, m in enumerate(rule.pattern.finditer(norm.text)):
-                if n >= MAX_HITS_PER_RULE:
-                    break
-                if m.end() > m.start():
-                    hits.append((m.start(), m.end(), rule))
-        return _drop_nested(hits)
-
-    def _judge(self, norm: Normalized, start: int, end: int, rule: Rule, context: str) -> str | None | bool:
-        """False when the rule does not apply; else the cancelling cue or None."""
         text = norm.text
+        self._count_context(text, counts)
+        hits: list[tuple[int, int, Rule]] = []
+        seen: dict[int, list[int]] = {}  # regex rule -> where one of its required literals is
+        if self.automaton is not None:
+            term_rules = self._term_rules
+            matches = self.automaton.find_matches_as_indexes(text, overlapping=True)
+            if len(matches) > MAX_HITS_PER_RULE:  # long or spammy pages: cap each rule
+                per_rule: dict[str, int] = defaultdict(int)
+                for i, s, e in matches:
+                    for rule in term_rules[i]:
+                        if per_rule[rule.id] < MAX_HITS_PER_RULE:
+                            per_rule[rule.id] += 1
+                            hits.append((s, e, rule))
+            else:
+                hits = [(s, e, rule) for i, s, e in matches for rule in term_rules[i]]
+            triggers = self._triggers
+            if triggers:
+                for i, s, _e in matches:
+                    if i in triggers:
+                        for k in triggers[i]:
+                            seen.setdefault(k, []).append(s)
+        for k, rule in enumerate(self.regex_rules):
+            if rule.requires:
+                if k not in seen:
+                    continue
+                spans = _windows(seen[k], REQUIRES_REACH, len(text))
+            else:
+                spans = ((0, len(text)),)
+            n = 0
+            for lo, hi in spans:
+                for m in rule.pattern.finditer(text, lo, hi):
+                    if m.end() > m.start() and n < MAX_HITS_PER_RULE:
+                        n += 1
+                        hits.append((m.start(), m.end(), rule))
+        return _drop_nested(hits) if len(hits) > 1 else hits
+
+    def _judge(self, norm: Normalized, doc: DocCues, start: int, end: int, rule: Rule,
+               context: str) -> str | None | bool:
+        """False when the rule does not apply; else the cancelling cue or None."""
         if rule.scope == "absorb":
             return False
         lo, hi = norm.clause(start, end)
-        clause = text[lo:hi]
-        window = text[max(0, start - WITH_REACH): end + WITH_REACH]
-        if rule.with_any and self._with[rule.id].first(window) is None:
+        if rule.with_any and doc.first(self._with[rule.id], max(0, start - WITH_REACH), end + WITH_REACH) is None:
             return False
         if rule.without_any:
-            cue = self._without[rule.id].first(clause)
+            cue = doc.first(self._without[rule.id], lo, hi)
             if cue:
                 return cue
         promo = rule.scope == "promo"
         if rule.negatable:
-            cue = self.negator.cancel(text, lo, hi, start, promo, rule.category in EVENT_CATEGORIES)
+            cue = self.negator.cancel(doc, norm.text, lo, hi, start, promo, rule.category in EVENT_CATEGORIES)
             if cue:
                 return cue
         if promo and context in ("reporting", "regulator"):
             return context
         return None
 
-    def _field(self, original: str, field: str, norm: Normalized, hits, context: str) -> list[Finding]:
+    def _field(self, original: str, field: str, norm: Normalized, doc: DocCues, hits,
+               context: str) -> list[Finding]:
         """Judge hits; a word repeated many times (spam, long pages) is judged until one
         occurrence stands, and at most MAX_PER_WORD occurrences are reported."""
         out = []
         groups: dict[tuple[str, str], list[int]] = {}  # (rule, word) -> [reported, standing]
         text = norm.text
         for start, end, rule in hits:
+            if rule.scope == "absorb":
+                continue
             g = groups.setdefault((rule.id, text[start:end]), [0, 0])
             if g[1] or g[0] >= MAX_PER_WORD:
                 continue
-            cue = self._judge(norm, start, end, rule, context)
+            cue = self._judge(norm, doc, start, end, rule, context)
             if cue is False:
                 continue
             g[0] += 1
@@ -148,21 +202,25 @@ class Classifier:
             out.append(_finding(original, field, norm, start, end, rule.category, rule.id, rule.weight, cue))
         return out
 
-    def _yields(self, original: str, field: str, norm: Normalized, context: str):
+    def _yields(self, original: str, field: str, norm: Normalized, doc_of, context: str):
         claims, findings = [], []
         text = norm.text
-        for c in extract_yields(text):
+        raw = extract_yields(text)
+        if not raw:
+            return claims, findings
+        doc = doc_of()
+        bits = self.cue_index.bits
+        for c in raw:
             lo, hi = norm.clause(c.start, c.end)
-            clause = text[lo:hi]
-            if any(s in clause for s in self.cues["shopping"]) or (
-                    any(b in clause for b in self.cues["borrower"])
-                    and not any(w in clause for w in ("投资", "出借", "理财", "收益", "回报", "赚", "返"))):
+            if doc.first(bits["shopping"], lo, hi) or (
+                    doc.first(bits["borrower"], lo, hi) and not doc.first(bits["invest"], lo, hi)):
                 continue
-            promised = any(p in clause for p in self.cues["promised"])
+            promised = doc.first(bits["promised"], lo, hi) is not None
             s, e = norm.orig_span(c.start, c.end)
             claims.append(YieldClaim(original[s:e], s, e, field, c.low, c.high, c.period, promised))
             if c.high >= self.yield_ceiling:
-                cue = self.negator.cancel(text, lo, hi, c.start, True) or self.negator.generic_cue(clause)
+                cue = (self.negator.cancel(doc, text, lo, hi, c.start, True)
+                       or self.negator.generic_cue(doc, lo, hi))
                 if not cue and context in ("reporting", "regulator"):
                     cue = context
                 findings.append(_finding(original, field, norm, c.start, c.end, "high_yield", YIELD_RULE, 1.0, cue))
@@ -188,12 +246,37 @@ class Classifier:
         findings: list[Finding] = []
         yields: list[YieldClaim] = []
         for field, original, norm, hits in scanned:
-            findings.extend(self._field(original, field, norm, hits, context))
-            claims, yfind = self._yields(original, field, norm, context)
+            doc_of = _lazy(self.cue_index.scan, norm.text)
+            if hits:
+                findings.extend(self._field(original, field, norm, doc_of(), hits, context))
+            claims, yfind = self._yields(original, field, norm, doc_of, context)
             yields.extend(claims)
             findings.extend(yfind)
         findings.sort(key=lambda f: (f.field != "title", f.start, f.category))
         return _verdict(findings, yields, context, self.ruleset.thresholds)
+
+
+def _windows(positions: list[int], reach: int, size: int) -> list[tuple[int, int]]:
+    """Merged [p - reach, p + reach) windows around sorted-ish positions."""
+    out: list[list[int]] = []
+    for p in sorted(positions):
+        lo, hi = max(0, p - reach), min(size, p + reach)
+        if out and lo <= out[-1][1]:
+            out[-1][1] = max(out[-1][1], hi)
+        else:
+            out.append([lo, hi])
+    return [(lo, hi) for lo, hi in out]
+
+
+def _lazy(fn, arg):
+    """``fn(arg)`` computed on first call only."""
+    box: list = []
+
+    def get():
+        if not box:
+            box.append(fn(arg))
+        return box[0]
+    return get
 
 
 def _as_str(value, name: str) -> str:

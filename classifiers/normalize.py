@@ -17,7 +17,7 @@ from __future__ import annotations
 import bisect
 import logging
 import re
-from dataclasses import dataclass, field
+from itertools import accumulate
 
 logger = logging.getLogger(__name__)
 
@@ -51,61 +51,64 @@ _NOISE = re.compile(
 _BOUNDARY = re.compile(r"[。！？；!?;\n]|(?<!\d)[，,]|[，,](?!\d)|\.(?!\d)|…")
 
 
-@dataclass(frozen=True)
 class Normalized:
-    """A normalised string plus what is needed to map offsets back."""
+    """A normalised string plus what is needed to map offsets back (built lazily: most
+    texts have no finding, so the deleted-run table is only computed when an offset is
+    first mapped)."""
 
-    text: str
-    _run_pos: tuple[int, ...] = ()  # normalised offset at which a deleted run sat
-    _run_cum: tuple[int, ...] = ()  # cumulative deleted length up to and incl. that run
-    _bounds: list[int] = field(default_factory=list, compare=False)
+    __slots__ = ("text", "_folded", "_runs")
+
+    def __init__(self, text: str, folded: str | None = None):
+        self.text = text
+        self._folded = folded  # the folded text before deletion, when something was deleted
+        self._runs: tuple[tuple[int, ...], tuple[int, ...]] | None = None if folded is not None else ((), ())
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, Normalized) and other.text == self.text and other._map() == self._map()
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def _map(self) -> tuple[tuple[int, ...], tuple[int, ...]]:
+        if self._runs is None:  # kept pieces and deleted runs alternate; sums stay in C
+            kept = _NOISE.split(self._folded)
+            self._runs = (tuple(accumulate(map(len, kept[:-1]))),
+                          tuple(accumulate(map(len, _NOISE.findall(self._folded)))))
+        return self._runs
 
     def orig_span(self, start: int, end: int) -> tuple[int, int]:
         """Map a normalised [start, end) span to the original string."""
-        if not self._run_pos:
+        run_pos, run_cum = self._runs if self._runs is not None else self._map()
+        if not run_pos:
             return start, end
-        i = bisect.bisect_right(self._run_pos, start)
-        j = bisect.bisect_left(self._run_pos, end)
-        s = start + (self._run_cum[i - 1] if i else 0)
-        e = end + (self._run_cum[j - 1] if j else 0)
+        i = bisect.bisect_right(run_pos, start)
+        j = bisect.bisect_left(run_pos, end)
+        s = start + (run_cum[i - 1] if i else 0)
+        e = end + (run_cum[j - 1] if j else 0)
         return s, max(s, e)
 
-    def bounds(self) -> list[int]:
-        """Sorted offsets of clause boundary characters (computed once, lazily)."""
-        if not self._bounds:
-            self._bounds.append(-1)
-            self._bounds.extend(m.start() for m in _BOUNDARY.finditer(self.text))
-            self._bounds.append(len(self.text))
-        return self._bounds
-
     def clause(self, start: int, end: int, reach: int = 40) -> tuple[int, int]:
-        """The clause around [start, end), at most ``reach`` characters either side."""
-        b = self.bounds()
-        i = bisect.bisect_right(b, start) - 1
-        j = bisect.bisect_left(b, end)
-        lo = max(b[i] + 1, start - reach, 0)
-        hi = min(b[j] if j < len(b) else len(self.text), end + reach)
+        """The clause around [start, end), at most ``reach`` characters either side
+        (boundaries are searched only in that neighbourhood)."""
+        text = self.text
+        lo = max(start - reach, 0)
+        for m in _BOUNDARY.finditer(text, max(0, start - reach - 1), start + 2):
+            if m.start() <= start:
+                lo = max(lo, m.start() + 1)
+        m = _BOUNDARY.search(text, end, end + reach + 2)
+        hi = min(m.start() if m else len(text), end + reach)
         return lo, max(hi, end)
 
     def sentence_end(self, pos: int) -> int:
         """Offset of the first boundary at or after ``pos``."""
-        b = self.bounds()
-        j = bisect.bisect_left(b, pos)
-        return b[j] if j < len(b) else len(self.text)
+        m = _BOUNDARY.search(self.text, pos)
+        return m.start() if m else len(self.text)
 
 
 def normalize(original: str) -> Normalized:
     """Fold and clean ``original``; never raises on any ``str``."""
-    folded = _FOLD.sub(_fold, original)
-    runs = list(_NOISE.finditer(folded))
-    if not runs:
-        return Normalized(folded)
-    pos, cum, deleted = [], [], 0
-    for m in runs:
-        pos.append(m.start() - deleted)
-        deleted += m.end() - m.start()
-        cum.append(deleted)
-    return Normalized(_NOISE.sub("", folded), tuple(pos), tuple(cum))
+    folded = _FOLD.sub(_fold, original) if _FOLD.search(original) else original
+    text = _NOISE.sub("", folded)
+    return Normalized(text, folded if len(text) != len(folded) else None)
 
 
 def normalize_term(term: str) -> str:

@@ -19,6 +19,8 @@ File shape (all keys optional except ``rules`` entries' ``id`` and one of
                                      # shorter hits of its category inside it and never counts
         phrases: [保本保息, 保本付息] # literal terms, matched with Aho-Corasick
         pattern: '本息.{0,3}保障'     # or a regular expression (only where structure matters)
+        requires: [本息]              # pattern only: literals one of which every match contains;
+                                     # the expression is skipped on texts without any (speed)
         with_any: [平台, 公司]         # one of these must occur in the same clause
         negatable: true              # shared negation cues may cancel it
     cues:                            # shared cue lists, merged over all files
@@ -46,7 +48,7 @@ CUE_KINDS = (
     "reporting_strong", "regulator", "promotional", "promised", "borrower", "shopping", "attribution",
 )
 _RULE_KEYS = {"id", "category", "weight", "scope", "phrases", "pattern", "with_any",
-              "without_any", "negatable", "note"}
+              "without_any", "negatable", "requires", "note"}
 _FILE_KEYS = {"category", "threshold", "rules", "cues", "note"}
 _ID = re.compile(r"^[a-z][a-z0-9_.-]*$")
 
@@ -74,6 +76,7 @@ class Rule:
     without_any: tuple[str, ...]
     negatable: bool
     source: str
+    requires: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -176,10 +179,15 @@ def _rule(path: Path, item: Any, default_cat: str | None) -> Rule:
             raise RuleFileError(path, kl("pattern"), f"{where}: bad regular expression: {e}") from e
     with_any = _terms(path, kl("with_any"), f"{where}: with_any", item["with_any"]) if "with_any" in item else ()
     without = _terms(path, kl("without_any"), f"{where}: without_any", item["without_any"]) if "without_any" in item else ()
+    requires = ()
+    if "requires" in item:
+        if pattern is None:
+            raise RuleFileError(path, kl("requires"), f"{where}: 'requires' only goes with 'pattern'")
+        requires = _terms(path, kl("requires"), f"{where}: requires", item["requires"])
     negatable = item.get("negatable", True)
     if not isinstance(negatable, bool):
         raise RuleFileError(path, kl("negatable"), f"{where}: negatable must be true or false")
-    return Rule(rid, cat, float(weight), scope, phrases, pattern, with_any, without, negatable, str(path))
+    return Rule(rid, cat, float(weight), scope, phrases, pattern, with_any, without, negatable, str(path), requires)
 
 
 def _file(path: Path, ids: dict[str, str], rules: list, thresholds: dict, cues: dict) -> None:

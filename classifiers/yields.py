@@ -38,6 +38,7 @@ _KW = re.compile(_ANNUAL_KW)
 _PCT_AFTER = re.compile(rf"(?P<pre>最高|高达|可达|达到|达|约|为|:|超过|不低于|稳定|固定|保底)?{_RANGE}%"
                         rf"(?:\+(?P<c>{_NUM})%?(?:(?:-|~|至)(?P<d>{_NUM}))?%)?")
 _PCT_BEFORE = re.compile(rf"{_RANGE}%(?:\+[^,，。;；]{{0,6}}?)?(?P<kw>的?(?:高收益|高回报|收益|回报|年化|利息|分红))")
+_PCT_KW = re.compile(r"%(?:\+[^,，。;；]{0,6}?)?的?(?:高收益|高回报|收益|回报|年化|利息|分红)")  # anchors _PCT_BEFORE
 _AMOUNT_RET = re.compile(r"(?P<per>每月|月|每天|每日|日|每周|周|每年|年)(?:可|能|就|都)?"
                          r"(?:[^，,。；;\d]{0,4}?)(?:返还|返息|返利|返现|返|收益|利息|分红|赚|领|拿|得|到账)(?P<r>\d+(?:\.\d+)?)(?P<ru>万)?(?:元|块)")
 _PRINCIPAL = re.compile(r"(?:投资|投入|投|存入|存|出借|本金|买入|认购|入金)(?P<p>\d+(?:\.\d+)?|[一二两三四五六七八九十])(?P<pu>万|千|百)?(?:元|块)")
@@ -137,6 +138,19 @@ def _amount_claims(text: str) -> list[RawClaim]:
     return out
 
 
+def _pct_before(text: str):
+    """Matches of _PCT_BEFORE, searched only just before a "%…收益" (a literal-prefix
+    search) instead of at every digit of the text."""
+    last = 0
+    for k in _PCT_KW.finditer(text):
+        lo = max(last, k.start() - 40)
+        for m in _PCT_BEFORE.finditer(text, lo, k.end()):
+            if m.end() > k.start():
+                last = m.end()
+                yield m
+                break
+
+
 def extract_yields(text: str) -> list[RawClaim]:
     """All yield claims in normalised ``text``, in order, without overlaps."""
     claims: list[RawClaim] = []
@@ -144,12 +158,13 @@ def extract_yields(text: str) -> list[RawClaim]:
         c = _after_keyword(text, m, 24)
         if c:
             claims.append(c)
-    for m in _PCT_BEFORE.finditer(text):
+    for m in _pct_before(text):
         b = m.group("b")
         c = _claim(m.start(), m.end() - len(m.group("kw")), float(m.group("a")), float(b) if b else None, "year")
         if c:
             claims.append(c)
-    claims.extend(_amount_claims(text))
+    if "元" in text or "块" in text:
+        claims.extend(_amount_claims(text))
     claims.sort(key=lambda c: (c.start, -c.end))
     out: list[RawClaim] = []
     for c in claims:
