@@ -2,8 +2,8 @@
 
 No network, no Scrapy, no file writes; only the package's own rule files are read. The
 module-level :func:`classify` uses a default :class:`Classifier` built lazily on first
-use, so importing the package is cheap and worker processes (the crawler forks or spawns
-them) each build their own on demand.
+use, so importing the package is cheap (the engine itself is imported on first use) and
+worker processes (the crawler forks or spawns them) each build their own on demand.
 """
 
 from __future__ import annotations
@@ -11,11 +11,15 @@ from __future__ import annotations
 import logging
 import threading
 
-from .engine import Classifier
+from typing import TYPE_CHECKING
+
 from .names import screen_name
-from .ruleset import RuleFileError
 from .taxonomy import CATEGORIES, Category
 from .verdict import Finding, Verdict, YieldClaim
+
+if TYPE_CHECKING:
+    from .engine import Classifier
+    from .ruleset import RuleFileError
 
 logger = logging.getLogger(__name__)
 
@@ -26,12 +30,25 @@ _default: Classifier | None = None
 _lock = threading.Lock()
 
 
-def default_classifier() -> Classifier:
+def __getattr__(name: str):
+    """``Classifier`` and ``RuleFileError`` are imported on first use (PEP 562): the engine
+    pulls in YAML and the automata, which a process that only reads CATEGORIES never needs."""
+    if name == "Classifier":
+        from .engine import Classifier
+        return Classifier
+    if name == "RuleFileError":
+        from .ruleset import RuleFileError
+        return RuleFileError
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def default_classifier() -> "Classifier":
     """The shared classifier with the bundled rules (built once per process)."""
     global _default
     if _default is None:
         with _lock:
             if _default is None:
+                from .engine import Classifier
                 _default = Classifier()
     return _default
 

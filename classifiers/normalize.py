@@ -48,6 +48,8 @@ _NOISE = re.compile(
     "\U0001f000-\U0001faff\U000e0000-\U000e007f]+"
 )
 
+_NOISE_SPLIT = re.compile("(" + _NOISE.pattern + ")")
+_ONE = 1
 _BOUNDARY = re.compile(r"[。！？；!?;\n]|(?<!\d)[，,]|[，,](?!\d)|\.(?!\d)|…")
 
 
@@ -56,12 +58,13 @@ class Normalized:
     texts have no finding, so the deleted-run table is only computed when an offset is
     first mapped)."""
 
-    __slots__ = ("text", "_folded", "_runs")
+    __slots__ = ("text", "_pieces", "_runs", "_bounds")
 
-    def __init__(self, text: str, folded: str | None = None):
+    def __init__(self, text: str, pieces: list[str] | None = None):
         self.text = text
-        self._folded = folded  # the folded text before deletion, when something was deleted
-        self._runs: tuple[tuple[int, ...], tuple[int, ...]] | None = None if folded is not None else ((), ())
+        self._pieces = pieces  # kept, deleted, kept, ... pieces of the folded text, if any deleted
+        self._runs: tuple[tuple[int, ...], tuple[int, ...]] | None = None if pieces else ((), ())
+        self._bounds: list[int] | None = None
 
     def __eq__(self, other) -> bool:
         return isinstance(other, Normalized) and other.text == self.text and other._map() == self._map()
@@ -70,9 +73,9 @@ class Normalized:
 
     def _map(self) -> tuple[tuple[int, ...], tuple[int, ...]]:
         if self._runs is None:  # kept pieces and deleted runs alternate; sums stay in C
-            kept = _NOISE.split(self._folded)
-            self._runs = (tuple(accumulate(map(len, kept[:-1]))),
-                          tuple(accumulate(map(len, _NOISE.findall(self._folded)))))
+            pieces = self._pieces
+            self._runs = (tuple(accumulate(map(len, pieces[0:-1:2]))),
+                          tuple(accumulate(map(len, pieces[1::2]))))
         return self._runs
 
     def orig_span(self, start: int, end: int) -> tuple[int, int]:
@@ -89,13 +92,13 @@ class Normalized:
     def clause(self, start: int, end: int, reach: int = 40) -> tuple[int, int]:
         """The clause around [start, end), at most ``reach`` characters either side
         (boundaries are searched only in that neighbourhood)."""
-        text = self.text
-        lo = max(start - reach, 0)
-        for m in _BOUNDARY.finditer(text, max(0, start - reach - 1), start + 2):
-            if m.start() <= start:
-                lo = max(lo, m.start() + 1)
-        m = _BOUNDARY.search(text, end, end + reach + 2)
-        hi = min(m.start() if m else len(text), end + reach)
+        b = self._bounds
+        if b is None:  # each boundary + 1, summed in C from the pieces between boundaries
+            b = self._bounds = [0, *accumulate(map(_ONE.__add__, map(len, _BOUNDARY.split(self.text))))]
+        i = bisect.bisect_right(b, start + 1) - 1  # b[i] - 1 = last boundary at or before start
+        j = bisect.bisect_left(b, end + 1)  # b[j] - 1 = first boundary at or after end
+        lo = max(b[i], start - reach)
+        hi = min(b[j] - 1 if j < len(b) else len(self.text), end + reach)
         return lo, max(hi, end)
 
     def sentence_end(self, pos: int) -> int:
@@ -107,8 +110,10 @@ class Normalized:
 def normalize(original: str) -> Normalized:
     """Fold and clean ``original``; never raises on any ``str``."""
     folded = _FOLD.sub(_fold, original) if _FOLD.search(original) else original
-    text = _NOISE.sub("", folded)
-    return Normalized(text, folded if len(text) != len(folded) else None)
+    pieces = _NOISE_SPLIT.split(folded)
+    if len(pieces) == 1:
+        return Normalized(folded)
+    return Normalized("".join(pieces[0::2]), pieces)
 
 
 def normalize_term(term: str) -> str:

@@ -8,7 +8,7 @@ even though matching ran on a normalised copy.
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 
 logger = logging.getLogger(__name__)
 
@@ -89,6 +89,15 @@ class Verdict:
             "score": self.score,
             "risk": self.risk,
             "context": self.context,
-            "findings": [asdict(f) for f in self.findings],
-            "yields": [asdict(y) for y in self.yields],
+            "findings": [_as_dict(f, _FINDING_FIELDS) for f in self.findings],
+            "yields": [_as_dict(y, _YIELD_FIELDS) for y in self.yields],
         }
+
+
+_FINDING_FIELDS = tuple(f.name for f in fields(Finding))
+_YIELD_FIELDS = tuple(f.name for f in fields(YieldClaim))
+
+
+def _as_dict(obj, names: tuple[str, ...]) -> dict:
+    """``dataclasses.asdict`` for flat records of scalars, without its deep copy."""
+    return {n: getattr(obj, n) for n in names}

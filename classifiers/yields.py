@@ -42,6 +42,7 @@ _PCT_KW = re.compile(r"%(?:\+[^,，。;；]{0,6}?)?的?(?:高收益|高回报|�
 _AMOUNT_RET = re.compile(r"(?P<per>每月|月|每天|每日|日|每周|周|每年|年)(?:可|能|就|都)?"
                          r"(?:[^，,。；;\d]{0,4}?)(?:返还|返息|返利|返现|返|收益|利息|分红|赚|领|拿|得|到账)(?P<r>\d+(?:\.\d+)?)(?P<ru>万)?(?:元|块)")
 _PRINCIPAL = re.compile(r"(?:投资|投入|投|存入|存|出借|本金|买入|认购|入金)(?P<p>\d+(?:\.\d+)?|[一二两三四五六七八九十])(?P<pu>万|千|百)?(?:元|块)")
+_STOP = re.compile(r"[，。；;!?！？\n]")
 _PERIOD_DAYS = {"year": 1.0, "month": 12.0, "day": 365.0, "week": 52.0, "seven_day": 1.0}
 _FEN_VALUE = {"year": 10.0, "month": 1.0, "day": 0.1, "week": 0.1, "seven_day": 10.0}
 
@@ -92,12 +93,12 @@ def _after_keyword(text: str, m: re.Match, limit: int) -> RawClaim | None:
     """A figure within a few characters after a yield keyword."""
     period = _period(m.group())
     tail = text[m.end(): m.end() + limit]
-    stop = re.search(r"[，。；;!?！？\n]", tail)
+    stop = _STOP.search(tail)
     if stop:
         tail = tail[: stop.start()]
     kw = m.group()
-    for rx in (_PCT_AFTER, _PERMILLE, _FEN):
-        if rx is _FEN and not ("息" in kw or "利" in kw):
+    for rx, needle in ((_PCT_AFTER, "%"), (_PERMILLE, "千分之"), (_FEN, "分"), (_FEN, "厘")):
+        if needle not in tail or (rx is _FEN and not ("息" in kw or "利" in kw)):
             continue
         hit = rx.search(tail)
         if not hit or hit.start() > 10:
