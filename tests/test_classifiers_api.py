@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import pickle
+import subprocess
+import sys
 
 import pytest
 
@@ -152,3 +154,23 @@ def test_kind_unknown_is_tolerated():
 ])
 def test_screen_name(name, scope, expected):
     assert screen_name(name, scope) == expected
+
+
+@pytest.mark.parametrize("text", [
+    "记者获悉，鼎益财富的办公场所已被区公安分局经侦大队查封。",
+    "#汇鑫宝诈骗公司# 出借人报案半年了，经侦到现在还不立案。",
+    "据悉，某网贷平台因违规发标已被地方金融监管局约谈。",
+])
+def test_named_firm_under_investigation_or_accused_is_a_collapse_signal(text):
+    assert "collapse_signal" in classify(text).labels
+
+
+def test_generic_fraud_warning_is_not_a_collapse_signal():
+    v = classify("警方提示：凡是要求先交保证金才能放款的，一律是诈骗，请勿转账。", kind="news")
+    assert "collapse_signal" not in v.labels
+
+
+def test_import_does_not_load_the_engine():
+    code = "import sys, classifiers; print('classifiers.engine' in sys.modules, 'yaml' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["False", "False"]

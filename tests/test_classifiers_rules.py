@@ -72,3 +72,32 @@ def test_missing_and_non_utf8_files(tmp_path):
     p.write_bytes(b"rules: [\xff]\n")
     with pytest.raises(RuleFileError, match="cannot read"):
         Classifier([p])
+
+
+def test_pattern_with_requires_runs_near_its_literal_only(tmp_path):
+    p = _write(tmp_path, """\
+        category: collapse_signal
+        rules:
+          - id: local.frozen_accounts
+            scope: any
+            pattern: '账户[^，。]{0,8}冻结'
+            requires: [冻结]
+        """)
+    clf = Classifier([p])
+    assert "local.frozen_accounts" in clf.classify("宏达财富的账户已被法院冻结。").rule_ids
+    assert "local.frozen_accounts" not in clf.classify("宏达财富的账户一切正常。").rule_ids
+    far = "账户" + "，".join(["正常运营"] * 40) + "冻结"  # the literal is there, the pattern is not
+    assert "local.frozen_accounts" not in clf.classify(far).rule_ids
+
+
+def test_requires_without_pattern_is_reported_with_its_line(tmp_path):
+    p = _write(tmp_path, """\
+        category: collapse_signal
+        rules:
+          - id: local.bad
+            phrases: [跑路]
+            requires: [跑]
+        """)
+    with pytest.raises(RuleFileError) as e:
+        Classifier([p])
+    assert e.value.line == 5 and "requires" in e.value.message
