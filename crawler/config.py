@@ -26,7 +26,9 @@ from pydantic import (
 )
 
 from crawler.alerts.config import AlertsConfig, RoutingConfig, SmtpConfig
+from crawler.config_channels import Channels, Sources
 from crawler.evidence.config import EvidenceConfig
+from crawler.reports.grading import GradingConfig
 from crawler.schedule.config import SchedulesConfig
 from crawler.store.elastic_config import ElasticConfig
 
@@ -152,6 +154,9 @@ class PatrolConfig(_Frozen):
     schedules: SchedulesConfig = SchedulesConfig()
     elasticsearch: ElasticConfig | None = None
     evidence: EvidenceConfig = EvidenceConfig()
+    channels: Channels = ()
+    sources: Sources = ()
+    grading: GradingConfig = GradingConfig()
     source: Path | None = Field(None, exclude=True)
 
     @model_validator(mode="after")

@@ -42,6 +42,39 @@ class PageItem:
     """Hex SHA-256 of ``body``, set by the extract pipeline."""
     unchanged: bool = False
     """True when the state DB already holds this URL with the same SHA-256 (skips re-extraction)."""
+    kind: str | None = "platform_page"
+    """Classifier document kind: platform_page, ad, social_post, forum, complaint, news (None: inferred)."""
+
+    # Set by the channel and opinion spiders (empty for a target's own site).
+    origin: str = ""
+    """``channel`` or ``source`` when found through one; ``target_id`` is then ``<origin>:<id>``."""
+    origin_id: str = ""
+    """Id of the channel or source in the config."""
+    list_url: str = ""
+    """Absolute URL of the list page (search results, board page, feed) the result was on."""
+    keyword: str = ""
+    """Search keyword the list page was fetched for ("" when the channel takes none)."""
+    rank: int | None = None
+    """1-based position of the result on its list page, ads and organic results counted together."""
+    is_ad: bool | None = None
+    """True when the slot carried the channel's ad label; None for sources."""
+    advertiser: str = ""
+    """Advertiser display name shown in the slot, whitespace collapsed."""
+    landing_chain: list[str] = field(default_factory=list)
+    """Result link, every redirect hop and the landing URL, in order (empty when not followed)."""
+    slot_only: bool = False
+    """True for a listed result itself: ``body`` is the whole list page (the evidence),
+    ``slot_title``/``slot_text`` are what is classified."""
+    slot_title: str = ""
+    """Title of the result as listed."""
+    slot_text: str = field(default="", repr=False)
+    """Snippet (ad copy, post excerpt) of the result as listed."""
+    author: str = ""
+    """Author of a post as listed or on the post page."""
+    posted_at: str | None = None
+    """Publish time as listed (feed pubDate, board date), ISO 8601; date only when no time is given."""
+    replies: int | None = None
+    """Reply count as listed."""
 
     # Filled by the extract pipeline.
     title: str = ""
@@ -54,6 +87,10 @@ class PageItem:
     """Language tag detected for the text (``zh``, ``en`` ...), or None."""
     text_fingerprint: str = ""
     """Hex SHA-256 of the normalised text: changes only when the readable text changes."""
+    title_tokens: str | None = field(default=None, repr=False)
+    """jieba tokens of ``title`` joined by single spaces (search indexes), or None if not computed."""
+    text_tokens: str | None = field(default=None, repr=False)
+    """jieba tokens of ``text`` joined by single spaces (search indexes), or None if not computed."""
 
     # Filled by the classify pipeline.
     verdict: dict[str, Any] | None = None

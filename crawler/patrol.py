@@ -31,6 +31,8 @@ class Progress:
     stats: dict = field(default_factory=dict)
     run_id: int | None = None
     reason: str | None = None
+    run_ids: list[int] = field(default_factory=list)
+    """Run ids of every crawl of this process, in order (one per spider)."""
 
 
 def patrol_settings(config_path: Path, target_ids: tuple[str, ...] = (), **overrides) -> Settings:
@@ -43,18 +45,30 @@ def patrol_settings(config_path: Path, target_ids: tuple[str, ...] = (), **overr
     return settings
 
 
+SPIDERS = {
+    "site_patrol": "spiders.site_patrol.SitePatrolSpider",
+    "ad_channel": "spiders.ad_channel.AdChannelSpider",
+    "opinion": "spiders.opinion.OpinionSpider",
+}
+
+
 def run_patrol(
     config: PatrolConfig,
     target_ids: tuple[str, ...] = (),
     on_item: Callable[[Progress, PageItem], None] | None = None,
+    spiders: tuple[str, ...] = ("site_patrol",),
     **overrides,
 ) -> Progress:
-    """Crawl the chosen targets (all enabled when empty) and return the counts."""
-    from spiders.site_patrol import SitePatrolSpider
+    """Crawl the chosen targets (all enabled when empty) and return the counts.
+
+    Several ``spiders`` run one after the other in this process (the reactor
+    starts once); ``target_ids`` then selects targets, channels or sources by id.
+    """
+    from scrapy.utils.misc import load_object
+    from twisted.internet import defer
 
     settings = patrol_settings(config.source, target_ids, **overrides)
     process = CrawlerProcess(settings, install_root_handler=False)
-    crawler = process.create_crawler(SitePatrolSpider)
     progress = Progress()
 
     def item_scraped(item, response, spider):
@@ -67,13 +81,40 @@ def run_patrol(
         if on_item:
             on_item(progress, item)
 
-    def spider_closed(spider, reason):
-        progress.reason = reason
-        progress.stats = dict(crawler.stats.get_stats())
-        progress.run_id = progress.stats.get("patrol/run_id")
+    handlers = []  # signal receivers are weak references: keep ours alive
 
-    crawler.signals.connect(item_scraped, signal=signals.item_scraped)
-    crawler.signals.connect(spider_closed, signal=signals.spider_closed)
-    process.crawl(crawler, config=config, targets=target_ids)
-    process.start()
+    def closed_for(crawler):
+        def spider_closed(spider, reason):
+            progress.reason = reason
+            progress.stats = dict(crawler.stats.get_stats())
+            run_id = progress.stats.get("patrol/run_id")
+            if run_id is not None:
+                progress.run_ids.append(run_id)
+                progress.run_id = progress.run_id or run_id
+        handlers.append(spider_closed)
+        return spider_closed
+
+    @defer.inlineCallbacks
+    def crawl_all():
+        try:
+            for name in spiders:
+                crawler = process.create_crawler(load_object(SPIDERS[name]))
+                crawler.signals.connect(item_scraped, signal=signals.item_scraped)
+                crawler.signals.connect(closed_for(crawler), signal=signals.spider_closed)
+                yield process.crawl(crawler, config=config, targets=target_ids)
+        finally:
+            from twisted.internet import reactor
+
+            if reactor.running:
+                reactor.stop()
+
+    if len(spiders) == 1:
+        crawler = process.create_crawler(load_object(SPIDERS[spiders[0]]))
+        crawler.signals.connect(item_scraped, signal=signals.item_scraped)
+        crawler.signals.connect(closed_for(crawler), signal=signals.spider_closed)
+        process.crawl(crawler, config=config, targets=target_ids)
+        process.start()
+    else:
+        crawl_all()
+        process.start(stop_after_crawl=False)
     return progress

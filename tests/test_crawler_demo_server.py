@@ -17,7 +17,8 @@ import pytest
 
 from crawler.demo.server import SITES_DIR, Reply, Request, SiteServer, routes, serve_demo_sites, static_site
 
-DEMO_SITES = {"xinyingbao", "zhongchou", "compliantbank", "posagent", "gbkfinance", "forum", "jsplatform"}
+DEMO_SITES = {"xinyingbao", "zhongchou", "compliantbank", "posagent", "gbkfinance", "forum", "jsplatform",
+              "sousuo", "jinniubao", "tousu"}
 
 
 def fetch(url: str, *, method: str = "GET", timeout: float = 5.0):

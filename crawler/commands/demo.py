@@ -42,15 +42,53 @@ EDITS = (
 )
 
 
+# Sites that are not registered institutions: a search portal with ad slots and
+# classifieds, an unregistered platform its ads lead to, a complaint board with a feed.
+CHANNEL_SITES = ("sousuo", "jinniubao", "tousu")
+
+
+def demo_channels(urls: dict[str, str]) -> dict:
+    """The demo's ``channels:`` and ``sources:`` over the bundled portal, board and forum."""
+    search, board, forum = urls.get("sousuo"), urls.get("tousu"), urls.get("forum")
+    channels, sources = [], []
+    if search:
+        channels += [
+            {"id": "sousuo", "name": "搜搜网搜索推广", "kind": "search",
+             "url": search + "/s-{page}.html?wd={keyword}", "keywords": ["保本理财"], "pages": 2,
+             "selectors": {"item": "div.result", "title": "h3 a", "link": "h3 a", "snippet": "p.abstract",
+                           "advertiser": ".advertiser", "ad_label": ".ad-label", "date": ".date"}},
+            {"id": "sousuo_fenlei", "name": "搜搜分类信息 投资理财", "kind": "classifieds",
+             "url": search + "/fenlei.html",
+             "selectors": {"item": "li.post", "link": "a.t", "advertiser": ".who", "date": ".when"}},
+        ]
+    if board:
+        sources += [
+            {"id": "tousu", "name": "江津消费投诉平台", "kind": "complaint", "url": board + "/list-1.html",
+             "pages": 2, "selectors": {"item": "tr.complaint", "link": "td.subject a", "author": "td.user",
+                                       "date": "td.time", "replies": "td.count", "next_page": "a.next"}},
+            {"id": "tousu_news", "name": "江津金融消费新闻 RSS", "kind": "feed", "url": board + "/feed.xml"},
+        ]
+    if forum:
+        sources.append(
+            {"id": "forum_licai", "name": "江津生活论坛 投资理财", "kind": "forum",
+             "url": forum + "/forum-licai-{page}.html", "pages": 2,
+             "selectors": {"item": "tr.thread-row", "link": "td.title a",
+                           "author": "xpath:./td[@class='author']/text()[1]", "date": "time.publish-time",
+                           "replies": "em.replies"}})
+    return {"channels": channels, "sources": sources}
+
+
 def demo_config(urls: dict[str, str]) -> dict:
     targets = []
     for site_id, base_url in urls.items():
+        if site_id in CHANNEL_SITES:
+            continue
         name, aliases, business = DEMO_TARGETS.get(site_id, (site_id, [], "other"))
         targets.append({
             "id": site_id, "name": name, "aliases": aliases, "business": business,
             "urls": [base_url + "/"], "max_pages": 50, "max_depth": 3,
         })
-    return {"state_dir": ".", "allow_private_networks": True, "targets": targets}
+    return {"state_dir": ".", "allow_private_networks": True, "targets": targets} | demo_channels(urls)
 
 
 def fresh_state(state_dir: Path) -> Path:
@@ -75,10 +113,11 @@ def edit_sites(sites: Path) -> None:
             path.write_text(path.read_text(encoding="utf-8").replace(old, new), encoding="utf-8")
 
 
-def patrol_subprocess(config_file: Path) -> int:
+def patrol_subprocess(config_file: Path, *extra: str) -> int:
     root = Path(__file__).resolve().parents[2]
     env = os.environ | {"PYTHONPATH": os.pathsep.join(filter(None, (str(root), os.environ.get("PYTHONPATH"))))}
-    return subprocess.call([sys.executable, "-m", "crawler.cli", "patrol", "--config", str(config_file)], env=env)
+    return subprocess.call([sys.executable, "-m", "crawler.cli", "patrol", "--config", str(config_file), *extra],
+                           env=env)
 
 
 @click.command()
@@ -104,7 +143,10 @@ def demo(state_dir: Path):
         edit_sites(sites)
         console.print("\n[bold]Patrol 2[/], after the demo edited the sites: a claim removed, one added, a page deleted")
         second = patrol_subprocess(config_file)
-    if first or second:
+        console.print("\n[bold]Channels and opinion sources[/]: search ads, classifieds, a forum board, "
+                      "a complaint board and a news feed")
+        third = patrol_subprocess(config_file, "--channels", "--sources")
+    if first or second or third:
         raise SystemExit(1)
     report(load_or_exit(str(config_file)), state_dir)
 
@@ -140,6 +182,10 @@ def report(config, state_dir: Path) -> None:
         f"finpatrol evidence verify {cfg}",
         f"finpatrol alerts list {cfg}",
         f"finpatrol runs {cfg}",
+        f"finpatrol candidates list {cfg}",
+        f"finpatrol coverage {cfg}",
+        f"finpatrol dossier xinyingbao {cfg} --out {state_dir / 'dossier-xinyingbao.html'}",
+        f"finpatrol report {cfg} --since <DATE> --out {state_dir / 'report.html'}",
     ):
         console.print("  " + line, soft_wrap=True)
 

@@ -15,10 +15,10 @@ def progress_table(config: PatrolConfig, chosen: list[str], progress) -> Table:
     table = Table(title="巡查进度 patrol progress", expand=False)
     for column in ("target", "name", "pages", "hits", "new hits"):
         table.add_column(column, justify="right" if column in ("pages", "hits", "new hits") else "left")
+    names = {t.id: t.name for t in config.targets}
     for target_id in chosen:
-        target = config.target(target_id)
         table.add_row(
-            target_id, target.name, str(progress.pages.get(target_id, 0)),
+            target_id, names.get(target_id, ""), str(progress.pages.get(target_id, 0)),
             str(progress.hits.get(target_id, 0)), str(progress.new_hits.get(target_id, 0)),
         )
     return table
@@ -46,43 +46,65 @@ def check_rules(config: PatrolConfig) -> None:
         raise click.ClickException(f"{config.source}: rules_files: {e}") from None
 
 
-def run_and_report(config: PatrolConfig, targets: tuple[str, ...], quiet: bool = False) -> dict:
-    """Patrol with live progress, print the summary, return the run record."""
+def chosen_ids(config: PatrolConfig, targets: tuple[str, ...], spiders: tuple[str, ...]) -> list[str]:
+    """Ids (pseudo ids for channels and sources) the spiders will crawl; unknown ids are an error."""
+    from crawler.config_channels import pseudo_target
+
+    pools = {
+        "site_patrol": [(t.id, t.id, t.enabled) for t in config.targets],
+        "ad_channel": [(c.id, pseudo_target("channel", c.id), c.enabled) for c in config.channels],
+        "opinion": [(s.id, pseudo_target("source", s.id), s.enabled) for s in config.sources],
+    }
+    known = {i for name in spiders for i, _, _ in pools[name]}
+    unknown = [t for t in targets if t not in known]
+    if unknown:
+        raise click.ClickException(f"unknown id(s): {', '.join(unknown)}")
+    return [pid for name in spiders for i, pid, on in pools[name] if on and (not targets or i in targets)]
+
+
+def run_and_report(config: PatrolConfig, targets: tuple[str, ...], quiet: bool = False,
+                   spiders: tuple[str, ...] = ("site_patrol",)) -> dict:
+    """Patrol with live progress, print the summary of each crawl; return the first failed
+    run record, else the first."""
     from crawler.patrol import run_patrol
 
     check_rules(config)
-    unknown = [t for t in targets if t not in {x.id for x in config.targets}]
-    if unknown:
-        raise click.ClickException(f"unknown target id(s): {', '.join(unknown)}")
-    chosen = [t.id for t in config.targets if t.enabled and (not targets or t.id in targets)]
+    chosen = chosen_ids(config, targets, spiders)
     if not chosen:
-        raise click.ClickException(f"{config.source}: no enabled targets to patrol")
+        raise click.ClickException(f"{config.source}: nothing enabled to patrol")
     if quiet or not console.is_terminal:
-        progress = run_patrol(config, targets)
+        progress = run_patrol(config, targets, spiders=spiders)
     else:
         with Live(console=console, transient=True, refresh_per_second=4) as live:
             progress = run_patrol(
-                config, targets,
+                config, targets, spiders=spiders,
                 on_item=lambda p, _item: live.update(progress_table(config, chosen, p)),
             )
     db = open_db(config)
     try:
-        run = get_run(db, progress.run_id) if progress.run_id else None
+        runs = [r for r in (get_run(db, i) for i in progress.run_ids) if r is not None]
     finally:
         db.close()
-    if run is None:
+    if not runs:
         raise click.ClickException("the patrol did not start; run with -v for the crawler log")
-    console.print(summary_table(config, run))
-    return run
+    for run in runs:
+        console.print(summary_table(config, run))
+    return next((r for r in runs if r["status"] == "failed"), runs[0])
 
 
 @click.command()
 @config_option
-@click.option("--target", "targets", multiple=True, metavar="ID", help="Patrol only this target (repeatable).")
-def patrol(config_file, targets):
-    """Patrol the configured targets once and store what they say."""
+@click.option("--target", "targets", multiple=True, metavar="ID",
+              help="Only this target, channel or source (repeatable).")
+@click.option("--sites", is_flag=True, help="Patrol the targets' sites (the default without other flags).")
+@click.option("--channels", is_flag=True, help="Patrol the advertising channels (channels:).")
+@click.option("--sources", is_flag=True, help="Read the opinion sources (sources:).")
+def patrol(config_file, targets, sites, channels, sources):
+    """Patrol the targets' sites (and/or channels and opinion sources) once and store what they say."""
     config = load_or_exit(config_file)
-    run = run_and_report(config, tuple(targets))
+    spiders = tuple(name for flag, name in ((sites, "site_patrol"), (channels, "ad_channel"),
+                                            (sources, "opinion")) if flag) or ("site_patrol",)
+    run = run_and_report(config, tuple(targets), spiders=spiders)
     if run["status"] == "failed":
         raise SystemExit(1)
 

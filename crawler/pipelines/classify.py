@@ -1,5 +1,9 @@
 """Classify pipeline: ``classifiers.classify()`` on title and text, in a worker process.
 
+The document kind passed to the classifier is the item's ``kind`` (platform_page
+for a target's own pages; ad, social_post, forum, complaint or news from channels
+and opinion sources).
+
 Settings: FINPATROL_CONFIG (yield ceiling and extra rule files), FINPATROL_WORKERS.
 Stats: ``classify/pages``, ``classify/label/<category>``.
 """
@@ -30,18 +34,19 @@ class ClassifyPipeline:
         workers_count = crawler.settings.getint("FINPATROL_WORKERS")
         return cls(rule_files, config.yield_ceiling, workers_count, crawler.stats)
 
-    def open_spider(self, spider):
+    def open_spider(self):
         workers.load_classifier(self.rule_files, self.ceiling)  # a bad rules file fails here, named
         self.pool = workers.acquire(self.workers_count)
 
-    def close_spider(self, spider):
+    def close_spider(self):
         workers.release()
 
     async def process_item(self, item: PageItem) -> PageItem:
         if item.unchanged:
             return item
         item.verdict = await workers.run(
-            self.pool, workers.classify_job, item.title, item.text, item.url, self.rule_files, self.ceiling
+            self.pool, workers.classify_job, item.title, item.text, item.url, self.rule_files, self.ceiling,
+            item.kind,
         )
         self.stats.inc_value("classify/pages")
         for label in item.verdict["labels"]:

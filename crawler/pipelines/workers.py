@@ -45,9 +45,16 @@ async def run(pool: ProcessPoolExecutor, fn, *args):
 
 
 def extract_job(body: bytes, encoding: str, url: str):
+    """Extraction plus the search-index tokens, so jieba never runs on the reactor thread."""
+    from dataclasses import replace
+
+    from classifiers.tokenize import tokenize
     from crawler.extract import extract
 
-    return extract(body, encoding, url)
+    result = extract(body, encoding, url)
+    return replace(
+        result, title_tokens=" ".join(tokenize(result.title)), text_tokens=" ".join(tokenize(result.text))
+    )
 
 
 @lru_cache(maxsize=4)
@@ -57,6 +64,7 @@ def load_classifier(rule_files: tuple[str, ...], ceiling: float):
     return Classifier(extra_rule_files=[Path(p) for p in rule_files], yield_ceiling=ceiling)
 
 
-def classify_job(title: str, text: str, url: str, rule_files: tuple[str, ...], ceiling: float):
-    verdict = load_classifier(rule_files, ceiling).classify(text, title=title, url=url, kind="platform_page")
+def classify_job(title: str, text: str, url: str, rule_files: tuple[str, ...], ceiling: float,
+                 kind: str | None = "platform_page"):
+    verdict = load_classifier(rule_files, ceiling).classify(text, title=title, url=url, kind=kind)
     return verdict.to_dict()

@@ -1,0 +1,1 @@
+"""Channel and opinion results: attribution to institutions and discovery of unregistered sites."""

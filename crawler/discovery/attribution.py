@@ -1,0 +1,96 @@
+"""Attribute a channel or opinion result to a registered institution (一户一档).
+
+In order: **domain** — the page (or the ad's link, or a hop of its landing chain)
+is inside a target's ``allowed_domains``, the list's own host excluded, so a forum
+post is not "about" the forum; **advertiser** — the slot's advertiser names a
+target (name or alias); **name** — the title or text names a target. Names are
+found as whole tokens with every target name and alias added to the jieba user
+dictionary (``classifiers.tokenize.add_words``), and full registered names also
+as substrings. With several targets named, the most often named wins and the
+others are listed in the detail. Pure: targets in, decision out.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from classifiers.tokenize import add_words, tokenize
+from crawler.config import Target, in_scope
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Attribution:
+    target_id: str
+    reason: str
+    """domain | advertiser | name"""
+    detail: str
+
+
+def netloc(url: str) -> str:
+    """``host`` or ``host:port`` when the URL names a port, lower-cased."""
+    parts = urlsplit(url)
+    host = (parts.hostname or "").lower()
+    return f"{host}:{parts.port}" if parts.port else host
+
+
+class Attributor:
+    def __init__(self, targets: tuple[Target, ...] | list[Target]):
+        self.targets = [t for t in targets if t.enabled]
+        self.names: dict[str, str] = {}
+        for target in self.targets:
+            for name in (target.name, *target.aliases):
+                if name and len(name) >= 2:
+                    self.names.setdefault(name.lower(), target.id)
+        add_words(sorted({n for t in self.targets for n in (t.name, *t.aliases) if n}))
+
+    def by_domain(self, urls: list[str], exclude_host: str = "") -> Attribution | None:
+        for url in urls:
+            if not urlsplit(url).hostname or netloc(url) == exclude_host:
+                continue
+            for target in self.targets:
+                if in_scope(url, target.allowed_domains):
+                    return Attribution(target.id, "domain", urlsplit(url).netloc)
+        return None
+
+    def by_advertiser(self, advertiser: str) -> Attribution | None:
+        text = (advertiser or "").lower()
+        if not text:
+            return None
+        for name, target_id in sorted(self.names.items(), key=lambda kv: -len(kv[0])):
+            if name in text:
+                return Attribution(target_id, "advertiser", f"{advertiser} ⊇ {name}")
+        return None
+
+    def mentions(self, text: str) -> Counter:
+        """target id → how often its names occur in ``text`` (tokens, full names as substrings)."""
+        counts: Counter = Counter()
+        for token in tokenize(text):
+            if token in self.names:
+                counts[self.names[token]] += 1
+        lowered = text.lower()
+        for target in self.targets:
+            full = target.name.lower()
+            if len(full) >= 6 and full in lowered and not counts[target.id]:
+                counts[target.id] += lowered.count(full)
+        return +counts
+
+    def by_name(self, text: str) -> Attribution | None:
+        counts = self.mentions(text)
+        if not counts:
+            return None
+        ranked = counts.most_common()
+        detail = ", ".join(f"{self._label(t)}×{n}" for t, n in ranked)
+        return Attribution(ranked[0][0], "name", detail)
+
+    def _label(self, target_id: str) -> str:
+        names = [n for n, t in self.names.items() if t == target_id]
+        return min(names, key=len) if names else target_id
+
+    def attribute(self, urls: list[str], advertiser: str, text: str, exclude_host: str = "") -> Attribution | None:
+        """``exclude_host``: the list's own ``host[:port]``, whose pages are not attributed by domain."""
+        return (self.by_domain(urls, exclude_host) or self.by_advertiser(advertiser) or self.by_name(text))
