@@ -23,7 +23,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
-import unicodedata
+import re
 from typing import Iterable
 
 logger = logging.getLogger(__name__)
@@ -98,17 +98,27 @@ def add_words(words: Iterable[str]) -> None:
     _add(_backend, words)
 
 
-def _keep(token: str) -> bool:
-    return any(not (unicodedata.category(c)[0] in "PZSC") for c in token)
+_NOT_WORD = re.compile(r"[\W_]+")
 
 
-def tokenize(text: str) -> list[str]:
-    """Tokens for the search index: lower-cased, no whitespace or punctuation tokens."""
+def tokenize(text: str, *, for_index: bool = False) -> list[str]:
+    """Lower-cased word tokens, no whitespace or punctuation tokens.
+
+    Queries use jieba's precise mode. ``for_index=True`` uses its search mode,
+    which also emits the shorter words inside long ones (保本保息 → 保本, 保息,
+    保本保息), so a query for 保本 finds a page that says 保本保息.
+    Punctuation is blanked before segmentation, which keeps the hot path in the
+    Rust backend instead of filtering tokens one by one in Python.
+    """
     if not text:
         return []
     kind, tok = _get()
-    tokens = tok.cut(text, True) if kind == "rjieba" else tok.lcut(text, HMM=True)
-    return [t.lower() for t in (t.strip() for t in tokens) if t and _keep(t)]
+    clean = _NOT_WORD.sub(" ", text.lower())
+    if kind == "rjieba":
+        tokens = tok.cut_for_search(clean, True) if for_index else tok.cut(clean, True)
+    else:
+        tokens = tok.lcut_for_search(clean, HMM=True) if for_index else tok.lcut(clean, HMM=True)
+    return " ".join(tokens).split()
 
 
 def backend_name() -> str:

@@ -38,6 +38,10 @@ class Extracted:
     language: str | None
     text_fingerprint: str
     used_fallback: bool
+    title_tokens: str = ""
+    """jieba tokens of the title joined by spaces (``classifiers.tokenize``), for search indexes."""
+    text_tokens: str = ""
+    """jieba tokens of the text joined by spaces."""
 
 
 def decode_html(body: bytes, encoding: str) -> str:

@@ -105,6 +105,9 @@ def test_gbk_page_without_charset_header_is_decoded_classified_and_searchable(ma
     found = json_lines(cli("search", "保本保息", "--config", str(config), "--json").stdout)
     assert [r["url"] for r in found] == [home]
     assert "【保本保息】" in found[0]["snippet"]
+    shorter = json_lines(cli("search", "保本", "--config", str(config), "--json").stdout)
+    assert [r["url"] for r in shorter] == [home], "a word inside a longer word is found too"
+    assert not json_lines(cli("search", "股权众筹", "--config", str(config), "--json").stdout)
 
 
 def test_http_errors_timeouts_and_resets_are_counted_not_fatal(make_config, patrol):

@@ -54,6 +54,7 @@ class ExtractPipeline:
         item.title, item.text = result.title, result.text
         item.published, item.language = result.published, result.language
         item.text_fingerprint = result.text_fingerprint
+        item.title_tokens, item.text_tokens = result.title_tokens, result.text_tokens
         self.stats.inc_value("extract/pages")
         if result.used_fallback:
             self.stats.inc_value("extract/visible_text_fallback")

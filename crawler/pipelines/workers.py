@@ -53,7 +53,9 @@ def extract_job(body: bytes, encoding: str, url: str):
 
     result = extract(body, encoding, url)
     return replace(
-        result, title_tokens=" ".join(tokenize(result.title)), text_tokens=" ".join(tokenize(result.text))
+        result,
+        title_tokens=" ".join(tokenize(result.title, for_index=True)),
+        text_tokens=" ".join(tokenize(result.text, for_index=True)),
     )
 
 

@@ -62,10 +62,13 @@ def target_doc_id(origin: str, target_id: str) -> str:
 
 @lru_cache(maxsize=2048)
 def segment(text: str) -> str:
-    """jieba words joined by single spaces, for the whitespace-analysed ``*_seg`` fields."""
-    from classifiers.tokenize import tokenize
+    """jieba words joined by single spaces, for the whitespace-analysed ``*_seg`` fields.
 
-    return " ".join(tokenize(text or ""))
+    The same terms as the embedded index (search mode), so both answer the same queries.
+    """
+    from crawler.store.search import index_terms
+
+    return index_terms(text or "")
 
 
 def stored_segments(db, page_ids) -> dict[int, tuple[str, str]]:

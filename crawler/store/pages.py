@@ -58,7 +58,7 @@ def known_fingerprints(db: StateDB, target_ids: Iterable[str]) -> dict[tuple[str
 def save_pages(db: StateDB, items: list[PageItem], run_id: int | None) -> list[Saved]:
     """Store a batch of pages (changed or unchanged) and their hits in one transaction."""
     results: list[Saved] = []
-    reindex: list[Page] = []
+    reindex: list[tuple[Page, PageItem]] = []
     with db.new_session() as session, session.begin():
         for item in items:
             when = parse_time(item.fetched_at)
@@ -71,7 +71,7 @@ def save_pages(db: StateDB, items: list[PageItem], run_id: int | None) -> list[S
             else:
                 page, changed_text = _upsert_page(session, page, item, when, run_id)
                 if changed_text:
-                    reindex.append(page)
+                    reindex.append((page, item))
                 saved = _record_hit(session, page, item, when, run_id)
             change = track(session, page, before, when, run_id)
             results.append(replace(saved, change=change.kind if change else None))

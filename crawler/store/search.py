@@ -43,14 +43,20 @@ class EmbeddedIndex:
             "title, body, tokenize = 'unicode61 remove_diacritics 0')"
         )
 
-    def put(self, session, pages) -> None:
-        """(Re)index pages inside the caller's transaction."""
+    def put(self, session, entries) -> None:
+        """(Re)index (page, item) pairs inside the caller's transaction.
+
+        The item's tokens, computed by the extraction worker, are used when present,
+        so segmentation does not run on the crawler's reactor thread.
+        """
         conn = session.connection()
-        for page in pages:
+        for page, item in entries:
+            title = item.title_tokens if item.title_tokens is not None else index_terms(page.title)
+            body = item.text_tokens if item.text_tokens is not None else index_terms(page.text)
             conn.execute(text("DELETE FROM page_fts WHERE rowid = :id"), {"id": page.id})
             conn.execute(
                 text("INSERT INTO page_fts(rowid, title, body) VALUES (:id, :title, :body)"),
-                {"id": page.id, "title": " ".join(tokenize(page.title)), "body": " ".join(tokenize(page.text))},
+                {"id": page.id, "title": title, "body": body},
             )
 
     def search(self, query: str, filters: Filters, limit: int = 20) -> list[dict]:
@@ -87,6 +93,11 @@ def result(row, cut: str) -> dict:
         "snippet": cut,
         "rank": round(row["rank"], 4),
     }
+
+
+def index_terms(text: str) -> str:
+    """What the index stores for a text: jieba search-mode tokens joined by spaces."""
+    return " ".join(tokenize(text, for_index=True))
 
 
 def query_terms(query: str) -> list[str]:
