@@ -13,6 +13,7 @@ import sys
 import click
 
 from crawler.commands import alerts, changes, demo, es, evidence, inspect, patrol, serve, targets
+from crawler.commands import candidates, coverage, dossier, report
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -25,7 +26,8 @@ def main(verbose: int) -> None:
         handler.setLevel(level)  # Scrapy's loggers set their own levels; the handler decides
 
 
-for _module in (patrol, inspect, targets, demo, es, alerts, serve, evidence, changes):
+for _module in (patrol, inspect, targets, demo, es, alerts, serve, evidence, changes,
+                candidates, coverage, dossier, report):
     for _command in _module.COMMANDS:
         main.add_command(_command)
 

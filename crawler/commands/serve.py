@@ -10,9 +10,13 @@ from crawler.config import PatrolConfig
 
 
 def check_jobs(config: PatrolConfig) -> None:
-    known = {t.id for t in config.targets}
+    known = {
+        "site_patrol": {t.id for t in config.targets},
+        "ad_channel": {c.id for c in config.channels},
+        "opinion": {s.id for s in config.sources},
+    }
     for i, job in enumerate(config.schedules.jobs):
-        unknown = [t for t in job.targets if t not in known]
+        unknown = [t for t in job.targets if t not in known[job.spider]]
         if unknown:
             raise click.ClickException(
                 f"{config.source}: schedules.jobs[{i}].targets: unknown target id(s) {', '.join(unknown)}"

@@ -8,7 +8,7 @@ Monday, unlike crontab, so numbers are rejected instead of silently shifted.
 from __future__ import annotations
 
 import re
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
@@ -70,7 +70,9 @@ class Job(_Frozen):
 
     id: str
     targets: tuple[str, ...] = ()
-    """Target ids; empty means every enabled target."""
+    """Target ids (channel or source ids for those spiders); empty means every enabled one."""
+    spider: Literal["site_patrol", "ad_channel", "opinion"] = "site_patrol"
+    """What the job crawls: the targets' sites, the ad channels or the opinion sources."""
     cron: Annotated[Cron, BeforeValidator(_cron)] | None = None
     interval: Annotated[Interval, BeforeValidator(_interval)] | None = None
     jitter: Seconds = 0

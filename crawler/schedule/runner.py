@@ -1,4 +1,4 @@
-"""Run one crawl as a ``scrapy crawl site_patrol`` subprocess and judge it by its run record.
+"""Run one crawl as a ``scrapy crawl <spider>`` subprocess (site_patrol, ad_channel, opinion) and judge it by its run record.
 
 Twisted's reactor cannot restart, so every crawl gets a fresh process:
 ``python -m scrapy crawl site_patrol -s FINPATROL_CONFIG=... -s FINPATROL_TARGETS=...``
@@ -59,7 +59,8 @@ class Runner:
         self._lock = threading.Lock()
         self.stopping = threading.Event()
 
-    def command(self, config: PatrolConfig, targets: tuple[str, ...], log_file: Path) -> list[str]:
+    def command(self, config: PatrolConfig, targets: tuple[str, ...], log_file: Path,
+                spider: str = "site_patrol") -> list[str]:
         settings = {
             "FINPATROL_CONFIG": str(Path(config.source).resolve()),
             "FINPATROL_TARGETS": ",".join(targets),
@@ -68,12 +69,13 @@ class Runner:
             "CONCURRENT_REQUESTS_PER_DOMAIN": str(config.concurrency_per_domain),
             "DOWNLOAD_TIMEOUT": str(config.download_timeout),
         }
-        cmd = [sys.executable, "-m", "scrapy", "crawl", "site_patrol"]
+        cmd = [sys.executable, "-m", "scrapy", "crawl", spider]
         for key, value in settings.items():
             cmd += ["-s", f"{key}={value}"]
         return cmd
 
-    def run(self, config: PatrolConfig, job_id: str, targets: tuple[str, ...], timeout: float) -> CrawlOutcome:
+    def run(self, config: PatrolConfig, job_id: str, targets: tuple[str, ...], timeout: float,
+            spider: str = "site_patrol") -> CrawlOutcome:
         log_dir = config.state_dir / "logs"
         log_dir.mkdir(parents=True, exist_ok=True)
         started = utcnow()
@@ -89,7 +91,7 @@ class Runner:
                 return CrawlOutcome(job_id, None, None, "failed", "stopped", str(log_file))
             with open(log_file.with_suffix(".err"), "wb") as err:
                 proc = subprocess.Popen(
-                    self.command(config, targets, log_file), cwd=REPO, env=env, start_new_session=True,
+                    self.command(config, targets, log_file, spider), cwd=REPO, env=env, start_new_session=True,
                     stdin=subprocess.DEVNULL, stdout=err, stderr=subprocess.STDOUT,
                 )
             with self._lock:

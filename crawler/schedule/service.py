@@ -105,7 +105,7 @@ class Service:
         schedules = self.config.schedules
         job = next(j for j in schedules.jobs if j.id == job_id)
         timeout = job.timeout or schedules.crawl_timeout
-        outcome = self.runner.run(self.config, job_id, job.targets, timeout)
+        outcome = self.runner.run(self.config, job_id, job.targets, timeout, job.spider)
         if not outcome.healthy and outcome.reason != "stopped":
             notify_operator(self.db, self.config, f"巡查任务 {job_id}：{outcome.status}（{outcome.reason}）", {
                 "job": job_id, "targets": ",".join(job.targets) or "(all)", "run_id": outcome.run_id,

@@ -1,0 +1,44 @@
+"""``finpatrol coverage``: proof that every institution was patrolled (全覆盖)."""
+
+from __future__ import annotations
+
+import click
+from rich.table import Table
+
+from crawler.commands.common import config_option, console, emit_json, json_option, load_or_exit, open_db
+
+STYLE = {"ok": "green", "partial": "yellow", "never": "red", "offline": "red", "blocked": "red",
+         "domain_gone": "red", "failed": "red"}
+
+
+@click.command()
+@config_option
+@json_option
+def coverage(config_file, as_json):
+    """Every target (and channel, source): last successful patrol, next scheduled one, failures."""
+    from crawler.reports.coverage import coverage_rows
+
+    config = load_or_exit(config_file)
+    db = open_db(config)
+    try:
+        rows = coverage_rows(config, db)
+    finally:
+        db.close()
+    if as_json:
+        emit_json(rows)
+        return
+    table = Table(title="巡查覆盖 coverage")
+    for column in ("id", "kind", "name", "status", "last success", "pages", "failures", "next scheduled"):
+        table.add_column(column, overflow="fold")
+    for r in rows:
+        failures = ", ".join(f"{k}×{v}" for k, v in sorted(r["failures"].items())) or "-"
+        status = f"[{STYLE.get(r['status'], 'white')}]{r['status']}[/]"
+        table.add_row(r["id"], r["kind"], r["name"], status, r["last_success"] or "never",
+                      str(r["last_success_pages"]), failures, r["next_scheduled"] or "-")
+    console.print(table)
+    missing = [r["id"] for r in rows if r["kind"] == "target" and r["enabled"] and r["last_success"] is None]
+    if missing:
+        console.print(f"[red]never patrolled successfully: {', '.join(missing)}[/]")
+
+
+COMMANDS = (coverage,)

@@ -1,0 +1,50 @@
+"""``finpatrol dossier TARGET_ID``: one institution's file (一户一档) as HTML, Markdown or JSON."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from crawler.commands.common import config_option, console, load_or_exit, open_db
+
+
+@click.command()
+@config_option
+@click.argument("target_id")
+@click.option("--format", "fmt", type=click.Choice(("html", "md", "json")), default="html", show_default=True)
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write here (charts go to <stem>-charts/ next to it); default: stdout.")
+def dossier(config_file, target_id, fmt, out):
+    """Identity, patrol coverage, hits with evidence, yields, changes, opinion and risk grade of one target."""
+    from crawler.reports.data import dossier as build
+    from crawler.reports.render import render_dossier
+
+    config = load_or_exit(config_file)
+    try:
+        target = config.target(target_id)
+    except KeyError:
+        raise click.ClickException(f"unknown target id {target_id!r}") from None
+    db = open_db(config)
+    try:
+        data = build(config, db, target)
+    finally:
+        db.close()
+    if fmt == "json":
+        text = json.dumps(data, ensure_ascii=False, indent=2, default=str)
+        if out:
+            out.write_text(text + "\n", encoding="utf-8")
+            console.print(f"dossier of {target_id} → {out}")
+        else:
+            click.echo(text)
+        return
+    rendered = render_dossier(data, fmt, out)
+    if out is None:
+        click.echo(rendered.text)
+        return
+    files = rendered.write(out)
+    console.print(f"dossier of {target_id} ({data['grade']['grade']}) → {out} (+{len(files) - 1} chart file(s))")
+
+
+COMMANDS = (dossier,)

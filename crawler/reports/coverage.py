@@ -1,0 +1,121 @@
+"""Patrol coverage (全覆盖): every target's last successful patrol, next scheduled one and failures.
+
+Read from the state DB: ``run_targets`` per finished run gives when each target
+was last patrolled with pages fetched, and the failures of its latest attempt,
+grouped as ``blocked`` (robots.txt, 403/429/451, refused by policy), ``offline``
+(refused, timeouts, lost connections, 5xx, browser errors), ``domain_gone``
+(DNS) and ``other``. The next scheduled patrol comes from the scheduler's job
+store (``crawler.schedule.listing``) for the jobs that cover the target.
+Channels and sources are listed too, under their pseudo ids.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+
+from sqlalchemy import select
+
+from crawler.config import PatrolConfig
+from crawler.config_channels import pseudo_target
+from crawler.store.db import StateDB, iso
+from crawler.store.models import PatrolRun, RunTarget
+
+logger = logging.getLogger(__name__)
+
+BLOCKED = ("private_network", "robots", "ignored", "http_401", "http_403", "http_429", "http_451")
+OFFLINE = ("refused", "timeout", "connection_lost", "render_timeout", "render_error", "too_large")
+DOMAIN_GONE = ("dns", "http_410")
+
+
+def failure_class(reason: str) -> str:
+    if reason in BLOCKED:
+        return "blocked"
+    if reason in DOMAIN_GONE:
+        return "domain_gone"
+    if reason in OFFLINE or reason.startswith("http_5"):
+        return "offline"
+    return "other"
+
+
+def classify_errors(errors: dict) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for reason, count in (errors or {}).items():
+        key = failure_class(reason)
+        out[key] = out.get(key, 0) + int(count)
+    return out
+
+
+def _subjects(config: PatrolConfig) -> list[tuple[str, str, str, str, bool]]:
+    """(id, store id, name, kind, enabled) of every target, channel and source."""
+    rows = [(t.id, t.id, t.name, "target", t.enabled) for t in config.targets]
+    rows += [(c.id, pseudo_target("channel", c.id), c.name or c.id, "channel", c.enabled) for c in config.channels]
+    rows += [(s.id, pseudo_target("source", s.id), s.name or s.id, "source", s.enabled) for s in config.sources]
+    return rows
+
+
+def next_runs(config: PatrolConfig, db: StateDB) -> dict[tuple[str, str], datetime | None]:
+    """(spider, id or "*") → next run time of the scheduled jobs, from the job store."""
+    if not config.schedules.jobs:
+        return {}
+    from crawler.schedule.listing import schedule_rows
+
+    jobs = {j.id: j for j in config.schedules.jobs}
+    out: dict[tuple[str, str], datetime | None] = {}
+    for row in schedule_rows(config, db):
+        job = jobs.get(row["id"])
+        if job is None or not row["next_run"]:
+            continue
+        when = datetime.fromisoformat(row["next_run"])
+        for key in job.targets or ("*",):
+            slot = (job.spider, key)
+            if out.get(slot) is None or when < out[slot]:
+                out[slot] = when
+    return out
+
+
+SPIDER_OF = {"target": "site_patrol", "channel": "ad_channel", "source": "opinion"}
+
+
+def coverage_rows(config: PatrolConfig, db: StateDB) -> list[dict]:
+    upcoming = next_runs(config, db)
+    rows = []
+    with db.new_session() as session:
+        for ident, store_id, name, kind, enabled in _subjects(config):
+            attempts = session.execute(
+                select(RunTarget, PatrolRun).join(PatrolRun, PatrolRun.id == RunTarget.run_id)
+                .where(RunTarget.target_id == store_id, PatrolRun.status != "running")
+                .order_by(PatrolRun.id.desc())
+            ).all()
+            success = next(((rt, run) for rt, run in attempts if rt.pages > 0), None)
+            last = attempts[0] if attempts else None
+            spider = SPIDER_OF[kind]
+            candidates = [upcoming.get((spider, ident)), upcoming.get((spider, "*"))]
+            nxt = min((c for c in candidates if c is not None), default=None) if enabled else None
+            failures = classify_errors(last[0].errors) if last else {}
+            rows.append({
+                "id": ident, "kind": kind, "name": name, "enabled": enabled,
+                "status": _status(last, failures),
+                "last_success": iso(success[1].finished_at or success[1].started_at) if success else None,
+                "last_success_run": success[1].id if success else None,
+                "last_success_pages": success[0].pages if success else 0,
+                "last_attempt": iso(last[1].finished_at or last[1].started_at) if last else None,
+                "last_attempt_run": last[1].id if last else None,
+                "failures": failures,
+                "errors": dict(last[0].errors or {}) if last else {},
+                "next_scheduled": iso(nxt),
+                "runs": len(attempts),
+            })
+    return rows
+
+
+def _status(last, failures: dict[str, int]) -> str:
+    """ok | partial | blocked | offline | domain_gone | failed | never"""
+    if last is None:
+        return "never"
+    run_target = last[0]
+    if run_target.pages > 0:
+        return "ok" if not run_target.failed else "partial"
+    if failures:
+        return max(failures, key=lambda k: (failures[k], k != "other"))
+    return "failed"

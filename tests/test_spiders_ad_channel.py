@@ -1,0 +1,137 @@
+"""Ad channels end to end: search results with ad slots and a classifieds listing, crawled with
+the real CLI; attribution by domain, advertiser and name; an unregistered site found via an ad."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from channel_sites import platform_routes, rogue_routes, search_routes
+from conftest import cli, json_lines
+from crawler.config import load_config
+from crawler.demo.server import SiteServer, routes
+from crawler.discovery.models import HitAttribution, ListedPage
+from crawler.store.db import StateDB
+from crawler.store.models import Page
+
+
+@pytest.fixture(scope="module")
+def swept(tmp_path_factory):
+    root = tmp_path_factory.mktemp("channels")
+    with SiteServer(routes(platform_routes())) as platform, SiteServer(routes(rogue_routes())) as rogue:
+        with SiteServer(routes(search_routes(platform.base_url, rogue.base_url))) as portal:
+            config = root / "patrol.yaml"
+            config.write_text(yaml.safe_dump({
+                "state_dir": "state", "allow_private_networks": True, "download_timeout": 5,
+                "targets": [
+                    {"id": "xyb", "name": "重庆鑫盈宝网络科技有限公司", "aliases": ["鑫盈宝"], "business": "p2p",
+                     "urls": [platform.url("/")]},
+                    {"id": "jd", "name": "重庆金鼎财富管理有限公司", "aliases": ["金鼎财富"],
+                     "business": "asset_management", "urls": ["http://jinding.example/"]},
+                    {"id": "kft", "name": "重庆快付通信息技术有限公司", "aliases": ["快付通"], "business": "payment",
+                     "urls": ["http://kft.example/"]},
+                ],
+                "channels": [
+                    {"id": "search", "url": portal.base_url + "/s/{page}?wd={keyword}", "keywords": ["理财"],
+                     "pages": 3, "selectors": {"item": "div.r", "link": "h3 a", "snippet": "p.abs",
+                                               "advertiser": ".adv", "ad_label": ".ad-label"}},
+                    {"id": "fenlei", "kind": "classifieds", "url": portal.base_url + "/fenlei", "follow": False,
+                     "selectors": {"item": "li.post", "link": "xpath:./a[@class='t']", "advertiser": "i",
+                                   "date": "em"}},
+                ],
+            }, allow_unicode=True), encoding="utf-8")
+            result = cli("patrol", "--config", str(config), "--channels")
+            yield config, result, portal, rogue, platform
+
+
+def listed(config) -> dict[str, dict]:
+    db = StateDB(load_config(config).db_url)
+    try:
+        with db.new_session() as session:
+            rows = session.query(ListedPage, Page).join(Page, Page.id == ListedPage.page_id).all()
+            return {p.url: {"target": p.target_id, "labels": p.labels, "final_url": p.final_url,
+                            **{c: getattr(lp, c) for c in ("rank", "is_ad", "advertiser", "landing_chain", "kind",
+                                                           "keyword", "attributed_target", "attribution_reason",
+                                                           "attribution_detail", "posted_at", "slot")}}
+                    for lp, p in rows}
+    finally:
+        db.close()
+
+
+def test_sweep_succeeds_and_reads_every_page_until_the_results_stop(swept):
+    config, result, portal, _, _ = swept
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert {"/s/1", "/s/2", "/s/3", "/fenlei"} <= set(p.split("?")[0] for p in portal.requests)
+    run = json_lines(cli("runs", "--config", str(config), "--json").stdout)[0]
+    assert run["status"] == "ok" and run["targets"]["channel:search"]["pages"] >= 3
+
+
+def test_slots_record_channel_keyword_rank_ad_and_advertiser(swept):
+    config, _, portal, rogue, platform = swept
+    rows = listed(config)
+    ad = rows[platform.url("/promo.html") + "#listed"]
+    assert ad["target"] == "channel:search" and ad["slot"] and ad["is_ad"] is True
+    assert (ad["rank"], ad["advertiser"], ad["keyword"], ad["kind"]) == (1, "鑫盈宝官方", "理财", "ad")
+    assert "guaranteed_return" in ad["labels"], "the ad copy itself is classified"
+    organic = rows[portal.url("/wiki.html") + "#listed"]
+    assert organic["is_ad"] is False and organic["rank"] == 3 and organic["kind"] is None
+    assert not any("没有链接" in url for url in rows), "a slot without a link is skipped"
+    classified = rows[portal.url("/info-1.html") + "#listed"]
+    assert classified["advertiser"] == "快付通代理" and classified["posted_at"] == "2016-10-18"
+    assert portal.url("/info-1.html") not in rows and "/info-1.html" not in portal.requests, "follow: false"
+
+
+def test_landing_pages_keep_the_redirect_chain_and_are_classified(swept):
+    config, _, _, rogue, _ = swept
+    landing = listed(config)[rogue.url("/go?src=ad")]
+    assert landing["landing_chain"] == [rogue.url("/go?src=ad"), rogue.url("/landing.html")]
+    assert landing["final_url"] == rogue.url("/landing.html") and not landing["slot"]
+    assert {"guaranteed_return", "fund_pool"} <= set(landing["labels"])
+
+
+def test_attribution_by_domain_advertiser_and_name(swept):
+    config, _, portal, rogue, platform = swept
+    rows = listed(config)
+    by_domain = rows[platform.url("/promo.html")]
+    assert (by_domain["attributed_target"], by_domain["attribution_reason"]) == ("xyb", "domain")
+    by_advertiser = rows[rogue.url("/gp.html")]
+    assert (by_advertiser["attributed_target"], by_advertiser["attribution_reason"]) == ("jd", "advertiser")
+    by_name = rows[portal.url("/bbs.html")]
+    assert (by_name["attributed_target"], by_name["attribution_reason"]) == ("jd", "name")
+    assert "金鼎财富" in by_name["attribution_detail"]
+    assert rows[rogue.url("/go?src=ad")]["attributed_target"] is None, "金牛 names no registered target"
+    assert rows[portal.url("/wiki.html")]["attributed_target"] is None
+    db = StateDB(load_config(config).db_url)
+    with db.new_session() as session:
+        attributed = {(a.target_id, a.reason) for a in session.query(HitAttribution)}
+    db.close()
+    assert {("xyb", "domain"), ("jd", "advertiser")} <= attributed, "attribution is stored with the hit"
+
+
+def test_unregistered_site_reached_through_an_ad_becomes_a_candidate(swept):
+    config, _, _, rogue, _ = swept
+    rows = json_lines(cli("candidates", "list", "--config", str(config), "--json").stdout)
+    assert [r["domain"] for r in rows] == [rogue.base_url.split("//")[1]], "registered and list domains are not candidates"
+    candidate = rows[0]
+    assert candidate["company_names"][0] == "重庆金牛财富管理有限公司"
+    assert candidate["restricted"] == {"重庆金牛财富管理有限公司": ["财富管理"]}
+    assert candidate["icp"] == ["渝ICP备16099999号"] and candidate["via"] == ["channel:search"]
+    assert {"guaranteed_return"} <= set(candidate["categories"]) and candidate["hit_ids"]
+
+
+def test_candidates_promote_and_dismiss(swept, tmp_path):
+    config, *_ = swept
+    candidate = json_lines(cli("candidates", "list", "--config", str(config), "--json").stdout)[0]
+    copy = tmp_path / "patrol.yaml"
+    copy.write_text(config.read_text(encoding="utf-8").replace("state_dir: state", f"state_dir: {config.parent / 'state'}"),
+                    encoding="utf-8")
+    result = cli("candidates", "promote", str(candidate["id"]), "--config", str(copy), "--id", "jinniu",
+                 "--business", "asset_management")
+    assert result.returncode == 0, result.stderr
+    target = load_config(copy).target("jinniu")
+    assert target.name == "重庆金牛财富管理有限公司" and target.urls[0].endswith(candidate["domain"] + "/")
+    again = cli("candidates", "promote", str(candidate["id"]), "--config", str(copy), "--id", "jinniu")
+    assert again.returncode != 0 and "exists already" in again.stderr
+    assert json_lines(cli("candidates", "list", "--config", str(copy), "--json", "--status", "promoted").stdout)
+    assert cli("candidates", "dismiss", str(candidate["id"]), "--config", str(copy)).returncode == 0
+    assert cli("candidates", "dismiss", "999", "--config", str(copy)).returncode != 0
