@@ -1,0 +1,46 @@
+"""`finpatrol coverage` after a patrol in which one target was offline, with a schedule."""
+
+from __future__ import annotations
+
+from channel_sites import html
+from conftest import cli, json_lines
+from crawler.demo.server import SiteServer, routes
+from crawler.reports.coverage import classify_errors, failure_class
+
+
+def closed_port_url() -> str:
+    server = SiteServer(routes({})).start()
+    url = server.url("/")
+    server.stop()
+    return url
+
+
+def test_coverage_shows_each_target_last_success_next_run_and_failures(make_config):
+    offline = closed_port_url()
+    with SiteServer(routes({"/": html("首页", "<p>公司介绍。</p>")})) as site:
+        config = make_config(
+            [{"id": "online", "urls": [site.url("/")]}, {"id": "offline", "urls": [offline]},
+             {"id": "later", "urls": ["http://later.invalid/"], "enabled": False}],
+            schedules={"jobs": [{"id": "hourly", "targets": ["online", "offline"], "interval": 3600}]},
+        )
+        before = {r["id"]: r for r in json_lines(cli("coverage", "--config", str(config), "--json").stdout)}
+        assert before["online"]["status"] == "never" and before["online"]["last_success"] is None
+        result = cli("patrol", "--config", str(config))
+        assert result.returncode == 0, result.stderr
+    rows = {r["id"]: r for r in json_lines(cli("coverage", "--config", str(config), "--json").stdout)}
+    assert rows["online"]["status"] == "ok" and rows["online"]["last_success"]
+    assert rows["online"]["last_success_pages"] == 1 and rows["online"]["failures"] == {}
+    assert rows["offline"]["status"] == "offline" and rows["offline"]["last_success"] is None
+    assert rows["offline"]["failures"]["offline"] >= 1 and "refused" in rows["offline"]["errors"]
+    assert rows["offline"]["last_attempt"] is not None
+    assert rows["online"]["next_scheduled"] and rows["offline"]["next_scheduled"], "from the schedule"
+    assert rows["later"]["status"] == "never" and rows["later"]["next_scheduled"] is None
+    table = cli("coverage", "--config", str(config))
+    assert table.returncode == 0 and "never patrolled successfully: offline" in table.stdout
+
+
+def test_failure_reasons_are_grouped():
+    assert failure_class("dns") == "domain_gone"
+    assert failure_class("http_403") == failure_class("robots") == "blocked"
+    assert failure_class("http_503") == failure_class("timeout") == "offline"
+    assert classify_errors({"refused": 2, "http_404": 1}) == {"offline": 2, "other": 1}

@@ -1,0 +1,147 @@
+"""Dossier and period report rendering after a real crawl of sites, channels and sources:
+HTML well-formed, charts produced, crawled content escaped, grades explained."""
+
+from __future__ import annotations
+
+import json
+from html.parser import HTMLParser
+
+import pytest
+import yaml
+
+from channel_sites import LIST_SELECTORS, html, opinion_routes, platform_routes, rogue_routes, search_routes
+from conftest import cli, json_lines
+from crawler.demo.server import SiteServer, routes
+
+EVIL = '<script>alert("x")</script><img src=x onerror=alert(1)>'
+EVIL_TEXT = EVIL.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")  # text that reads as markup
+VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track", "wbr"}
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+class Balance(HTMLParser):
+    """Fails on a closing tag that does not match the open one; collects scripts and images."""
+
+    def __init__(self):
+        super().__init__()
+        self.stack, self.scripts, self.images, self.errors = [], 0, [], []
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "script":
+            self.scripts += 1
+        if tag == "img":
+            self.images.append(dict(attrs))
+        if tag not in VOID:
+            self.stack.append(tag)
+
+    def handle_endtag(self, tag):
+        if not self.stack or self.stack.pop() != tag:
+            self.errors.append(tag)
+
+
+def well_formed(text: str) -> Balance:
+    parser = Balance()
+    parser.feed(text)
+    parser.close()
+    assert text.startswith("<!DOCTYPE html>")
+    assert not parser.errors and not parser.stack, (parser.errors, parser.stack)
+    return parser
+
+
+@pytest.fixture(scope="module")
+def crawled(tmp_path_factory):
+    root = tmp_path_factory.mktemp("reports")
+    site_routes = platform_routes() | {
+        "/": html("鑫盈宝首页", "<p><a href='/evil.html'>活动</a></p>"),
+        "/evil.html": html(f"新手活动{EVIL_TEXT}", f"<p>{EVIL_TEXT} 保本保息，年化收益率高达18%，稳赚不赔。</p>"),
+    }
+    with SiteServer(routes(site_routes)) as platform, SiteServer(routes(rogue_routes())) as rogue, \
+            SiteServer(routes(opinion_routes())) as board:
+        with SiteServer(routes(search_routes(platform.base_url, rogue.base_url))) as portal:
+            config = root / "patrol.yaml"
+            config.write_text(yaml.safe_dump({
+                "state_dir": "state", "allow_private_networks": True, "download_timeout": 5,
+                "targets": [
+                    {"id": "xyb", "name": "重庆鑫盈宝网络科技有限公司", "aliases": ["鑫盈宝"], "business": "p2p",
+                     "urls": [platform.url("/")]},
+                    {"id": "quiet", "name": "重庆安稳科技有限公司", "business": "other", "urls": [board.url("/t-2.html")],
+                     "allowed_domains": ["quiet.invalid"]},
+                ],
+                "channels": [{"id": "search", "url": portal.base_url + "/s/{page}?wd={keyword}", "keywords": ["理财"],
+                              "pages": 2, "selectors": {"item": "div.r", "link": "h3 a", "snippet": "p.abs",
+                                                        "advertiser": ".adv", "ad_label": ".ad-label"}}],
+                "sources": [{"id": "bbs", "kind": "forum", "url": board.base_url + "/board-{page}.html", "pages": 2,
+                             "selectors": LIST_SELECTORS}],
+                "grading": {"rules": [
+                    {"grade": "高风险", "when": {"categories": ["mass_incident"]}, "reason": "维权苗头"},
+                    {"grade": "一般关注", "when": {"min_hits": 1}},
+                ]},
+            }, allow_unicode=True), encoding="utf-8")
+            result = cli("patrol", "--config", str(config), "--sites", "--channels", "--sources")
+            assert result.returncode == 0, result.stdout + result.stderr
+            yield config, root
+
+
+def test_one_process_runs_sites_channels_and_sources(crawled):
+    config, _ = crawled
+    spiders = [r["spider"] for r in json_lines(cli("runs", "--config", str(config), "--json").stdout)]
+    assert sorted(spiders) == ["ad_channel", "opinion", "site_patrol"]
+
+
+def test_dossier_html_is_well_formed_escaped_with_chart_and_grade(crawled):
+    config, root = crawled
+    out = root / "out" / "dossier xyb.html"
+    result = cli("dossier", "xyb", "--config", str(config), "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    text = out.read_text(encoding="utf-8")
+    parsed = well_formed(text)
+    assert parsed.scripts == 0 and "&lt;script&gt;alert(" in text, "crawled markup is text"
+    assert all("onerror" not in img for img in parsed.images)
+    chart = root / "out" / "dossier xyb-charts" / "categories.png"
+    assert chart.read_bytes().startswith(PNG)
+    assert [img["src"] for img in parsed.images] == ["dossier%20xyb-charts/categories.png"]
+    assert "高风险" in text and "维权苗头" in text, "the configured grading rule and its reason"
+    assert "source:bbs" in text and "channel:search" in text, "attributed channel and opinion hits"
+    assert ".warc.gz" in text and "sha256" in text, "evidence references"
+
+
+def test_dossier_json_and_markdown(crawled):
+    config, _ = crawled
+    data = json.loads(cli("dossier", "xyb", "--config", str(config), "--format", "json").stdout)
+    assert data["identity"]["name"] == "重庆鑫盈宝网络科技有限公司"
+    assert data["grade"]["grade"] == "高风险" and data["grade"]["reasons"][0].startswith("高风险：维权苗头")
+    assert data["coverage"]["status"] == "ok" and data["coverage"]["last_success"]
+    reasons = {h["attribution"]["reason"] for h in data["hits"]}
+    assert {"own_site", "domain", "name"} <= reasons
+    assert any(y["high_annual_pct"] == 18 for y in data["yields"])
+    assert any(h["listed"] and h["listed"]["author"] == "维权志愿者" for h in data["opinion"])
+    md = cli("dossier", "xyb", "--config", str(config), "--format", "md").stdout
+    assert md.startswith("# 一户一档：重庆鑫盈宝网络科技有限公司")
+    assert "<script>" not in md and "\\<script\\>" in md
+    quiet = json.loads(cli("dossier", "quiet", "--config", str(config), "--format", "json").stdout)
+    assert quiet["grade"] == {"grade": "正常", "reasons": ["无符合分级规则的命中"]}
+    assert cli("dossier", "nobody", "--config", str(config)).returncode != 0
+
+
+def test_report_html_and_markdown_with_charts(crawled):
+    config, root = crawled
+    out = root / "report.html"
+    result = cli("report", "--config", str(config), "--since", "2000-01-01", "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    text = out.read_text(encoding="utf-8")
+    parsed = well_formed(text)
+    assert parsed.scripts == 0
+    assert sorted(img["src"] for img in parsed.images) == ["report-charts/categories.png", "report-charts/trend.png"]
+    for name in ("trend.png", "categories.png"):
+        assert (root / "report-charts" / name).read_bytes().startswith(PNG)
+    assert "江津银监分局" in text and "区委宣传部/区网信办" in text, "hits by lead unit"
+    assert "2016-10-20" in text, "opinion trend by publish date"
+    assert text.index("重庆鑫盈宝网络科技有限公司（xyb）") < text.index("重庆安稳科技有限公司（quiet）"), "top risks first"
+    assert "未巡查：quiet" in text, "a target whose patrol fetched nothing is not covered"
+    inline = cli("report", "--config", str(config), "--since", "2000-01-01").stdout
+    assert inline.count("data:image/png;base64,") == 2, "without --out the charts are embedded"
+    md = cli("report", "--config", str(config), "--since", "2000-01-01", "--format", "md").stdout
+    assert md.startswith("# 巡查总结报告") and "| 机构 | 分级 |" in md
+    empty = cli("report", "--config", str(config), "--since", "2000-01-01", "--until", "2000-02-01")
+    assert empty.returncode == 0 and "未巡查" in empty.stdout
+    assert cli("report", "--config", str(config), "--since", "2030-01-01", "--until", "2020-01-01").returncode != 0
