@@ -24,6 +24,8 @@ FINPATROL_CONFIG = os.environ.get("FINPATROL_CONFIG", "patrol.yaml")
 FINPATROL_TARGETS = os.environ.get("FINPATROL_TARGETS", "")
 # Worker processes for extraction and classification (CPU-bound).
 FINPATROL_WORKERS = int(os.environ.get("FINPATROL_WORKERS", "0")) or max(1, os.cpu_count() or 1)
+# Pages written to the state DB per transaction.
+FINPATROL_STORE_BATCH = int(os.environ.get("FINPATROL_STORE_BATCH", "32"))
 
 ROBOTSTXT_OBEY = True  # per target: Target.obey_robots sets meta dont_obey_robotstxt
 TELNETCONSOLE_ENABLED = False

@@ -3,12 +3,16 @@
 The run's per-target counts come from Scrapy's stats (``patrol/target/<id>/...``)
 when the spider closes, so a crawl is judged by what happened, not by its exit code.
 Then pages of fully patrolled targets that this run did not fetch are marked gone.
-Settings: FINPATROL_CONFIG.
+Pages are written in batches, one transaction each, on a writer thread: the reactor
+keeps downloading while SQLite works, and commits are shared by many pages.
+Settings: FINPATROL_CONFIG, FINPATROL_STORE_BATCH (pages per transaction).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from concurrent.futures import ThreadPoolExecutor
 
 from scrapy import signals
 
@@ -22,17 +26,78 @@ from crawler.store.runs import finish_run, start_run, sync_targets
 logger = logging.getLogger(__name__)
 
 
+class BatchWriter:
+    """Collects items into batches written in order on one thread; each item awaits its batch."""
+
+    def __init__(self, write, max_items: int, max_delay: float = 0.2):
+        self.write, self.max_items, self.max_delay = write, max_items, max_delay
+        self.pending: list[tuple[PageItem, asyncio.Future]] = []
+        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="finpatrol-store")
+        self.timer: asyncio.TimerHandle | None = None
+
+    async def submit(self, item: PageItem):
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        self.pending.append((item, future))
+        if len(self.pending) >= self.max_items:
+            self.flush()
+        elif self.timer is None:
+            self.timer = loop.call_later(self.max_delay, self.flush)
+        return await future
+
+    def flush(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+        batch, self.pending = self.pending, []
+        if not batch:
+            return
+        job = asyncio.wrap_future(self.executor.submit(self.write, [item for item, _ in batch]))
+
+        def settle(task: asyncio.Future) -> None:
+            error = task.exception()
+            results = [error] * len(batch) if error else task.result()
+            for (_, future), result in zip(batch, results):
+                if isinstance(result, BaseException):
+                    future.set_exception(result)
+                else:
+                    future.set_result(result)
+
+        job.add_done_callback(settle)
+
+    def close(self) -> None:
+        self.executor.shutdown(wait=True)
+
+
+def write_batch(db: StateDB, items: list[PageItem], run_id: int | None) -> list:
+    """One transaction for the batch; if it fails, page by page so one bad page loses nothing else."""
+    try:
+        return save_pages(db, items, run_id)
+    except Exception:  # a batch boundary: isolate the page that broke it
+        logger.exception("storing a batch of %d pages failed; storing them one by one", len(items))
+    results: list = []
+    for item in items:
+        try:
+            results.extend(save_pages(db, [item], run_id))
+        except Exception as e:  # reported per page below, the crawl goes on
+            results.append(e)
+    return results
+
+
 class StorePipeline:
-    def __init__(self, config, stats):
+    def __init__(self, config, stats, batch_size: int = 32):
         self.config = config
         self.stats = stats
+        self.batch_size = batch_size
         self.db: StateDB | None = None
+        self.writer: BatchWriter | None = None
         self.run_id: int | None = None
         self.target_ids: list[str] = []
 
     @classmethod
     def from_crawler(cls, crawler):
-        pipeline = cls(load_config(crawler.settings.get("FINPATROL_CONFIG")), crawler.stats)
+        config = load_config(crawler.settings.get("FINPATROL_CONFIG"))
+        pipeline = cls(config, crawler.stats, crawler.settings.getint("FINPATROL_STORE_BATCH", 32))
         pipeline.crawler = crawler
         crawler.signals.connect(pipeline.spider_closed, signal=signals.spider_closed)
         return pipeline
@@ -45,9 +110,20 @@ class StorePipeline:
         sync_targets(self.db, [c.target for c in crawls.values()])
         self.run_id = start_run(self.db, spider.name)
         self.stats.set_value("patrol/run_id", self.run_id)
+        self.writer = BatchWriter(lambda items: write_batch(self.db, items, self.run_id), self.batch_size)
 
-    def process_item(self, item: PageItem) -> PageItem:
-        (saved,) = save_pages(self.db, [item], self.run_id)
+    def close_spider(self):
+        self.writer.flush()
+        self.writer.close()
+
+    async def process_item(self, item: PageItem) -> PageItem:
+        try:
+            saved = await self.writer.submit(item)
+        except Exception:
+            logger.exception("could not store %s", item.url)
+            self.stats.inc_value("store/errors")
+            self.stats.inc_value(f"patrol/target/{item.target_id}/errors/store")
+            return item
         item.page_id, item.hit_id, item.new_hit = saved.page_id, saved.hit_id, saved.new_hit
         prefix = f"patrol/target/{item.target_id}"
         self.stats.inc_value("store/pages")
