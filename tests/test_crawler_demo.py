@@ -1,0 +1,33 @@
+"""`finpatrol demo` end to end: what a new user sees after the one setup command."""
+
+from collections import defaultdict
+
+from conftest import cli, json_lines
+
+
+def test_demo_patrols_every_institution_twice_and_reports(tmp_path):
+    state = tmp_path / "demo"
+    result = cli("demo", "--state-dir", str(state), timeout=600)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "patrol run 1: ok" in result.stdout and "patrol run 2: ok" in result.stdout
+    config = str(state / "patrol.yaml")
+
+    labels = defaultdict(set)
+    for hit in json_lines(cli("hits", "--config", config, "--json", "--limit", "1000").stdout):
+        labels[hit["target"]].update(hit["labels"])
+    assert {"guaranteed_return", "high_yield", "fund_pool", "false_advertising"} <= labels["xinyingbao"]
+    assert "equity_crowdfunding" in labels["zhongchou"]
+    assert "payment_violation" in labels["posagent"]
+    assert "guaranteed_return" in labels["gbkfinance"], "the GBK site is decoded and classified"
+    assert "guaranteed_return" in labels["jsplatform"], "the JavaScript-built claim is caught"
+    assert {"collapse_signal", "mass_incident"} <= labels["forum"]
+    assert "compliantbank" not in labels, "the compliant bank page produces no hit"
+
+    screenshot = next(state.glob("export/hit-*/screenshot.png"))
+    assert screenshot.read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
+    assert list((state / "outbox").rglob("*.eml")), "alerts are written as .eml files"
+
+    changes = json_lines(cli("changes", "--config", config, "--json").stdout)
+    assert changes, "the second patrol records what changed"
+    assert "保本保息" in cli("search", "保本保息", "--config", config).stdout
+    assert cli("evidence", "verify", "--config", config).returncode == 0
