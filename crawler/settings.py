@@ -81,7 +81,12 @@ PLAYWRIGHT_DOWNLOAD_HANDLERS = {
 }
 PLAYWRIGHT_BROWSER_TYPE = "chromium"
 PLAYWRIGHT_ABORT_REQUEST = "spiders.render.abort_request"
-PLAYWRIGHT_MAX_PAGES_PER_CONTEXT = 3
+# Rendered requests share one download slot, so at most this many pages are open in
+# Chromium at once; the per-context page limit is above CONCURRENT_REQUESTS so its
+# semaphore never blocks (a blocked one never wakes when the browser crashes).
+FINPATROL_RENDER_CONCURRENCY = int(os.environ.get("FINPATROL_RENDER_CONCURRENCY", "3"))
+DOWNLOAD_SLOTS = {"finpatrol-render": {"concurrency": FINPATROL_RENDER_CONCURRENCY}}
+PLAYWRIGHT_MAX_PAGES_PER_CONTEXT = CONCURRENT_REQUESTS
 PLAYWRIGHT_DEFAULT_NAVIGATION_TIMEOUT = 30_000
 PLAYWRIGHT_RESTART_DISCONNECTED_BROWSER = True
 FINPATROL_RENDER_SETTLE = float(os.environ.get("FINPATROL_RENDER_SETTLE", "5"))

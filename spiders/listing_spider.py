@@ -216,7 +216,7 @@ class ListingSpider(scrapy.Spider):
         if "robots.txt" in str(failure.value):
             stats.inc_value(f"patrol/target/{target_id}/skipped/robots")
             return
-        reason = failure_reason(failure)
+        reason = failure_reason(failure.value)
         stats.inc_value(f"patrol/target/{target_id}/failed")
         stats.inc_value(f"patrol/target/{target_id}/errors/{reason}")
         logger.info("failed %s (%s): %s", request.url, reason, failure.getErrorMessage())

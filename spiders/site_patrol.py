@@ -8,6 +8,7 @@ Counts go to stats under ``patrol/target/<id>/...`` and ``patrol/trap/...``.
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from dataclasses import dataclass, field
 from urllib.parse import urljoin, urlsplit
 
@@ -45,6 +46,9 @@ _FAILURES = (
 )
 
 
+RENDER_SLOT = "finpatrol-render"
+
+
 @dataclass
 class TargetCrawl:
     target: Target
@@ -60,11 +64,12 @@ def needs_browser(config: PatrolConfig) -> bool:
     return any(t.enabled and (t.render != "never" or t.screenshot == "always") for t in config.targets)
 
 
-def failure_reason(failure) -> str:
+def failure_reason(error: BaseException) -> str:
+    """A short, stable name for why a request failed (the key under errors/ in stats)."""
     for kinds, name in _FAILURES:
-        if failure.check(*(kinds if isinstance(kinds, tuple) else (kinds,))):
-            return getattr(failure.value, "finpatrol_reason", name)
-    return type(failure.value).__name__
+        if isinstance(error, kinds):
+            return getattr(error, "finpatrol_reason", name)
+    return type(error).__name__
 
 
 class SitePatrolSpider(scrapy.Spider):
@@ -98,6 +103,8 @@ class SitePatrolSpider(scrapy.Spider):
         spider.settle_seconds = crawler.settings.getfloat("FINPATROL_RENDER_SETTLE")
         spider.pages_per_context = crawler.settings.getint("FINPATROL_RENDER_PAGES_PER_CONTEXT")
         spider.rendered_count = 0
+        spider.context_inflight = Counter()  # context name → rendered requests not yet finished
+        spider.context_objects = {}  # context name → its BrowserContext, once a page showed it
         return spider
 
     async def start(self):
@@ -155,14 +162,21 @@ class SitePatrolSpider(scrapy.Spider):
         return f"finpatrol-{self.rendered_count // self.pages_per_context}"
 
     def _render_request(self, crawl: TargetCrawl, url: str, depth: int, retry: bool = False):
-        """A request through Chromium; the page comes back open to the callback, which closes it."""
+        """A request through Chromium; the page comes back open to the callback, which closes it.
+
+        All rendered requests share one download slot (FINPATROL_RENDER_CONCURRENCY pages
+        in the browser at once), whatever their domain.
+        """
         self.rendered_count += 1
+        context_name = self._context_name()
+        self.context_inflight[context_name] += 1
         meta = self._meta(crawl, depth) | {
             "finpatrol_url": url,
             "finpatrol_render_retry": retry,
+            "download_slot": RENDER_SLOT,
             "playwright": True,
             "playwright_include_page": True,
-            "playwright_context": self._context_name(),
+            "playwright_context": context_name,
             "playwright_page_goto_kwargs": {"wait_until": "domcontentloaded"},
         }
         if crawl.target.screenshot == "always":
@@ -211,8 +225,12 @@ class SitePatrolSpider(scrapy.Spider):
                 stats.inc_value("render/settle_timeouts")
             html = await page.content()
             screenshot = await page.screenshot(full_page=True, type="png", timeout=15_000)
-        finally:
-            await self._close_page(page, response.meta["playwright_context"])
+        except PlaywrightError as error:  # the browser died under the page: like a failed download
+            await self._release(page, response.meta["playwright_context"])
+            for request in self._render_error(response.request, error):
+                yield request
+            return
+        await self._release(page, response.meta["playwright_context"])
         stats.inc_value("render/pages")
         if response.status >= 400:
             stats.inc_value(f"patrol/target/{crawl.target.id}/failed")
@@ -225,30 +243,42 @@ class SitePatrolSpider(scrapy.Spider):
         for request in self._follow(crawl, rendered, depth):
             yield request
 
-    async def _close_page(self, page, context_name: str) -> None:
-        """Close the page; close its context too once it is retired and empty."""
-        context = page.context
-        if not page.is_closed():
-            await page.close()
-        if context_name != self._context_name() and not context.pages:
-            await context.close()
+    async def _release(self, page, context_name: str) -> None:
+        """Close the page; close a retired context once none of its requests is left.
+
+        Counting requests (not open pages) matters: a request already assigned to a
+        context may not have its page yet, and closing the context under it would
+        leave it waiting on the context's page semaphore for ever.
+        """
+        if page is not None:
+            self.context_objects.setdefault(context_name, page.context)
+            if not page.is_closed():
+                await page.close()
+        self.context_inflight[context_name] -= 1
+        retired = context_name != self._context_name() and self.context_inflight[context_name] <= 0
+        if retired and context_name in self.context_objects:
+            del self.context_inflight[context_name]
+            await self.context_objects.pop(context_name).close()
+            self.crawler.stats.inc_value("render/contexts_recycled")
 
     async def render_failed(self, failure):
         """Close the page, retry once after a browser crash, count timeouts."""
         request = failure.request
-        page = request.meta.pop("playwright_page", None)
-        if page is not None:
-            await self._close_page(page, request.meta.get("playwright_context", ""))
-        if failure.check(PlaywrightTimeoutError):
+        await self._release(request.meta.pop("playwright_page", None), request.meta.get("playwright_context", ""))
+        for follow_up in self._render_error(request, failure.value):
+            yield follow_up
+
+    def _render_error(self, request, error: BaseException):
+        if isinstance(error, PlaywrightTimeoutError):
             self.crawler.stats.inc_value("render/timeouts")
-        elif failure.check(PlaywrightError) and not request.meta.get("finpatrol_render_retry"):
+        elif isinstance(error, PlaywrightError) and not request.meta.get("finpatrol_render_retry"):
             self.crawler.stats.inc_value("render/retries")
             crawl = self.crawls[request.meta["finpatrol_target"]]
             yield self._render_request(
                 crawl, request.meta["finpatrol_url"], request.meta["finpatrol_depth"], retry=True
             )
             return
-        self.failed(failure)
+        self._count_failure(request, error)
 
     def parse_sitemap(self, response: Response):
         if response.status >= 400 or not response.body.lstrip().startswith(b"<"):
@@ -270,15 +300,17 @@ class SitePatrolSpider(scrapy.Spider):
                     yield request
 
     def failed(self, failure):
-        request = failure.request
+        self._count_failure(failure.request, failure.value)
+
+    def _count_failure(self, request, error: BaseException) -> None:
         target_id = request.meta.get("finpatrol_target", "?")
-        if failure.check(IgnoreRequest) and "robots.txt" in str(failure.value):
+        if isinstance(error, IgnoreRequest) and "robots.txt" in str(error):
             self.crawler.stats.inc_value(f"patrol/target/{target_id}/skipped/robots")
             return
-        reason = failure_reason(failure)
+        reason = failure_reason(error)
         self.crawler.stats.inc_value(f"patrol/target/{target_id}/failed")
         self.crawler.stats.inc_value(f"patrol/target/{target_id}/errors/{reason}")
-        logger.info("failed %s (%s): %s", request.url, reason, failure.getErrorMessage())
+        logger.info("failed %s (%s): %s", request.url, reason, error)
 
     def sitemap_failed(self, failure):
         logger.debug("no sitemap at %s: %s", failure.request.url, failure.getErrorMessage())
