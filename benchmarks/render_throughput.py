@@ -88,11 +88,12 @@ def main() -> None:
     parser.add_argument("--pages", type=int, default=200)
     parser.add_argument("--rss-pages", type=int, default=1000, help="0 skips the memory curve")
     args = parser.parse_args()
+    # (a) and (b) patrol the whole site, so both must meet every page and the same hits.
     with tempfile.TemporaryDirectory(prefix="finpatrol-render-") as tmp, \
-            SiteServer(Site(max(args.pages, args.rss_pages))) as server:
+            SiteServer(Site(args.pages)) as server, SiteServer(Site(max(args.rss_pages, 1))) as big_server:
         workdir = Path(tmp)
-        always_n, always_s, always_hits = patrol(workdir, server.url("/"), args.pages, "always")
-        auto_n, auto_s, auto_hits = patrol(workdir, server.url("/"), args.pages, "auto")
+        always_n, always_s, always_hits = patrol(workdir, server.url("/"), args.pages + 1, "always")
+        auto_n, auto_s, auto_hits = patrol(workdir, server.url("/"), args.pages + 1, "auto")
         print(f"(a) render: always: {always_n} pages in {always_s:.1f} s = {always_n / always_s:.2f} pages/s, "
               f"{len(always_hits)} hits")
         print(f"(b) render: auto  : {auto_n} pages in {auto_s:.1f} s = {auto_n / auto_s:.2f} pages/s, "
@@ -101,15 +102,15 @@ def main() -> None:
         if args.rss_pages:
             curve: list[tuple[int, int]] = []
             state = {"sampler": None}
-            before = len(server.requests)
+            before = len(big_server.requests)
 
             def tick(pid: int) -> None:
                 sampler = state["sampler"] = state["sampler"] or TreeRss(pid)
-                fetched = len(server.requests) - before
+                fetched = len(big_server.requests) - before
                 if not curve or fetched - curve[-1][0] >= 100:
                     curve.append((fetched, sampler.peak))
 
-            n, seconds, _ = patrol(workdir, server.url("/"), args.rss_pages, "always", on_tick=tick)
+            n, seconds, _ = patrol(workdir, big_server.url("/"), args.rss_pages, "always", on_tick=tick)
             if state["sampler"]:
                 state["sampler"].stop()
             print(f"(c) {n} rendered pages in {seconds:.0f} s; peak RSS of the process tree so far (pages served → MB):")
