@@ -74,6 +74,12 @@ def normalise_date(text: str) -> str | None:
     text = (text or "").strip()
     if not text:
         return None
+    try:  # a full ISO 8601 time with its own offset keeps it
+        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        if parsed.tzinfo is not None:
+            return parsed.isoformat()
+    except ValueError:
+        pass
     match = _DATE.search(text)
     if match:
         try:
