@@ -28,7 +28,7 @@ from scrapy.http import Response
 from scrapy.utils.sitemap import Sitemap
 
 from crawler.config import PatrolConfig, Target, load_config
-from spiders.links import LinkBudget, in_scope, is_followable
+from spiders.links import LinkBudget, extract_hrefs, in_scope, is_followable
 from spiders.pages import is_html, page_item
 from spiders.render import is_js_shell, settle
 
@@ -206,11 +206,12 @@ class SitePatrolSpider(scrapy.Spider):
         yield from self._follow(crawl, response, depth)
 
     def _follow(self, crawl: TargetCrawl, response: Response, depth: int):
-        if depth >= crawl.target.max_depth:
+        if depth >= crawl.target.max_depth or crawl.scheduled >= crawl.target.max_pages:
             return
-        base = response.css("base::attr(href)").get() or response.url
-        for href in response.css("a::attr(href), area::attr(href)").getall():
-            request = self._request(crawl, urljoin(base, href.strip()), depth + 1)
+        base, hrefs = extract_hrefs(response.text)
+        base = urljoin(response.url, base) if base else response.url
+        for href in hrefs:
+            request = self._request(crawl, urljoin(base, href), depth + 1)
             if request is not None:
                 yield request
 

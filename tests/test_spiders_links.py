@@ -1,6 +1,6 @@
 """Link scope, per-target dedup and crawler-trap budgets."""
 
-from spiders.links import MAX_DATE_SHAPED, MAX_QUERY_VARIANTS, LinkBudget, in_scope, is_followable
+from spiders.links import MAX_DATE_SHAPED, MAX_QUERY_VARIANTS, LinkBudget, extract_hrefs, in_scope, is_followable
 
 
 def test_scope_by_domain_and_by_host_port():
@@ -47,3 +47,14 @@ def test_calendar_stops_at_budget_but_article_ids_do_not():
     assert all(articles) and all(dated)
     by_query = [budget.admit(f"http://a.cn/cal?year=2026&month={m}&day={d}")[0] for m in range(12) for d in range(5)]
     assert sum(1 for a in by_query if a) == MAX_DATE_SHAPED
+
+
+def test_hrefs_are_found_in_markup_as_a_browser_would():
+    markup = """<html><head><base href="/sub/"></head><body>
+    <a href="a.html">A</a> <A HREF='b.html?x=1&amp;y=2'>B</A> <a class=x href=c.html>C</a>
+    <!-- <a href="commented.html">hidden</a> --> <map><area shape=rect href="d.html"></map>
+    <a name="anchor">no href</a> <link href="style.css"> <a data-href="no.html" href=" e.html ">E</a>
+    </body></html>"""
+    base, hrefs = extract_hrefs(markup)
+    assert base == "/sub/"
+    assert hrefs == ["a.html", "b.html?x=1&y=2", "c.html", "d.html", "e.html"]
