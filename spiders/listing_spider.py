@@ -23,6 +23,7 @@ from crawler.config import PatrolConfig, Target, load_config
 from crawler.config_channels import pseudo_target
 from spiders.listing import Listed, extract_results, next_page, parse_feed
 from spiders.pages import is_html, page_item
+from spiders.configured import apply_config, config_and_ids
 from spiders.site_patrol import failure_reason
 
 logger = logging.getLogger(__name__)
@@ -78,18 +79,12 @@ class ListingSpider(scrapy.Spider):
     def update_settings(cls, settings):
         super().update_settings(settings)
         config = load_config(settings.get("FINPATROL_CONFIG"))
-        settings.set("CONCURRENT_REQUESTS_PER_DOMAIN", config.concurrency_per_domain, priority="spider")
-        settings.set("DOWNLOAD_TIMEOUT", config.download_timeout, priority="spider")
-        if any(listing.render == "always" for listing in cls.listings(config)):
-            settings.set("DOWNLOAD_HANDLERS", settings.getdict("PLAYWRIGHT_DOWNLOAD_HANDLERS"), priority="spider")
+        apply_config(settings, config, any(listing.render == "always" for listing in cls.listings(config)))
 
     @classmethod
     def from_crawler(cls, crawler, *args, **kwargs):
-        config = kwargs.pop("config", None) or load_config(crawler.settings.get("FINPATROL_CONFIG"))
-        wanted = kwargs.pop("targets", None) or crawler.settings.get("FINPATROL_TARGETS", "")
-        if isinstance(wanted, str):
-            wanted = tuple(t for t in wanted.split(",") if t)
-        spider = cls(config, tuple(wanted), *args, **kwargs)
+        config, wanted = config_and_ids(crawler, kwargs)
+        spider = cls(config, wanted, *args, **kwargs)
         spider._set_crawler(crawler)
         return spider
 

@@ -28,6 +28,7 @@ from scrapy.http import Response
 from scrapy.utils.sitemap import Sitemap
 
 from crawler.config import PatrolConfig, Target, load_config
+from spiders.configured import apply_config, config_and_ids
 from spiders.links import LinkBudget, extract_hrefs, in_scope, is_followable
 from spiders.pages import is_html, page_item
 from spiders.render import is_js_shell, settle
@@ -86,19 +87,12 @@ class SitePatrolSpider(scrapy.Spider):
         """Config values that are Scrapy settings; Playwright handlers only when a target renders."""
         super().update_settings(settings)
         config = load_config(settings.get("FINPATROL_CONFIG"))
-        settings.set("CONCURRENT_REQUESTS_PER_DOMAIN", config.concurrency_per_domain, priority="spider")
-        settings.set("DOWNLOAD_TIMEOUT", config.download_timeout, priority="spider")
-        settings.set("PLAYWRIGHT_DEFAULT_NAVIGATION_TIMEOUT", config.download_timeout * 1000, priority="spider")
-        if needs_browser(config):
-            settings.set("DOWNLOAD_HANDLERS", settings.getdict("PLAYWRIGHT_DOWNLOAD_HANDLERS"), priority="spider")
+        apply_config(settings, config, needs_browser(config))
 
     @classmethod
     def from_crawler(cls, crawler, *args, **kwargs):
-        config = kwargs.pop("config", None) or load_config(crawler.settings.get("FINPATROL_CONFIG"))
-        wanted = kwargs.pop("targets", None) or crawler.settings.get("FINPATROL_TARGETS", "")
-        if isinstance(wanted, str):
-            wanted = tuple(t for t in wanted.split(",") if t)
-        spider = cls(config, tuple(wanted), *args, **kwargs)
+        config, wanted = config_and_ids(crawler, kwargs)
+        spider = cls(config, wanted, *args, **kwargs)
         spider._set_crawler(crawler)
         spider.settle_seconds = crawler.settings.getfloat("FINPATROL_RENDER_SETTLE")
         spider.pages_per_context = crawler.settings.getint("FINPATROL_RENDER_PAGES_PER_CONTEXT")
