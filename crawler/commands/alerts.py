@@ -40,16 +40,13 @@ def list_(config_file, as_json, status, limit):
     from crawler.alerts.models import OutboxMessage, ensure_schema
 
     config = load_or_exit(config_file)
-    db = open_db(config)
-    try:
+    with open_db(config) as db:
         ensure_schema(db)
         query = select(OutboxMessage).order_by(OutboxMessage.id.desc()).limit(limit)
         if status:
             query = query.where(OutboxMessage.status == status)
         with db.new_session() as session:
             rows = [outbox_dict(r) for r in session.scalars(query)]
-    finally:
-        db.close()
     if as_json:
         emit_json(rows)
         return
@@ -72,13 +69,10 @@ def preview(config_file, message_id, as_html, eml):
     from crawler.alerts.models import OutboxMessage, ensure_schema
 
     config = load_or_exit(config_file)
-    db = open_db(config)
-    try:
+    with open_db(config) as db:
         ensure_schema(db)
         with db.new_session() as session:
             row = session.get(OutboxMessage, message_id)
-    finally:
-        db.close()
     if row is None:
         raise click.ClickException(f"no outbox message {message_id}; see `finpatrol alerts list`")
     msg = message_from_bytes(row.raw, policy=policy.default)
@@ -101,8 +95,7 @@ def send(config_file, digest, retry_now):
     from crawler.alerts.service import deliver
 
     config = load_or_exit(config_file)
-    db = open_db(config)
-    try:
+    with open_db(config) as db:
         result = deliver(config, db, force_digest=digest)
         if retry_now:
             extra = dispatch(db, config, ignore_backoff=True)
@@ -110,8 +103,6 @@ def send(config_file, digest, retry_now):
             result.failed.update(extra.failed)
             for row_id in extra.sent:
                 result.failed.pop(row_id, None)
-    finally:
-        db.close()
     console.print(f"{len(result.alerts)} new alert(s), {len(result.queued)} message(s) composed, "
                   f"{len(result.sent)} sent to {result.where}, {len(result.failed)} failed (will retry)")
     for row_id, error in result.failed.items():

@@ -24,12 +24,9 @@ def list_(config_file, as_json, status):
     from crawler.discovery.models import ensure_schema
 
     config = load_or_exit(config_file)
-    db = open_db(config)
-    try:
+    with open_db(config) as db:
         ensure_schema(db)
         rows = list_candidates(db, status)
-    finally:
-        db.close()
     if as_json:
         emit_json(rows)
         return
@@ -71,12 +68,9 @@ def promote(config_file, candidate_id, target_id, name, business, note):
     from crawler.discovery.models import ensure_schema
 
     config = load_or_exit(config_file)
-    db = open_db(config)
-    try:
+    with open_db(config) as db:
         ensure_schema(db)
         row = next((r for r in list_candidates(db) if r["id"] == candidate_id), None)
-    finally:
-        db.close()
     if row is None:
         raise click.ClickException(f"no candidate {candidate_id}")
     entry = suggested_target(row, target_id, name, business)

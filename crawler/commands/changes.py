@@ -35,11 +35,8 @@ def print_change(change: dict) -> None:
 def changes(config_file, as_json, targets, since, run_id):
     """List pages added, changed and gone per patrol and target, with the changed passages."""
     config = load_or_exit(config_file)
-    db = open_db(config)
-    try:
+    with open_db(config) as db:
         rows = list_changes(db, tuple(targets), since, run_id)
-    finally:
-        db.close()
     if as_json:
         emit_json(rows)
         return

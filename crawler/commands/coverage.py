@@ -19,11 +19,8 @@ def coverage(config_file, as_json):
     from crawler.reports.coverage import coverage_rows
 
     config = load_or_exit(config_file)
-    db = open_db(config)
-    try:
+    with open_db(config) as db:
         rows = coverage_rows(config, db)
-    finally:
-        db.close()
     if as_json:
         emit_json(rows)
         return

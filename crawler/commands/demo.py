@@ -159,8 +159,7 @@ def report(config, state_dir: Path) -> None:
     from crawler.store.queries import list_hits
     from crawler.store.search import Filters
 
-    db = open_db(config)
-    try:
+    with open_db(config) as db:
         js_hits = list_hits(db, Filters(targets=("jsplatform",)))
         if js_hits:
             out = state_dir / "export" / f"hit-{js_hits[0]['id']}"
@@ -169,8 +168,6 @@ def report(config, state_dir: Path) -> None:
             console.print(f"\nCaught only after rendering: hit {js_hits[0]['id']} {js_hits[0]['url']}")
             console.print(f"  evidence exported to {out}" + (f", screenshot {out / shots[0]}" if shots else ""))
         delivered = deliver(config, db)
-    finally:
-        db.close()
     console.print(f"{len(delivered.sent)} alert mail(s) → {delivered.where}")
     cfg = f"--config {config.source}"
     console.print("\nNext, try:")

@@ -26,11 +26,8 @@ def dossier(config_file, target_id, fmt, out):
         target = config.target(target_id)
     except KeyError:
         raise click.ClickException(f"unknown target id {target_id!r}") from None
-    db = open_db(config)
-    try:
+    with open_db(config) as db:
         data = build(config, db, target)
-    finally:
-        db.close()
     if fmt == "json":
         text = json.dumps(data, ensure_ascii=False, indent=2, default=str)
         if out:

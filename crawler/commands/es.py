@@ -72,11 +72,8 @@ def status(config_file, as_json):
     """Cluster health, template versions, documents per alias, and what is pending here."""
     config = load_or_exit(config_file)
     es_config = es_config_or_exit(config)
-    db = open_db(config)
-    try:
+    with open_db(config) as db:
         local = {"pending": queue.counts(db), "rejections": queue.rejections(db, 10)}
-    finally:
-        db.close()
     try:
         cluster = asyncio.run(_with_client(es_config, lambda es: cluster_status(es, es_config)))
         error = None
@@ -122,16 +119,13 @@ def sync(config_file, as_json, everything, retry_rejected):
     """Push every pending document to the cluster; documents stay pending if it is down."""
     config = load_or_exit(config_file)
     es_config = es_config_or_exit(config)
-    db = open_db(config)
-    try:
+    with open_db(config) as db:
         if everything:
             queue.enqueue_all(db)
         if retry_rejected:
             queue.retry_rejected(db)
         result = asyncio.run(_with_client(es_config, lambda es: push_pending(db, es, es_config, refresh=True)))
         left = sum(c.get("pending", 0) for c in queue.counts(db).values())
-    finally:
-        db.close()
     row = {"acked": result.acked, "rejected": result.rejected, "deferred": result.deferred,
            "pending": left, "error": result.error}
     if as_json:

@@ -25,11 +25,8 @@ def evidence():
 def verify_command(config_file, as_json, since):
     """Recompute every digest; report changed or missing files; exit 1 on any problem."""
     config = load_or_exit(config_file)
-    db = open_db(config)
-    try:
+    with open_db(config) as db:
         report = verify(db, evidence_root(config.state_dir), since)
-    finally:
-        db.close()
     if as_json:
         emit_json([{"captures": report.captures, "files": report.files, "ok": report.ok,
                     "problems": [p.as_dict() for p in report.problems]}])

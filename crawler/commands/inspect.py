@@ -34,11 +34,8 @@ def hits_table(rows: list[dict]) -> Table:
 def hits(config_file, targets, category, risk, since, until, as_json, limit):
     """List hits (pages flagged by the classifier), newest first."""
     config = load_or_exit(config_file)
-    db = open_db(config)
-    try:
+    with open_db(config) as db:
         rows = list_hits(db, make_filters(targets, category, risk, since, until), limit)
-    finally:
-        db.close()
     if as_json:
         emit_json(rows)
     elif rows:
@@ -78,13 +75,10 @@ def search(query, config_file, targets, category, risk, since, until, as_json, l
 
 
 def embedded_search(config, query, filters, limit) -> list[dict]:
-    db = open_db(config)
-    try:
+    with open_db(config) as db:
         if db.index is None:
             raise click.ClickException("the embedded index needs a SQLite state DB")
         return db.index.search(query, filters, limit)
-    finally:
-        db.close()
 
 
 @click.command()
@@ -94,11 +88,8 @@ def embedded_search(config, query, filters, limit) -> list[dict]:
 def show(hit_id, config_file, as_json):
     """One hit: findings with the matched words marked, yields, page and patrol info."""
     config = load_or_exit(config_file)
-    db = open_db(config)
-    try:
+    with open_db(config) as db:
         hit = get_hit(db, hit_id)
-    finally:
-        db.close()
     if hit is None:
         raise click.ClickException(f"no hit with id {hit_id}")
     if as_json:

@@ -80,11 +80,8 @@ def run_and_report(config: PatrolConfig, targets: tuple[str, ...], quiet: bool =
                 config, targets, spiders=spiders,
                 on_item=lambda p, _item: live.update(progress_table(config, chosen, p)),
             )
-    db = open_db(config)
-    try:
+    with open_db(config) as db:
         runs = [r for r in (get_run(db, i) for i in progress.run_ids) if r is not None]
-    finally:
-        db.close()
     if not runs:
         raise click.ClickException("the patrol did not start; run with -v for the crawler log")
     for run in runs:
@@ -125,11 +122,8 @@ def check_config(config_file):
 def runs(config_file, as_json, limit):
     """List patrol runs with their status and per-target counts."""
     config = load_or_exit(config_file)
-    db = open_db(config)
-    try:
+    with open_db(config) as db:
         records = list_runs(db, limit)
-    finally:
-        db.close()
     if as_json:
         emit_json(records)
         return

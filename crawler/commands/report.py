@@ -29,11 +29,8 @@ def report(config_file, since, until, fmt, out):
     since = since or until - timedelta(days=30)
     if since >= until:
         raise click.BadParameter("--since must be before --until")
-    db = open_db(config)
-    try:
+    with open_db(config) as db:
         data = period_report(config, db, since, until)
-    finally:
-        db.close()
     rendered = render_report(data, fmt, out)
     if out is None:
         click.echo(rendered.text)

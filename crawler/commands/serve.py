@@ -49,11 +49,8 @@ def list_(config_file, as_json):
     from crawler.schedule.listing import schedule_rows
 
     config = load_or_exit(config_file)
-    db = open_db(config)
-    try:
+    with open_db(config) as db:
         rows = schedule_rows(config, db)
-    finally:
-        db.close()
     if as_json:
         emit_json(rows)
         return

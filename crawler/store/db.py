@@ -66,6 +66,12 @@ class StateDB:
     def close(self) -> None:
         self.engine.dispose()
 
+    def __enter__(self) -> "StateDB":
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
 
 def add_missing_columns(engine: Engine) -> list[str]:
     """Bring a state DB made by an older finpatrol up to the current tables.
