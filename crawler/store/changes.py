@@ -16,7 +16,7 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import or_, select
+from sqlalchemy import func, or_, select
 
 from crawler.store.db import StateDB, utcnow
 from crawler.store.models import Hit, Page, PageChange, PageVersion
@@ -43,10 +43,14 @@ class Before:
         return cls(True, page.text_fingerprint, page.title, page.current_hit_id, page.gone_at is not None)
 
 
-def latest_version(session, page_id: int) -> PageVersion | None:
-    return session.scalar(
-        select(PageVersion).where(PageVersion.page_id == page_id).order_by(PageVersion.id.desc()).limit(1)
+def latest_versions(session, page_ids: list[int]) -> dict[int, PageVersion]:
+    """page id → its newest version, in one query for a whole batch of pages."""
+    if not page_ids:
+        return {}
+    newest = (
+        select(func.max(PageVersion.id)).where(PageVersion.page_id.in_(page_ids)).group_by(PageVersion.page_id)
     )
+    return {v.page_id: v for v in session.scalars(select(PageVersion).where(PageVersion.id.in_(newest)))}
 
 
 def remove_hit(session, hit_id: int | None, when: datetime, run_id: int | None) -> None:
@@ -64,9 +68,13 @@ def reopen_hit(hit: Hit, when: datetime) -> bool:
     return True
 
 
-def track(session, page: Page, before: Before, when: datetime, run_id: int | None) -> PageChange | None:
-    """After a page was stored: update its versions, remove a superseded hit, record the change."""
-    version = latest_version(session, page.id)
+def track(session, page: Page, before: Before, when: datetime, run_id: int | None,
+          latest: dict[int, PageVersion]) -> PageChange | None:
+    """After a page was stored: update its versions, remove a superseded hit, record the change.
+
+    ``latest`` maps page ids to their newest version (``latest_versions``) and is kept current.
+    """
+    version = latest.get(page.id)
     text_changed = not before.exists or (before.fingerprint, before.title) != (page.text_fingerprint, page.title)
     old_version_id = version.id if version is not None and before.exists else None
     if version is None or text_changed:
@@ -77,6 +85,7 @@ def track(session, page: Page, before: Before, when: datetime, run_id: int | Non
         )
         session.add(version)
         session.flush()
+        latest[page.id] = version
     else:
         version.last_seen, version.last_run_id, version.last_sha256 = when, run_id, page.sha256
     hit_changed = before.hit_id != page.current_hit_id
@@ -132,8 +141,9 @@ def mark_gone(db: StateDB, run_id: int, target_ids: list[str], when: datetime | 
                 or_(Page.last_run_id.is_(None), Page.last_run_id != run_id),
             )
         ).all()
+        latest = latest_versions(session, [page.id for page in pages])
         for page in pages:
-            version = latest_version(session, page.id)
+            version = latest.get(page.id)
             page.gone_at, page.gone_run_id = when, run_id
             remove_hit(session, page.current_hit_id, when, run_id)
             session.add(PageChange(

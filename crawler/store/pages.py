@@ -18,7 +18,7 @@ from typing import Iterable
 from sqlalchemy import select
 
 from crawler.items import PageItem
-from crawler.store.changes import Before, reopen_hit, track
+from crawler.store.changes import Before, latest_versions, reopen_hit, track
 from crawler.store.db import StateDB, parse_time
 from crawler.store.models import Hit, HitCategory, Page
 
@@ -56,15 +56,22 @@ def known_fingerprints(db: StateDB, target_ids: Iterable[str]) -> dict[tuple[str
 
 
 def save_pages(db: StateDB, items: list[PageItem], run_id: int | None) -> list[Saved]:
-    """Store a batch of pages (changed or unchanged) and their hits in one transaction."""
+    """Store a batch of pages (changed or unchanged) and their hits in one transaction.
+
+    The batch's pages, their current hits and newest versions are read in three
+    queries up front, not three per page: on a re-patrol that is most of the work.
+    """
     results: list[Saved] = []
     reindex: list[tuple[Page, PageItem]] = []
     with db.new_session() as session, session.begin():
+        pages = _load_pages(session, items)
+        latest = latest_versions(session, [page.id for page in pages.values()])
+        current_hits = [page.current_hit_id for page in pages.values() if page.current_hit_id]
+        if current_hits:  # into the session's identity map, where session.get finds them
+            session.scalars(select(Hit).where(Hit.id.in_(current_hits))).all()
         for item in items:
             when = parse_time(item.fetched_at)
-            page = session.scalar(
-                select(Page).where(Page.target_id == item.target_id, Page.url == item.url)
-            )
+            page = pages.get((item.target_id, item.url))
             before = Before.of(page)
             if item.unchanged and page is not None:
                 saved = _touch(session, page, when, run_id)
@@ -73,12 +80,25 @@ def save_pages(db: StateDB, items: list[PageItem], run_id: int | None) -> list[S
                 if changed_text:
                     reindex.append((page, item))
                 saved = _record_hit(session, page, item, when, run_id)
-            change = track(session, page, before, when, run_id)
+                pages[(item.target_id, item.url)] = page
+            change = track(session, page, before, when, run_id, latest)
             results.append(replace(saved, change=change.kind if change else None))
         session.flush()
         if db.index is not None and reindex:
             db.index.put(session, reindex)
     return results
+
+
+def _load_pages(session, items: list[PageItem]) -> dict[tuple[str, str], Page]:
+    """(target id, url) → the stored page, for every item of a batch that has one."""
+    urls: dict[str, set[str]] = {}
+    for item in items:
+        urls.setdefault(item.target_id, set()).add(item.url)
+    found: dict[tuple[str, str], Page] = {}
+    for target_id, wanted in urls.items():
+        rows = session.scalars(select(Page).where(Page.target_id == target_id, Page.url.in_(wanted)))
+        found.update(((page.target_id, page.url), page) for page in rows)
+    return found
 
 
 def _touch(session, page: Page, when: datetime, run_id: int | None) -> Saved:
