@@ -6,7 +6,9 @@ Measures, in one run and on the same generated site (20–60 KB Chinese pages,
 ~60 links each, served on 127.0.0.1):
   (a) a bare Scrapy crawl (link following only, no pipelines),
   (b) the full patrol (extraction, classification, state DB, search index, evidence),
-  (c) a second patrol of the unchanged site,
+  (c) a second patrol of the unchanged site, the server answering conditional
+      requests with 304 Not Modified (it sends ETags, as static servers do),
+  (c') a third one with the server sending no ETags (every page downloaded again),
 and peak RSS of the whole process tree (crawler, worker processes, forkserver) of a
 larger patrol. Pages/s come from Scrapy's own elapsed time, so process start-up is
 excluded on both sides. Prints the numbers and the ratios.
@@ -28,7 +30,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from crawler.demo.server import Reply, SiteServer  # noqa: E402
+from crawler.demo.server import Reply, SiteServer, with_validators  # noqa: E402
 
 WORDS = (
     "公司 平台 理财 产品 投资 收益 风险 管理 服务 客户 资金 银行 存管 合规 信息 披露 项目 借款 出借 期限 "
@@ -76,15 +78,20 @@ def make_page(n: int, total: int) -> bytes:
 
 
 class Site:
-    """Pages are generated once and served from memory."""
+    """Pages are generated once and served from memory; ETags and 304s while ``validators``."""
 
     def __init__(self, total: int):
         self.total = total
+        self.validators = True
         self.pages = [make_page(n, total) for n in range(total)]
         home = "".join(f'<a href="/p/{i}.html">{i}</a>' for i in range(0, total, max(1, total // 200)))
         self.home = f"<html><head><title>首页</title></head><body>{home}</body></html>".encode()
 
     def __call__(self, request):
+        reply = self.reply(request)
+        return with_validators(request, reply) if reply is not None and self.validators else reply
+
+    def reply(self, request):
         path = request.path.split("?")[0]
         if path == "/":
             return Reply(headers={"Content-Type": "text/html; charset=utf-8"}, body=self.home)
@@ -207,12 +214,17 @@ def main() -> None:
             config = write_config(workdir, server.url("/"), args.pages, "full")
             full_pages, full_s, _ = patrol(config)
             again_pages, again_s, _ = patrol(config)
+            site.validators = False
+            whole_pages, whole_s, _ = patrol(config)
+            site.validators = True
             bare_rate, full_rate = bare_pages / bare_s, full_pages / full_s
             print(f"(a) bare Scrapy crawl : {bare_pages} pages in {bare_s:.1f} s = {bare_rate:.1f} pages/s")
             print(f"(b) full patrol       : {full_pages} pages in {full_s:.1f} s = {full_rate:.1f} pages/s")
             print(f"    ratio full/bare   : {full_rate / bare_rate:.2f}x")
             print(f"(c) unchanged re-patrol: {again_pages} pages in {again_s:.1f} s = "
-                  f"{again_s / full_s:.0%} of the first patrol's time")
+                  f"{again_s / full_s:.0%} of the first patrol's time (304 Not Modified)")
+            print(f"(c') the same, no ETags: {whole_pages} pages in {whole_s:.1f} s = "
+                  f"{whole_s / full_s:.0%} of the first patrol's time (pages downloaded again)")
             if args.rss_pages:
                 big = write_config(workdir, server.url("/"), args.rss_pages, "big")
                 big_pages, big_s, peak = patrol(big, sample_rss=True)

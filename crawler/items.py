@@ -41,7 +41,12 @@ class PageItem:
     sha256: str = ""
     """Hex SHA-256 of ``body``, set by the extract pipeline."""
     unchanged: bool = False
-    """True when the state DB already holds this URL with the same SHA-256 (skips re-extraction)."""
+    """True when the state DB already holds this URL as fetched: the server answered
+    304 Not Modified (``status`` 304, empty body), or the extract pipeline found the
+    same SHA-256. Extraction and classification are skipped."""
+    links: str | None = field(default=None, repr=False)
+    """The page's links, packed by the spider (``spiders.links.pack_links``) and stored
+    so a 304 Not Modified can be followed without the body; None when not recorded."""
     kind: str | None = "platform_page"
     """Classifier document kind: platform_page, ad, social_post, forum, complaint, news (None: inferred)."""
 

@@ -38,6 +38,10 @@ AUTOTHROTTLE_ENABLED = True
 AUTOTHROTTLE_START_DELAY = 0.5
 AUTOTHROTTLE_MAX_DELAY = 30
 AUTOTHROTTLE_TARGET_CONCURRENCY = 2.0
+EXTENSIONS = {  # AutoThrottle that lets a 304 Not Modified lower the delay like a 200
+    "scrapy.extensions.throttle.AutoThrottle": None,
+    "crawler.throttle.AutoThrottle": 0,
+}
 
 DOWNLOAD_TIMEOUT = 30
 DOWNLOAD_MAXSIZE = 8 * 1024 * 1024  # also caps the decompressed size (bombs)
@@ -55,6 +59,8 @@ HTTPERROR_ALLOW_ALL = True  # 404/500 reach the spider so they are counted per t
 DOWNLOADER_MIDDLEWARES = {
     # Before the robots.txt middleware (100) so robots.txt fetches are guarded too.
     "crawler.guard.NetworkGuardMiddleware": 50,
+    # Asks for known pages with If-None-Match / If-Modified-Since; a 304 gets the stored links.
+    "crawler.conditional.ConditionalGetMiddleware": 580,
 }
 
 ITEM_PIPELINES = {

@@ -30,6 +30,7 @@ _DIGITS = re.compile(r"\d+")
 _HREF = re.compile(r"""<(?:a|area)\b[^>]*?\shref\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s>]+))""", re.IGNORECASE)
 _BASE = re.compile(r"""<base\b[^>]*?\shref\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s>]+))""", re.IGNORECASE)
 _COMMENT = re.compile(r"<!--.*?-->", re.DOTALL)
+_TAB_NEWLINE = str.maketrans("", "", "\t\n\r")  # removed from URLs by browsers (URL standard)
 
 
 def extract_hrefs(markup: str) -> tuple[str | None, list[str]]:
@@ -41,8 +42,23 @@ def extract_hrefs(markup: str) -> tuple[str | None, list[str]]:
     """
     markup = _COMMENT.sub("", markup)
     base = _BASE.search(markup)
-    hrefs = [html.unescape(next(g for g in m.groups() if g is not None)).strip() for m in _HREF.finditer(markup)]
-    return (html.unescape(next(g for g in base.groups() if g is not None)).strip() if base else None), hrefs
+    hrefs = [_clean(next(g for g in m.groups() if g is not None)) for m in _HREF.finditer(markup)]
+    return (_clean(next(g for g in base.groups() if g is not None)) if base else None), hrefs
+
+
+def _clean(value: str) -> str:
+    return html.unescape(value).strip().translate(_TAB_NEWLINE)
+
+
+def pack_links(base: str, hrefs: list[str]) -> str:
+    """A page's absolute base URL and its hrefs as one text for the state DB, a line each."""
+    return "\n".join([base, *hrefs])
+
+
+def unpack_links(packed: str) -> tuple[str, list[str]]:
+    """(base URL, hrefs) from ``pack_links``."""
+    base, *hrefs = packed.split("\n")
+    return base, hrefs
 
 
 def is_followable(url: str) -> bool:

@@ -29,7 +29,7 @@ from scrapy.utils.sitemap import Sitemap
 
 from crawler.config import PatrolConfig, Target, load_config
 from spiders.configured import apply_config, config_and_ids
-from spiders.links import LinkBudget, extract_hrefs, in_scope, is_followable
+from spiders.links import LinkBudget, extract_hrefs, in_scope, is_followable, pack_links, unpack_links
 from spiders.pages import is_html, page_item
 from spiders.render import is_js_shell, settle
 
@@ -142,7 +142,7 @@ class SitePatrolSpider(scrapy.Spider):
         crawl.scheduled += 1
         if crawl.renders_all:
             return self._render_request(crawl, url, depth)
-        meta = self._meta(crawl, depth) | {"finpatrol_url": url}
+        meta = self._meta(crawl, depth) | {"finpatrol_url": url, "finpatrol_conditional": True}
         return scrapy.Request(
             url,
             callback=self.parse,
@@ -184,6 +184,9 @@ class SitePatrolSpider(scrapy.Spider):
         crawl = self.crawls[response.meta["finpatrol_target"]]
         depth = response.meta["finpatrol_depth"]
         stats, prefix = self.crawler.stats, f"patrol/target/{crawl.target.id}"
+        if response.status == 304 and "finpatrol_links" in response.meta:
+            yield from self._not_modified(crawl, response, depth)
+            return
         if response.status >= 400:
             stats.inc_value(f"{prefix}/failed")
             stats.inc_value(f"{prefix}/errors/http_{response.status}")
@@ -196,14 +199,30 @@ class SitePatrolSpider(scrapy.Spider):
             yield self._render_request(crawl, response.meta["finpatrol_url"], depth)
             return
         stats.inc_value(f"{prefix}/pages")
-        yield page_item(response, crawl.target.id, depth)
-        yield from self._follow(crawl, response, depth)
+        yield from self._page(crawl, response, depth)
 
-    def _follow(self, crawl: TargetCrawl, response: Response, depth: int):
-        if depth >= crawl.target.max_depth or crawl.scheduled >= crawl.target.max_pages:
-            return
+    def _page(self, crawl: TargetCrawl, response: Response, depth: int):
+        """The page's item, carrying its links for the next patrol, then the links to follow."""
         base, hrefs = extract_hrefs(response.text)
         base = urljoin(response.url, base) if base else response.url
+        item = page_item(response, crawl.target.id, depth)
+        item.links = pack_links(base, hrefs)
+        yield item
+        yield from self._follow(crawl, base, hrefs, depth)
+
+    def _not_modified(self, crawl: TargetCrawl, response: Response, depth: int):
+        """A 304 answer to a conditional request: the stored page stands; follow its stored links."""
+        self.crawler.stats.inc_value(f"patrol/target/{crawl.target.id}/pages")
+        self.crawler.stats.inc_value(f"patrol/target/{crawl.target.id}/not_modified")
+        item = page_item(response, crawl.target.id, depth)
+        item.unchanged = True
+        yield item
+        base, hrefs = unpack_links(response.meta["finpatrol_links"])
+        yield from self._follow(crawl, base, hrefs, depth)
+
+    def _follow(self, crawl: TargetCrawl, base: str, hrefs: list[str], depth: int):
+        if depth >= crawl.target.max_depth or crawl.scheduled >= crawl.target.max_pages:
+            return
         for href in hrefs:
             request = self._request(crawl, urljoin(base, href), depth + 1)
             if request is not None:
@@ -234,9 +253,8 @@ class SitePatrolSpider(scrapy.Spider):
         rendered = response.replace(body=html.encode("utf-8"), encoding="utf-8")
         rendered.meta["finpatrol_screenshot"] = screenshot
         stats.inc_value(f"patrol/target/{crawl.target.id}/pages")
-        yield page_item(rendered, crawl.target.id, depth)
-        for request in self._follow(crawl, rendered, depth):
-            yield request
+        for output in self._page(crawl, rendered, depth):
+            yield output
 
     async def _release(self, page, context_name: str) -> None:
         """Close the page; close a retired context once none of its requests is left.

@@ -19,3 +19,36 @@ def test_db_from_an_older_version_gains_the_new_columns(tmp_path):
         db.execute("SELECT gone_at FROM pages")
     finally:
         db.close()
+
+
+def _page_item(url: str, *, status: int = 200, etag: str | None = '"v1"', links: str | None = "http://s/\n/a",
+               rendered: bool = False, unchanged: bool = False):
+    from crawler.items import PageItem
+
+    headers = {"etag": etag} if etag else {}
+    item = PageItem(target_id="site", url=url, final_url=url, status=status, headers=headers,
+                    body=b"" if status == 304 else b"<p>x</p>", encoding="utf-8",
+                    fetched_at="2026-11-27T02:00:00+00:00", rendered=rendered, links=links)
+    item.unchanged = unchanged
+    if not unchanged:
+        item.title, item.text, item.text_fingerprint, item.sha256 = "t", "x", "f", "s"
+    return item
+
+
+def test_only_pages_fetched_plainly_with_validators_and_links_are_asked_conditionally(tmp_path):
+    from crawler.store.pages import revalidation_validators, save_pages, stored_links
+
+    with StateDB(f"sqlite:///{tmp_path / 'state.db'}") as db:
+        save_pages(db, [
+            _page_item("http://s/plain"),
+            _page_item("http://s/rendered", rendered=True),
+            _page_item("http://s/no-links", links=None),
+            _page_item("http://s/no-etag", etag=None),
+        ], run_id=None)
+        assert revalidation_validators(db, ["site"]) == {("site", "http://s/plain"): ('"v1"', None)}
+
+        # A 304 carries no body: the stored links and status stay, a new ETag is taken.
+        save_pages(db, [_page_item("http://s/plain", status=304, etag='"v2"', links=None, unchanged=True)], None)
+        assert revalidation_validators(db, ["site"]) == {("site", "http://s/plain"): ('"v2"', None)}
+        assert stored_links(db, "site", "http://s/plain") == "http://s/\n/a"
+        assert db.execute("SELECT status FROM pages WHERE url = 'http://s/plain'").scalar() == 200

@@ -6,7 +6,7 @@ import gzip
 
 from conftest import cli, json_lines
 from crawler.config import load_config
-from crawler.demo.server import Reply, SiteServer, routes
+from crawler.demo.server import Reply, SiteServer, routes, with_validators
 from crawler.store.db import StateDB
 from crawler.store.models import PatrolRun
 from spiders.links import MAX_DATE_SHAPED
@@ -209,3 +209,51 @@ def test_second_patrol_of_unchanged_site_creates_no_new_hits(make_config, patrol
         third = json_lines(cli("hits", "--config", str(config), "--json").stdout)
     assert len(third) == len(first) + 1, "a changed verdict opens a new hit"
     assert last_run(config)["targets"]["p2p"]["new_hits"] == 1
+
+
+def test_unchanged_pages_are_revalidated_and_their_stored_links_followed(make_config, patrol):
+    """A server that sends ETags answers the re-patrol with 304s; nothing is lost by that."""
+    site_routes = {
+        "/": page("鑫盈宝", "平台承诺保本保息，稳赚不赔。", links=("/a.html",)),
+        "/a.html": page("关于我们", links=("/b.html",)),
+        "/b.html": page("产品", "月息2分，到期刚性兑付。"),
+    }
+    plain = routes(site_routes)
+    answered: list[tuple[str, bool, int]] = []  # (path, asked conditionally, status)
+
+    def resolver(request):
+        reply = with_validators(request, plain(request)) if request.path.endswith(("/", ".html")) else None
+        if reply is not None:
+            answered.append((request.path, "If-None-Match" in request.headers, reply.status))
+        return reply
+
+    def patrol_answers(config) -> dict[str, tuple[bool, int]]:
+        answered.clear()
+        assert patrol(config).returncode == 0
+        return {path: (asked, status) for path, asked, status in answered}
+
+    with SiteServer(resolver) as site:
+        config = make_config([{"id": "p2p", "urls": [site.url("/")]}])
+        first = patrol_answers(config)
+        assert first == {"/": (False, 200), "/a.html": (False, 200), "/b.html": (False, 200)}
+        hits = json_lines(cli("hits", "--config", str(config), "--json").stdout)
+        assert len(hits) == 2
+
+        again = patrol_answers(config)
+        assert again == {"/": (True, 304), "/a.html": (True, 304), "/b.html": (True, 304)}, \
+            "/b.html is linked only from /a.html: its stored links were followed"
+        run = last_run(config)["targets"]["p2p"]
+        assert (run["pages"], run["new_hits"]) == (3, 0)
+        assert run_stats(config)["patrol/target/p2p/not_modified"] == 3
+        rehits = json_lines(cli("hits", "--config", str(config), "--json").stdout)
+        assert [h["id"] for h in rehits] == [h["id"] for h in hits]
+        assert all(b["last_seen"] > a["last_seen"] or b["last_seen"] == a["last_seen"] for a, b in zip(hits, rehits))
+
+        site_routes["/a.html"] = page("关于我们", "活期理财随存随取，资金池运作。")  # a claim, and no link to /b.html
+        changed = patrol_answers(config)
+        assert changed["/a.html"] == (True, 200), "a changed page gets a new ETag and is fetched whole"
+        assert "/b.html" not in changed, "the new version's links replace the stored ones"
+        assert last_run(config)["targets"]["p2p"]["new_hits"] == 1
+        final = {h["url"].rsplit("/", 1)[1]: h for h in json_lines(cli("hits", "--config", str(config), "--json").stdout)}
+    assert final["a.html"]["removed_at"] is None
+    assert final["b.html"]["removed_at"] is not None, "/b.html is no longer linked: gone, its hit rectified"

@@ -13,6 +13,7 @@ A static site's ``_site.json`` may set::
      "send_charset_header": true,       # add "; charset=..." to text Content-Types
      "no_charset_header": ["/a.html"],  # paths served without it (meta tag decides)
      "headers": {"X-Powered-By": "..."},# extra headers on every reply
+     "validators": false,               # no ETag / 304 (default: like nginx, ETag on every file)
      "redirects": {"/old": "/new"}}     # 301 redirects; keys with a query match first
 
 In text files ``__SITE_<id>__`` placeholders are replaced from ``substitutions``
@@ -21,6 +22,7 @@ and ``__BASE_URL__`` by the serving server's own base URL.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import mimetypes
@@ -30,7 +32,7 @@ import struct
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
@@ -130,7 +132,7 @@ class _Handler(BaseHTTPRequestHandler):
         no_body = self.command == "HEAD" or reply.status in (204, 304) or 100 <= reply.status < 200
         if reply.chunked:
             self.send_header("Transfer-Encoding", "chunked")
-        elif "content-length" not in names:
+        elif "content-length" not in names and reply.status not in (204, 304):
             self.send_header("Content-Length", str(len(reply.body)))
         if reply.hang:
             self.send_header("Connection", "close")
@@ -270,6 +272,23 @@ def routes(mapping: Mapping[str, Reply | bytes | str | Callable[[Request], Reply
     return resolve
 
 
+def with_validators(request: Request, reply: Reply) -> Reply:
+    """A 200 reply with an ETag over its body, or 304 Not Modified when the client has it.
+
+    What a static web server does (nginx sends an ETag for every file), so patrols
+    can re-validate pages instead of downloading them again.
+    """
+    if reply.status != 200 or request.method not in ("GET", "HEAD"):
+        return reply
+    etag = '"' + hashlib.sha256(reply.body).hexdigest()[:32] + '"'
+    headers = {**reply.headers, "ETag": etag}
+    asked = {tag.strip() for tag in (request.headers.get("If-None-Match") or "").split(",")}
+    if etag in asked or "*" in asked:
+        kept = {name: value for name, value in headers.items() if name.lower() != "content-length"}
+        return Reply(304, kept)
+    return replace(reply, headers=headers)
+
+
 def _site_config(root: Path) -> dict:
     try:
         return json.loads((root / "_site.json").read_text(encoding="utf-8"))
@@ -328,7 +347,8 @@ def static_site(root: Path, *, substitutions: Mapping[str, str] | None = None) -
         if ctype.startswith(TEXT_TYPES):
             charset = config.get("charset", "utf-8")
             data = _substitute(data, {**subs, "__BASE_URL__": request.base_url}, charset)
-        return Reply(200, {**extra, "Content-Type": ctype}, data)
+        reply = Reply(200, {**extra, "Content-Type": ctype}, data)
+        return with_validators(request, reply) if config.get("validators", True) else reply
 
     return resolve
 

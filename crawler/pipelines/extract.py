@@ -1,4 +1,5 @@
-"""Extract pipeline: SHA-256 of the body, skip pages already stored unchanged, else
+"""Extract pipeline: SHA-256 of the body, skip pages already stored unchanged (or
+answered 304 Not Modified), else
 title, text, date and language in a worker process (trafilatura, comments excluded).
 
 Settings: FINPATROL_CONFIG (to find the state DB), FINPATROL_WORKERS.
@@ -45,6 +46,9 @@ class ExtractPipeline:
         workers.release()
 
     async def process_item(self, item: PageItem) -> PageItem:
+        if item.unchanged:  # the server said 304 Not Modified: there is no body
+            self.stats.inc_value("extract/not_modified")
+            return item
         item.sha256 = hashlib.sha256(item.body).hexdigest()
         if self.known.get((item.target_id, item.url)) == item.sha256:
             item.unchanged = True

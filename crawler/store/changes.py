@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import func, or_, select
+from sqlalchemy.orm import defer
 
 from crawler.store.db import StateDB, utcnow
 from crawler.store.models import Hit, Page, PageChange, PageVersion
@@ -44,13 +45,14 @@ class Before:
 
 
 def latest_versions(session, page_ids: list[int]) -> dict[int, PageVersion]:
-    """page id → its newest version, in one query for a whole batch of pages."""
+    """page id → its newest version (text not loaded), in one query for a whole batch of pages."""
     if not page_ids:
         return {}
     newest = (
         select(func.max(PageVersion.id)).where(PageVersion.page_id.in_(page_ids)).group_by(PageVersion.page_id)
     )
-    return {v.page_id: v for v in session.scalars(select(PageVersion).where(PageVersion.id.in_(newest)))}
+    query = select(PageVersion).options(defer(PageVersion.text)).where(PageVersion.id.in_(newest))
+    return {v.page_id: v for v in session.scalars(query)}
 
 
 def remove_hit(session, hit_id: int | None, when: datetime, run_id: int | None) -> None:

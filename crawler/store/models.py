@@ -99,6 +99,13 @@ class Page(Base):
     gone_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     """When a finished patrol of the target no longer found the page; None while online."""
     gone_run_id: Mapped[int | None] = mapped_column(Integer)
+    etag: Mapped[str | None] = mapped_column(Text)
+    """The ETag header of the last full response, sent back as If-None-Match."""
+    last_modified: Mapped[str | None] = mapped_column(String(64))
+    """The Last-Modified header of the last full response, sent back as If-Modified-Since."""
+    links: Mapped[str | None] = mapped_column(Text)
+    """The page's links as the spider packed them, followed again when the page answers
+    304 Not Modified; None when not recorded (then the page is always fetched whole)."""
 
 
 class Hit(Base):

@@ -15,7 +15,8 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Iterable
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
+from sqlalchemy.orm import defer
 
 from crawler.items import PageItem
 from crawler.store.changes import Before, latest_versions, reopen_hit, track
@@ -66,15 +67,15 @@ def save_pages(db: StateDB, items: list[PageItem], run_id: int | None) -> list[S
     with db.new_session() as session, session.begin():
         pages = _load_pages(session, items)
         latest = latest_versions(session, [page.id for page in pages.values()])
-        current_hits = [page.current_hit_id for page in pages.values() if page.current_hit_id]
-        if current_hits:  # into the session's identity map, where session.get finds them
-            session.scalars(select(Hit).where(Hit.id.in_(current_hits))).all()
+        current_hits = _current_hits(session, pages.values())
         for item in items:
             when = parse_time(item.fetched_at)
             page = pages.get((item.target_id, item.url))
             before = Before.of(page)
             if item.unchanged and page is not None:
-                saved = _touch(session, page, when, run_id)
+                hit_id = page.current_hit_id
+                hit = current_hits.get(hit_id) or (session.get(Hit, hit_id) if hit_id else None)
+                saved = _touch(page, item, hit, when, run_id)
             else:
                 page, changed_text = _upsert_page(session, page, item, when, run_id)
                 if changed_text:
@@ -90,21 +91,30 @@ def save_pages(db: StateDB, items: list[PageItem], run_id: int | None) -> list[S
 
 
 def _load_pages(session, items: list[PageItem]) -> dict[tuple[str, str], Page]:
-    """(target id, url) → the stored page, for every item of a batch that has one."""
+    """(target id, url) → the stored page, for every item of a batch that has one (text not loaded)."""
     urls: dict[str, set[str]] = {}
     for item in items:
         urls.setdefault(item.target_id, set()).add(item.url)
     found: dict[tuple[str, str], Page] = {}
     for target_id, wanted in urls.items():
-        rows = session.scalars(select(Page).where(Page.target_id == target_id, Page.url.in_(wanted)))
+        query = select(Page).options(defer(Page.text)).where(Page.target_id == target_id, Page.url.in_(wanted))
+        rows = session.scalars(query)
         found.update(((page.target_id, page.url), page) for page in rows)
     return found
 
 
-def _touch(session, page: Page, when: datetime, run_id: int | None) -> Saved:
+def _current_hits(session, pages: Iterable[Page]) -> dict[int, Hit]:
+    """hit id → hit, for the current hits of these pages."""
+    hit_ids = [page.current_hit_id for page in pages if page.current_hit_id]
+    if not hit_ids:
+        return {}
+    return {hit.id: hit for hit in session.scalars(select(Hit).where(Hit.id.in_(hit_ids)))}
+
+
+def _touch(page: Page, item: PageItem, hit: Hit | None, when: datetime, run_id: int | None) -> Saved:
     page.last_seen = page.fetched_at = when
     page.last_run_id = run_id
-    hit = session.get(Hit, page.current_hit_id) if page.current_hit_id else None
+    _revalidation(page, item)
     if hit is not None:
         hit.last_seen, hit.last_run_id = when, run_id
         return Saved(page.id, hit.id, False, reopened=reopen_hit(hit, when))
@@ -125,8 +135,22 @@ def _upsert_page(session, page: Page | None, item: PageItem, when, run_id) -> tu
     page.risk, page.score = verdict.get("risk", "none"), float(verdict.get("score", 0.0))
     page.last_seen = page.fetched_at = when
     page.last_run_id = run_id
+    _revalidation(page, item)
     session.flush()
     return page, changed_text
+
+
+def _revalidation(page: Page, item: PageItem) -> None:
+    """Keep what the next patrol needs to ask for the page conditionally and follow a 304.
+
+    A 304 carries no body, so it keeps the stored links; it may update the validators.
+    """
+    etag, modified = item.headers.get("etag"), item.headers.get("last-modified")
+    if item.status == 304:
+        page.etag, page.last_modified = etag or page.etag, modified or page.last_modified
+        return
+    page.etag, page.last_modified = etag, modified
+    page.links = item.links
 
 
 def _record_hit(session, page: Page, item: PageItem, when, run_id) -> Saved:
@@ -159,3 +183,32 @@ def _record_hit(session, page: Page, item: PageItem, when, run_id) -> Saved:
         session.add_all(HitCategory(hit_id=hit.id, category=c) for c in hit.labels)
     page.current_hit_id = hit.id
     return Saved(page.id, hit.id, new, reopened=reopened)
+
+
+def revalidation_validators(db: StateDB, target_ids: Iterable[str]) -> dict[tuple[str, str], tuple[str | None, str | None]]:
+    """(target id, url) → (ETag, Last-Modified) of pages that can be asked for conditionally.
+
+    Only pages fetched without the browser and whose links are recorded: a 304 must
+    be followable without its body, and a script-built page can change behind an
+    unchanged HTML shell.
+    """
+    with db.new_session() as session:
+        rows = session.execute(
+            select(Page.target_id, Page.url, Page.etag, Page.last_modified).where(
+                Page.target_id.in_(list(target_ids)),
+                Page.rendered.is_(False),
+                Page.links.is_not(None),
+                Page.gone_at.is_(None),
+                (Page.etag.is_not(None)) | (Page.last_modified.is_not(None)),
+            )
+        )
+        return {(t, u): (etag, modified) for t, u, etag, modified in rows}
+
+
+_LINKS = select(Page.links).where(Page.target_id == bindparam("target_id"), Page.url == bindparam("url"))
+
+
+def stored_links(db: StateDB, target_id: str, url: str) -> str | None:
+    """The links recorded for a page at its last full fetch (a Core query: it runs once per 304)."""
+    with db.engine.connect() as conn:
+        return conn.execute(_LINKS, {"target_id": target_id, "url": url}).scalar()

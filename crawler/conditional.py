@@ -1,0 +1,83 @@
+"""Conditional GET for pages a patrol has fetched before.
+
+A re-patrol of an unchanged site then costs one 304 Not Modified per page instead
+of a download, a SHA-256, link scanning, and a store of the whole page. Site-patrol
+requests (meta ``finpatrol_conditional``) for pages the state DB holds with an ETag
+or Last-Modified get If-None-Match / If-Modified-Since. On a 304 the links recorded
+at the last full fetch go into the request's meta (``finpatrol_links``), so the
+spider follows them without the body. Which pages qualify is decided by
+``crawler.store.pages.revalidation_validators`` (never pages the browser rendered).
+Settings: FINPATROL_CONFIG. Stats: ``conditional/asked``, ``conditional/not_modified``.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from scrapy import signals
+
+from crawler.config import ConfigError, load_config
+from crawler.store.db import StateDB
+from crawler.store.pages import revalidation_validators, stored_links
+
+logger = logging.getLogger(__name__)
+
+
+class ConditionalGetMiddleware:
+    def __init__(self, db_url: str | None, stats):
+        self.db_url = db_url
+        self.stats = stats
+        self.db: StateDB | None = None
+        self.validators: dict[tuple[str, str], tuple[str | None, str | None]] = {}
+
+    @classmethod
+    def from_crawler(cls, crawler):
+        try:
+            db_url = load_config(crawler.settings.get("FINPATROL_CONFIG")).db_url
+        except ConfigError:  # the spider reports config errors; every page is then fetched whole
+            db_url = None
+        middleware = cls(db_url, crawler.stats)
+        middleware.crawler = crawler
+        crawler.signals.connect(middleware.spider_opened, signal=signals.spider_opened)
+        crawler.signals.connect(middleware.spider_closed, signal=signals.spider_closed)
+        return middleware
+
+    def spider_opened(self):
+        target_ids = list(getattr(self.crawler.spider, "crawls", {}))
+        if self.db_url is None or not target_ids:
+            return
+        self.db = StateDB(self.db_url)
+        self.validators = revalidation_validators(self.db, target_ids)
+
+    def spider_closed(self):
+        if self.db is not None:
+            self.db.close()
+
+    def process_request(self, request):
+        if not request.meta.get("finpatrol_conditional"):
+            return None
+        key = (request.meta.get("finpatrol_target"), request.meta.get("finpatrol_url"))
+        etag, modified = self.validators.get(key, (None, None))
+        if etag:
+            request.headers.setdefault(b"If-None-Match", etag)
+        if modified:
+            request.headers.setdefault(b"If-Modified-Since", modified)
+        if etag or modified:
+            request.meta["finpatrol_asked"] = key
+            self.stats.inc_value("conditional/asked")
+        return None
+
+    def process_response(self, request, response):
+        key = request.meta.get("finpatrol_asked")
+        if response.status != 304 or key is None:
+            return response
+        links = stored_links(self.db, *key)
+        if links is None:  # the page left the state DB meanwhile: ask again, unconditionally
+            del request.meta["finpatrol_asked"]
+            request.meta["finpatrol_conditional"] = False
+            for header in (b"If-None-Match", b"If-Modified-Since"):
+                request.headers.pop(header, None)
+            return request.replace(dont_filter=True)
+        request.meta["finpatrol_links"] = links
+        self.stats.inc_value("conditional/not_modified")
+        return response
