@@ -3,20 +3,46 @@
 Every command takes ``--config FILE`` (default ``patrol.yaml`` or
 ``$FINPATROL_CONFIG``); data commands take ``--json`` and then print one JSON
 object per line, a stable interface for scripts.
+
+A command's module is imported only when that command runs (or for ``--help``):
+a patrol then never loads the Elasticsearch client, the scheduler or the
+reports, and neither do its extraction worker processes, which re-import this
+module as their ``__main__``.
 """
 
 from __future__ import annotations
 
+import importlib
 import logging
 import sys
 
 import click
 
-from crawler.commands import alerts, changes, demo, es, evidence, inspect, patrol, serve, targets
-from crawler.commands import candidates, coverage, dossier, report
+# command name → module under crawler.commands that defines it (in its COMMANDS list)
+COMMAND_MODULES = {
+    "patrol": "patrol", "check-config": "patrol", "runs": "patrol",
+    "hits": "inspect", "search": "inspect", "show": "inspect",
+    "targets": "targets", "demo": "demo", "es": "es", "alerts": "alerts",
+    "serve": "serve", "schedule": "serve", "evidence": "evidence", "changes": "changes",
+    "candidates": "candidates", "coverage": "coverage", "dossier": "dossier", "report": "report",
+}
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class LazyGroup(click.Group):
+    """A group whose sub-commands are imported on first use."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMAND_MODULES)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        module_name = COMMAND_MODULES.get(cmd_name)
+        if module_name is None:
+            return None
+        module = importlib.import_module(f"crawler.commands.{module_name}")
+        return next(command for command in module.COMMANDS if command.name == cmd_name)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("-v", "--verbose", count=True, help="More log output (-vv for debug).")
 def main(verbose: int) -> None:
     """finpatrol: online patrol and early warning for internet-finance risk."""
@@ -25,11 +51,6 @@ def main(verbose: int) -> None:
     for handler in logging.getLogger().handlers:
         handler.setLevel(level)  # Scrapy's loggers set their own levels; the handler decides
 
-
-for _module in (patrol, inspect, targets, demo, es, alerts, serve, evidence, changes,
-                candidates, coverage, dossier, report):
-    for _command in _module.COMMANDS:
-        main.add_command(_command)
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -13,3 +13,26 @@ def test_import_contracts_hold():
     result = subprocess.run([lint], cwd=REPO, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "0 broken" in result.stdout
+
+
+def test_every_command_is_registered_with_the_module_that_defines_it():
+    import importlib
+    import pkgutil
+
+    import crawler.commands
+    from crawler.cli import COMMAND_MODULES
+
+    defined = {}
+    for info in pkgutil.iter_modules(crawler.commands.__path__):
+        module = importlib.import_module(f"crawler.commands.{info.name}")
+        defined.update({command.name: info.name for command in getattr(module, "COMMANDS", ())})
+    assert defined == COMMAND_MODULES
+
+
+def test_importing_the_cli_stays_light():
+    """Extraction workers re-import ``crawler.cli`` as their __main__: it must not pull in the crawler."""
+    probe = ("import sys, crawler.cli; heavy = ('scrapy', 'sqlalchemy', 'elasticsearch', 'twisted', 'apscheduler');"
+             "print(sorted(m for m in sys.modules if m.split('.')[0] in heavy))")
+    loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True,
+                            cwd=REPO).stdout.strip()
+    assert loaded == "[]"

@@ -10,6 +10,8 @@ is tried after a back-off; the spider's open pushes whatever earlier patrols
 left pending and its close pushes the rest (bounded by
 ``FINPATROL_ES_CLOSE_TIMEOUT`` seconds). Counts go to stats under ``index/``.
 Settings: FINPATROL_CONFIG, FINPATROL_ES_CLOSE_TIMEOUT.
+The Elasticsearch client is imported only when the pipeline is configured, so a
+patrol without a cluster does not carry it in memory.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from typing import TYPE_CHECKING
 
 from scrapy.exceptions import NotConfigured
 
@@ -24,8 +27,9 @@ from crawler.config import load_config
 from crawler.items import PageItem
 from crawler.store import elastic_queue as queue
 from crawler.store.db import StateDB
-from crawler.store.elastic_client import make_async_client
-from crawler.store.elastic_sync import PushResult, push_pending
+
+if TYPE_CHECKING:
+    from crawler.store.elastic_sync import PushResult
 
 logger = logging.getLogger(__name__)
 
@@ -53,6 +57,8 @@ class IndexPipeline:
         return cls(config, crawler.stats, crawler.settings.getfloat("FINPATROL_ES_CLOSE_TIMEOUT", 120.0))
 
     async def open_spider(self):
+        from crawler.store.elastic_client import make_async_client
+
         self.db = StateDB(self.config.db_url)
         self.es = make_async_client(self.es_config)
         targets = [t.id for t in self.config.targets if t.enabled]
@@ -84,6 +90,8 @@ class IndexPipeline:
         self.task = asyncio.ensure_future(self._push())
 
     async def _push(self) -> PushResult:
+        from crawler.store.elastic_sync import PushResult, push_pending
+
         try:
             result = await push_pending(self.db, self.es, self.es_config)
         except Exception as e:  # a batch boundary: never let indexing break the crawl
