@@ -6,7 +6,8 @@ requests (meta ``finpatrol_conditional``) for pages the state DB holds with an E
 or Last-Modified get If-None-Match / If-Modified-Since. On a 304 the links recorded
 at the last full fetch go into the request's meta (``finpatrol_links``), so the
 spider follows them without the body. Which pages qualify is decided by
-``crawler.store.pages.revalidation_validators`` (never pages the browser rendered).
+``crawler.store.pages.revalidation_validators`` (never pages the browser rendered),
+less the pages whose evidence is still missing (``crawler.evidence.archive``).
 Settings: FINPATROL_CONFIG. Stats: ``conditional/asked``, ``conditional/not_modified``.
 """
 
@@ -17,6 +18,7 @@ import logging
 from scrapy import signals
 
 from crawler.config import ConfigError, load_config
+from crawler.evidence.archive import uncaptured_pages
 from crawler.store.db import StateDB
 from crawler.store.pages import revalidation_validators, stored_links
 
@@ -24,8 +26,9 @@ logger = logging.getLogger(__name__)
 
 
 class ConditionalGetMiddleware:
-    def __init__(self, db_url: str | None, stats):
+    def __init__(self, db_url: str | None, archive_all: bool, stats):
         self.db_url = db_url
+        self.archive_all = archive_all
         self.stats = stats
         self.db: StateDB | None = None
         self.validators: dict[tuple[str, str], tuple[str | None, str | None]] = {}
@@ -33,10 +36,10 @@ class ConditionalGetMiddleware:
     @classmethod
     def from_crawler(cls, crawler):
         try:
-            db_url = load_config(crawler.settings.get("FINPATROL_CONFIG")).db_url
+            config = load_config(crawler.settings.get("FINPATROL_CONFIG"))
         except ConfigError:  # the spider reports config errors; every page is then fetched whole
-            db_url = None
-        middleware = cls(db_url, crawler.stats)
+            config = None
+        middleware = cls(config and config.db_url, bool(config and config.evidence.archive == "all"), crawler.stats)
         middleware.crawler = crawler
         crawler.signals.connect(middleware.spider_opened, signal=signals.spider_opened)
         crawler.signals.connect(middleware.spider_closed, signal=signals.spider_closed)
@@ -48,6 +51,8 @@ class ConditionalGetMiddleware:
             return
         self.db = StateDB(self.db_url)
         self.validators = revalidation_validators(self.db, target_ids)
+        for key in uncaptured_pages(self.db, target_ids, self.archive_all):
+            self.validators.pop(key, None)
 
     def spider_closed(self):
         if self.db is not None:

@@ -162,3 +162,33 @@ def test_changes_across_two_patrols_of_an_edited_site(make_config):
     text = cli("changes", "--config", str(config), "--target", "site")
     assert "4 added, 0 changed, 0 gone" in text.stdout and "0 added, 2 changed, 1 gone" in text.stdout
     assert "- 产品年化收益率高达18%。" in text.stdout
+
+
+def test_a_hit_page_without_evidence_is_fetched_whole_not_revalidated(make_config):
+    """A 304 has no body to archive, so a page whose hit lacks its capture is asked unconditionally."""
+    from crawler.demo.server import with_validators
+
+    plain = routes({
+        "/": page("鑫盈宝", "平台承诺保本保息，稳赚不赔。", links=("/about.html",)),
+        "/about.html": page("关于我们", "本页介绍公司的基本情况。"),
+    })
+    statuses: list[tuple[str, int]] = []
+
+    def resolver(request):
+        reply = plain(request)
+        reply = with_validators(request, reply) if reply is not None and request.path in ("/", "/about.html") else reply
+        if reply is not None and request.path in ("/", "/about.html"):
+            statuses.append((request.path, reply.status))
+        return reply
+
+    with SiteServer(resolver) as site:
+        config = make_config([{"id": "p2p", "urls": [site.url("/")]}])
+        assert cli("patrol", "--config", str(config)).returncode == 0
+        assert [c.url for c in captures(config)] == [site.url("/")]
+        db = StateDB(load_config(config).db_url)
+        db.execute("DELETE FROM evidence")  # e.g. the capture failed on a full disk
+        db.close()
+        statuses.clear()
+        assert cli("patrol", "--config", str(config)).returncode == 0
+    assert dict(statuses) == {"/": 200, "/about.html": 304}
+    assert [c.url for c in captures(config)] == [site.url("/")], "the hit's evidence is captured again"

@@ -22,7 +22,7 @@ from crawler.evidence.models import Evidence, EvidenceFile
 from crawler.evidence.warc import Capture, RotatingWarcWriter
 from crawler.items import PageItem
 from crawler.store.db import StateDB, as_utc, parse_time, utcnow
-from crawler.store.models import Hit
+from crawler.store.models import Hit, Page
 
 logger = logging.getLogger(__name__)
 
@@ -35,6 +35,19 @@ def live_rule_ids(findings: list[dict]) -> list[str]:
     return sorted({f["rule_id"] for f in findings if not f.get("negated")})
 
 
+def uncaptured_pages(db: StateDB, target_ids: list[str], archive_all: bool) -> set[tuple[str, str]]:
+    """(target id, url) of stored pages whose evidence is still missing: the current hit
+    has no capture (or, with ``archive: all``, the page has none). They must be fetched
+    whole, never answered by a bodiless 304."""
+    with db.new_session() as session:
+        hit_captured = select(Evidence.id).where(Evidence.hit_id == Page.current_hit_id).exists()
+        missing = Page.current_hit_id.is_not(None) & ~hit_captured
+        if archive_all:
+            missing = missing | ~select(Evidence.id).where(Evidence.page_id == Page.id).exists()
+        rows = session.execute(select(Page.target_id, Page.url).where(Page.target_id.in_(target_ids), missing))
+        return {(target_id, url) for target_id, url in rows}
+
+
 class Archive:
     """The evidence writer of one patrol process; not thread-safe (use from one thread)."""
 
@@ -44,6 +57,8 @@ class Archive:
         self.writer = RotatingWarcWriter(root, config.max_file_bytes, clock=clock, on_open=self._file_opened)
 
     def needs_capture(self, item: PageItem) -> bool:
+        if item.status == 304:  # no body to keep; crawler.conditional fetches uncaptured pages whole
+            return False
         if item.hit_id is not None and (item.new_hit or not item.unchanged):
             return True
         with self.db.new_session() as session:
