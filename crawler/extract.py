@@ -30,6 +30,7 @@ _SPACE = re.compile(r"[ \t\u3000\xa0]+")
 _BLANK_LINES = re.compile(r"\n\s*\n+")
 _CJK = re.compile(r"[\u3400-\u9fff]")
 _LATIN = re.compile(r"[A-Za-z]")
+_NOT_WORD = re.compile(r"[\W_]+")
 
 
 @dataclass(frozen=True)
@@ -137,7 +138,13 @@ def language(declared: str | None, text: str) -> str | None:
 
 
 def fingerprint(text: str) -> str:
-    """SHA-256 of the text with case, width and whitespace normalised away."""
-    normal = unicodedata.normalize("NFKC", text).lower()
-    normal = "".join(normal.split())
+    """SHA-256 of the words of the text: case, width (NFKC), whitespace and punctuation ignored.
+
+    Punctuation is dropped rather than normalised: a page that only swaps ， for , has
+    not changed its text, and NFKC then runs only on the rare text whose letters or
+    digits are not already normal (full-width Ａ１), which keeps long pages cheap.
+    """
+    normal = _NOT_WORD.sub("", text).lower()
+    if not unicodedata.is_normalized("NFKC", normal):
+        normal = _NOT_WORD.sub("", unicodedata.normalize("NFKC", normal)).lower()
     return hashlib.sha256(normal.encode("utf-8", "surrogatepass")).hexdigest()

@@ -56,6 +56,10 @@ DNS_TIMEOUT = 20
 COOKIES_ENABLED = True
 HTTPERROR_ALLOW_ALL = True  # 404/500 reach the spider so they are counted per target
 
+SPIDER_MIDDLEWARES = {  # link depth is counted per target by the spiders (max_depth)
+    "scrapy.spidermiddlewares.depth.DepthMiddleware": None,
+}
+
 DOWNLOADER_MIDDLEWARES = {
     # Before the robots.txt middleware (100) so robots.txt fetches are guarded too.
     "crawler.guard.NetworkGuardMiddleware": 50,

@@ -71,18 +71,25 @@ class LinkBudget:
     """One target's dedup set and trap counters for a single patrol."""
 
     seen: set[str] = field(default_factory=set)
+    decided: set[str] = field(default_factory=set)
+    """URLs exactly as met that were admitted or found already seen: met again (most
+    links are), they are dropped without canonicalising them again."""
     query_variants: Counter = field(default_factory=Counter)
     date_shapes: Counter = field(default_factory=Counter)
 
     def admit(self, url: str) -> tuple[str | None, str | None]:
         """(canonical URL, None) when the link is new and sane; (None, trap kind) or (None, None)."""
+        if url in self.decided:
+            return None, None
         canonical = canonicalize_url(url, keep_fragments=False)
         if canonical in self.seen:
+            self.decided.add(url)
             return None, None
         trap = self._trap(canonical)
         if trap:
             return None, trap
         self.seen.add(canonical)
+        self.decided.add(url)
         return canonical, None
 
     def _trap(self, url: str) -> str | None:

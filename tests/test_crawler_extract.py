@@ -47,9 +47,11 @@ def test_visible_text_fallback_keeps_claims_outside_main_content():
     assert result.used_fallback and "保本保息" in result.text and "var s" not in result.text
 
 
-def test_fingerprint_ignores_width_case_and_whitespace_only():
+def test_fingerprint_ignores_width_case_whitespace_and_punctuation_only():
     assert fingerprint("年化 12％\n保本") == fingerprint("年化12%保本")
+    assert fingerprint("年化１２，ＡＢＣ保本。") == fingerprint("年化12,abc保本")
     assert fingerprint("年化12%") != fingerprint("年化13%")
+    assert fingerprint("保本保息") != fingerprint("保本付息")
 
 
 def test_is_html_and_headers():
