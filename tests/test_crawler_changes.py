@@ -172,3 +172,17 @@ def test_passages_split_lines_and_sentences():
     assert passages("第一句。第二句！\n\n  第三行") == ["第一句。", "第二句！", "第三行"]
     removed, added, _ = diff_passages("甲。乙。丙。", "甲。丁。丙。")
     assert (removed, added) == (["乙。"], ["丁。"])
+
+
+def test_a_page_twice_in_one_batch_is_stored_twice_in_order(db):
+    run_id = start_run(db, "test")
+    first = item("http://s/p.html", "本平台保本保息", "2026-11-27T02:00:00+00:00")
+    second = item("http://s/p.html", "本平台资金池运作", "2026-11-27T02:00:05+00:00")
+    saved = save_pages(db, [first, second], run_id)
+    assert [s.change for s in saved] == ["added", "changed"]
+    assert saved[0].hit_id != saved[1].hit_id and saved[0].new_hit and saved[1].new_hit
+    with db.new_session() as session:
+        assert [v.text for v in session.query(PageVersion).order_by(PageVersion.id)] == ["本平台保本保息", "本平台资金池运作"]
+        hits = {h.id: h for h in session.query(Hit)}
+        assert hits[saved[0].hit_id].removed_at is not None, "the second version superseded the first's claim"
+        assert hits[saved[1].hit_id].removed_at is None

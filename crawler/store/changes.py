@@ -70,11 +70,13 @@ def reopen_hit(hit: Hit, when: datetime) -> bool:
     return True
 
 
-def track(session, page: Page, before: Before, when: datetime, run_id: int | None,
-          latest: dict[int, PageVersion]) -> PageChange | None:
-    """After a page was stored: update its versions, remove a superseded hit, record the change.
+def track_version(session, page: Page, before: Before, when: datetime, run_id: int | None,
+                  latest: dict[int, PageVersion]) -> tuple[PageVersion, int | None, bool]:
+    """After a page was stored: extend its newest version, or add one when its text changed.
 
     ``latest`` maps page ids to their newest version (``latest_versions``) and is kept current.
+    Returns (the page's version now, the id of the one it replaced, whether the text changed);
+    a new version has its id after the caller's next flush.
     """
     version = latest.get(page.id)
     text_changed = not before.exists or (before.fingerprint, before.title) != (page.text_fingerprint, page.title)
@@ -86,10 +88,15 @@ def track(session, page: Page, before: Before, when: datetime, run_id: int | Non
             first_seen=when, last_seen=when, first_run_id=run_id, last_run_id=run_id,
         )
         session.add(version)
-        session.flush()
         latest[page.id] = version
     else:
         version.last_seen, version.last_run_id, version.last_sha256 = when, run_id, page.sha256
+    return version, old_version_id, text_changed
+
+
+def record_change(session, page: Page, before: Before, version: PageVersion, old_version_id: int | None,
+                  text_changed: bool, when: datetime, run_id: int | None) -> PageChange | None:
+    """Remove a hit the page's new verdict superseded and record what this fetch changed."""
     hit_changed = before.hit_id != page.current_hit_id
     if hit_changed and before.hit_id:
         remove_hit(session, before.hit_id, when, run_id)

@@ -19,7 +19,7 @@ from sqlalchemy import bindparam, select
 from sqlalchemy.orm import defer
 
 from crawler.items import PageItem
-from crawler.store.changes import Before, latest_versions, reopen_hit, track
+from crawler.store.changes import Before, latest_versions, record_change, reopen_hit, track_version
 from crawler.store.db import StateDB, parse_time
 from crawler.store.models import Hit, HitCategory, Page
 
@@ -56,37 +56,93 @@ def known_fingerprints(db: StateDB, target_ids: Iterable[str]) -> dict[tuple[str
         return {(t, u): s for t, u, s in rows}
 
 
+@dataclass
+class _Stored:
+    """One item of a batch between the phases of ``save_pages``."""
+
+    item: PageItem
+    page: Page
+    before: Before
+    when: datetime
+    saved: Saved | None = None
+    hit: Hit | None = None
+    new_hit: bool = False
+    reopened: bool = False
+
+
 def save_pages(db: StateDB, items: list[PageItem], run_id: int | None) -> list[Saved]:
     """Store a batch of pages (changed or unchanged) and their hits in one transaction.
 
-    The batch's pages, their current hits and newest versions are read in three
-    queries up front, not three per page: on a re-patrol that is most of the work.
+    Work goes in phases over the whole batch (pages, then hits, then versions, then
+    change records), each ended by one flush, and the batch's stored pages, current
+    hits and newest versions are read in three queries: per-page queries and
+    flushes were most of the cost of storing. A page that occurs twice in a batch
+    starts a new round of phases, so it is stored twice in order.
     """
     results: list[Saved] = []
-    reindex: list[tuple[Page, PageItem]] = []
     with db.new_session() as session, session.begin():
-        pages = _load_pages(session, items)
-        latest = latest_versions(session, [page.id for page in pages.values()])
-        current_hits = _current_hits(session, pages.values())
-        for item in items:
-            when = parse_time(item.fetched_at)
-            page = pages.get((item.target_id, item.url))
-            before = Before.of(page)
-            if item.unchanged and page is not None:
-                hit_id = page.current_hit_id
-                hit = current_hits.get(hit_id) or (session.get(Hit, hit_id) if hit_id else None)
-                saved = _touch(page, item, hit, when, run_id)
-            else:
-                page, changed_text = _upsert_page(session, page, item, when, run_id)
-                if changed_text:
-                    reindex.append((page, item))
-                saved = _record_hit(session, page, item, when, run_id)
-                pages[(item.target_id, item.url)] = page
-            change = track(session, page, before, when, run_id, latest)
-            results.append(replace(saved, change=change.kind if change else None))
-        session.flush()
-        if db.index is not None and reindex:
-            db.index.put(session, reindex)
+        for part in _without_repeats(items):
+            results.extend(_save_part(db, session, part, run_id))
+    return results
+
+
+def _without_repeats(items: list[PageItem]) -> list[list[PageItem]]:
+    parts: list[list[PageItem]] = [[]]
+    keys: set[tuple[str, str]] = set()
+    for item in items:
+        key = (item.target_id, item.url)
+        if key in keys:
+            parts.append([])
+            keys.clear()
+        keys.add(key)
+        parts[-1].append(item)
+    return parts
+
+
+def _save_part(db: StateDB, session, items: list[PageItem], run_id: int | None) -> list[Saved]:
+    pages = _load_pages(session, items)
+    latest = latest_versions(session, [page.id for page in pages.values()])
+    current_hits = _current_hits(session, pages.values())
+    stored: list[_Stored] = []
+    reindex: list[tuple[Page, PageItem]] = []
+    for item in items:
+        when = parse_time(item.fetched_at)
+        page = pages.get((item.target_id, item.url))
+        row = _Stored(item, page, Before.of(page), when)
+        if item.unchanged and page is not None:
+            hit_id = page.current_hit_id
+            hit = current_hits.get(hit_id) or (session.get(Hit, hit_id) if hit_id else None)
+            row.saved = _touch(page, item, hit, when, run_id)
+        else:
+            row.page, changed_text = _upsert_page(session, page, item, when, run_id)
+            if changed_text:
+                reindex.append((row.page, item))
+        stored.append(row)
+    session.flush()  # new pages get their ids
+
+    fresh = [row for row in stored if row.saved is None]
+    known = _hits_by_key(session, [(row.page.id, verdict_key(row.item.verdict)) for row in fresh
+                                   if (row.item.verdict or {}).get("labels")])
+    for row in fresh:
+        _record_hit(session, row, run_id, known)
+    session.flush()  # new hits get their ids
+    for row in fresh:
+        row.page.current_hit_id = row.hit.id if row.hit is not None else None
+        if row.new_hit:
+            session.add_all(HitCategory(hit_id=row.hit.id, category=c) for c in row.hit.labels)
+        hit_id = row.hit.id if row.hit is not None else None
+        row.saved = Saved(row.page.id, hit_id, row.new_hit, reopened=row.reopened)
+
+    versions = [track_version(session, row.page, row.before, row.when, run_id, latest) for row in stored]
+    session.flush()  # new versions get their ids
+    results = []
+    for row, (version, old_version_id, text_changed) in zip(stored, versions):
+        change = record_change(session, row.page, row.before, version, old_version_id, text_changed,
+                               row.when, run_id)
+        results.append(replace(row.saved, change=change.kind if change else None))
+    session.flush()
+    if db.index is not None and reindex:
+        db.index.put(session, reindex)
     return results
 
 
@@ -136,7 +192,6 @@ def _upsert_page(session, page: Page | None, item: PageItem, when, run_id) -> tu
     page.last_seen = page.fetched_at = when
     page.last_run_id = run_id
     _revalidation(page, item)
-    session.flush()
     return page, changed_text
 
 
@@ -153,15 +208,25 @@ def _revalidation(page: Page, item: PageItem) -> None:
     page.links = item.links
 
 
-def _record_hit(session, page: Page, item: PageItem, when, run_id) -> Saved:
-    verdict = item.verdict or {}
+def _hits_by_key(session, wanted: list[tuple[int, str]]) -> dict[tuple[int, str], Hit]:
+    """(page id, verdict key) → the stored hit, for those of ``wanted`` that exist."""
+    if not wanted:
+        return {}
+    page_ids = {page_id for page_id, _ in wanted}
+    rows = session.scalars(select(Hit).where(Hit.page_id.in_(page_ids)))
+    keys = set(wanted)
+    return {(hit.page_id, hit.verdict_key): hit for hit in rows if (hit.page_id, hit.verdict_key) in keys}
+
+
+def _record_hit(session, row: _Stored, run_id, known: dict[tuple[int, str], Hit]) -> None:
+    """The hit of the row's verdict, found in ``known`` or added to the session (and to ``known``)."""
+    verdict, page, item, when = row.item.verdict or {}, row.page, row.item, row.when
     if not verdict.get("labels"):
-        page.current_hit_id = None
-        return Saved(page.id, None, False)
+        return
     key = verdict_key(verdict)
-    hit = session.scalar(select(Hit).where(Hit.page_id == page.id, Hit.verdict_key == key))
-    new = hit is None
-    if new:
+    hit = known.get((page.id, key))
+    row.new_hit = hit is None
+    if row.new_hit:
         hit = Hit(
             page_id=page.id,
             target_id=page.target_id,
@@ -172,17 +237,14 @@ def _record_hit(session, page: Page, item: PageItem, when, run_id) -> Saved:
             first_run_id=run_id,
         )
         session.add(hit)
+        known[(page.id, key)] = hit
     hit.title, hit.risk, hit.score = item.title, verdict.get("risk", "none"), verdict.get("score", 0.0)
     hit.context = verdict.get("context", "")
     hit.findings, hit.yields = verdict.get("findings", []), verdict.get("yields", [])
     hit.text_fingerprint, hit.sha256, hit.fetched_at = item.text_fingerprint, item.sha256, when
     hit.last_seen, hit.last_run_id = when, run_id
-    reopened = not new and reopen_hit(hit, when)
-    session.flush()
-    if new:
-        session.add_all(HitCategory(hit_id=hit.id, category=c) for c in hit.labels)
-    page.current_hit_id = hit.id
-    return Saved(page.id, hit.id, new, reopened=reopened)
+    row.reopened = not row.new_hit and reopen_hit(hit, when)
+    row.hit = hit
 
 
 def revalidation_validators(db: StateDB, target_ids: Iterable[str]) -> dict[tuple[str, str], tuple[str | None, str | None]]:
