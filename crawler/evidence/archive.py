@@ -56,8 +56,15 @@ class Archive:
         self.config = config
         self.writer = RotatingWarcWriter(root, config.max_file_bytes, clock=clock, on_open=self._file_opened)
 
-    def needs_capture(self, item: PageItem) -> bool:
+    def may_need_capture(self, item: PageItem) -> bool:
+        """False when the item certainly needs no capture; decided without the state DB,
+        so the pipeline does not hand most pages of a re-patrol to the evidence thread."""
         if item.status == 304:  # no body to keep; crawler.conditional fetches uncaptured pages whole
+            return False
+        return item.hit_id is not None or self.config.archive == "all"
+
+    def needs_capture(self, item: PageItem) -> bool:
+        if not self.may_need_capture(item):
             return False
         if item.hit_id is not None and (item.new_hit or not item.unchanged):
             return True

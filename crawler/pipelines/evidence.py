@@ -40,6 +40,8 @@ class EvidencePipeline:
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="finpatrol-warc")
 
     async def process_item(self, item: PageItem) -> PageItem:
+        if not self.archive.may_need_capture(item):
+            return item
         run_id = self.stats.get_value("patrol/run_id")
         try:
             future = self.executor.submit(self.archive.capture, item, run_id)
