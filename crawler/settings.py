@@ -85,9 +85,9 @@ LOG_LEVEL = os.environ.get("FINPATROL_LOG_LEVEL", "INFO")
 
 # Rendering (scrapy-playwright). The download handlers are switched on by the
 # spider only when a target renders, so static patrols start no browser.
-PLAYWRIGHT_DOWNLOAD_HANDLERS = {
-    "http": "scrapy_playwright.handler.ScrapyPlaywrightDownloadHandler",
-    "https": "scrapy_playwright.handler.ScrapyPlaywrightDownloadHandler",
+PLAYWRIGHT_DOWNLOAD_HANDLERS = {  # scrapy-playwright's, with a hard limit per rendered download
+    "http": "crawler.render_handler.WatchdogPlaywrightHandler",
+    "https": "crawler.render_handler.WatchdogPlaywrightHandler",
 }
 PLAYWRIGHT_BROWSER_TYPE = "chromium"
 PLAYWRIGHT_ABORT_REQUEST = "spiders.render.abort_request"
@@ -98,6 +98,8 @@ FINPATROL_RENDER_CONCURRENCY = int(os.environ.get("FINPATROL_RENDER_CONCURRENCY"
 DOWNLOAD_SLOTS = {"finpatrol-render": {"concurrency": FINPATROL_RENDER_CONCURRENCY}}
 PLAYWRIGHT_MAX_PAGES_PER_CONTEXT = CONCURRENT_REQUESTS
 PLAYWRIGHT_DEFAULT_NAVIGATION_TIMEOUT = 30_000
+# A rendered download still pending after this many seconds fails (and is retried once).
+FINPATROL_RENDER_WATCHDOG = float(os.environ.get("FINPATROL_RENDER_WATCHDOG", "60"))
 PLAYWRIGHT_RESTART_DISCONNECTED_BROWSER = True
 FINPATROL_RENDER_SETTLE = float(os.environ.get("FINPATROL_RENDER_SETTLE", "5"))
 FINPATROL_RENDER_PAGES_PER_CONTEXT = int(os.environ.get("FINPATROL_RENDER_PAGES_PER_CONTEXT", "50"))

@@ -12,7 +12,10 @@ memory. Launch options (the Chromium path) live in crawler/settings.py.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+
+from playwright.async_api import Error as PlaywrightError
 from scrapy.http import Response
 
 logger = logging.getLogger(__name__)
@@ -21,6 +24,17 @@ MIN_VISIBLE_CHARS = 200
 APP_ROOTS = ("app", "root", "__next", "__nuxt", "main-app")
 NOSCRIPT_HINTS = ("enable javascript", "启用javascript", "开启javascript", "启用 javascript", "支持javascript")
 ABORTED_TYPES = frozenset({"image", "media", "font"})
+CLOSE_SECONDS = 10
+
+
+async def close_quietly(closable) -> None:
+    """Close a page or context; one of a browser that died may never answer, so give up after a while."""
+    try:
+        await asyncio.wait_for(closable.close(), CLOSE_SECONDS)
+    except (asyncio.TimeoutError, PlaywrightError) as error:
+        logger.debug("closing %r failed: %r", closable, error)
+
+
 def is_js_shell(response: Response) -> bool:
     """True when the static HTML carries almost no text a reader would see."""
     visible = "".join(

@@ -31,7 +31,7 @@ from crawler.config import PatrolConfig, Target, load_config
 from spiders.configured import apply_config, config_and_ids
 from spiders.links import LinkBudget, extract_hrefs, in_scope, is_followable, pack_links, unpack_links
 from spiders.pages import is_html, page_item
-from spiders.render import is_js_shell, settle
+from spiders.render import close_quietly, is_js_shell, settle
 
 logger = logging.getLogger(__name__)
 
@@ -266,12 +266,12 @@ class SitePatrolSpider(scrapy.Spider):
         if page is not None:
             self.context_objects.setdefault(context_name, page.context)
             if not page.is_closed():
-                await page.close()
+                await close_quietly(page)
         self.context_inflight[context_name] -= 1
         retired = context_name != self._context_name() and self.context_inflight[context_name] <= 0
         if retired and context_name in self.context_objects:
             del self.context_inflight[context_name]
-            await self.context_objects.pop(context_name).close()
+            await close_quietly(self.context_objects.pop(context_name))
             self.crawler.stats.inc_value("render/contexts_recycled")
 
     async def render_failed(self, failure):
@@ -285,6 +285,7 @@ class SitePatrolSpider(scrapy.Spider):
         if isinstance(error, PlaywrightTimeoutError):
             self.crawler.stats.inc_value("render/timeouts")
         elif isinstance(error, PlaywrightError) and not request.meta.get("finpatrol_render_retry"):
+            logger.info("rendering %s again after a browser error: %s", request.url, error)
             self.crawler.stats.inc_value("render/retries")
             crawl = self.crawls[request.meta["finpatrol_target"]]
             yield self._render_request(

@@ -128,3 +128,18 @@ def test_browser_killed_mid_crawl_is_restarted_and_the_crawl_completes(make_conf
     run = json_lines(cli("runs", "--config", str(config), "--json", "--limit", "1").stdout)[0]
     assert run["targets"]["crash"]["pages"] == 9, run
     assert stats_of(config).get("playwright/browser_count", 0) >= 2, "a new browser was launched"
+
+
+def test_a_rendered_download_that_never_ends_is_given_up_retried_once_and_counted(make_config):
+    """The watchdog behind the browser-killed recovery: no rendered request may wait for ever."""
+    site_routes = {
+        "/": JS_SHELL.replace("</body>", "<a href='/stuck.html'>x</a></body>"),
+        "/stuck.html": Reply(delay=8, body=JS_SHELL.encode()),
+    }
+    with SiteServer(routes(site_routes)) as site:
+        config = make_config([{"id": "stuck", "urls": [site.url("/")], "render": "always"}], download_timeout=20)
+        result = cli("patrol", "--config", str(config), env=FAST | {"FINPATROL_RENDER_WATCHDOG": "2"})
+    assert result.returncode == 0, result.stderr
+    assert stats_of(config)["render/retries"] == 1
+    run = json_lines(cli("runs", "--config", str(config), "--json", "--limit", "1").stdout)[0]["targets"]["stuck"]
+    assert (run["pages"], run["failed"], run["errors"]) == (1, 1, {"render_stalled": 1})
