@@ -110,9 +110,7 @@ def _save_part(db: StateDB, session, items: list[PageItem], run_id: int | None) 
         page = pages.get((item.target_id, item.url))
         row = _Stored(item, page, Before.of(page), when)
         if item.unchanged and page is not None:
-            hit_id = page.current_hit_id
-            hit = current_hits.get(hit_id) or (session.get(Hit, hit_id) if hit_id else None)
-            row.saved = _touch(page, item, hit, when, run_id)
+            row.saved = _touch(page, item, current_hits.get(page.current_hit_id), when, run_id)
         else:
             row.page, changed_text = _upsert_page(session, page, item, when, run_id)
             if changed_text:
@@ -127,10 +125,10 @@ def _save_part(db: StateDB, session, items: list[PageItem], run_id: int | None) 
         _record_hit(session, row, run_id, known)
     session.flush()  # new hits get their ids
     for row in fresh:
-        row.page.current_hit_id = row.hit.id if row.hit is not None else None
-        if row.new_hit:
-            session.add_all(HitCategory(hit_id=row.hit.id, category=c) for c in row.hit.labels)
         hit_id = row.hit.id if row.hit is not None else None
+        row.page.current_hit_id = hit_id
+        if row.new_hit:
+            session.add_all(HitCategory(hit_id=hit_id, category=c) for c in row.hit.labels)
         row.saved = Saved(row.page.id, hit_id, row.new_hit, reopened=row.reopened)
 
     versions = [track_version(session, row.page, row.before, row.when, run_id, latest) for row in stored]
