@@ -85,6 +85,17 @@ def extract(body: bytes, encoding: str, url: str) -> Extracted:
     return Extracted(title, text, published, lang, fingerprint(text), fallback)
 
 
+def extract_listed(title: str, text: str) -> Extracted:
+    """A listed result (a search ad, a classifieds row, a board entry) as the list shows it.
+
+    Its fingerprint covers the listed title and snippet, so a re-listed result whose
+    wording is unchanged keeps its version.
+    """
+    title, text = " ".join(title.split()), " ".join(text.split())
+    blob_hash = hashlib.sha256(f"{title}\n{text}".encode("utf-8", "surrogatepass")).hexdigest()
+    return Extracted(title, text, None, language(None, f"{title}\n{text}"), blob_hash, False)
+
+
 def metadata(tree: lxml.html.HtmlElement, url: str) -> tuple[str, str | None]:
     """(title, publish date): trafilatura's title rules and htmldate without the extensive search.
 

@@ -39,10 +39,10 @@ class PageItem:
     protocol: str = "HTTP/1.1"
     """HTTP version of the response (for the WARC response record)."""
     sha256: str = ""
-    """Hex SHA-256 of ``body``, set by the extract pipeline."""
+    """Hex SHA-256 of ``body``, set by the analyse pipeline."""
     unchanged: bool = False
     """True when the state DB already holds this URL as fetched: the server answered
-    304 Not Modified (``status`` 304, empty body), or the extract pipeline found the
+    304 Not Modified (``status`` 304, empty body), or the analyse pipeline found the
     same SHA-256. Extraction and classification are skipped."""
     links: str | None = field(default=None, repr=False)
     """The page's links, packed by the spider (``spiders.links.pack_links``) and stored
@@ -81,7 +81,7 @@ class PageItem:
     replies: int | None = None
     """Reply count as listed."""
 
-    # Filled by the extract pipeline.
+    # Filled by the analyse pipeline (extraction).
     title: str = ""
     """Page title (trafilatura's, else <title>), whitespace collapsed."""
     text: str = field(default="", repr=False)
@@ -97,7 +97,7 @@ class PageItem:
     text_tokens: str | None = field(default=None, repr=False)
     """jieba tokens of ``text`` joined by single spaces (search indexes), or None if not computed."""
 
-    # Filled by the classify pipeline.
+    # Filled by the analyse pipeline (classification).
     verdict: dict[str, Any] | None = None
     """``classifiers.Verdict.to_dict()`` of title + text, or None before classification."""
 

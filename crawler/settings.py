@@ -71,9 +71,7 @@ DOWNLOADER_MIDDLEWARES = {
 }
 
 ITEM_PIPELINES = {
-    "crawler.pipelines.extract.ExtractPipeline": 100,
-    "crawler.pipelines.slot.SlotPipeline": 150,
-    "crawler.pipelines.classify.ClassifyPipeline": 200,
+    "crawler.pipelines.analyse.AnalysePipeline": 100,
     "crawler.pipelines.store.StorePipeline": 800,
     "crawler.pipelines.attribute.AttributePipeline": 820,
     "crawler.pipelines.evidence.EvidencePipeline": 840,

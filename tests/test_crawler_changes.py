@@ -40,7 +40,7 @@ def item(url: str, text: str, when: str, known: dict | None = None) -> PageItem:
     it = PageItem(target_id="site", url=url, final_url=url, status=200, headers={}, body=body,
                   encoding="utf-8", fetched_at=when, sha256=sha)
     if known is not None and known.get(url) == sha:
-        it.unchanged = True  # what the extract pipeline does for an unchanged body
+        it.unchanged = True  # what the analyse pipeline does for an unchanged body
         return it
     it.title, it.text = "页", text
     it.text_fingerprint = hashlib.sha256(text.encode()).hexdigest()

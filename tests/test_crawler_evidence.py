@@ -197,7 +197,7 @@ def test_recapture_only_when_new_or_changed_and_archive_all(state):
 
     run2 = start_run(db, "test")
     again, plain2 = page_item("http://xyb.test/", CLAIM), page_item("http://xyb.test/a", "关于我们")
-    again.unchanged = plain2.unchanged = True  # same bytes: the extract pipeline skips them
+    again.unchanged = plain2.unchanged = True  # same bytes: the analyse pipeline skips them
     store(db, [again, plain2], run2)
     assert again.hit_id == hit.hit_id and not again.new_hit
     assert archive.capture(again, run2) is None and archive.capture(plain2, run2) is None

@@ -135,3 +135,12 @@ def test_candidates_promote_and_dismiss(swept, tmp_path):
     assert json_lines(cli("candidates", "list", "--config", str(copy), "--json", "--status", "promoted").stdout)
     assert cli("candidates", "dismiss", str(candidate["id"]), "--config", str(copy)).returncode == 0
     assert cli("candidates", "dismiss", "999", "--config", str(copy)).returncode != 0
+
+
+def test_a_listed_result_is_found_by_its_own_words_not_by_its_neighbours_on_the_list(swept):
+    config, _, portal, rogue, _ = swept
+    found = {r["url"] for r in json_lines(cli("search", "稳赚不赔", "--config", str(config), "--json").stdout)}
+    assert rogue.url("/go?src=ad") + "#listed" in found, "the ad that says it"
+    assert portal.url("/wiki.html") + "#listed" not in found, "listed on the same page, says nothing of it"
+    found = {r["url"] for r in json_lines(cli("search", "计算方法", "--config", str(config), "--json").stdout)}
+    assert portal.url("/wiki.html") + "#listed" in found

@@ -1,9 +1,8 @@
-"""A process pool for CPU-bound page work, shared by the pipelines of one crawl.
+"""Worker processes for CPU-bound page work: extraction, search tokens, classification.
 
-Extraction and classification are pure Python and hold the GIL, so threads
-would not use the second core; worker processes do. Workers are started with
-``forkserver`` (forking a process that runs Twisted and asyncio is unsafe) and
-import trafilatura and the classifier once each.
+They are pure Python and hold the GIL, so threads would not use the second core;
+worker processes do. Workers are started with ``forkserver`` (forking a process that
+runs Twisted and asyncio is unsafe) and import trafilatura and the classifier once each.
 """
 
 from __future__ import annotations
@@ -17,46 +16,36 @@ from pathlib import Path
 
 logger = logging.getLogger(__name__)
 
-_pool: ProcessPoolExecutor | None = None
-_users = 0
 
-
-def acquire(workers: int) -> ProcessPoolExecutor:
-    """The crawl's pool, created by the first pipeline that opens."""
-    global _pool, _users
-    if _pool is None:
-        context = multiprocessing.get_context("forkserver")
-        _pool = ProcessPoolExecutor(max_workers=workers, mp_context=context)
-    _users += 1
-    return _pool
-
-
-def release() -> None:
-    """Shut the pool down when the last pipeline closes."""
-    global _pool, _users
-    _users -= 1
-    if _users <= 0 and _pool is not None:
-        _pool.shutdown(wait=True, cancel_futures=True)
-        _pool, _users = None, 0
+def start_pool(workers: int) -> ProcessPoolExecutor:
+    """A pool of ``workers`` processes started with forkserver."""
+    return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("forkserver"))
 
 
 async def run(pool: ProcessPoolExecutor, fn, *args):
     return await asyncio.wrap_future(pool.submit(fn, *args))
 
 
-def extract_job(body: bytes, encoding: str, url: str):
-    """Extraction plus the search-index tokens, so jieba never runs on the reactor thread."""
+def analyse_job(body: bytes, encoding: str, url: str, listed: tuple[str, str] | None, kind: str | None,
+                rule_files: tuple[str, ...], ceiling: float):
+    """(``Extracted`` with search tokens, verdict dict) of one page, in one round trip.
+
+    ``listed`` is the (title, snippet) of a listed result, which is analysed instead of
+    the HTML ``body`` (its list page, kept only as evidence).
+    """
     from dataclasses import replace
 
     from classifiers.tokenize import tokenize
-    from crawler.extract import extract
+    from crawler.extract import extract, extract_listed
 
-    result = extract(body, encoding, url)
-    return replace(
+    result = extract_listed(*listed) if listed is not None else extract(body, encoding, url)
+    result = replace(
         result,
         title_tokens=" ".join(tokenize(result.title, for_index=True)),
         text_tokens=" ".join(tokenize(result.text, for_index=True)),
     )
+    verdict = load_classifier(rule_files, ceiling).classify(result.text, title=result.title, url=url, kind=kind)
+    return result, verdict.to_dict()
 
 
 @lru_cache(maxsize=4)
@@ -64,9 +53,3 @@ def load_classifier(rule_files: tuple[str, ...], ceiling: float):
     from classifiers import Classifier
 
     return Classifier(extra_rule_files=[Path(p) for p in rule_files], yield_ceiling=ceiling)
-
-
-def classify_job(title: str, text: str, url: str, rule_files: tuple[str, ...], ceiling: float,
-                 kind: str | None = "platform_page"):
-    verdict = load_classifier(rule_files, ceiling).classify(text, title=title, url=url, kind=kind)
-    return verdict.to_dict()
