@@ -31,6 +31,7 @@ class ConditionalGetMiddleware:
         self.archive_all = archive_all
         self.stats = stats
         self.db: StateDB | None = None
+        self.reader = None
         self.validators: dict[tuple[str, str], tuple[str | None, str | None]] = {}
 
     @classmethod
@@ -53,8 +54,11 @@ class ConditionalGetMiddleware:
         self.validators = revalidation_validators(self.db, target_ids)
         for key in uncaptured_pages(self.db, target_ids, self.archive_all):
             self.validators.pop(key, None)
+        self.reader = self.db.reader()
 
     def spider_closed(self):
+        if self.reader is not None:
+            self.reader.close()
         if self.db is not None:
             self.db.close()
 
@@ -76,7 +80,7 @@ class ConditionalGetMiddleware:
         key = request.meta.get("finpatrol_asked")
         if response.status != 304 or key is None:
             return response
-        links = stored_links(self.db, *key)
+        links = stored_links(self.reader, *key)
         if links is None:  # the page left the state DB meanwhile: ask again, unconditionally
             del request.meta["finpatrol_asked"]
             request.meta["finpatrol_conditional"] = False

@@ -72,8 +72,9 @@ class LinkBudget:
 
     seen: set[str] = field(default_factory=set)
     decided: set[str] = field(default_factory=set)
-    """URLs exactly as met that were admitted or found already seen: met again (most
-    links are), they are dropped without canonicalising them again."""
+    """URLs exactly as met that need no second look: admitted, found already seen, or
+    (marked by the spider) not followable or out of scope. Met again (most links are),
+    they are dropped without parsing or canonicalising them again."""
     query_variants: Counter = field(default_factory=Counter)
     date_shapes: Counter = field(default_factory=Counter)
 

@@ -127,12 +127,13 @@ class SitePatrolSpider(scrapy.Spider):
         }
 
     def _request(self, crawl: TargetCrawl, url: str, depth: int) -> scrapy.Request | None:
-        target = crawl.target
-        if crawl.scheduled >= target.max_pages or not is_followable(url):
+        target, budget = crawl.target, crawl.budget
+        if crawl.scheduled >= target.max_pages or url in budget.decided:
             return None
-        if not in_scope(url, target.allowed_domains):
+        if not is_followable(url) or not in_scope(url, target.allowed_domains):
+            budget.decided.add(url)
             return None
-        canonical, trap = crawl.budget.admit(url)
+        canonical, trap = budget.admit(url)
         if trap:
             self.crawler.stats.inc_value(f"patrol/trap/{trap}")
             self.crawler.stats.inc_value(f"patrol/target/{target.id}/trapped")

@@ -38,7 +38,8 @@ def _page_item(url: str, *, status: int = 200, etag: str | None = '"v1"', links:
 def test_only_pages_fetched_plainly_with_validators_and_links_are_asked_conditionally(tmp_path):
     from crawler.store.pages import revalidation_validators, save_pages, stored_links
 
-    with StateDB(f"sqlite:///{tmp_path / 'state.db'}") as db:
+    with StateDB(f"sqlite:///{tmp_path / 'state.db'}") as db, db.reader() as reader:
+        assert stored_links(reader, "site", "http://s/plain") is None  # the reader sees later writes
         save_pages(db, [
             _page_item("http://s/plain"),
             _page_item("http://s/rendered", rendered=True),
@@ -50,5 +51,5 @@ def test_only_pages_fetched_plainly_with_validators_and_links_are_asked_conditio
         # A 304 carries no body: the stored links and status stay, a new ETag is taken.
         save_pages(db, [_page_item("http://s/plain", status=304, etag='"v2"', links=None, unchanged=True)], None)
         assert revalidation_validators(db, ["site"]) == {("site", "http://s/plain"): ('"v2"', None)}
-        assert stored_links(db, "site", "http://s/plain") == "http://s/\n/a"
+        assert stored_links(reader, "site", "http://s/plain") == "http://s/\n/a"
         assert db.execute("SELECT status FROM pages WHERE url = 'http://s/plain'").scalar() == 200

@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Iterable
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import Connection, bindparam, select
 from sqlalchemy.orm import defer
 
 from crawler.items import PageItem
@@ -268,7 +268,7 @@ def revalidation_validators(db: StateDB, target_ids: Iterable[str]) -> dict[tupl
 _LINKS = select(Page.links).where(Page.target_id == bindparam("target_id"), Page.url == bindparam("url"))
 
 
-def stored_links(db: StateDB, target_id: str, url: str) -> str | None:
-    """The links recorded for a page at its last full fetch (a Core query: it runs once per 304)."""
-    with db.engine.connect() as conn:
-        return conn.execute(_LINKS, {"target_id": target_id, "url": url}).scalar()
+def stored_links(reader: Connection, target_id: str, url: str) -> str | None:
+    """The links recorded for a page at its last full fetch (a Core query on a
+    ``StateDB.reader()``: it runs once per 304)."""
+    return reader.execute(_LINKS, {"target_id": target_id, "url": url}).scalar()
