@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import re
+from bisect import bisect_left
 from dataclasses import dataclass
 
 logger = logging.getLogger(__name__)
@@ -43,6 +44,8 @@ _AMOUNT_RET = re.compile(r"(?P<per>每月|月|每天|每日|日|每周|周|每�
                          r"(?:[^，,。；;\d]{0,4}?)(?:返还|返息|返利|返现|返|收益|利息|分红|赚|领|拿|得|到账)(?P<r>\d+(?:\.\d+)?)(?P<ru>万)?(?:元|块)")
 _PRINCIPAL = re.compile(r"(?:投资|投入|投|存入|存|出借|本金|买入|认购|入金)(?P<p>\d+(?:\.\d+)?|[一二两三四五六七八九十])(?P<pu>万|千|百)?(?:元|块)")
 _STOP = re.compile(r"[，。；;!?！？\n]")
+_FIGURE = re.compile(r"[\d一二两三四五六七八九十]")  # every figure the claim patterns read has one
+_REACH = 24  # characters after a yield word where its figure may stand
 _PERIOD_DAYS = {"year": 1.0, "month": 12.0, "day": 365.0, "week": 52.0, "seven_day": 1.0}
 _FEN_VALUE = {"year": 10.0, "month": 1.0, "day": 0.1, "week": 0.1, "seven_day": 10.0}
 
@@ -155,8 +158,14 @@ def _pct_before(text: str):
 def extract_yields(text: str) -> list[RawClaim]:
     """All yield claims in normalised ``text``, in order, without overlaps."""
     claims: list[RawClaim] = []
+    figures = [f.start() for f in _FIGURE.finditer(text)]
     for m in _KW.finditer(text):
-        c = _after_keyword(text, m, 24)
+        # Yield words are common in finance pages, most with no figure in reach:
+        # those are skipped with one bisect instead of trying every claim pattern.
+        i = bisect_left(figures, m.end())
+        if i == len(figures) or figures[i] >= m.end() + _REACH:
+            continue
+        c = _after_keyword(text, m, _REACH)
         if c:
             claims.append(c)
     for m in _pct_before(text):
