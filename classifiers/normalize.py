@@ -49,7 +49,6 @@ _NOISE = re.compile(
 )
 
 _NOISE_SPLIT = re.compile("(" + _NOISE.pattern + ")")
-_ONE = 1
 _BOUNDARY = re.compile(r"[。！？；!?;\n]|(?<!\d)[，,]|[，,](?!\d)|\.(?!\d)|…")
 
 
@@ -58,13 +57,12 @@ class Normalized:
     texts have no finding, so the deleted-run table is only computed when an offset is
     first mapped)."""
 
-    __slots__ = ("text", "_pieces", "_runs", "_bounds")
+    __slots__ = ("text", "_pieces", "_runs")
 
     def __init__(self, text: str, pieces: list[str] | None = None):
         self.text = text
         self._pieces = pieces  # kept, deleted, kept, ... pieces of the folded text, if any deleted
         self._runs: tuple[tuple[int, ...], tuple[int, ...]] | None = None if pieces else ((), ())
-        self._bounds: list[int] | None = None
 
     def __eq__(self, other) -> bool:
         return isinstance(other, Normalized) and other.text == self.text and other._map() == self._map()
@@ -90,15 +88,18 @@ class Normalized:
         return s, max(s, e)
 
     def clause(self, start: int, end: int, reach: int = 40) -> tuple[int, int]:
-        """The clause around [start, end), at most ``reach`` characters either side
-        (boundaries are searched only in that neighbourhood)."""
-        b = self._bounds
-        if b is None:  # each boundary + 1, summed in C from the pieces between boundaries
-            b = self._bounds = [0, *accumulate(map(_ONE.__add__, map(len, _BOUNDARY.split(self.text))))]
-        i = bisect.bisect_right(b, start + 1) - 1  # b[i] - 1 = last boundary at or before start
-        j = bisect.bisect_left(b, end + 1)  # b[j] - 1 = first boundary at or after end
-        lo = max(b[i], start - reach)
-        hi = min(b[j] - 1 if j < len(b) else len(self.text), end + reach)
+        """The clause around [start, end): from just after the last boundary at or before
+        ``start`` to the first boundary at or after ``end``, at most ``reach`` characters
+        either side. Boundaries are single characters whose look-arounds see one
+        neighbour, so they are searched only in that neighbourhood (plus one character):
+        splitting a whole long page at every comma cost more than classifying it."""
+        text = self.text
+        lo = max(0, start - reach)
+        for m in _BOUNDARY.finditer(text, lo, start + 2):
+            if m.start() <= start:
+                lo = m.start() + 1
+        m = _BOUNDARY.search(text, end, end + reach + 1)
+        hi = m.start() if m and m.start() < end + reach else min(len(text), end + reach)
         return lo, max(hi, end)
 
     def sentence_end(self, pos: int) -> int:
