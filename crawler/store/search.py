@@ -49,15 +49,19 @@ class EmbeddedIndex:
         The item's tokens, computed by the extraction worker, are used when present,
         so segmentation does not run on the crawler's reactor thread.
         """
-        conn = session.connection()
-        for page, item in entries:
-            title = item.title_tokens if item.title_tokens is not None else index_terms(page.title)
-            body = item.text_tokens if item.text_tokens is not None else index_terms(page.text)
-            conn.execute(text("DELETE FROM page_fts WHERE rowid = :id"), {"id": page.id})
-            conn.execute(
-                text("INSERT INTO page_fts(rowid, title, body) VALUES (:id, :title, :body)"),
-                {"id": page.id, "title": title, "body": body},
-            )
+        rows = [
+            {
+                "id": page.id,
+                "title": item.title_tokens if item.title_tokens is not None else index_terms(page.title),
+                "body": item.text_tokens if item.text_tokens is not None else index_terms(page.text),
+            }
+            for page, item in entries
+        ]
+        if not rows:
+            return
+        conn = session.connection()  # one executemany per statement for the whole batch
+        conn.execute(text("DELETE FROM page_fts WHERE rowid = :id"), [{"id": row["id"]} for row in rows])
+        conn.execute(text("INSERT INTO page_fts(rowid, title, body) VALUES (:id, :title, :body)"), rows)
 
     def search(self, query: str, filters: Filters, limit: int = 20) -> list[dict]:
         """Pages matching every word of the query, best first (BM25, title weighted 3×)."""
