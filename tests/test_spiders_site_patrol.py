@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import re
 
 from conftest import cli, json_lines
 from crawler.config import load_config
@@ -257,3 +258,38 @@ def test_unchanged_pages_are_revalidated_and_their_stored_links_followed(make_co
         final = {h["url"].rsplit("/", 1)[1]: h for h in json_lines(cli("hits", "--config", str(config), "--json").stdout)}
     assert final["a.html"]["removed_at"] is None
     assert final["b.html"]["removed_at"] is not None, "/b.html is no longer linked: gone, its hit rectified"
+
+
+def test_patrol_at_a_terminal_shows_live_progress_then_the_summary(make_config):
+    """At a terminal the progress table is redrawn while the crawl runs (rich Live)."""
+    import os
+    import pty
+    import subprocess
+    import sys
+
+    from conftest import REPO
+
+    site_routes = {"/": page("首页", links=tuple(f"/p{i}.html" for i in range(30)))}
+    site_routes |= {f"/p{i}.html": page(f"第{i}页") for i in range(30)}
+    with SiteServer(routes(site_routes)) as site:
+        config = make_config([{"id": "site", "urls": [site.url("/")]}])
+        leader, follower = pty.openpty()
+        env = os.environ | {"PYTHONPATH": str(REPO), "COLUMNS": "120", "TERM": "xterm"}
+        process = subprocess.Popen([sys.executable, "-m", "crawler.cli", "patrol", "--config", str(config)],
+                                   cwd=REPO, env=env, stdin=follower, stdout=follower, stderr=follower)
+        os.close(follower)
+        screen = b""
+        while True:
+            try:
+                chunk = os.read(leader, 65536)
+            except OSError:  # the terminal closed: the process has exited
+                break
+            if not chunk:
+                break
+            screen += chunk
+        os.close(leader)
+        assert process.wait(timeout=240) == 0, screen.decode(errors="replace")[-3000:]
+    text = screen.decode("utf-8", errors="replace")
+    assert "巡查进度 patrol progress" in text, "the live table is drawn"
+    assert "patrol run 1: ok (finished)" in text, "the summary follows"
+    assert re.search(r"│ site\s+│ 31\s+│ 0\s+│", text), "31 pages fetched, none failed"

@@ -66,7 +66,7 @@ def run_and_report(config: PatrolConfig, targets: tuple[str, ...], quiet: bool =
                    spiders: tuple[str, ...] = ("site_patrol",)) -> dict:
     """Patrol with live progress, print the summary of each crawl; return the first failed
     run record, else the first."""
-    from crawler.patrol import run_patrol
+    from crawler.patrol import Progress, run_patrol
 
     check_rules(config)
     chosen = chosen_ids(config, targets, spiders)
@@ -75,10 +75,13 @@ def run_and_report(config: PatrolConfig, targets: tuple[str, ...], quiet: bool =
     if quiet or not console.is_terminal:
         progress = run_patrol(config, targets, spiders=spiders)
     else:
-        with Live(console=console, transient=True, refresh_per_second=4) as live:
+        # The table is built when the display refreshes (4 times a second), not per page.
+        live_counts = [Progress()]
+        with Live(console=console, transient=True, refresh_per_second=4,
+                  get_renderable=lambda: progress_table(config, chosen, live_counts[0])):
             progress = run_patrol(
                 config, targets, spiders=spiders,
-                on_item=lambda p, _item: live.update(progress_table(config, chosen, p)),
+                on_item=lambda p, _item: live_counts.__setitem__(0, p),
             )
     with open_db(config) as db:
         runs = [r for r in (get_run(db, i) for i in progress.run_ids) if r is not None]
