@@ -68,6 +68,9 @@ DOWNLOADER_MIDDLEWARES = {
     "crawler.guard.NetworkGuardMiddleware": 50,
     # Asks for known pages with If-None-Match / If-Modified-Since; a 304 gets the stored links.
     "crawler.conditional.ConditionalGetMiddleware": 580,
+    # Scrapy's, minus the scan of body-less responses (every 304 of a re-patrol).
+    "scrapy.downloadermiddlewares.redirect.MetaRefreshMiddleware": None,
+    "crawler.conditional.MetaRefreshMiddleware": 580,
 }
 
 ITEM_PIPELINES = {

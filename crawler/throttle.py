@@ -9,11 +9,14 @@ A 304 is the server confirming the page, so it counts like the 200 it stands for
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 from scrapy.extensions.throttle import AutoThrottle as ScrapyAutoThrottle
+
+
+_CONFIRMED = SimpleNamespace(status=200)  # what Scrapy's delay policy reads of a response
 
 
 class AutoThrottle(ScrapyAutoThrottle):
     def _adjust_delay(self, slot, latency: float, response) -> None:
-        if response.status == 304:
-            response = response.replace(status=200)
-        super()._adjust_delay(slot, latency, response)
+        super()._adjust_delay(slot, latency, _CONFIRMED if response.status == 304 else response)

@@ -293,3 +293,14 @@ def test_patrol_at_a_terminal_shows_live_progress_then_the_summary(make_config):
     assert "巡查进度 patrol progress" in text, "the live table is drawn"
     assert "patrol run 1: ok (finished)" in text, "the summary follows"
     assert re.search(r"│ site\s+│ 31\s+│ 0\s+│", text), "31 pages fetched, none failed"
+
+
+def test_a_meta_refresh_is_followed_like_a_redirect(make_config, patrol):
+    refresh = ("<!DOCTYPE html><html><head><meta charset='utf-8'>"
+               "<meta http-equiv='refresh' content='0; url=/real.html'></head><body>跳转中</body></html>")
+    with SiteServer(routes({"/": refresh, "/real.html": page("真实页面", "本平台承诺保本保息，稳赚不赔。")})) as site:
+        config = make_config([{"id": "site", "urls": [site.url("/")]}])
+        assert patrol(config).returncode == 0
+        assert "/real.html" in site.requests
+        hits = json_lines(cli("hits", "--config", str(config), "--json").stdout)
+        assert [h["url"] for h in hits] == [site.url("/")], "the claim behind the refresh is found"
