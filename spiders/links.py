@@ -30,7 +30,7 @@ _DIGITS = re.compile(r"\d+")
 _HREF = re.compile(r"""<(?:a|area)\b[^>]*?\shref\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s>]+))""", re.IGNORECASE)
 _BASE = re.compile(r"""<base\b[^>]*?\shref\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s>]+))""", re.IGNORECASE)
 _COMMENT = re.compile(r"<!--.*?-->", re.DOTALL)
-_TAB_NEWLINE = str.maketrans("", "", "\t\n\r")  # removed from URLs by browsers (URL standard)
+_TAB_NEWLINE = re.compile("[\t\n\r]")  # removed from URLs by browsers (URL standard)
 
 
 def extract_hrefs(markup: str) -> tuple[str | None, list[str]]:
@@ -40,14 +40,16 @@ def extract_hrefs(markup: str) -> tuple[str | None, list[str]]:
     for every page, and building a parse tree there cost more than everything else
     the spider does per page.
     """
-    markup = _COMMENT.sub("", markup)
+    if "<!--" in markup:
+        markup = _COMMENT.sub("", markup)
     base = _BASE.search(markup)
-    hrefs = [_clean(next(g for g in m.groups() if g is not None)) for m in _HREF.finditer(markup)]
-    return (_clean(next(g for g in base.groups() if g is not None)) if base else None), hrefs
+    # Each pattern has one group per quoting style, and only one of them takes part: lastindex.
+    hrefs = [_clean(m[m.lastindex]) for m in _HREF.finditer(markup)]
+    return (_clean(base[base.lastindex]) if base else None), hrefs
 
 
 def _clean(value: str) -> str:
-    return html.unescape(value).strip().translate(_TAB_NEWLINE)
+    return _TAB_NEWLINE.sub("", html.unescape(value).strip())
 
 
 def pack_links(base: str, hrefs: list[str]) -> str:
