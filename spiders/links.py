@@ -10,7 +10,7 @@ import html
 import re
 from collections import Counter
 from dataclasses import dataclass, field
-from urllib.parse import urlsplit
+from urllib.parse import urljoin, urlsplit
 
 from scrapy.linkextractors import IGNORED_EXTENSIONS
 from w3lib.url import canonicalize_url
@@ -50,6 +50,21 @@ def extract_hrefs(markup: str) -> tuple[str | None, list[str]]:
 
 def _clean(value: str) -> str:
     return _TAB_NEWLINE.sub("", html.unescape(value).strip())
+
+
+def resolve(base: str, hrefs: list[str]) -> list[str]:
+    """The absolute URLs of ``hrefs`` met on a page whose base URL is ``base``.
+
+    A root-relative path without dot segments (most links of most sites) is joined by
+    prefixing the base's origin, which is exactly what ``urljoin`` returns for it at a
+    fraction of the cost; every other href goes through ``urljoin``.
+    """
+    parts = urlsplit(base)
+    origin = f"{parts.scheme}://{parts.netloc}"
+    return [
+        origin + href if href[:1] == "/" and href[1:2] != "/" and "/." not in href else urljoin(base, href)
+        for href in hrefs
+    ]
 
 
 def pack_links(base: str, hrefs: list[str]) -> str:

@@ -29,7 +29,7 @@ from scrapy.utils.sitemap import Sitemap
 
 from crawler.config import PatrolConfig, Target, load_config
 from spiders.configured import apply_config, config_and_ids
-from spiders.links import LinkBudget, extract_hrefs, in_scope, is_followable, pack_links, unpack_links
+from spiders.links import LinkBudget, extract_hrefs, in_scope, is_followable, pack_links, resolve, unpack_links
 from spiders.pages import is_html, page_item
 from spiders.render import close_quietly, is_js_shell, settle
 
@@ -224,8 +224,8 @@ class SitePatrolSpider(scrapy.Spider):
     def _follow(self, crawl: TargetCrawl, base: str, hrefs: list[str], depth: int):
         if depth >= crawl.target.max_depth or crawl.scheduled >= crawl.target.max_pages:
             return
-        for href in hrefs:
-            request = self._request(crawl, urljoin(base, href), depth + 1)
+        for url in resolve(base, hrefs):
+            request = self._request(crawl, url, depth + 1)
             if request is not None:
                 yield request
 

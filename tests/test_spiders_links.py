@@ -58,3 +58,15 @@ def test_hrefs_are_found_in_markup_as_a_browser_would():
     base, hrefs = extract_hrefs(markup)
     assert base == "/sub/"
     assert hrefs == ["a.html", "b.html?x=1&y=2", "c.html", "d.html", "e.html"]
+
+
+def test_resolve_joins_like_urljoin_including_dot_segments_and_other_hosts():
+    from urllib.parse import urljoin
+
+    from spiders.links import resolve
+
+    base = "https://u@a.cn:8443/news/2026/index.html?x=1"
+    hrefs = ["/p/1.html", "/", "/a/../b.html", "/./c", "//cdn.a.cn/x.js", "rel.html", "../up.html", "?q=2",
+             "#top", "https://b.cn/", "/s?q=保本&p=2", "mailto:x@a.cn", ""]
+    assert resolve(base, hrefs) == [urljoin(base, href) for href in hrefs]
+    assert resolve(base, ["/p/1.html"]) == ["https://u@a.cn:8443/p/1.html"]
