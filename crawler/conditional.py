@@ -9,10 +9,6 @@ spider follows them without the body. Which pages qualify is decided by
 ``crawler.store.pages.revalidation_validators`` (never pages the browser rendered),
 less the pages whose evidence is still missing (``crawler.evidence.archive``).
 Settings: FINPATROL_CONFIG. Stats: ``conditional/asked``, ``conditional/not_modified``.
-
-``MetaRefreshMiddleware`` replaces Scrapy's so that a response without a body (the
-304s of a re-patrol) is not decoded and scanned for a ``<meta http-equiv=refresh>``
-it cannot hold: on an unchanged re-patrol that scan was 2 % of the crawler's time.
 """
 
 from __future__ import annotations
@@ -20,7 +16,6 @@ from __future__ import annotations
 import logging
 
 from scrapy import signals
-from scrapy.downloadermiddlewares.redirect import MetaRefreshMiddleware as ScrapyMetaRefreshMiddleware
 
 from crawler.config import ConfigError, load_config
 from crawler.evidence.archive import uncaptured_pages
@@ -96,9 +91,3 @@ class ConditionalGetMiddleware:
         self.stats.inc_value("conditional/not_modified")
         return response
 
-
-class MetaRefreshMiddleware(ScrapyMetaRefreshMiddleware):
-    def process_response(self, request, response):
-        if not response.body:
-            return response
-        return super().process_response(request, response)

@@ -68,9 +68,9 @@ DOWNLOADER_MIDDLEWARES = {
     "crawler.guard.NetworkGuardMiddleware": 50,
     # Asks for known pages with If-None-Match / If-Modified-Since; a 304 gets the stored links.
     "crawler.conditional.ConditionalGetMiddleware": 580,
-    # Scrapy's, minus the scan of body-less responses (every 304 of a re-patrol).
+    # Scrapy's, minus the scan of pages that cannot hold a refresh (and of every 304).
     "scrapy.downloadermiddlewares.redirect.MetaRefreshMiddleware": None,
-    "crawler.conditional.MetaRefreshMiddleware": 580,
+    "crawler.meta_refresh.MetaRefreshMiddleware": 580,
 }
 
 ITEM_PIPELINES = {

@@ -296,11 +296,20 @@ def test_patrol_at_a_terminal_shows_live_progress_then_the_summary(make_config):
 
 
 def test_a_meta_refresh_is_followed_like_a_redirect(make_config, patrol):
-    refresh = ("<!DOCTYPE html><html><head><meta charset='utf-8'>"
-               "<meta http-equiv='refresh' content='0; url=/real.html'></head><body>跳转中</body></html>")
-    with SiteServer(routes({"/": refresh, "/real.html": page("真实页面", "本平台承诺保本保息，稳赚不赔。")})) as site:
+    def refresh(equiv: str, to: str) -> str:
+        return ("<!DOCTYPE html><html><head><meta charset='utf-8'>"
+                f"<meta http-equiv='{equiv}' content='0; url={to}'></head><body>跳转中</body></html>")
+
+    site_routes = {
+        "/": page("首页", links=("/go.html", "/up.html")),
+        "/go.html": refresh("Refresh", "/real.html"),
+        "/up.html": refresh("REFRESH", "/real2.html"),
+        "/real.html": page("真实页面", "本平台承诺保本保息，稳赚不赔。"),
+        "/real2.html": page("另一页面"),
+    }
+    with SiteServer(routes(site_routes)) as site:
         config = make_config([{"id": "site", "urls": [site.url("/")]}])
         assert patrol(config).returncode == 0
-        assert "/real.html" in site.requests
+        assert {"/real.html", "/real2.html"} <= set(site.requests)
         hits = json_lines(cli("hits", "--config", str(config), "--json").stdout)
-        assert [h["url"] for h in hits] == [site.url("/")], "the claim behind the refresh is found"
+        assert [h["url"] for h in hits] == [site.url("/go.html")], "the claim behind the refresh is found"
