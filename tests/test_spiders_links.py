@@ -67,6 +67,7 @@ def test_resolve_joins_like_urljoin_including_dot_segments_and_other_hosts():
 
     base = "https://u@a.cn:8443/news/2026/index.html?x=1"
     hrefs = ["/p/1.html", "/", "/a/../b.html", "/./c", "//cdn.a.cn/x.js", "rel.html", "../up.html", "?q=2",
-             "#top", "https://b.cn/", "/s?q=保本&p=2", "mailto:x@a.cn", ""]
+             "#top", "https://b.cn/", "/s?q=保本&p=2", "mailto:x@a.cn", "", "/p?", "/p#", "/p?#x", "/a;?x",
+             "/a;p", "/a//b", "/%E4%B8%AD.html"]
     assert resolve(base, hrefs) == [urljoin(base, href) for href in hrefs]
     assert resolve(base, ["/p/1.html"]) == ["https://u@a.cn:8443/p/1.html"]
