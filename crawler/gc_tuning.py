@@ -42,6 +42,7 @@ class GcTuning:
             raise NotConfigured("FINPATROL_GC_THRESHOLD is 0: Python's default thresholds")
         extension = cls(threshold, crawler.stats)
         crawler.signals.connect(extension.engine_started, signal=signals.engine_started)
+        crawler.signals.connect(extension.spider_closed, signal=signals.spider_closed)
         crawler.signals.connect(extension.engine_stopped, signal=signals.engine_stopped)
         return extension
 
@@ -53,10 +54,14 @@ class GcTuning:
         self.collections_before = _collections()
         logger.debug("gc threshold %d, %d objects frozen", self.threshold, gc.get_freeze_count())
 
+    def spider_closed(self) -> None:
+        """Counted here: the run record takes its copy of the stats at spider_closed."""
+        if self.saved is not None:
+            self.stats.set_value("gc/collections", _collections() - self.collections_before)
+
     def engine_stopped(self) -> None:
         if self.saved is None:
             return
-        self.stats.set_value("gc/collections", _collections() - self.collections_before)
         gc.set_threshold(*self.saved)
         gc.unfreeze()
         self.saved = None

@@ -18,6 +18,7 @@ def test_the_engine_runs_with_the_larger_threshold_and_stopping_restores_python_
         assert gc.get_threshold() == (40_000, *before[1:])
         assert gc.get_freeze_count() > 0  # start-up objects are out of the collector's way
         gc.collect(0)
+        extension.spider_closed()
     finally:
         extension.engine_stopped()
     assert gc.get_threshold() == before

@@ -188,6 +188,7 @@ def test_traps_and_compression_bombs_stop_at_their_limits(make_config, patrol):
     assert stats["patrol/trap/calendar"] >= 1
     assert stats["patrol/trap/query_variants"] >= 1
     assert last_run(config)["targets"]["trap"]["failed"] >= 1, "the bomb is dropped and counted"
+    assert stats["gc/collections"] >= 0, "crawler.gc_tuning ran and its count reached the run record"
 
 
 def test_second_patrol_of_unchanged_site_creates_no_new_hits(make_config, patrol):
