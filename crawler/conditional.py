@@ -8,7 +8,9 @@ at the last full fetch go into the request's meta (``finpatrol_links``), so the
 spider follows them without the body. Which pages qualify is decided by
 ``crawler.store.pages.revalidation_validators`` (never pages the browser rendered),
 less the pages whose evidence is still missing (``crawler.evidence.archive``).
-Settings: FINPATROL_CONFIG. Stats: ``conditional/asked``, ``conditional/not_modified``.
+Settings: FINPATROL_CONFIG. Stats: ``conditional/asked``, ``conditional/not_modified``,
+``conditional/links_unreadable`` (the state DB failed to give a 304's links: the page
+is asked for again, whole).
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ from __future__ import annotations
 import logging
 
 from scrapy import signals
+from sqlalchemy import Connection
+from sqlalchemy.exc import SQLAlchemyError
 
 from crawler.config import ConfigError, load_config
 from crawler.evidence.archive import uncaptured_pages
@@ -31,7 +35,7 @@ class ConditionalGetMiddleware:
         self.archive_all = archive_all
         self.stats = stats
         self.db: StateDB | None = None
-        self.reader = None
+        self.reader: Connection | None = None
         self.validators: dict[tuple[str, str], tuple[str | None, str | None]] = {}
 
     @classmethod
@@ -51,10 +55,11 @@ class ConditionalGetMiddleware:
         if self.db_url is None or not target_ids:
             return
         self.db = StateDB(self.db_url)
-        self.validators = revalidation_validators(self.db, target_ids)
-        for key in uncaptured_pages(self.db, target_ids, self.archive_all):
-            self.validators.pop(key, None)
         self.reader = self.db.reader()
+        validators = revalidation_validators(self.db, target_ids)
+        for key in uncaptured_pages(self.db, target_ids, self.archive_all):
+            validators.pop(key, None)
+        self.validators = validators  # set last: a failure above leaves every page fetched whole
 
     def spider_closed(self):
         if self.reader is not None:
@@ -80,8 +85,8 @@ class ConditionalGetMiddleware:
         key = request.meta.get("finpatrol_asked")
         if response.status != 304 or key is None:
             return response
-        links = stored_links(self.reader, *key)
-        if links is None:  # the page left the state DB meanwhile: ask again, unconditionally
+        links = self._stored_links(*key)
+        if links is None:  # the page left the state DB meanwhile, or it cannot be read: ask again, whole
             del request.meta["finpatrol_asked"]
             request.meta["finpatrol_conditional"] = False
             for header in (b"If-None-Match", b"If-Modified-Since"):
@@ -91,3 +96,24 @@ class ConditionalGetMiddleware:
         self.stats.inc_value("conditional/not_modified")
         return response
 
+    def _stored_links(self, target_id: str, url: str) -> str | None:
+        """The page's stored links; None when the state DB cannot tell (the page is then
+        asked for again, whole). A connection that fails is replaced and tried once more."""
+        for attempt in (1, 2):
+            try:
+                if self.reader is None:
+                    self.reader = self.db.reader()
+                return stored_links(self.reader, target_id, url)
+            except SQLAlchemyError as error:
+                logger.warning("reading the stored links of %s failed (attempt %d): %s", url, attempt, error)
+                self._drop_reader()
+        self.stats.inc_value("conditional/links_unreadable")
+        return None
+
+    def _drop_reader(self) -> None:
+        reader, self.reader = self.reader, None
+        if reader is not None:
+            try:
+                reader.close()
+            except SQLAlchemyError:
+                logger.debug("closing a failed reader failed too", exc_info=True)

@@ -53,3 +53,39 @@ def test_only_pages_fetched_plainly_with_validators_and_links_are_asked_conditio
         assert revalidation_validators(db, ["site"]) == {("site", "http://s/plain"): ('"v2"', None)}
         assert stored_links(reader, "site", "http://s/plain") == "http://s/\n/a"
         assert db.execute("SELECT status FROM pages WHERE url = 'http://s/plain'").scalar() == 200
+
+
+def test_a_304_whose_links_cannot_be_read_is_fetched_whole_and_a_failed_reader_is_replaced(tmp_path):
+    from scrapy.http import Request, Response
+    from scrapy.utils.test import get_crawler
+
+    from crawler.conditional import ConditionalGetMiddleware
+    from crawler.store.pages import save_pages
+
+    path = tmp_path / "state.db"
+    with StateDB(f"sqlite:///{path}") as db:
+        save_pages(db, [_page_item("http://s/plain")], run_id=None)
+    crawler = get_crawler()
+    middleware = ConditionalGetMiddleware(f"sqlite:///{path}", False, crawler.stats)
+    middleware.db = StateDB(f"sqlite:///{path}")
+    middleware.reader = middleware.db.reader()
+
+    def answer_304():
+        request = Request("http://s/plain", meta={"finpatrol_asked": ("site", "http://s/plain"),
+                                                  "finpatrol_conditional": True},
+                          headers={"If-None-Match": '"v1"'})
+        return request, middleware.process_response(request, Response("http://s/plain", status=304, request=request))
+
+    middleware.reader.close()  # as when a database server drops the connection
+    request, outcome = answer_304()
+    assert isinstance(outcome, Response) and request.meta["finpatrol_links"] == "http://s/\n/a"
+    assert crawler.stats.get_value("conditional/links_unreadable") is None, "the new reader read them"
+
+    middleware.reader.close()
+    path.unlink()  # the state DB is gone: every read fails
+    middleware.db.engine.dispose()  # no pooled connection to the old file is left
+    request, outcome = answer_304()
+    assert isinstance(outcome, Request) and b"If-None-Match" not in outcome.headers, "asked again, whole"
+    assert not outcome.meta["finpatrol_conditional"]
+    assert crawler.stats.get_value("conditional/links_unreadable") == 1
+    middleware.spider_closed()

@@ -16,9 +16,10 @@ ways through the pool's feeder and result threads, about 0.9 ms of the crawler
 process's CPU per page and as much again in the workers.
 
 Settings: FINPATROL_CONFIG (state DB, yield ceiling, extra rule files), FINPATROL_WORKERS.
-Stats: ``extract/pages``, ``extract/unchanged``, ``extract/not_modified``,
-``extract/visible_text_fallback``, ``slot/items``, ``classify/pages``,
-``classify/label/<category>``.
+Stats (named after the steps, as when they were separate pipelines): ``extract/pages``
+(pages extracted from HTML), ``slot/items`` (listed results, not extracted),
+``extract/unchanged``, ``extract/not_modified``, ``extract/visible_text_fallback``,
+``classify/pages``, ``classify/label/<category>``.
 """
 
 from __future__ import annotations
@@ -64,7 +65,9 @@ class AnalysePipeline:
         self.pool = workers.start_pool(self.workers_count)
 
     def close_spider(self):
-        self.pool.shutdown(wait=True, cancel_futures=True)
+        if self.pool is not None:  # None when opening failed before the pool started
+            self.pool.shutdown(wait=True, cancel_futures=True)
+            self.pool = None
 
     async def process_item(self, item: PageItem) -> PageItem:
         if item.unchanged:  # the server said 304 Not Modified: there is no body

@@ -113,8 +113,9 @@ class StorePipeline:
         self.writer = BatchWriter(lambda items: write_batch(self.db, items, self.run_id), self.batch_size)
 
     def close_spider(self):
-        self.writer.flush()
-        self.writer.close()
+        if self.writer is not None:  # None when opening failed before the writer started
+            self.writer.flush()
+            self.writer.close()
 
     async def process_item(self, item: PageItem) -> PageItem:
         try:
