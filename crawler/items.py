@@ -83,15 +83,18 @@ class PageItem:
 
     # Filled by the analyse pipeline (extraction).
     title: str = ""
-    """Page title (trafilatura's, else <title>), whitespace collapsed."""
+    """Page title (trafilatura's, else <title>; a listed result: its listed title), whitespace collapsed."""
     text: str = field(default="", repr=False)
-    """Main text (trafilatura, comments excluded; the visible text when it finds none)."""
+    """Main text (trafilatura, comments excluded; the visible text when it finds none;
+    a listed result: its listed snippet)."""
     published: str | None = None
-    """Publish date found on the page, ISO 8601 date (``2026-11-27``), or None."""
+    """Publish date found on the page (a listed result: its listed ``posted_at``), ISO 8601
+    date (``2026-11-27``), or None."""
     language: str | None = None
     """Language tag detected for the text (``zh``, ``en`` ...), or None."""
     text_fingerprint: str = ""
-    """Hex SHA-256 of the normalised text: changes only when the readable text changes."""
+    """Hex SHA-256 of the text's words (a listed result: of its listed title and snippet):
+    changes only when the readable text changes."""
     title_tokens: str | None = field(default=None, repr=False)
     """jieba tokens of ``title`` joined by single spaces (search indexes), or None if not computed."""
     text_tokens: str | None = field(default=None, repr=False)

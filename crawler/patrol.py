@@ -57,19 +57,21 @@ def run_patrol(
     target_ids: tuple[str, ...] = (),
     on_item: Callable[[Progress, PageItem], None] | None = None,
     spiders: tuple[str, ...] = ("site_patrol",),
+    progress: Progress | None = None,
     **overrides,
 ) -> Progress:
     """Crawl the chosen targets (all enabled when empty) and return the counts.
 
     Several ``spiders`` run one after the other in this process (the reactor
     starts once); ``target_ids`` then selects targets, channels or sources by id.
+    The counts go into ``progress`` when given, so a display can read them live.
     """
     from scrapy.utils.misc import load_object
     from twisted.internet import defer
 
     settings = patrol_settings(config.source, target_ids, **overrides)
     process = CrawlerProcess(settings, install_root_handler=False)
-    progress = Progress()
+    progress = progress if progress is not None else Progress()
 
     def item_scraped(item, response, spider):
         t = item.target_id

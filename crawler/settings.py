@@ -68,9 +68,10 @@ DOWNLOADER_MIDDLEWARES = {
     "crawler.guard.NetworkGuardMiddleware": 50,
     # Asks for known pages with If-None-Match / If-Modified-Since; a 304 gets the stored links.
     "crawler.conditional.ConditionalGetMiddleware": 580,
-    # Scrapy's, minus the scan of pages that cannot hold a refresh (and of every 304).
+    # Scrapy's (580), minus the scan of pages that cannot hold a refresh (and of every 304);
+    # it sees responses after the conditional middleware, which passes all but 304s on as they are.
     "scrapy.downloadermiddlewares.redirect.MetaRefreshMiddleware": None,
-    "crawler.meta_refresh.MetaRefreshMiddleware": 580,
+    "crawler.meta_refresh.MetaRefreshMiddleware": 575,
 }
 
 ITEM_PIPELINES = {

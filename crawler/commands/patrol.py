@@ -76,13 +76,10 @@ def run_and_report(config: PatrolConfig, targets: tuple[str, ...], quiet: bool =
         progress = run_patrol(config, targets, spiders=spiders)
     else:
         # The table is built when the display refreshes (4 times a second), not per page.
-        live_counts = [Progress()]
+        progress = Progress()
         with Live(console=console, transient=True, refresh_per_second=4,
-                  get_renderable=lambda: progress_table(config, chosen, live_counts[0])):
-            progress = run_patrol(
-                config, targets, spiders=spiders,
-                on_item=lambda p, _item: live_counts.__setitem__(0, p),
-            )
+                  get_renderable=lambda: progress_table(config, chosen, progress)):
+            run_patrol(config, targets, spiders=spiders, progress=progress)
     with open_db(config) as db:
         runs = [r for r in (get_run(db, i) for i in progress.run_ids) if r is not None]
     if not runs:

@@ -44,10 +44,10 @@ class EmbeddedIndex:
         )
 
     def put(self, session, entries) -> None:
-        """(Re)index (page, item) pairs inside the caller's transaction.
+        """(Re)index (page, item) pairs inside the caller's transaction; each page at most once.
 
-        The item's tokens, computed by the extraction worker, are used when present,
-        so segmentation does not run on the crawler's reactor thread.
+        The item's tokens, computed in the analyse pipeline's worker, are used when
+        present, so segmentation does not run on the crawler's reactor thread.
         """
         rows = [
             {
