@@ -144,3 +144,11 @@ def test_a_listed_result_is_found_by_its_own_words_not_by_its_neighbours_on_the_
     assert portal.url("/wiki.html") + "#listed" not in found, "listed on the same page, says nothing of it"
     found = {r["url"] for r in json_lines(cli("search", "计算方法", "--config", str(config), "--json").stdout)}
     assert portal.url("/wiki.html") + "#listed" in found
+
+
+def test_search_snippets_mark_the_query_even_for_a_result_listed_by_its_title_alone(swept):
+    config, _, portal, rogue, _ = swept
+    found = {r["url"]: r for r in json_lines(cli("search", "免费领取", "--config", str(config), "--json").stdout)}
+    assert "【免费领取】" in found[portal.url("/info-1.html") + "#listed"]["snippet"], found
+    landing = {r["url"]: r for r in json_lines(cli("search", "资金池", "--config", str(config), "--json").stdout)}
+    assert "【资金池】" in landing[rogue.url("/go?src=ad")]["snippet"]

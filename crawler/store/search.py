@@ -77,7 +77,8 @@ class EmbeddedIndex:
             f" WHERE page_fts MATCH :match {where} ORDER BY rank LIMIT :limit"
         )
         rows = self.db.execute(sql, match=match, limit=limit, **params).mappings().all()
-        return [result(row, snippet(row["text"], query, terms)) for row in rows]
+        # A result listed by its title alone (a classifieds row) has no text: cut from the title.
+        return [result(row, snippet(row["text"] or row["title"], query, terms)) for row in rows]
 
 
 def result(row, cut: str) -> dict:
