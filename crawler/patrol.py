@@ -9,14 +9,12 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from scrapy import signals
 from scrapy.crawler import CrawlerProcess
 from scrapy.settings import Settings
 
 from crawler.config import PatrolConfig
-from crawler.items import PageItem
 
 logger = logging.getLogger(__name__)
 
@@ -55,7 +53,6 @@ SPIDERS = {
 def run_patrol(
     config: PatrolConfig,
     target_ids: tuple[str, ...] = (),
-    on_item: Callable[[Progress, PageItem], None] | None = None,
     spiders: tuple[str, ...] = ("site_patrol",),
     progress: Progress | None = None,
     **overrides,
@@ -80,8 +77,6 @@ def run_patrol(
             progress.hits[t] = progress.hits.get(t, 0) + 1
         if item.new_hit:
             progress.new_hits[t] = progress.new_hits.get(t, 0) + 1
-        if on_item:
-            on_item(progress, item)
 
     handlers = []  # signal receivers are weak references: keep ours alive
 

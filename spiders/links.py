@@ -99,9 +99,9 @@ class LinkBudget:
     date_shapes: Counter = field(default_factory=Counter)
 
     def admit(self, url: str) -> tuple[str | None, str | None]:
-        """(canonical URL, None) when the link is new and sane; (None, trap kind) or (None, None)."""
-        if url in self.decided:
-            return None, None
+        """(canonical URL, None) when the link is new and sane; (None, trap kind) or (None, None).
+
+        For a URL not in ``decided`` (the spider looks there first)."""
         canonical = canonicalize_url(url, keep_fragments=False)
         if canonical in self.seen:
             self.decided.add(url)

@@ -61,7 +61,8 @@ class _Stored:
     """One item of a batch between the phases of ``save_pages``."""
 
     item: PageItem
-    page: Page
+    page: Page | None
+    """None until a new page is added, in the first phase."""
     before: Before
     when: datetime
     saved: Saved | None = None
