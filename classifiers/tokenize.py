@@ -22,8 +22,9 @@ from __future__ import annotations
 
 import logging
 import os
-import threading
 import re
+import threading
+from functools import lru_cache
 from typing import Iterable
 
 logger = logging.getLogger(__name__)
@@ -101,24 +102,40 @@ def add_words(words: Iterable[str]) -> None:
 _NOT_WORD = re.compile(r"[\W_]+")
 
 
+@lru_cache(maxsize=4)
+def words(text: str) -> str:
+    """The text lower-cased, each run of punctuation, symbols, ``_`` and whitespace one space.
+
+    Tokens are cut from this, and ``crawler.extract.fingerprint`` hashes it. Cached
+    because a worker asks for both on the same page text, and this pass over a long
+    page costs about as much as segmenting it.
+    """
+    return _NOT_WORD.sub(" ", text.lower())
+
+
 def tokenize(text: str, *, for_index: bool = False) -> list[str]:
     """Lower-cased word tokens, no whitespace or punctuation tokens.
 
     Queries use jieba's precise mode. ``for_index=True`` uses its search mode,
     which also emits the shorter words inside long ones (保本保息 → 保本, 保息,
     保本保息), so a query for 保本 finds a page that says 保本保息.
-    Punctuation is blanked before segmentation, which keeps the hot path in the
-    Rust backend instead of filtering tokens one by one in Python.
+    Punctuation is blanked before segmentation (:func:`words`), which keeps the hot
+    path in the Rust backend; what comes back between words is a lone " " token.
     """
     if not text:
         return []
     kind, tok = _get()
-    clean = _NOT_WORD.sub(" ", text.lower())
+    clean = words(text)
     if kind == "rjieba":
         tokens = tok.cut_for_search(clean, True) if for_index else tok.cut(clean, True)
     else:
         tokens = tok.lcut_for_search(clean, HMM=True) if for_index else tok.lcut(clean, HMM=True)
-    return " ".join(tokens).split()
+    return [token for token in tokens if token != " "]
+
+
+def index_terms(text: str) -> str:
+    """What a search index stores for a text: its search-mode tokens joined by spaces."""
+    return " ".join(tokenize(text, for_index=True))
 
 
 def backend_name() -> str:

@@ -23,6 +23,8 @@ from htmldate import find_date
 from lxml import etree
 from trafilatura.metadata import examine_meta, extract_meta_json, extract_title
 
+from classifiers.tokenize import words
+
 logger = logging.getLogger(__name__)
 
 # Chinese sites declare the narrower legacy charsets but use characters of the wider ones.
@@ -153,11 +155,13 @@ def language(declared: str | None, text: str) -> str | None:
 def fingerprint(text: str) -> str:
     """SHA-256 of the words of the text: case, width (NFKC), whitespace and punctuation ignored.
 
-    Punctuation is dropped rather than normalised: a page that only swaps ， for , has
-    not changed its text, and NFKC then runs only on the rare text whose letters or
-    digits are not already normal (full-width Ａ１), which keeps long pages cheap.
+    The words are the tokenizer's (``classifiers.tokenize.words``, cached), so a worker
+    makes one pass over the text for both. Punctuation is dropped rather than
+    normalised: a page that only swaps ， for , has not changed its text, and NFKC then
+    runs only on the rare text whose letters or digits are not already normal (full-width
+    Ａ１), which keeps long pages cheap.
     """
-    normal = _NOT_WORD.sub("", text).lower()
+    normal = words(text).replace(" ", "")
     if not unicodedata.is_normalized("NFKC", normal):
         normal = _NOT_WORD.sub("", unicodedata.normalize("NFKC", normal)).lower()
     return hashlib.sha256(normal.encode("utf-8", "surrogatepass")).hexdigest()

@@ -35,14 +35,14 @@ def analyse_job(body: bytes, encoding: str, url: str, listed: tuple[str, str] | 
     """
     from dataclasses import replace
 
-    from classifiers.tokenize import tokenize
+    from classifiers.tokenize import index_terms
     from crawler.extract import extract, extract_listed
 
     result = extract_listed(*listed) if listed is not None else extract(body, encoding, url)
     result = replace(
         result,
-        title_tokens=" ".join(tokenize(result.title, for_index=True)),
-        text_tokens=" ".join(tokenize(result.text, for_index=True)),
+        title_tokens=index_terms(result.title),
+        text_tokens=index_terms(result.text),
     )
     verdict = load_classifier(rule_files, ceiling).classify(result.text, title=result.title, url=url, kind=kind)
     return result, verdict.to_dict()

@@ -17,6 +17,7 @@ import logging
 from functools import lru_cache
 from urllib.parse import urlsplit
 
+from classifiers.tokenize import index_terms
 from crawler.store.db import iso, utcnow
 from crawler.store.models import Hit, Page, TargetRow
 
@@ -66,8 +67,6 @@ def segment(text: str) -> str:
 
     The same terms as the embedded index (search mode), so both answer the same queries.
     """
-    from crawler.store.search import index_terms
-
     return index_terms(text or "")
 
 

@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy import text
 
-from classifiers.tokenize import tokenize
+from classifiers.tokenize import index_terms, tokenize
 
 logger = logging.getLogger(__name__)
 
@@ -98,11 +98,6 @@ def result(row, cut: str) -> dict:
         "snippet": cut,
         "rank": round(row["rank"], 4),
     }
-
-
-def index_terms(text: str) -> str:
-    """What the index stores for a text: jieba search-mode tokens joined by spaces."""
-    return " ".join(tokenize(text, for_index=True))
 
 
 def query_terms(query: str) -> list[str]:
