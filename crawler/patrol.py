@@ -67,7 +67,8 @@ def run_patrol(
     from twisted.internet import defer
 
     settings = patrol_settings(config.source, target_ids, **overrides)
-    process = CrawlerProcess(settings, install_root_handler=False)
+    settings.set("LOG_INSTALL_ROOT_HANDLER", False, priority="cmdline")  # the CLI configures logging
+    process = CrawlerProcess(settings)
     progress = progress if progress is not None else Progress()
 
     def item_scraped(item, response, spider):

@@ -53,7 +53,9 @@ class IndexPipeline:
     def from_crawler(cls, crawler):
         config = load_config(crawler.settings.get("FINPATROL_CONFIG"))
         if getattr(config, "elasticsearch", None) is None:
-            raise NotConfigured("no elasticsearch: block in the config")
+            # The embedded default, not a fault: Scrapy logs a NotConfigured with a message as a warning.
+            logger.info("no elasticsearch: block in the config; the embedded search index is the only one")
+            raise NotConfigured
         return cls(config, crawler.stats, crawler.settings.getfloat("FINPATROL_ES_CLOSE_TIMEOUT", 120.0))
 
     async def open_spider(self):
