@@ -36,26 +36,24 @@ def _page_item(url: str, *, status: int = 200, etag: str | None = '"v1"', links:
 
 
 def test_only_pages_fetched_plainly_with_validators_and_links_are_asked_conditionally(tmp_path):
-    from crawler.store.pages import revalidation_validators, save_pages, stored_links
+    from crawler.store.pages import Revalidation, revalidations, save_pages
 
-    with StateDB(f"sqlite:///{tmp_path / 'state.db'}") as db, db.reader() as reader:
-        assert stored_links(reader, "site", "http://s/plain") is None  # the reader sees later writes
+    with StateDB(f"sqlite:///{tmp_path / 'state.db'}") as db:
         save_pages(db, [
             _page_item("http://s/plain"),
             _page_item("http://s/rendered", rendered=True),
             _page_item("http://s/no-links", links=None),
             _page_item("http://s/no-etag", etag=None),
         ], run_id=None)
-        assert revalidation_validators(db, ["site"]) == {("site", "http://s/plain"): ('"v1"', None)}
+        assert revalidations(db, ["site"]) == {("site", "http://s/plain"): Revalidation('"v1"', None, "http://s/\n/a")}
 
         # A 304 carries no body: the stored links and status stay, a new ETag is taken.
         save_pages(db, [_page_item("http://s/plain", status=304, etag='"v2"', links=None, unchanged=True)], None)
-        assert revalidation_validators(db, ["site"]) == {("site", "http://s/plain"): ('"v2"', None)}
-        assert stored_links(reader, "site", "http://s/plain") == "http://s/\n/a"
+        assert revalidations(db, ["site"]) == {("site", "http://s/plain"): Revalidation('"v2"', None, "http://s/\n/a")}
         assert db.execute("SELECT status FROM pages WHERE url = 'http://s/plain'").scalar() == 200
 
 
-def test_a_304_whose_links_cannot_be_read_is_fetched_whole_and_a_failed_reader_is_replaced(tmp_path):
+def test_a_304_is_followed_from_links_read_at_the_start_and_a_second_304_is_fetched_whole(tmp_path):
     from scrapy.http import Request, Response
     from scrapy.utils.test import get_crawler
 
@@ -67,25 +65,24 @@ def test_a_304_whose_links_cannot_be_read_is_fetched_whole_and_a_failed_reader_i
         save_pages(db, [_page_item("http://s/plain")], run_id=None)
     crawler = get_crawler()
     middleware = ConditionalGetMiddleware(f"sqlite:///{path}", False, crawler.stats)
-    middleware.db = StateDB(f"sqlite:///{path}")
-    middleware.reader = middleware.db.reader()
+    middleware.load(["site"])
+    path.unlink()  # the crawl reads nothing more from the state DB
 
     def answer_304():
-        request = Request("http://s/plain", meta={"finpatrol_asked": ("site", "http://s/plain"),
-                                                  "finpatrol_conditional": True},
-                          headers={"If-None-Match": '"v1"'})
+        request = Request("http://s/plain", meta={"finpatrol_conditional": True, "finpatrol_target": "site",
+                                                  "finpatrol_url": "http://s/plain"})
+        assert middleware.process_request(request) is None
         return request, middleware.process_response(request, Response("http://s/plain", status=304, request=request))
 
-    middleware.reader.close()  # as when a database server drops the connection
     request, outcome = answer_304()
+    assert request.headers[b"If-None-Match"] == b'"v1"'
     assert isinstance(outcome, Response) and request.meta["finpatrol_links"] == "http://s/\n/a"
-    assert crawler.stats.get_value("conditional/links_unreadable") is None, "the new reader read them"
 
-    middleware.reader.close()
-    path.unlink()  # the state DB is gone: every read fails
-    middleware.db.engine.dispose()  # no pooled connection to the old file is left
-    request, outcome = answer_304()
+    # Its links were used: a second 304 in the same crawl cannot be followed, so the page is asked again whole.
+    assert ("site", "http://s/plain") not in middleware.pages, "the links are not kept once followed"
+    request = Request("http://s/plain", meta={"finpatrol_asked": ("site", "http://s/plain"),
+                                              "finpatrol_conditional": True}, headers={"If-None-Match": '"v1"'})
+    outcome = middleware.process_response(request, Response("http://s/plain", status=304, request=request))
     assert isinstance(outcome, Request) and b"If-None-Match" not in outcome.headers, "asked again, whole"
     assert not outcome.meta["finpatrol_conditional"]
-    assert crawler.stats.get_value("conditional/links_unreadable") == 1
-    middleware.spider_closed()
+    assert crawler.stats.get_value("conditional/links_missing") == 1

@@ -6,7 +6,7 @@ import logging
 from datetime import UTC, datetime
 from pathlib import Path
 
-from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
+from sqlalchemy import Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -62,15 +62,6 @@ class StateDB:
 
     def new_session(self) -> Session:
         return self.session()
-
-    def reader(self) -> Connection:
-        """A connection for many small reads from one thread, kept open by the caller.
-
-        Each statement commits on its own (autocommit), so no transaction or snapshot
-        stays open between reads, on SQLite or on a server database; checking a
-        connection out of the pool per read cost twice the read itself.
-        """
-        return self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
 
     def close(self) -> None:
         self.engine.dispose()

@@ -13,9 +13,9 @@ import json
 import logging
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Iterable
+from typing import Iterable, NamedTuple
 
-from sqlalchemy import Connection, bindparam, select
+from sqlalchemy import select
 from sqlalchemy.orm import defer
 
 from crawler.items import PageItem
@@ -246,16 +246,25 @@ def _record_hit(session, row: _Stored, run_id, known: dict[tuple[int, str], Hit]
     row.hit = hit
 
 
-def revalidation_validators(db: StateDB, target_ids: Iterable[str]) -> dict[tuple[str, str], tuple[str | None, str | None]]:
-    """(target id, url) → (ETag, Last-Modified) of pages that can be asked for conditionally.
+class Revalidation(NamedTuple):
+    """What asking for a page conditionally needs: its validators, and the links to follow on a 304."""
+
+    etag: str | None
+    last_modified: str | None
+    links: str
+
+
+def revalidations(db: StateDB, target_ids: Iterable[str]) -> dict[tuple[str, str], Revalidation]:
+    """(target id, url) → ``Revalidation`` of every page that can be asked for conditionally.
 
     Only pages fetched without the browser and whose links are recorded: a 304 must
     be followable without its body, and a script-built page can change behind an
-    unchanged HTML shell.
+    unchanged HTML shell. The links come in the same read, so a crawl reads nothing
+    more from the state DB per 304 (about 2.5 KB per page in memory until its answer).
     """
     with db.new_session() as session:
         rows = session.execute(
-            select(Page.target_id, Page.url, Page.etag, Page.last_modified).where(
+            select(Page.target_id, Page.url, Page.etag, Page.last_modified, Page.links).where(
                 Page.target_id.in_(list(target_ids)),
                 Page.rendered.is_(False),
                 Page.links.is_not(None),
@@ -263,13 +272,4 @@ def revalidation_validators(db: StateDB, target_ids: Iterable[str]) -> dict[tupl
                 (Page.etag.is_not(None)) | (Page.last_modified.is_not(None)),
             )
         )
-        return {(t, u): (etag, modified) for t, u, etag, modified in rows}
-
-
-_LINKS = select(Page.links).where(Page.target_id == bindparam("target_id"), Page.url == bindparam("url"))
-
-
-def stored_links(reader: Connection, target_id: str, url: str) -> str | None:
-    """The links recorded for a page at its last full fetch (a Core query on a
-    ``StateDB.reader()``: it runs once per 304)."""
-    return reader.execute(_LINKS, {"target_id": target_id, "url": url}).scalar()
+        return {(t, u): Revalidation(etag, modified, links) for t, u, etag, modified, links in rows}
