@@ -120,7 +120,7 @@ def _read(path: Path) -> _Map:
     except (OSError, UnicodeDecodeError) as e:
         raise RuleFileError(path, None, f"cannot read rule file: {e}") from e
     try:
-        data = yaml.load(raw, Loader=_LineLoader)  # noqa: S506 - SafeLoader subclass
+        data = yaml.load(raw, Loader=_LineLoader)  # noqa: S506 - a subclass of (C)SafeLoader
     except yaml.MarkedYAMLError as e:
         line = e.problem_mark.line + 1 if e.problem_mark else None
         raise RuleFileError(path, line, f"invalid YAML: {e.problem or e}") from e

@@ -106,7 +106,7 @@ _NOT_WORD = re.compile(r"[\W_]+")
 def words(text: str) -> str:
     """The text lower-cased, each run of punctuation, symbols, ``_`` and whitespace one space.
 
-    Tokens are cut from this, and ``crawler.extract.fingerprint`` hashes it. Cached
+    Tokens are cut from this, and the crawler's text fingerprint hashes it. Cached
     because a worker asks for both on the same page text, and this pass over a long
     page costs about as much as segmenting it.
     """
@@ -130,7 +130,7 @@ def tokenize(text: str, *, for_index: bool = False) -> list[str]:
         tokens = tok.cut_for_search(clean, True) if for_index else tok.cut(clean, True)
     else:
         tokens = tok.lcut_for_search(clean, HMM=True) if for_index else tok.lcut(clean, HMM=True)
-    return [token for token in tokens if token != " "]
+    return [token for token in tokens if token and token != " "]
 
 
 def index_terms(text: str) -> str:

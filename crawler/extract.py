@@ -156,7 +156,9 @@ def fingerprint(text: str) -> str:
     """SHA-256 of the words of the text: case, width (NFKC), whitespace and punctuation ignored.
 
     The words are the tokenizer's (``classifiers.tokenize.words``, cached), so a worker
-    makes one pass over the text for both. Punctuation is dropped rather than
+    makes one pass over the text for both; they are lower-cased before punctuation is
+    dropped, which matters only for letters whose lower case differs in length or
+    context (İ, a word-final Σ). Punctuation is dropped rather than
     normalised: a page that only swaps ， for , has not changed its text, and NFKC then
     runs only on the rare text whose letters or digits are not already normal (full-width
     Ａ１), which keeps long pages cheap.

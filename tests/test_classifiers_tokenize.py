@@ -8,7 +8,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from classifiers.tokenize import add_words, backend_name, tokenize
+from classifiers.tokenize import add_words, backend_name, index_terms, tokenize
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -19,6 +19,13 @@ def test_tokens_keep_lexicon_terms_and_drop_punctuation():
     assert "p2p" in toks
     assert not any(t in ("，", "！", " ", "") for t in toks)
     assert tokenize("") == []
+
+
+def test_index_terms_are_search_mode_words_separated_by_single_spaces():
+    text = "  承诺保本保息，\t年化收益率高达18%！\n\n P2P_平台 "
+    terms = index_terms(text)
+    assert terms.split(" ") == tokenize(text, for_index=True), "no empty or doubled separators"
+    assert {"保本", "保息", "保本保息", "p2p", "平台"} <= set(terms.split(" "))
 
 
 def test_add_words_keeps_names_whole():

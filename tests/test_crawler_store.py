@@ -53,36 +53,48 @@ def test_only_pages_fetched_plainly_with_validators_and_links_are_asked_conditio
         assert db.execute("SELECT status FROM pages WHERE url = 'http://s/plain'").scalar() == 200
 
 
-def test_a_304_is_followed_from_links_read_at_the_start_and_a_second_304_is_fetched_whole(tmp_path):
+def test_a_304_is_followed_from_links_read_at_the_start_and_a_second_304_is_fetched_whole(tmp_path, monkeypatch):
     from scrapy.http import Request, Response
     from scrapy.utils.test import get_crawler
 
+    import crawler.conditional as conditional
     from crawler.conditional import ConditionalGetMiddleware
     from crawler.store.pages import save_pages
 
     path = tmp_path / "state.db"
     with StateDB(f"sqlite:///{path}") as db:
-        save_pages(db, [_page_item("http://s/plain")], run_id=None)
+        save_pages(db, [_page_item("http://s/plain"), _page_item("http://s/other")], run_id=None)
     crawler = get_crawler()
     middleware = ConditionalGetMiddleware(f"sqlite:///{path}", False, crawler.stats)
     middleware.load(["site"])
-    path.unlink()  # the crawl reads nothing more from the state DB
 
-    def answer_304():
-        request = Request("http://s/plain", meta={"finpatrol_conditional": True, "finpatrol_target": "site",
-                                                  "finpatrol_url": "http://s/plain"})
+    def no_state_db(*args, **kwargs):
+        raise AssertionError("the crawl must not open the state DB")
+
+    monkeypatch.setattr(conditional, "StateDB", no_state_db)
+
+    def ask(url, status):
+        request = Request(url, meta={"finpatrol_conditional": True, "finpatrol_target": "site", "finpatrol_url": url})
         assert middleware.process_request(request) is None
-        return request, middleware.process_response(request, Response("http://s/plain", status=304, request=request))
+        return request, middleware.process_response(request, Response(url, status=status, request=request))
 
-    request, outcome = answer_304()
+    request, outcome = ask("http://s/plain", 304)
     assert request.headers[b"If-None-Match"] == b'"v1"'
     assert isinstance(outcome, Response) and request.meta["finpatrol_links"] == "http://s/\n/a"
+    assert crawler.stats.get_value("conditional/asked") == 1
 
-    # Its links were used: a second 304 in the same crawl cannot be followed, so the page is asked again whole.
-    assert ("site", "http://s/plain") not in middleware.pages, "the links are not kept once followed"
+    # Its links were used: asked again in the same crawl, the page goes out plain.
+    request, outcome = ask("http://s/plain", 200)
+    assert b"If-None-Match" not in request.headers and "finpatrol_asked" not in request.meta
+    assert crawler.stats.get_value("conditional/asked") == 1
+
+    # A page answered whole (200) is no longer held; a 304 for a page no longer held is asked again, whole.
+    ask("http://s/other", 200)
+    assert middleware.pages == {}
     request = Request("http://s/plain", meta={"finpatrol_asked": ("site", "http://s/plain"),
                                               "finpatrol_conditional": True}, headers={"If-None-Match": '"v1"'})
     outcome = middleware.process_response(request, Response("http://s/plain", status=304, request=request))
     assert isinstance(outcome, Request) and b"If-None-Match" not in outcome.headers, "asked again, whole"
-    assert not outcome.meta["finpatrol_conditional"]
+    assert not outcome.meta["finpatrol_conditional"] and "finpatrol_asked" not in outcome.meta
+    assert outcome.dont_filter
     assert crawler.stats.get_value("conditional/links_missing") == 1

@@ -48,6 +48,7 @@ def test_links_followed_within_scope_depth_and_page_limit(make_config, patrol):
             config = make_config([{"id": "site", "urls": [site.url("/")], "max_depth": 2}])
             result = patrol(config)
             assert result.returncode == 0, result.stderr
+            assert "WARNING" not in result.stderr and "Warning" not in result.stderr, "nothing to warn of"
             fetched = set(site.requests)
             assert {"/", "/a.html", "/b.html", "/deep/1.html"} <= fetched
             assert "/deep/2.html" not in fetched, "depth 3 is beyond max_depth 2"
