@@ -61,11 +61,13 @@ def target_doc_id(origin: str, target_id: str) -> str:
     return doc_id(origin, "target", target_id)
 
 
-@lru_cache(maxsize=2048)
+@lru_cache(maxsize=64)
 def segment(text: str) -> str:
     """jieba words joined by single spaces, for the whitespace-analysed ``*_seg`` fields.
 
     The same terms as the embedded index (search mode), so both answer the same queries.
+    Cached for a page's doc and its hit's doc, which segment the same text one after
+    the other; a page's text and terms take about 150 KB, so the cache stays small.
     """
     return index_terms(text or "")
 
