@@ -133,6 +133,9 @@ def test_claim_removed_added_and_page_deleted_between_two_patrols(db):
     assert hits3[("a", "guaranteed_return")].removed_run_id == run3
     kinds = {c["url"]: (c["kind"], c["hits"]["reopened"] is not None) for c in list_changes(db, run_id=run3)}
     assert kinds == {"http://s/a": ("changed", True), "http://s/c": ("added", True)}
+    with db.new_session() as session:
+        back = session.query(Page).filter(Page.url == "http://s/c").one()
+        assert back.gone_at is None and back.gone_run_id is None, "a page that came back is no longer gone"
 
 
 def test_unchanged_repatrol_records_no_change_and_keeps_one_version(db):

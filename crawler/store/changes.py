@@ -102,7 +102,8 @@ def record_change(session, page: Page, before: Before, version: PageVersion, old
         remove_hit(session, before.hit_id, when, run_id)
     if not before.exists or before.gone:
         kind = "added"
-        page.gone_at = page.gone_run_id = None
+        if before.gone:  # a new page has no gone_at to clear, and setting it would cost an UPDATE
+            page.gone_at = page.gone_run_id = None
     elif text_changed or hit_changed:
         kind = "changed"
     else:

@@ -179,7 +179,8 @@ def _touch(page: Page, item: PageItem, hit: Hit | None, when: datetime, run_id: 
 def _upsert_page(session, page: Page | None, item: PageItem, when, run_id) -> tuple[Page, bool]:
     verdict = item.verdict or {}
     if page is None:
-        page = Page(target_id=item.target_id, url=item.url, first_seen=when)
+        # current_hit_id is inserted as NULL, so a page without a hit needs no UPDATE once hits are known
+        page = Page(target_id=item.target_id, url=item.url, first_seen=when, current_hit_id=None)
         session.add(page)
     changed_text = page.text_fingerprint != item.text_fingerprint or page.title != item.title
     page.final_url, page.status, page.encoding = item.final_url, item.status, item.encoding
