@@ -10,12 +10,8 @@ without a body (every 304 of a re-patrol).
 
 from __future__ import annotations
 
-import logging
-
 from scrapy.downloadermiddlewares.redirect import MetaRefreshMiddleware as ScrapyMetaRefreshMiddleware
 from scrapy.http import HtmlResponse
-
-logger = logging.getLogger(__name__)
 
 
 class MetaRefreshMiddleware(ScrapyMetaRefreshMiddleware):

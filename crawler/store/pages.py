@@ -261,7 +261,7 @@ def revalidations(db: StateDB, target_ids: Iterable[str]) -> dict[tuple[str, str
     Only pages fetched without the browser and whose links are recorded: a 304 must
     be followable without its body, and a script-built page can change behind an
     unchanged HTML shell. The links come in the same read, so a crawl reads nothing
-    more from the state DB per 304 (about 2.5 KB per page in memory until its answer).
+    more from the state DB per 304 (what that holds in memory: ``crawler.conditional``).
     """
     with db.new_session() as session:
         rows = session.execute(
