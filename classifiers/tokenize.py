@@ -14,8 +14,9 @@ is acceptable for the fallback.
 
 Both backends get the lexicon's phrases as a user dictionary, so "保本保息" or
 "资金池" stay one token, and :func:`add_words` adds more (e.g. target names). Tokens are
-lower-cased; whitespace and punctuation tokens are dropped. Initialised once, lazily,
-per process, under a lock.
+lower-cased, and so are the dictionary words (the text is lower-cased before it is cut);
+whitespace and punctuation tokens are dropped. Initialised once, lazily, per process,
+under a lock.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ logger = logging.getLogger(__name__)
 _lock = threading.Lock()
 _backend = None  # ("rjieba", Jieba) or ("jieba", Tokenizer)
 _pending: list[str] = []
+_user_words: set[str] = set()  # the lexicon's and add_words' words, lower-cased
 _NO_CACHE_DIR = os.path.join(os.sep, "nonexistent-finpatrol-jieba-cache")
 
 
@@ -67,9 +69,10 @@ def _make(name: str | None = None):
 def _add(backend, words: Iterable[str]) -> None:
     kind, tok = backend
     for w in words:
-        w = (w or "").strip()
+        w = (w or "").strip().lower()
         if not w:
             continue
+        _user_words.add(w)
         if kind == "rjieba":
             tok.add_word(w, None, None)
         else:
@@ -118,7 +121,8 @@ def tokenize(text: str, *, for_index: bool = False) -> list[str]:
 
     Queries use jieba's precise mode. ``for_index=True`` uses its search mode,
     which also emits the shorter words inside long ones (保本保息 → 保本, 保息,
-    保本保息), so a query for 保本 finds a page that says 保本保息.
+    保本保息), so a query for 保本 finds a page that says 保本保息; dictionary words
+    too long for search mode's inner words follow the page's tokens.
     Punctuation is blanked before segmentation (:func:`words`), which keeps the hot
     path in the Rust backend; what comes back between words is a lone " " token.
     """
@@ -130,7 +134,26 @@ def tokenize(text: str, *, for_index: bool = False) -> list[str]:
         tokens = tok.cut_for_search(clean, True) if for_index else tok.cut(clean, True)
     else:
         tokens = tok.lcut_for_search(clean, HMM=True) if for_index else tok.lcut(clean, HMM=True)
-    return [token for token in tokens if token and token != " "]
+    tokens = [token for token in tokens if token and token != " "]
+    if for_index:
+        tokens.extend(_user_words_inside([token for token in tokens if len(token) > _LONGEST_GRAM + 1]))
+    return tokens
+
+
+_LONGEST_GRAM = 3  # jieba's search mode adds the 2- and 3-character dictionary words inside a token
+
+
+def _user_words_inside(long_tokens: list[str]) -> list[str]:
+    """Dictionary words of 4 or more characters inside longer tokens.
+
+    Search mode does not emit them: 办理pos机 and pos机办理 are lexicon phrases, so a
+    page saying "pos机办理" would otherwise be missed by a query for "pos机".
+    """
+    found = []
+    for token in long_tokens:
+        for size in range(_LONGEST_GRAM + 1, len(token)):
+            found.extend(w for w in (token[i:i + size] for i in range(len(token) - size + 1)) if w in _user_words)
+    return found
 
 
 def index_terms(text: str) -> str:

@@ -21,7 +21,7 @@ import click
 # command name → module under crawler.commands that defines it (in its COMMANDS list)
 COMMAND_MODULES = {
     "patrol": "patrol", "check-config": "patrol", "runs": "patrol",
-    "hits": "inspect", "search": "inspect", "show": "inspect",
+    "hits": "inspect", "search": "inspect", "show": "inspect", "reindex": "inspect",
     "targets": "targets", "demo": "demo", "es": "es", "alerts": "alerts",
     "serve": "serve", "schedule": "serve", "evidence": "evidence", "changes": "changes",
     "candidates": "candidates", "coverage": "coverage", "dossier": "dossier", "report": "report",

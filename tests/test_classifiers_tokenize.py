@@ -28,9 +28,21 @@ def test_index_terms_are_search_mode_words_separated_by_single_spaces():
     assert {"保本", "保息", "保本保息", "p2p", "平台"} <= set(terms.split(" "))
 
 
+def test_index_terms_hold_lexicon_words_inside_longer_lexicon_words():
+    # pos机办理 is one lexicon phrase; search mode alone adds only 2- and 3-character inner words
+    assert "pos机办理" in tokenize("个人POS机办理")
+    assert "pos机" not in tokenize("个人POS机办理"), "precise mode, as queries use, keeps it whole"
+    assert {"pos机办理", "pos机", "办理"} <= set(index_terms("个人POS机办理").split(" "))
+
+
 def test_add_words_keeps_names_whole():
     add_words(["鑫隆宝金服"])
     assert "鑫隆宝金服" in tokenize("鑫隆宝金服逾期了")
+
+
+def test_added_words_match_the_lower_cased_text():
+    add_words(["ZX鑫汇宝"])
+    assert "zx鑫汇宝" in tokenize("ZX鑫汇宝暴雷")
 
 
 def test_jieba_reference_backend_writes_no_cache_file(tmp_path):

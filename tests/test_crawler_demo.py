@@ -30,4 +30,6 @@ def test_demo_patrols_every_institution_twice_and_reports(tmp_path):
     changes = json_lines(cli("changes", "--config", config, "--json").stdout)
     assert changes, "the second patrol records what changed"
     assert "保本保息" in cli("search", "保本保息", "--config", config).stdout
+    pos = {r["url"].rsplit("/", 1)[-1] for r in json_lines(cli("search", "POS机", "--config", config, "--json").stdout)}
+    assert "info-201.html#listed" in pos, "the classified ad says only 个人POS机办理, a lexicon phrase holding POS机"
     assert cli("evidence", "verify", "--config", config).returncode == 0

@@ -1,4 +1,4 @@
-"""``finpatrol hits``, ``search`` and ``show``: what the patrols found."""
+"""``finpatrol hits``, ``search``, ``show`` and ``reindex``: what the patrols found."""
 
 from __future__ import annotations
 
@@ -74,6 +74,28 @@ def search(query, config_file, targets, category, risk, since, until, as_json, l
         console.print("  " + escape(r["snippet"]).replace("【", "[reverse]").replace("】", "[/reverse]"))
 
 
+@click.command()
+@config_option
+@json_option
+def reindex(config_file, as_json):
+    """Rebuild the embedded search index from the stored pages.
+
+    Run it once after an upgrade whose notes say that words are cut differently:
+    until then, pages indexed before it are found by the old words only. With
+    Elasticsearch, `finpatrol es sync --all` afterwards sends the new words there.
+    """
+    config = load_or_exit(config_file)
+    with open_db(config) as db:
+        if db.index is None:
+            raise click.ClickException("the embedded index needs a SQLite state DB")
+        with console.status("re-indexing pages…") as status:
+            pages = db.index.rebuild(progress=lambda done: status.update(f"re-indexing pages… {done} done"))
+    if as_json:
+        emit_json([{"pages": pages}])
+    else:
+        console.print(f"re-indexed {pages} pages")
+
+
 def embedded_search(config, query, filters, limit) -> list[dict]:
     with open_db(config) as db:
         if db.index is None:
@@ -116,4 +138,4 @@ def marked(finding: dict) -> str:
     return escape(snippet).replace(escape(words), f"[reverse]{escape(words)}[/reverse]", 1)
 
 
-COMMANDS = (hits, search, show)
+COMMANDS = (hits, search, show, reindex)
