@@ -33,7 +33,9 @@ logger = logging.getLogger(__name__)
 _lock = threading.Lock()
 _backend = None  # ("rjieba", Jieba) or ("jieba", Tokenizer)
 _pending: list[str] = []
-_user_words: set[str] = set()  # the lexicon's and add_words' words, lower-cased
+_user_words: set[str] = set()  # words added to this process's dictionary (lexicon, add_words), lower-cased
+_user_word_sizes: set[int] = set()  # their lengths: the only substring lengths worth looking up
+_LONGEST_GRAM = 3  # jieba's search mode adds the 2- and 3-character dictionary words inside a token
 _NO_CACHE_DIR = os.path.join(os.sep, "nonexistent-finpatrol-jieba-cache")
 
 
@@ -73,6 +75,7 @@ def _add(backend, words: Iterable[str]) -> None:
         if not w:
             continue
         _user_words.add(w)
+        _user_word_sizes.add(len(w))
         if kind == "rjieba":
             tok.add_word(w, None, None)
         else:
@@ -121,8 +124,8 @@ def tokenize(text: str, *, for_index: bool = False) -> list[str]:
 
     Queries use jieba's precise mode. ``for_index=True`` uses its search mode,
     which also emits the shorter words inside long ones (保本保息 → 保本, 保息,
-    保本保息), so a query for 保本 finds a page that says 保本保息; dictionary words
-    too long for search mode's inner words follow the page's tokens.
+    保本保息), so a query for 保本 finds a page that says 保本保息; then come the
+    user-dictionary words of 4+ characters inside longer tokens (:func:`_user_words_inside`).
     Punctuation is blanked before segmentation (:func:`words`), which keeps the hot
     path in the Rust backend; what comes back between words is a lone " " token.
     """
@@ -140,24 +143,26 @@ def tokenize(text: str, *, for_index: bool = False) -> list[str]:
     return tokens
 
 
-_LONGEST_GRAM = 3  # jieba's search mode adds the 2- and 3-character dictionary words inside a token
-
-
 def _user_words_inside(long_tokens: list[str]) -> list[str]:
-    """Dictionary words of 4 or more characters inside longer tokens.
+    """User-dictionary words (lexicon, ``add_words``) of 4+ characters inside longer tokens.
 
     Search mode does not emit them: 办理pos机 and pos机办理 are lexicon phrases, so a
-    page saying "pos机办理" would otherwise be missed by a query for "pos机".
+    page saying "pos机办理" would otherwise be missed by a query for "pos机". Only the
+    lengths of such words are looked up, so a hostile run of thousands of letters (one
+    token) costs time in proportion to its length.
     """
+    sizes = sorted(size for size in _user_word_sizes if size > _LONGEST_GRAM)
     found = []
     for token in long_tokens:
-        for size in range(_LONGEST_GRAM + 1, len(token)):
+        for size in sizes:
+            if size >= len(token):
+                break
             found.extend(w for w in (token[i:i + size] for i in range(len(token) - size + 1)) if w in _user_words)
     return found
 
 
 def index_terms(text: str) -> str:
-    """What a search index stores for a text: its search-mode tokens joined by spaces."""
+    """What a search index stores for a text: its index tokens (``for_index``) joined by spaces."""
     return " ".join(tokenize(text, for_index=True))
 
 

@@ -33,6 +33,13 @@ def test_index_terms_hold_lexicon_words_inside_longer_lexicon_words():
     assert "pos机办理" in tokenize("个人POS机办理")
     assert "pos机" not in tokenize("个人POS机办理"), "precise mode, as queries use, keeps it whole"
     assert {"pos机办理", "pos机", "办理"} <= set(index_terms("个人POS机办理").split(" "))
+    assert "四方支付" in index_terms("第四方支付").split(" "), "a 4-character word inside a 5-character token"
+
+
+def test_a_hostile_run_of_letters_does_not_stall_the_index_terms():
+    # jieba keeps a run of letters as one token; looking up every substring of it
+    # would take hours here (the suite's timeout fails the test), not 50 ms
+    assert index_terms("q" * 50_000 + "保本保息").split(" ")[0] == "q" * 50_000
 
 
 def test_add_words_keeps_names_whole():

@@ -98,3 +98,27 @@ def test_a_304_is_followed_from_links_read_at_the_start_and_a_second_304_is_fetc
     assert not outcome.meta["finpatrol_conditional"] and "finpatrol_asked" not in outcome.meta
     assert outcome.dont_filter
     assert crawler.stats.get_value("conditional/links_missing") == 1
+
+
+def test_a_rebuild_keeps_the_terms_a_patrol_wrote_while_it_was_cutting(tmp_path, monkeypatch):
+    from crawler.store import search
+    from crawler.store.pages import save_pages
+
+    def item(url, text, fingerprint):
+        page = _page_item(url)
+        page.text, page.text_fingerprint, page.title_tokens, page.text_tokens = text, fingerprint, "t", text
+        return page
+
+    with StateDB(f"sqlite:///{tmp_path / 'state.db'}") as db:
+        save_pages(db, [item("http://s/a", "保本保息", "f1"), item("http://s/b", "稳赚不赔", "f2")], run_id=None)
+        cut = search.index_terms
+
+        def patrol_meanwhile(text):  # a patrol stores a new text of page b while the rebuild cuts
+            if text == "稳赚不赔":
+                save_pages(db, [item("http://s/b", "资金池", "f3")], run_id=None)
+            return cut(text)
+
+        monkeypatch.setattr(search, "index_terms", patrol_meanwhile)
+        assert db.index.rebuild() == 2
+        assert db.execute("SELECT body FROM page_fts WHERE rowid = 2").scalar() == "资金池"
+        assert db.execute("SELECT body FROM page_fts WHERE rowid = 1").scalar() == "保本 保息 保本保息"

@@ -88,12 +88,12 @@ def reindex(config_file, as_json):
     with open_db(config) as db:
         if db.index is None:
             raise click.ClickException("the embedded index needs a SQLite state DB")
+        if as_json:
+            emit_json([{"pages": db.index.rebuild()}])
+            return
         with console.status("re-indexing pages…") as status:
             pages = db.index.rebuild(progress=lambda done: status.update(f"re-indexing pages… {done} done"))
-    if as_json:
-        emit_json([{"pages": pages}])
-    else:
-        console.print(f"re-indexed {pages} pages")
+    console.print(f"re-indexed {pages} pages")
 
 
 def embedded_search(config, query, filters, limit) -> list[dict]:

@@ -57,30 +57,42 @@ class EmbeddedIndex:
             }
             for page, item in entries
         ]
-        if rows:
-            _replace(session.connection(), rows)
+        if not rows:
+            return
+        conn = session.connection()  # one executemany per statement for the whole batch
+        conn.execute(text("DELETE FROM page_fts WHERE rowid = :id"), [{"id": row["id"]} for row in rows])
+        conn.execute(text("INSERT INTO page_fts(rowid, title, body) VALUES (:id, :title, :body)"), rows)
 
     def rebuild(self, chunk: int = 200, progress=None) -> int:
         """Cut every stored page's title and text again; the number of pages indexed.
 
         For an upgrade that changes the index terms: pages are otherwise re-indexed
-        only when their text changes. One transaction per ``chunk`` pages, so an
-        interrupted rebuild keeps what it did and can simply be run again.
-        ``progress(done)`` is called after each chunk.
+        only when their text changes. Pages are read and cut ``chunk`` at a time and
+        written in one transaction per chunk, so a patrol writing meanwhile waits at
+        most one chunk's write; a page whose title or text a patrol changed after it
+        was read keeps the terms the patrol gave it. ``progress(done)`` is called
+        after each chunk.
         """
         done, last_id = 0, 0
         while True:
-            with self.db.engine.begin() as conn:
+            with self.db.engine.connect() as conn:
                 pages = conn.execute(
-                    text("SELECT id, title, text FROM pages WHERE id > :last ORDER BY id LIMIT :chunk"),
+                    text("SELECT id, title, text, text_fingerprint FROM pages WHERE id > :last ORDER BY id LIMIT :chunk"),
                     {"last": last_id, "chunk": chunk},
                 ).all()
-                if not pages:
-                    return done
-                _replace(conn, [
-                    {"id": page.id, "title": index_terms(page.title or ""), "body": index_terms(page.text or "")}
-                    for page in pages
-                ])
+            if not pages:
+                return done
+            rows = [
+                {"id": page.id, "page_title": page.title, "fingerprint": page.text_fingerprint,
+                 "title": index_terms(page.title), "body": index_terms(page.text)}
+                for page in pages
+            ]
+            unchanged = ("EXISTS (SELECT 1 FROM pages WHERE id = :id AND title IS :page_title"
+                         " AND text_fingerprint IS :fingerprint)")
+            with self.db.engine.begin() as conn:
+                conn.execute(text(f"DELETE FROM page_fts WHERE rowid = :id AND {unchanged}"), rows)
+                conn.execute(text(f"INSERT INTO page_fts(rowid, title, body) SELECT :id, :title, :body WHERE {unchanged}"),
+                             rows)
             done, last_id = done + len(pages), pages[-1].id
             if progress is not None:
                 progress(done)
@@ -101,12 +113,6 @@ class EmbeddedIndex:
         rows = self.db.execute(sql, match=match, limit=limit, **params).mappings().all()
         # A result listed by its title alone (a classifieds row) has no text: cut from the title.
         return [result(row, snippet(row["text"] or row["title"], query, terms)) for row in rows]
-
-
-def _replace(conn, rows: list[dict]) -> None:
-    """Index rows of (id, title, body) terms, dropping what the index held for those ids."""
-    conn.execute(text("DELETE FROM page_fts WHERE rowid = :id"), [{"id": row["id"]} for row in rows])
-    conn.execute(text("INSERT INTO page_fts(rowid, title, body) VALUES (:id, :title, :body)"), rows)
 
 
 def result(row, cut: str) -> dict:
