@@ -141,13 +141,29 @@ def test_claim_removed_added_and_page_deleted_between_two_patrols(db):
 def test_unchanged_repatrol_records_no_change_and_keeps_one_version(db):
     site = Site(db)
     pages = {"http://s/a": "承诺保本保息。"}
-    site.patrol(pages, "2026-11-01T02:00:00+00:00")
+    _, (first,) = site.patrol(pages, "2026-11-01T02:00:00+00:00")
     run2, saved = site.patrol(pages, "2026-11-02T02:00:00+00:00")
     assert saved[0].change is None and not saved[0].new_hit
+    assert (saved[0].page_id, saved[0].hit_id) == (first.page_id, first.hit_id) and first.hit_id
     assert list_changes(db, run_id=run2) == []
     with db.new_session() as session:
         (version,) = session.query(PageVersion).all()
         assert version.last_run_id == run2 and version.first_run_id != run2
+        page, hit = session.get(Page, first.page_id), session.get(Hit, first.hit_id)
+        seen = {(o.last_run_id, o.last_seen.day) for o in (version, page, hit)} | {(run2, page.fetched_at.day)}
+        assert seen == {(run2, 2)}, "the page, its version and its hit were seen by the second patrol"
+
+
+def test_a_batch_mixing_unchanged_changed_and_new_pages_is_answered_in_order(db):
+    site = Site(db)
+    site.patrol({"http://s/a": "承诺保本保息。", "http://s/b": "公司介绍。"}, "2026-11-01T02:00:00+00:00")
+    run2, saved = site.patrol({"http://s/b": "资金池运作。", "http://s/a": "承诺保本保息。", "http://s/c": "联系我们。"},
+                              "2026-11-02T02:00:00+00:00")
+    assert [s.change for s in saved] == ["changed", None, "added"]
+    assert [s.new_hit for s in saved] == [True, False, False]
+    with db.new_session() as session:
+        urls = {page.id: page.url for page in session.query(Page)}
+    assert [urls[s.page_id] for s in saved] == ["http://s/b", "http://s/a", "http://s/c"]
 
 
 def test_since_and_target_filters(db):

@@ -15,13 +15,13 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Iterable, NamedTuple
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, case, func, select, update
 from sqlalchemy.orm import defer
 
 from crawler.items import PageItem
 from crawler.store.changes import Before, latest_versions, record_change, reopen_hit, track_version
 from crawler.store.db import StateDB, parse_time
-from crawler.store.models import Hit, HitCategory, Page
+from crawler.store.models import Hit, HitCategory, Page, PageVersion
 
 logger = logging.getLogger(__name__)
 
@@ -74,11 +74,12 @@ class _Stored:
 def save_pages(db: StateDB, items: list[PageItem], run_id: int | None) -> list[Saved]:
     """Store a batch of pages (changed or unchanged) and their hits in one transaction.
 
-    Work goes in phases over the whole batch (pages, then hits, then versions, then
-    change records), each ended by one flush, and the batch's stored pages, current
-    hits and newest versions are read in three queries: per-page queries and
-    flushes were most of the cost of storing. A page that occurs twice in a batch
-    starts a new round of phases, so it is stored twice in order.
+    Unchanged pages that only need their times moved are written first, without the
+    ORM (``_touch_unchanged``). The rest goes in phases over the whole batch (pages,
+    then hits, then versions, then change records), each ended by one flush, and the
+    batch's stored pages, current hits and newest versions are read in three queries:
+    per-page queries and flushes were most of the cost of storing. A page that occurs
+    twice in a batch starts a new round of phases, so it is stored twice in order.
     """
     results: list[Saved] = []
     with db.new_session() as session, session.begin():
@@ -101,6 +102,69 @@ def _without_repeats(items: list[PageItem]) -> list[list[PageItem]]:
 
 
 def _save_part(db: StateDB, session, items: list[PageItem], run_id: int | None) -> list[Saved]:
+    touched = _touch_unchanged(session, items, run_id)
+    rest = iter(_save_rest(db, session, [item for i, item in enumerate(items) if i not in touched], run_id))
+    return [touched[i] if i in touched else next(rest) for i in range(len(items))]
+
+
+def _touch_unchanged(session, items: list[PageItem], run_id: int | None) -> dict[int, Saved]:
+    """Index in ``items`` → what was stored, for the unchanged pages that only need their times moved.
+
+    A page answered 304, or with the body stored for it, that is online, has a version
+    and whose hit (if any) is open changes nothing but its last-seen times (and those of
+    its version and hit) and its validators. For a whole batch that takes one query and
+    three UPDATEs instead of loading and flushing ORM objects: the store thread holds the
+    GIL the reactor needs, and with the ORM a re-patrol took about a tenth longer.
+    Every other page goes through ``_save_rest``.
+    """
+    wanted = {(item.target_id, item.url): i for i, item in enumerate(items) if item.unchanged}
+    if not wanted:
+        return {}
+    pages, hits, versions = Page.__table__, Hit.__table__, PageVersion.__table__
+    newest = select(func.max(versions.c.id)).where(versions.c.page_id == pages.c.id).scalar_subquery()
+    urls: dict[str, list[str]] = {}
+    for target_id, url in wanted:
+        urls.setdefault(target_id, []).append(url)
+    page_rows, hit_rows, version_rows, touched = [], [], [], {}
+    for target_id, target_urls in urls.items():
+        query = (
+            select(pages.c.id, pages.c.url, pages.c.sha256, pages.c.etag, pages.c.last_modified,
+                   pages.c.current_hit_id, hits.c.id.label("hit_id"), hits.c.removed_at, newest.label("version_id"))
+            .outerjoin(hits, hits.c.id == pages.c.current_hit_id)
+            .where(pages.c.target_id == target_id, pages.c.url.in_(target_urls), pages.c.gone_at.is_(None))
+        )
+        for row in session.execute(query):
+            if row.version_id is None or row.current_hit_id != row.hit_id or row.removed_at is not None:
+                continue  # no version yet, a hit gone missing, or one to reopen: the ORM path
+            index = wanted[(target_id, row.url)]
+            item, when = items[index], parse_time(items[index].fetched_at)
+            etag, modified = item.headers.get("etag"), item.headers.get("last-modified")
+            if item.status == 304:  # no body: the stored links stay, new validators are taken
+                etag, modified, links = etag or row.etag, modified or row.last_modified, None
+            else:
+                links = item.links
+            page_rows.append({"b_id": row.id, "b_when": when, "b_run": run_id, "b_etag": etag,
+                              "b_modified": modified, "b_links": links, "b_keep_links": item.status == 304})
+            version_rows.append({"b_id": row.version_id, "b_when": when, "b_run": run_id, "b_sha": row.sha256})
+            if row.hit_id is not None:
+                hit_rows.append({"b_id": row.hit_id, "b_when": when, "b_run": run_id})
+            touched[index] = Saved(row.id, row.hit_id, False)
+    seen = {"last_seen": bindparam("b_when"), "last_run_id": bindparam("b_run")}
+    if page_rows:
+        links = case((bindparam("b_keep_links"), pages.c.links), else_=bindparam("b_links"))
+        session.execute(update(pages).where(pages.c.id == bindparam("b_id")).values(
+            **seen, fetched_at=bindparam("b_when"), etag=bindparam("b_etag"),
+            last_modified=bindparam("b_modified"), links=links), page_rows)
+        session.execute(update(versions).where(versions.c.id == bindparam("b_id")).values(
+            **seen, last_sha256=bindparam("b_sha")), version_rows)
+    if hit_rows:
+        session.execute(update(hits).where(hits.c.id == bindparam("b_id")).values(**seen), hit_rows)
+    return touched
+
+
+def _save_rest(db: StateDB, session, items: list[PageItem], run_id: int | None) -> list[Saved]:
+    if not items:
+        return []
     pages = _load_pages(session, items)
     latest = latest_versions(session, [page.id for page in pages.values()])
     current_hits = _current_hits(session, pages.values())
