@@ -1,4 +1,4 @@
-"""State DB: upgrades of older databases."""
+"""State DB: upgrades of older databases, what re-patrols read and write, index rebuilds."""
 
 import sqlite3
 
@@ -122,3 +122,71 @@ def test_a_rebuild_keeps_the_terms_a_patrol_wrote_while_it_was_cutting(tmp_path,
         assert db.index.rebuild() == 2
         assert db.execute("SELECT body FROM page_fts WHERE rowid = 2").scalar() == "资金池"
         assert db.execute("SELECT body FROM page_fts WHERE rowid = 1").scalar() == "保本 保息 保本保息"
+
+
+def _fetch(url: str, run: int, *, status: int = 200, text: str = "", headers: dict | None = None,
+           links: str | None = "http://s/\n/a", unchanged: bool = False):
+    from crawler.items import PageItem
+
+    item = PageItem(target_id="site", url=url, final_url=url, status=status, headers=headers or {},
+                    body=b"" if status == 304 else text.encode(), encoding="utf-8",
+                    fetched_at=f"2026-11-0{run}T02:00:00+00:00", links=links)
+    item.unchanged = unchanged
+    if not unchanged:
+        claim = "保本保息" in text
+        item.title, item.text, item.sha256 = "页", text, f"sha-{text}"
+        item.text_fingerprint = f"fp-{text}"
+        item.verdict = {"labels": ["guaranteed_return"] if claim else [], "risk": "high" if claim else "none",
+                        "score": 0.9 if claim else 0.0, "yields": [], "context": "",
+                        "findings": [{"rule_id": "gr", "text": "保本保息"}] if claim else []}
+    return item
+
+
+def _patrols(db) -> list[list]:
+    """Three patrols of one site whose pages are unchanged, changed, new, gone and back."""
+    from crawler.store.changes import mark_gone
+    from crawler.store.db import parse_time
+    from crawler.store.pages import save_pages
+    from crawler.store.runs import start_run
+
+    first = {"etag": '"1"', "last-modified": "Sun, 01 Nov 2026 00:00:00 GMT"}
+    runs = [
+        [_fetch("http://s/a", 1, text="承诺保本保息", headers=first), _fetch("http://s/b", 1, text="公司介绍", headers=first),
+         _fetch("http://s/c", 1, text="保本保息，稳赚", headers=first), _fetch("http://s/d", 1, text="联系我们"),
+         _fetch("http://s/f", 1, text="保本保息，月息", headers=first)],
+        [_fetch("http://s/a", 2, status=304, headers={"etag": '"2"'}, links=None, unchanged=True),
+         _fetch("http://s/b", 2, status=304, links=None, unchanged=True),
+         _fetch("http://s/c", 2, headers={"etag": '"3"'}, links="http://s/\n/c2", unchanged=True),
+         _fetch("http://s/d", 2, text="资金池"), _fetch("http://s/e", 2, text="新页面")],
+        [_fetch("http://s/f", 3, status=304, links=None, unchanged=True),  # back after gone: its hit reopens
+         # the same page three times in one batch: stored, answered 304 with another ETag, stored again
+         _fetch("http://s/a", 3, text="承诺保本保息，年化", headers={"etag": '"5"'}),
+         _fetch("http://s/a", 3, status=304, headers={"etag": '"6"'}, links=None, unchanged=True),
+         _fetch("http://s/a", 3, text="承诺保本保息", headers={"etag": '"5"'})],
+    ]
+    answers = []
+    for n, items in enumerate(runs, start=1):
+        run_id = start_run(db, "test")
+        answers.append(save_pages(db, items, run_id))
+        mark_gone(db, run_id, ["site"], when=parse_time(f"2026-11-0{n}T03:00:00+00:00"))
+    return answers
+
+
+def test_touching_unchanged_pages_writes_what_the_orm_path_writes(tmp_path, monkeypatch):
+    from crawler.store import pages
+
+    def rows(db) -> dict[str, list]:
+        tables = ("pages", "page_versions", "hits", "hit_categories", "page_changes")
+        return {t: [tuple(r) for r in db.execute(f"SELECT * FROM {t} ORDER BY 1, 2")] for t in tables}
+
+    with StateDB(f"sqlite:///{tmp_path / 'fast.db'}") as fast:
+        fast_answers, fast_rows = _patrols(fast), rows(fast)
+    monkeypatch.setattr(pages, "_touch_unchanged", lambda session, items, run_id: {})
+    with StateDB(f"sqlite:///{tmp_path / 'orm.db'}") as orm:
+        orm_answers, orm_rows = _patrols(orm), rows(orm)
+    assert fast_answers == orm_answers
+    assert fast_rows == orm_rows
+    with StateDB(f"sqlite:///{tmp_path / 'fast.db'}") as fast:
+        validators = {url: rest for url, *rest in fast.execute("SELECT url, etag, last_modified, links FROM pages")}
+    assert validators["http://s/b"] == ['"1"', "Sun, 01 Nov 2026 00:00:00 GMT", "http://s/\n/a"], "a bare 304 keeps all"
+    assert validators["http://s/c"] == ['"3"', None, "http://s/\n/c2"], "an unchanged 200 brings its own"

@@ -15,8 +15,9 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Iterable, NamedTuple
 
-from sqlalchemy import bindparam, case, func, select, update
+from sqlalchemy import Boolean, Text, bindparam, case, func, select, update
 from sqlalchemy.orm import defer
+from sqlalchemy.orm.util import identity_key
 
 from crawler.items import PageItem
 from crawler.store.changes import Before, latest_versions, record_change, reopen_hit, track_version
@@ -108,58 +109,84 @@ def _save_part(db: StateDB, session, items: list[PageItem], run_id: int | None) 
 
 
 def _touch_unchanged(session, items: list[PageItem], run_id: int | None) -> dict[int, Saved]:
-    """Index in ``items`` → what was stored, for the unchanged pages that only need their times moved.
+    """Index in ``items`` → what was stored, for the unchanged pages that only need touching.
 
-    A page answered 304, or with the body stored for it, that is online, has a version
-    and whose hit (if any) is open changes nothing but its last-seen times (and those of
-    its version and hit) and its validators. For a whole batch that takes one query and
-    three UPDATEs instead of loading and flushing ORM objects: the store thread holds the
-    GIL the reactor needs, and with the ORM a re-patrol took about a tenth longer.
-    Every other page goes through ``_save_rest``.
+    A page answered 304, or with the body stored for it, that is online, has a version,
+    whose hit (if any) is open and which this session has not loaded yet only gets its
+    fetch and last-seen times, its validators and links (``_validators``), and its
+    version's and hit's last-seen times (the version also the page's body hash). That
+    is one query per target and three
+    executemany UPDATEs per batch instead of loading and flushing ORM objects: the
+    store thread holds the GIL the reactor needs, and with the ORM a re-patrol took
+    about a tenth longer. Every other page goes through ``_save_rest``. The items'
+    (target, url) pairs are unique (``_without_repeats``).
     """
     wanted = {(item.target_id, item.url): i for i, item in enumerate(items) if item.unchanged}
-    if not wanted:
-        return {}
+    touches = _Touches()
+    touched: dict[int, Saved] = {}
+    for row in _touchable(session, wanted):
+        index = wanted[(row.target_id, row.url)]
+        touches.add(items[index], row, run_id)
+        touched[index] = Saved(row.id, row.hit_id, False)
+    touches.write(session)
+    return touched
+
+
+def _touchable(session, wanted: dict[tuple[str, str], int]) -> list:
+    """Rows (page, its open hit, its newest version) of the wanted pages the fast path may touch."""
     pages, hits, versions = Page.__table__, Hit.__table__, PageVersion.__table__
     newest = select(func.max(versions.c.id)).where(versions.c.page_id == pages.c.id).scalar_subquery()
     urls: dict[str, list[str]] = {}
     for target_id, url in wanted:
         urls.setdefault(target_id, []).append(url)
-    page_rows, hit_rows, version_rows, touched = [], [], [], {}
+    rows = []
     for target_id, target_urls in urls.items():
         query = (
-            select(pages.c.id, pages.c.url, pages.c.sha256, pages.c.etag, pages.c.last_modified,
+            select(pages.c.id, pages.c.target_id, pages.c.url, pages.c.sha256, pages.c.etag, pages.c.last_modified,
                    pages.c.current_hit_id, hits.c.id.label("hit_id"), hits.c.removed_at, newest.label("version_id"))
             .outerjoin(hits, hits.c.id == pages.c.current_hit_id)
             .where(pages.c.target_id == target_id, pages.c.url.in_(target_urls), pages.c.gone_at.is_(None))
         )
-        for row in session.execute(query):
-            if row.version_id is None or row.current_hit_id != row.hit_id or row.removed_at is not None:
-                continue  # no version yet, a hit gone missing, or one to reopen: the ORM path
-            index = wanted[(target_id, row.url)]
-            item, when = items[index], parse_time(items[index].fetched_at)
-            etag, modified = item.headers.get("etag"), item.headers.get("last-modified")
-            if item.status == 304:  # no body: the stored links stay, new validators are taken
-                etag, modified, links = etag or row.etag, modified or row.last_modified, None
-            else:
-                links = item.links
-            page_rows.append({"b_id": row.id, "b_when": when, "b_run": run_id, "b_etag": etag,
-                              "b_modified": modified, "b_links": links, "b_keep_links": item.status == 304})
-            version_rows.append({"b_id": row.version_id, "b_when": when, "b_run": run_id, "b_sha": row.sha256})
-            if row.hit_id is not None:
-                hit_rows.append({"b_id": row.hit_id, "b_when": when, "b_run": run_id})
-            touched[index] = Saved(row.id, row.hit_id, False)
-    seen = {"last_seen": bindparam("b_when"), "last_run_id": bindparam("b_run")}
-    if page_rows:
-        links = case((bindparam("b_keep_links"), pages.c.links), else_=bindparam("b_links"))
-        session.execute(update(pages).where(pages.c.id == bindparam("b_id")).values(
-            **seen, fetched_at=bindparam("b_when"), etag=bindparam("b_etag"),
-            last_modified=bindparam("b_modified"), links=links), page_rows)
-        session.execute(update(versions).where(versions.c.id == bindparam("b_id")).values(
-            **seen, last_sha256=bindparam("b_sha")), version_rows)
-    if hit_rows:
-        session.execute(update(hits).where(hits.c.id == bindparam("b_id")).values(**seen), hit_rows)
-    return touched
+        rows.extend(
+            row for row in session.execute(query)
+            # no version yet, a hit gone missing or one to reopen, or a page whose ORM object this
+            # session still holds (an UPDATE behind its back would leave it stale): the ORM path
+            if row.version_id is not None and row.current_hit_id == row.hit_id and row.removed_at is None
+            and identity_key(Page, row.id) not in session.identity_map
+        )
+    return rows
+
+
+class _Touches:
+    """The UPDATE parameters of a batch's touched pages, versions and hits."""
+
+    def __init__(self):
+        self.pages: list[dict] = []
+        self.versions: list[dict] = []
+        self.hits: list[dict] = []
+
+    def add(self, item: PageItem, row, run_id: int | None) -> None:
+        when = parse_time(item.fetched_at)
+        etag, modified, keep_links = _validators(item, row.etag, row.last_modified)
+        self.pages.append({"b_id": row.id, "b_when": when, "b_run": run_id, "b_etag": etag,
+                           "b_modified": modified, "b_links": item.links, "b_keep_links": keep_links})
+        self.versions.append({"b_id": row.version_id, "b_when": when, "b_run": run_id, "b_sha": row.sha256})
+        if row.hit_id is not None:
+            self.hits.append({"b_id": row.hit_id, "b_when": when, "b_run": run_id})
+
+    def write(self, session) -> None:
+        pages, hits, versions = Page.__table__, Hit.__table__, PageVersion.__table__
+        seen = {"last_seen": bindparam("b_when"), "last_run_id": bindparam("b_run")}
+        if self.pages:
+            new_links = case((bindparam("b_keep_links", type_=Boolean()), pages.c.links),
+                             else_=bindparam("b_links", type_=Text()))
+            session.execute(update(pages).where(pages.c.id == bindparam("b_id")).values(
+                **seen, fetched_at=bindparam("b_when"), etag=bindparam("b_etag"),
+                last_modified=bindparam("b_modified"), links=new_links), self.pages)
+            session.execute(update(versions).where(versions.c.id == bindparam("b_id")).values(
+                **seen, last_sha256=bindparam("b_sha")), self.versions)
+        if self.hits:
+            session.execute(update(hits).where(hits.c.id == bindparam("b_id")).values(**seen), self.hits)
 
 
 def _save_rest(db: StateDB, session, items: list[PageItem], run_id: int | None) -> list[Saved]:
@@ -260,16 +287,21 @@ def _upsert_page(session, page: Page | None, item: PageItem, when, run_id) -> tu
 
 
 def _revalidation(page: Page, item: PageItem) -> None:
-    """Keep what the next patrol needs to ask for the page conditionally and follow a 304.
+    """Keep what the next patrol needs to ask for the page conditionally and follow a 304."""
+    page.etag, page.last_modified, keep_links = _validators(item, page.etag, page.last_modified)
+    if not keep_links:
+        page.links = item.links
+
+
+def _validators(item: PageItem, etag: str | None, modified: str | None) -> tuple[str | None, str | None, bool]:
+    """(ETag, Last-Modified, whether the stored links stay) after this fetch of a page stored with these.
 
     A 304 carries no body, so it keeps the stored links; it may update the validators.
     """
-    etag, modified = item.headers.get("etag"), item.headers.get("last-modified")
+    new_etag, new_modified = item.headers.get("etag"), item.headers.get("last-modified")
     if item.status == 304:
-        page.etag, page.last_modified = etag or page.etag, modified or page.last_modified
-        return
-    page.etag, page.last_modified = etag, modified
-    page.links = item.links
+        return new_etag or etag, new_modified or modified, True
+    return new_etag, new_modified, False
 
 
 def _hits_by_key(session, wanted: list[tuple[int, str]]) -> dict[tuple[int, str], Hit]:
