@@ -115,11 +115,10 @@ def _touch_unchanged(session, items: list[PageItem], run_id: int | None) -> dict
     whose hit (if any) is open and which this session has not loaded yet only gets its
     fetch and last-seen times, its validators and links (``_validators``), and its
     version's and hit's last-seen times (the version also the page's body hash). That
-    is one query per target and three
-    executemany UPDATEs per batch instead of loading and flushing ORM objects: the
-    store thread holds the GIL the reactor needs, and with the ORM a re-patrol took
-    about a tenth longer. Every other page goes through ``_save_rest``. The items'
-    (target, url) pairs are unique (``_without_repeats``).
+    is one query per target and three executemany UPDATEs per batch instead of loading
+    and flushing ORM objects: the store thread holds the GIL the reactor needs, and with
+    the ORM a re-patrol took about a tenth longer. Every other page goes through
+    ``_save_rest``. The items' (target, url) pairs are unique (``_without_repeats``).
     """
     wanted = {(item.target_id, item.url): i for i, item in enumerate(items) if item.unchanged}
     touches = _Touches()
@@ -136,11 +135,8 @@ def _touchable(session, wanted: dict[tuple[str, str], int]) -> list:
     """Rows (page, its open hit, its newest version) of the wanted pages the fast path may touch."""
     pages, hits, versions = Page.__table__, Hit.__table__, PageVersion.__table__
     newest = select(func.max(versions.c.id)).where(versions.c.page_id == pages.c.id).scalar_subquery()
-    urls: dict[str, list[str]] = {}
-    for target_id, url in wanted:
-        urls.setdefault(target_id, []).append(url)
     rows = []
-    for target_id, target_urls in urls.items():
+    for target_id, target_urls in _urls_by_target(wanted).items():
         query = (
             select(pages.c.id, pages.c.target_id, pages.c.url, pages.c.sha256, pages.c.etag, pages.c.last_modified,
                    pages.c.current_hit_id, hits.c.id.label("hit_id"), hits.c.removed_at, newest.label("version_id"))
@@ -238,15 +234,20 @@ def _save_rest(db: StateDB, session, items: list[PageItem], run_id: int | None) 
 
 def _load_pages(session, items: list[PageItem]) -> dict[tuple[str, str], Page]:
     """(target id, url) → the stored page, for every item of a batch that has one (text not loaded)."""
-    urls: dict[str, set[str]] = {}
-    for item in items:
-        urls.setdefault(item.target_id, set()).add(item.url)
     found: dict[tuple[str, str], Page] = {}
-    for target_id, wanted in urls.items():
+    for target_id, wanted in _urls_by_target((item.target_id, item.url) for item in items).items():
         query = select(Page).options(defer(Page.text)).where(Page.target_id == target_id, Page.url.in_(wanted))
         rows = session.scalars(query)
         found.update(((page.target_id, page.url), page) for page in rows)
     return found
+
+
+def _urls_by_target(keys: Iterable[tuple[str, str]]) -> dict[str, set[str]]:
+    """target id → urls, for one query per target over a batch's (target id, url) pairs."""
+    urls: dict[str, set[str]] = {}
+    for target_id, url in keys:
+        urls.setdefault(target_id, set()).add(url)
+    return urls
 
 
 def _current_hits(session, pages: Iterable[Page]) -> dict[int, Hit]:
