@@ -24,6 +24,9 @@ from lxml import etree
 from trafilatura.metadata import examine_meta, extract_meta_json, extract_title
 
 from classifiers.tokenize import words
+from crawler.xpath_guard import guard_package
+
+guard_package("trafilatura")  # same nodes, fewer Python callbacks: see crawler.xpath_guard
 
 logger = logging.getLogger(__name__)
 

@@ -1,0 +1,112 @@
+"""Guarded regex XPaths select what the originals select, and extraction is unchanged."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import lxml.html
+import pytest
+from lxml import etree
+
+import crawler.extract  # noqa: F401  (importing it guards trafilatura's XPaths)
+from crawler.xpath_guard import REGEXP_NS, guard_package, guarded
+
+ROOT = Path(__file__).parent.parent
+PAGES = sorted((ROOT / "tests" / "data" / "pages").glob("*.html")) + sorted((ROOT / "crawler" / "demo" / "sites").rglob("*.html"))
+
+DOCUMENT = lxml.html.document_fromstring("""
+<html><body>
+  <div>plain</div>
+  <div id="main-nav">id only</div>
+  <div class="share-bar">class only</div>
+  <div class="content" id="footer">class first, then id</div>
+  <div id="content" class="footer">id first, then class</div>
+  <div class="">empty class</div>
+  <div id="NAVIGATION">upper case</div>
+  <section style="display: hidden">style</section>
+  <p class="x"><span id="nav-2">nested</span></p>
+</body></html>
+""")
+
+
+def xpath(source: str) -> etree.XPath:
+    return etree.XPath(source, namespaces={"re": REGEXP_NS})
+
+
+@pytest.mark.parametrize("source", [
+    ".//*[re:test(@id|@class, 'nav|footer')]",
+    ".//*[re:test(@class|@id, 'nav|footer')]",
+    ".//div[re:test(@id, '^main') or re:test(@class, 'share')]",
+    ".//*[re:test(@id, 'navigation', 'i')]",
+    ".//*[self::div or self::section][re:test(@id|@style, 'hidden')]",
+    ".//*[not(re:test(@class, 'share'))]",
+    ".//*[re:test(@id|@class, 'nav')][not(.//span) or re:test(@id, 'nav')]",
+])
+def test_guarded_xpath_selects_the_same_elements(source):
+    original = xpath(source)
+    guard = guarded(original)
+    assert guard is not original and ") and re:test(" in guard.path
+    assert guard(DOCUMENT) == original(DOCUMENT)
+
+
+def test_a_pattern_that_matches_the_empty_string_is_left_alone():
+    # re:test on an element without the attribute tests '': here that is true, so no guard may skip it.
+    original = xpath(".//div[re:test(@class, 'share|')]")
+    assert guarded(original) is original
+    assert len(original(DOCUMENT)) == len(DOCUMENT.findall(".//div"))
+
+
+@pytest.mark.parametrize("source", [
+    './/*[re:test(@class, "share")]',  # double quotes are not rewritten
+    ".//*[re:test(string(@class), 'share')]",  # not a bare attribute
+    ".//*[re:test(@class, 'share(')]",  # not a valid pattern
+])
+def test_other_calls_are_left_alone(source):
+    original = xpath(source)
+    assert guarded(original) is original
+
+
+def test_guarding_twice_changes_nothing():
+    once = guarded(xpath(".//*[re:test(@id|@class, 'nav')]"))
+    assert guarded(once) is once
+    assert guard_package("trafilatura") == 0  # crawler.extract already guarded it
+
+
+def test_every_attribute_regex_test_of_trafilatura_is_guarded():
+    """If a trafilatura upgrade writes its XPaths differently, the guard (and its speed) is lost here first."""
+    calls = guards = 0
+    for name, module in list(sys.modules.items()):
+        if name.split(".")[0] != "trafilatura":
+            continue
+        for value in vars(module).values():
+            for item in value if isinstance(value, list) else [value]:
+                if isinstance(item, etree.XPath):
+                    calls += item.path.count("re:test(@")
+                    guards += item.path.count(") and re:test(@")
+    assert calls > 40 and guards == calls
+
+
+EXTRACTION = """
+import json, sys
+from pathlib import Path
+import lxml.html, trafilatura
+
+def run(path):
+    tree = lxml.html.document_fromstring(Path(path).read_bytes())
+    doc = trafilatura.bare_extraction(tree, url="http://site.test/", include_comments=True)
+    return None if doc is None else [doc.title, doc.text, doc.comments, doc.date]
+"""
+
+
+def test_trafilatura_extracts_the_same_text_with_and_without_the_guard():
+    """Saved and demo pages, extracted here and in a fresh process that never imported the guard."""
+    here: dict = {}
+    exec(EXTRACTION, here)
+    guarded_results = [here["run"](page) for page in PAGES]
+    unguarded = subprocess.run(
+        [sys.executable, "-c", EXTRACTION + "print(json.dumps([run(p) for p in sys.argv[1:]]))", *map(str, PAGES)],
+        capture_output=True, text=True, check=True, timeout=300,
+    )
+    assert json.loads(unguarded.stdout) == guarded_results
+    assert sum(1 for result in guarded_results if result and result[1]) > len(PAGES) // 2
