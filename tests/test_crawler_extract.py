@@ -68,3 +68,20 @@ def test_is_html_and_headers():
 def test_empty_body_is_not_an_error():
     result = extract(b"", "utf-8", "http://site.test/")
     assert result.text == "" and result.title == ""
+
+
+DEMO_PAGES = sorted((Path(__file__).parent.parent / "crawler" / "demo" / "sites").rglob("*.html"))
+
+
+def test_the_fast_element_lookup_extracts_what_lxml_html_parser_does(monkeypatch):
+    """Every element is a plain HtmlElement (no FormElement...); trafilatura and htmldate must not notice."""
+    import lxml.html
+
+    import crawler.extract as extract_module
+
+    pages = sorted(PAGES.glob("*.html")) + DEMO_PAGES
+    fast = [extract(page.read_bytes(), "utf-8", "http://site.test/" + page.name) for page in pages]
+    monkeypatch.setattr(extract_module, "_PARSER", lxml.html.HTMLParser())
+    stock = [extract(page.read_bytes(), "utf-8", "http://site.test/" + page.name) for page in pages]
+    assert fast == stock
+    assert sum(1 for result in fast if not result.used_fallback) > len(pages) // 2
