@@ -39,8 +39,10 @@ _CJK = re.compile(r"[\u3400-\u9fff]")
 _LATIN = re.compile(r"[A-Za-z]")
 _NOT_WORD = re.compile(r"[\W_]+")
 # lxml.html's parser picks each element's class in Python (``HtmlElementClassLookup.lookup``),
-# called for every element object lxml hands out; trafilatura and htmldate ask for thousands
-# a page. This lookup runs in C and gives every element the HtmlElement methods they use.
+# called each time lxml creates a Python object for a node; trafilatura and htmldate make
+# hundreds a page. This lookup runs in C and gives every element the HtmlElement methods
+# they use; form, input, select, textarea and label lose lxml.html's form helpers
+# (``.inputs``, ``.value``), so code that needs those must parse with lxml.html's parser.
 _PARSER = lxml.html.HTMLParser()
 _PARSER.set_element_class_lookup(etree.ElementDefaultClassLookup(
     element=lxml.html.HtmlElement, comment=lxml.html.HtmlComment,

@@ -11,7 +11,12 @@ when ``p`` cannot match the empty string. libxml2 evaluates ``and`` left to righ
 at the first false operand, so the callback only runs where an attribute exists; where none
 does, the original called ``re:test('', 'p')``, which is false for such a pattern. The nodes
 selected are therefore the same. Any other call (a pattern matching '', a double-quoted
-argument, a namespace prefix other than ``re``) is left as it is.
+argument, text inside a string literal) is left as it is, and so is a whole XPath that uses a
+namespace prefix other than ``re`` or that no longer compiles once rewritten.
+
+The rewritten XPath is compiled with lxml's defaults and ``re`` mapped to EXSLT's regular
+expressions, which is how trafilatura builds all of its XPaths; lxml cannot tell us the
+arguments an XPath was built with, and a test checks trafilatura's sources for others.
 """
 
 from __future__ import annotations
@@ -22,10 +27,11 @@ import sys
 from lxml import etree
 
 REGEXP_NS = "http://exslt.org/regular-expressions"
-_ATTRIBUTE_TEST = re.compile(
-    r"re:test\(\s*(?P<attrs>@[\w-]+(?:\s*\|\s*@[\w-]+)*)\s*,\s*'(?P<pattern>[^']*)'\s*(?:,\s*'(?P<flags>[^']*)'\s*)?\)"
+_ATTRIBUTE_TEST = re.compile(  # a string literal matches first and is given back unchanged
+    r"(?P<literal>\"[^\"]*\"|'[^']*')"
+    r"|re:test\(\s*(?P<attrs>@[\w-]+(?:\s*\|\s*@[\w-]+)*)\s*,\s*'(?P<pattern>[^']*)'\s*(?:,\s*'(?P<flags>[^']*)'\s*)?\)"
 )
-_PREFIX = re.compile(r"(?<![\w.:-])([A-Za-z_][\w.-]*):(?=[A-Za-z_*])")
+_PREFIX = re.compile(r"(?<![\w.-])([A-Za-z_][\w.-]*):(?=[A-Za-z_*])")  # h in h:div and in self::h:div
 
 
 def guarded(xpath: etree.XPath) -> etree.XPath:
@@ -36,7 +42,10 @@ def guarded(xpath: etree.XPath) -> etree.XPath:
     rewritten = _ATTRIBUTE_TEST.sub(_guard_call, source)
     if rewritten == source:
         return xpath
-    return etree.XPath(rewritten, namespaces={"re": REGEXP_NS})
+    try:
+        return etree.XPath(rewritten, namespaces={"re": REGEXP_NS})
+    except etree.XPathSyntaxError:
+        return xpath
 
 
 def guard_package(package: str) -> int:
@@ -44,35 +53,27 @@ def guard_package(package: str) -> int:
 
     Covers module attributes that are an XPath or a list of XPaths (lists are changed
     in place, so every module that imported the list sees the change). Returns how many
-    XPaths were replaced; a second call replaces none.
+    distinct XPaths were replaced; a second call replaces none.
     """
-    replacements: dict[int, tuple[etree.XPath, etree.XPath]] = {}  # the original kept alive so its id stays unique
+    replacements: dict[etree.XPath, etree.XPath] = {}  # XPath objects hash by identity
 
     def replacement(xpath: etree.XPath) -> etree.XPath:
-        if id(xpath) not in replacements:
-            replacements[id(xpath)] = (xpath, guarded(xpath))
-        return replacements[id(xpath)][1]
+        if xpath not in replacements:
+            replacements[xpath] = guarded(xpath)
+        return replacements[xpath]
 
     modules = [m for name, m in list(sys.modules.items()) if m is not None and (name == package or name.startswith(package + "."))]
-    replaced = 0
     for module in modules:
         for name, value in list(vars(module).items()):
             if isinstance(value, etree.XPath):
-                new = replacement(value)
-                if new is not value:
-                    setattr(module, name, new)
-                    replaced += 1
+                setattr(module, name, replacement(value))
             elif isinstance(value, list) and value and all(isinstance(x, etree.XPath) for x in value):
-                new_list = [replacement(x) for x in value]
-                changed = sum(new is not old for new, old in zip(new_list, value))
-                if changed:
-                    value[:] = new_list
-                    replaced += changed
-    return replaced
+                value[:] = [replacement(x) for x in value]
+    return sum(new is not old for old, new in replacements.items())
 
 
 def _guard_call(call: re.Match) -> str:
-    if _already_guarded(call):
+    if call.group("literal") or _already_guarded(call):
         return call.group(0)
     flags = re.IGNORECASE if "i" in (call.group("flags") or "") else 0
     try:

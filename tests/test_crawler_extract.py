@@ -3,9 +3,12 @@
 import json
 from pathlib import Path
 
+import lxml.html
 import pytest
 from scrapy.http import HtmlResponse, Request
+from w3lib.encoding import html_body_declared_encoding
 
+import crawler.extract as extract_module
 from crawler.extract import decode_html, extract, fingerprint
 from spiders.pages import flat_headers, is_html, page_item
 
@@ -75,13 +78,14 @@ DEMO_PAGES = sorted((Path(__file__).parent.parent / "crawler" / "demo" / "sites"
 
 def test_the_fast_element_lookup_extracts_what_lxml_html_parser_does(monkeypatch):
     """Every element is a plain HtmlElement (no FormElement...); trafilatura and htmldate must not notice."""
-    import lxml.html
-
-    import crawler.extract as extract_module
-
-    pages = sorted(PAGES.glob("*.html")) + DEMO_PAGES
-    fast = [extract(page.read_bytes(), "utf-8", "http://site.test/" + page.name) for page in pages]
+    assert type(lxml.html.document_fromstring("<form></form>", parser=extract_module._PARSER).find(".//form")) \
+        is lxml.html.HtmlElement
+    pages = [
+        (page.read_bytes(), json.loads(page.with_suffix(".json").read_text(encoding="utf-8"))["encoding"])
+        for page in sorted(PAGES.glob("*.html"))
+    ] + [(page.read_bytes(), html_body_declared_encoding(page.read_bytes()) or "utf-8") for page in DEMO_PAGES]
+    fast = [extract(body, encoding, "http://site.test/") for body, encoding in pages]
     monkeypatch.setattr(extract_module, "_PARSER", lxml.html.HTMLParser())
-    stock = [extract(page.read_bytes(), "utf-8", "http://site.test/" + page.name) for page in pages]
+    stock = [extract(body, encoding, "http://site.test/") for body, encoding in pages]
     assert fast == stock
     assert sum(1 for result in fast if not result.used_fallback) > len(pages) // 2

@@ -1,6 +1,7 @@
 """Guarded regex XPaths select what the originals select, and extraction is unchanged."""
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -23,6 +24,7 @@ DOCUMENT = lxml.html.document_fromstring("""
   <div class="content" id="footer">class first, then id</div>
   <div id="content" class="footer">id first, then class</div>
   <div class="">empty class</div>
+  <div class="" id="nav-3">empty class first, id second</div>
   <div id="NAVIGATION">upper case</div>
   <section style="display: hidden">style</section>
   <p class="x"><span id="nav-2">nested</span></p>
@@ -36,7 +38,7 @@ def xpath(source: str) -> etree.XPath:
 
 @pytest.mark.parametrize("source", [
     ".//*[re:test(@id|@class, 'nav|footer')]",
-    ".//*[re:test(@class|@id, 'nav|footer')]",
+    ".//*[re:test(@class|@id, 'nav|footer')]",  # the same union spelt the other way round
     ".//div[re:test(@id, '^main') or re:test(@class, 'share')]",
     ".//*[re:test(@id, 'navigation', 'i')]",
     ".//*[self::div or self::section][re:test(@id|@style, 'hidden')]",
@@ -61,10 +63,32 @@ def test_a_pattern_that_matches_the_empty_string_is_left_alone():
     './/*[re:test(@class, "share")]',  # double quotes are not rewritten
     ".//*[re:test(string(@class), 'share')]",  # not a bare attribute
     ".//*[re:test(@class, 'share(')]",  # not a valid pattern
+    """.//*[@title = "re:test(@id, 'z')"]""",  # inside a string literal
 ])
 def test_other_calls_are_left_alone(source):
     original = xpath(source)
     assert guarded(original) is original
+
+
+@pytest.mark.parametrize("source", [
+    ".//h:div[re:test(@id, 'nav')]",
+    ".//*[self::h:div][re:test(@id, 'nav')]",
+])
+def test_an_xpath_with_another_namespace_prefix_is_left_alone(source):
+    """Its rebuilt copy would only know the re prefix and fail on every page."""
+    original = etree.XPath(source, namespaces={"re": REGEXP_NS, "h": "http://www.w3.org/1999/xhtml"})
+    assert guarded(original) is original
+
+
+def test_trafilatura_builds_its_xpaths_as_the_guard_rebuilds_them():
+    """lxml cannot say how an XPath was built: the guard assumes defaults plus re → EXSLT regexps."""
+    import trafilatura
+
+    sources = "".join(path.read_text(encoding="utf-8") for path in Path(trafilatura.__file__).parent.glob("*.py"))
+    for argument in ("smart_strings", "extensions=", "regexp="):
+        assert argument not in sources
+    assert set(re.findall(r"namespaces=(\{[^}]*\})", sources)) <= {'{"re": REGEXP_NS}', '{"re": "http://exslt.org/regular-expressions"}'}
+    assert 'REGEXP_NS = "http://exslt.org/regular-expressions"' in sources
 
 
 def test_guarding_twice_changes_nothing():
@@ -99,14 +123,20 @@ def run(path):
 """
 
 
+GUARDS = "sum(x.path.count(') and re:test(') for x in trafilatura.xpaths.OVERALL_DISCARD_XPATH)"
+
+
 def test_trafilatura_extracts_the_same_text_with_and_without_the_guard():
     """Saved and demo pages, extracted here and in a fresh process that never imported the guard."""
     here: dict = {}
     exec(EXTRACTION, here)
     guarded_results = [here["run"](page) for page in PAGES]
     unguarded = subprocess.run(
-        [sys.executable, "-c", EXTRACTION + "print(json.dumps([run(p) for p in sys.argv[1:]]))", *map(str, PAGES)],
+        [sys.executable, "-c", EXTRACTION + f"print({GUARDS}); print(json.dumps([run(p) for p in sys.argv[1:]]))",
+         *map(str, PAGES)],
         capture_output=True, text=True, check=True, timeout=300,
     )
-    assert json.loads(unguarded.stdout) == guarded_results
+    guards_there, results_there = unguarded.stdout.splitlines()
+    assert guards_there == "0" and eval(GUARDS, here) > 0
+    assert json.loads(results_there) == guarded_results
     assert sum(1 for result in guarded_results if result and result[1]) > len(PAGES) // 2
