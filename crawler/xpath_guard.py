@@ -27,8 +27,9 @@ import sys
 from lxml import etree
 
 REGEXP_NS = "http://exslt.org/regular-expressions"
+_LITERAL = r"\"[^\"]*\"|'[^']*'"  # an XPath string literal: no escapes inside
 _ATTRIBUTE_TEST = re.compile(  # a string literal matches first and is given back unchanged
-    r"(?P<literal>\"[^\"]*\"|'[^']*')"
+    rf"(?P<literal>{_LITERAL})"
     r"|re:test\(\s*(?P<attrs>@[\w-]+(?:\s*\|\s*@[\w-]+)*)\s*,\s*'(?P<pattern>[^']*)'\s*(?:,\s*'(?P<flags>[^']*)'\s*)?\)"
 )
 _PREFIX = re.compile(r"(?<![\w.-])([A-Za-z_][\w.-]*):(?=[A-Za-z_*])")  # h in h:div and in self::h:div
@@ -62,7 +63,8 @@ def guard_package(package: str) -> int:
             replacements[xpath] = guarded(xpath)
         return replacements[xpath]
 
-    modules = [m for name, m in list(sys.modules.items()) if m is not None and (name == package or name.startswith(package + "."))]
+    modules = [module for name, module in list(sys.modules.items())
+               if module is not None and (name == package or name.startswith(package + "."))]
     for module in modules:
         for name, value in list(vars(module).items()):
             if isinstance(value, etree.XPath):
@@ -95,4 +97,4 @@ def _exists(call: re.Match) -> str:
 
 
 def _without_literals(source: str) -> str:
-    return re.sub(r"'[^']*'|\"[^\"]*\"", "''", source)
+    return re.sub(_LITERAL, "''", source)
