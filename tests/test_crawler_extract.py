@@ -9,7 +9,7 @@ from scrapy.http import HtmlResponse, Request
 from w3lib.encoding import html_body_declared_encoding
 
 import crawler.extract as extract_module
-from crawler.extract import decode_html, extract, fingerprint
+from crawler.extract import decode_html, extract, fingerprint, language
 from spiders.pages import flat_headers, is_html, page_item
 
 PAGES = Path(__file__).parent / "data" / "pages"
@@ -55,6 +55,17 @@ def test_fingerprint_ignores_width_case_whitespace_and_punctuation_only():
     assert fingerprint("年化１２，ＡＢＣ保本。") == fingerprint("年化12,abc保本")
     assert fingerprint("年化12%") != fingerprint("年化13%")
     assert fingerprint("保本保息") != fingerprint("保本付息")
+
+
+def test_language_is_the_declared_one_else_counted_from_the_text():
+    assert language("zh-CN", "Only English words here") == "zh"  # the page's own lang attribute wins
+    assert language(" EN_us ", "中文") == "en"
+    assert language(None, "本平台承诺保本保息, APY 18%") == "zh"  # 8 Han characters against 3 letters
+    assert language("", "Guaranteed returns of 18% a year, 保本") == "en"  # 2 Han against 25 letters
+    assert language(None, "保本 abcd") == "zh"  # a tie in weight (2 Han x 2 >= 4 letters) goes to zh
+    assert language(None, "保本 abcde") == "en"
+    assert language(None, "2024-01-01 ¥100 ，。") is None  # neither script
+    assert language(None, "a" * 5000 + "中" * 6000) == "en"  # only the first 5,000 characters count
 
 
 def test_is_html_and_headers():
