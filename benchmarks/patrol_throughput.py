@@ -1,14 +1,18 @@
 """Patrol throughput on a large local site, beside a bare Scrapy crawl of the same site.
 
-Run by hand:  .venv/bin/python benchmarks/patrol_throughput.py [--pages 2000] [--rss-pages 10000]
+Run by hand:  .venv/bin/python benchmarks/patrol_throughput.py [--pages 2000] [--rss-pages 10000] [--naive]
 
 Measures, in one run and on the same generated site (20–60 KB Chinese pages,
 ~60 links each, served on 127.0.0.1):
-  (a) a bare Scrapy crawl (link following only, no pipelines),
+  (a) a bare Scrapy crawl (link following only, no pipelines), run just before and
+      just after (b): this VM's speed drifts by 15 % within minutes, and the ratio
+      is taken against the mean of the two, so a drift during (b) does not bias it,
   (b) the full patrol (extraction, classification, state DB, search index, evidence),
   (c) a second patrol of the unchanged site, the server answering conditional
       requests with 304 Not Modified (it sends ETags, as static servers do),
   (c') a third one with the server sending no ETags (every page downloaded again),
+  (n) with --naive, a naive pipeline for scale: the bare crawl with trafilatura.extract
+      (its defaults) and jieba.lcut in the spider's callback, on the reactor thread,
 and peak RSS of the whole process tree (crawler, worker processes, forkserver) of a
 larger patrol. Pages/s come from Scrapy's own elapsed time, so process start-up is
 excluded on both sides. Prints the numbers and the ratios.
@@ -55,6 +59,13 @@ class Bare(scrapy.Spider):
             url = response.urljoin(href)
             if url not in self.seen and len(self.seen) < self.limit:
                 self.seen.add(url); yield scrapy.Request(url)
+class Naive(Bare):
+    name = "naive"
+    def parse(self, response):
+        import jieba, trafilatura
+        text = trafilatura.extract(response.text) or ""
+        jieba.lcut(text)
+        yield from super().parse(response)
 '''
 
 
@@ -144,16 +155,19 @@ class TreeRss:
         return self.peak
 
 
-def bare_crawl(url: str, limit: int, workdir: Path) -> tuple[int, float]:
+def bare_crawl(url: str, limit: int, workdir: Path, spider: str = "Bare") -> tuple[int, float]:
+    """Pages and seconds of the ``spider`` of BARE_SPIDER (``Bare`` or ``Naive``) on the site."""
     (workdir / "bare_spider.py").write_text(BARE_SPIDER)
     stats_file = workdir / "bare_stats.json"
+    warm = ("import jieba, trafilatura; jieba.setLogLevel(60); jieba.dt.tmp_dir = %r; jieba.initialize()\n"
+            % str(workdir)) if spider == "Naive" else ""  # loaded before the clock starts; cache in workdir
     code = (
-        "import json,sys; sys.path.insert(0, %r)\n"
-        "from scrapy.crawler import CrawlerProcess\nfrom bare_spider import Bare\n"
-        "p = CrawlerProcess({'LOG_LEVEL': 'WARNING'}); c = p.create_crawler(Bare)\n"
+        "import json,sys; sys.path.insert(0, %r)\n%s"
+        "from scrapy.crawler import CrawlerProcess\nfrom bare_spider import %s as Spider\n"
+        "p = CrawlerProcess({'LOG_LEVEL': 'WARNING'}); c = p.create_crawler(Spider)\n"
         "p.crawl(c, start=%r, limit=%d); p.start()\n"
         "s = c.stats.get_stats(); json.dump([s.get('response_received_count', 0), s['elapsed_time_seconds']], open(%r, 'w'))\n"
-    ) % (str(workdir), url, limit, str(stats_file))
+    ) % (str(workdir), warm, spider, url, limit, str(stats_file))
     subprocess.run([sys.executable, "-c", code], check=True, cwd=workdir)
     pages, seconds = json.loads(stats_file.read_text())
     return pages, seconds
@@ -203,6 +217,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pages", type=int, default=2000)
     parser.add_argument("--rss-pages", type=int, default=10000, help="0 skips the memory run")
+    parser.add_argument("--naive", action="store_true", help="also run the naive pipeline (n)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="finpatrol-bench-") as tmp:
         workdir = Path(tmp)
@@ -210,21 +225,28 @@ def main() -> None:
         mean_kb = sum(map(len, site.pages[: args.pages])) / args.pages / 1024
         with SiteServer(site, name="bench") as server:
             print(f"site: {site.total} pages, mean {mean_kb:.0f} KB, served at {server.base_url}")
-            bare_pages, bare_s = bare_crawl(server.url("/"), args.pages, workdir)
+            before_pages, before_s = bare_crawl(server.url("/"), args.pages, workdir)
             config = write_config(workdir, server.url("/"), args.pages, "full")
             full_pages, full_s, _ = patrol(config)
+            after_pages, after_s = bare_crawl(server.url("/"), args.pages, workdir)
             again_pages, again_s, _ = patrol(config)
             site.validators = False
             whole_pages, whole_s, _ = patrol(config)
             site.validators = True
-            bare_rate, full_rate = bare_pages / bare_s, full_pages / full_s
-            print(f"(a) bare Scrapy crawl : {bare_pages} pages in {bare_s:.1f} s = {bare_rate:.1f} pages/s")
+            before_rate, after_rate, full_rate = before_pages / before_s, after_pages / after_s, full_pages / full_s
+            bare_rate = (before_rate + after_rate) / 2
+            print(f"(a) bare Scrapy crawl : {before_rate:.1f} pages/s before (b), {after_rate:.1f} after, "
+                  f"mean {bare_rate:.1f} ({before_pages} pages each)")
             print(f"(b) full patrol       : {full_pages} pages in {full_s:.1f} s = {full_rate:.1f} pages/s")
             print(f"    ratio full/bare   : {full_rate / bare_rate:.2f}x")
             print(f"(c) unchanged re-patrol: {again_pages} pages in {again_s:.1f} s = "
                   f"{again_s / full_s:.0%} of the first patrol's time (304 Not Modified)")
             print(f"(c') the same, no ETags: {whole_pages} pages in {whole_s:.1f} s = "
                   f"{whole_s / full_s:.0%} of the first patrol's time (pages downloaded again)")
+            if args.naive:
+                naive_pages, naive_s = bare_crawl(server.url("/"), args.pages, workdir, "Naive")
+                print(f"(n) naive pipeline    : {naive_pages} pages in {naive_s:.1f} s = "
+                      f"{naive_pages / naive_s:.1f} pages/s; full patrol / naive {full_rate * naive_s / naive_pages:.2f}x")
             if args.rss_pages:
                 big = write_config(workdir, server.url("/"), args.rss_pages, "big")
                 big_pages, big_s, peak = patrol(big, sample_rss=True)
