@@ -1,13 +1,16 @@
 """Patrol throughput on a large local site, beside a bare Scrapy crawl of the same site.
 
-Run by hand:  .venv/bin/python benchmarks/patrol_throughput.py [--pages 2000] [--rss-pages 10000] [--naive]
+Run by hand:  .venv/bin/python benchmarks/patrol_throughput.py [--pages 2000] [--rss-pages 10000]
+                  [--rounds 1] [--naive]
 
 Measures, in one run and on the same generated site (20–60 KB Chinese pages,
 ~60 links each, served on 127.0.0.1):
   (a) a bare Scrapy crawl (link following only, no pipelines), run just before and
       just after (b): this VM's speed drifts by 15 % within minutes, and the ratio
       is taken against the mean of the two, so a drift during (b) does not bias it,
-  (b) the full patrol (extraction, classification, state DB, search index, evidence),
+  (b) the full patrol (extraction, classification, state DB, search index, evidence);
+      with --rounds N, N full patrols (each into a new state dir) between N + 1 bare
+      crawls, and the median and minimum of their rates and ratios,
   (c) a second patrol of the unchanged site, the server answering conditional
       requests with 304 Not Modified (it sends ETags, as static servers do),
   (c') a third one with the server sending no ETags (every page downloaded again),
@@ -24,6 +27,7 @@ import argparse
 import json
 import os
 import random
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -173,6 +177,10 @@ def bare_crawl(url: str, limit: int, workdir: Path, spider: str = "Bare") -> tup
     return pages, seconds
 
 
+def rate(pages: int, seconds: float) -> float:
+    return pages / seconds
+
+
 def patrol(config: Path, sample_rss: bool = False) -> tuple[int, float, int]:
     env = os.environ | {"PYTHONPATH": str(REPO)}
     process = subprocess.Popen(
@@ -217,6 +225,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pages", type=int, default=2000)
     parser.add_argument("--rss-pages", type=int, default=10000, help="0 skips the memory run")
+    parser.add_argument("--rounds", type=int, default=1, help="full patrols, each between two bare crawls")
     parser.add_argument("--naive", action="store_true", help="also run the naive pipeline (n)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="finpatrol-bench-") as tmp:
@@ -225,28 +234,33 @@ def main() -> None:
         mean_kb = sum(map(len, site.pages[: args.pages])) / args.pages / 1024
         with SiteServer(site, name="bench") as server:
             print(f"site: {site.total} pages, mean {mean_kb:.0f} KB, served at {server.base_url}")
-            before_pages, before_s = bare_crawl(server.url("/"), args.pages, workdir)
-            config = write_config(workdir, server.url("/"), args.pages, "full")
-            full_pages, full_s, _ = patrol(config)
-            after_pages, after_s = bare_crawl(server.url("/"), args.pages, workdir)
+            bare = [rate(*bare_crawl(server.url("/"), args.pages, workdir))]
+            full: list[float] = []
+            for n in range(args.rounds):  # bare, full, bare, full, ..., bare: each full between two bares
+                config = write_config(workdir, server.url("/"), args.pages, f"full{n}")
+                full_pages, full_s, _ = patrol(config)
+                full.append(full_pages / full_s)
+                bare.append(rate(*bare_crawl(server.url("/"), args.pages, workdir)))
+                ratio = full[-1] / ((bare[-2] + bare[-1]) / 2)
+                print(f"(a) bare Scrapy crawl : {bare[-2]:.1f} pages/s before (b), {bare[-1]:.1f} after")
+                print(f"(b) full patrol       : {full_pages} pages in {full_s:.1f} s = {full[-1]:.1f} pages/s")
+                print(f"    ratio full/bare   : {ratio:.2f}x (against the mean of the two bare crawls)")
+            if args.rounds > 1:
+                ratios = [f / ((b + a) / 2) for f, b, a in zip(full, bare, bare[1:])]
+                print(f"    over {args.rounds} rounds: full patrol median {statistics.median(full):.1f} pages/s "
+                      f"(min {min(full):.1f}), ratio median {statistics.median(ratios):.2f}x (min {min(ratios):.2f}x)")
             again_pages, again_s, _ = patrol(config)
             site.validators = False
             whole_pages, whole_s, _ = patrol(config)
             site.validators = True
-            before_rate, after_rate, full_rate = before_pages / before_s, after_pages / after_s, full_pages / full_s
-            bare_rate = (before_rate + after_rate) / 2
-            print(f"(a) bare Scrapy crawl : {before_rate:.1f} pages/s before (b), {after_rate:.1f} after, "
-                  f"mean {bare_rate:.1f} ({before_pages} pages each)")
-            print(f"(b) full patrol       : {full_pages} pages in {full_s:.1f} s = {full_rate:.1f} pages/s")
-            print(f"    ratio full/bare   : {full_rate / bare_rate:.2f}x")
             print(f"(c) unchanged re-patrol: {again_pages} pages in {again_s:.1f} s = "
-                  f"{again_s / full_s:.0%} of the first patrol's time (304 Not Modified)")
+                  f"{again_s / full_s:.0%} of the last full patrol's time (304 Not Modified)")
             print(f"(c') the same, no ETags: {whole_pages} pages in {whole_s:.1f} s = "
-                  f"{whole_s / full_s:.0%} of the first patrol's time (pages downloaded again)")
+                  f"{whole_s / full_s:.0%} of the last full patrol's time (pages downloaded again)")
             if args.naive:
                 naive_pages, naive_s = bare_crawl(server.url("/"), args.pages, workdir, "Naive")
                 print(f"(n) naive pipeline    : {naive_pages} pages in {naive_s:.1f} s = "
-                      f"{naive_pages / naive_s:.1f} pages/s; full patrol / naive {full_rate * naive_s / naive_pages:.2f}x")
+                      f"{naive_pages / naive_s:.1f} pages/s; last full patrol / naive {full[-1] * naive_s / naive_pages:.2f}x")
             if args.rss_pages:
                 big = write_config(workdir, server.url("/"), args.rss_pages, "big")
                 big_pages, big_s, peak = patrol(big, sample_rss=True)
