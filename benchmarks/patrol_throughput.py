@@ -236,17 +236,17 @@ def main() -> None:
             print(f"site: {site.total} pages, mean {mean_kb:.0f} KB, served at {server.base_url}")
             bare = [rate(*bare_crawl(server.url("/"), args.pages, workdir))]
             full: list[float] = []
+            ratios: list[float] = []
             for n in range(args.rounds):  # bare, full, bare, full, ..., bare: each full between two bares
                 config = write_config(workdir, server.url("/"), args.pages, f"full{n}")
                 full_pages, full_s, _ = patrol(config)
-                full.append(full_pages / full_s)
+                full.append(rate(full_pages, full_s))
                 bare.append(rate(*bare_crawl(server.url("/"), args.pages, workdir)))
-                ratio = full[-1] / ((bare[-2] + bare[-1]) / 2)
+                ratios.append(full[-1] / ((bare[-2] + bare[-1]) / 2))
                 print(f"(a) bare Scrapy crawl : {bare[-2]:.1f} pages/s before (b), {bare[-1]:.1f} after")
                 print(f"(b) full patrol       : {full_pages} pages in {full_s:.1f} s = {full[-1]:.1f} pages/s")
-                print(f"    ratio full/bare   : {ratio:.2f}x (against the mean of the two bare crawls)")
+                print(f"    ratio full/bare   : {ratios[-1]:.2f}x (against the mean of the two bare crawls)")
             if args.rounds > 1:
-                ratios = [f / ((b + a) / 2) for f, b, a in zip(full, bare, bare[1:])]
                 print(f"    over {args.rounds} rounds: full patrol median {statistics.median(full):.1f} pages/s "
                       f"(min {min(full):.1f}), ratio median {statistics.median(ratios):.2f}x (min {min(ratios):.2f}x)")
             again_pages, again_s, _ = patrol(config)
@@ -260,7 +260,8 @@ def main() -> None:
             if args.naive:
                 naive_pages, naive_s = bare_crawl(server.url("/"), args.pages, workdir, "Naive")
                 print(f"(n) naive pipeline    : {naive_pages} pages in {naive_s:.1f} s = "
-                      f"{naive_pages / naive_s:.1f} pages/s; last full patrol / naive {full[-1] * naive_s / naive_pages:.2f}x")
+                      f"{rate(naive_pages, naive_s):.1f} pages/s; last full patrol / naive "
+                      f"{full[-1] / rate(naive_pages, naive_s):.2f}x")
             if args.rss_pages:
                 big = write_config(workdir, server.url("/"), args.rss_pages, "big")
                 big_pages, big_s, peak = patrol(big, sample_rss=True)
