@@ -6,8 +6,8 @@ Run by hand:  .venv/bin/python benchmarks/patrol_throughput.py [--pages 2000] [-
 Measures, in one run and on the same generated site (20–60 KB Chinese pages,
 ~60 links each, served on 127.0.0.1):
   (a) a bare Scrapy crawl (link following only, no pipelines), run just before and
-      just after (b): this VM's speed drifts by 15 % within minutes, and the ratio
-      is taken against the mean of the two, so a drift during (b) does not bias it,
+      just after (b): this VM's speed drifts by up to a third within minutes, and the ratio
+      is taken against the mean of the two, which cancels a steady drift during (b),
   (b) the full patrol (extraction, classification, state DB, search index, evidence);
       with --rounds N, N full patrols (each into a new state dir) between N + 1 bare
       crawls, and the median and minimum of their rates and ratios,
@@ -15,7 +15,8 @@ Measures, in one run and on the same generated site (20–60 KB Chinese pages,
       requests with 304 Not Modified (it sends ETags, as static servers do),
   (c') a third one with the server sending no ETags (every page downloaded again),
   (n) with --naive, a naive pipeline for scale: the bare crawl with trafilatura.extract
-      (its defaults) and jieba.lcut in the spider's callback, on the reactor thread,
+      (its defaults) and jieba.lcut in the spider's callback, on the reactor thread;
+      one run after the others, compared with the last full patrol, not drift-corrected,
 and peak RSS of the whole process tree (crawler, worker processes, forkserver) of a
 larger patrol. Pages/s come from Scrapy's own elapsed time, so process start-up is
 excluded on both sides. Prints the numbers and the ratios.
@@ -178,6 +179,7 @@ def bare_crawl(url: str, limit: int, workdir: Path, spider: str = "Bare") -> tup
 
 
 def rate(pages: int, seconds: float) -> float:
+    """Pages/s of a (pages, seconds) pair as bare_crawl and patrol return them."""
     return pages / seconds
 
 
@@ -228,6 +230,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=1, help="full patrols, each between two bare crawls")
     parser.add_argument("--naive", action="store_true", help="also run the naive pipeline (n)")
     args = parser.parse_args()
+    if args.rounds < 1:
+        parser.error("--rounds must be at least 1")
     with tempfile.TemporaryDirectory(prefix="finpatrol-bench-") as tmp:
         workdir = Path(tmp)
         site = Site(max(args.pages, args.rss_pages))
@@ -243,6 +247,8 @@ def main() -> None:
                 full.append(rate(full_pages, full_s))
                 bare.append(rate(*bare_crawl(server.url("/"), args.pages, workdir)))
                 ratios.append(full[-1] / ((bare[-2] + bare[-1]) / 2))
+                if args.rounds > 1:
+                    print(f"round {n + 1} of {args.rounds}")
                 print(f"(a) bare Scrapy crawl : {bare[-2]:.1f} pages/s before (b), {bare[-1]:.1f} after")
                 print(f"(b) full patrol       : {full_pages} pages in {full_s:.1f} s = {full[-1]:.1f} pages/s")
                 print(f"    ratio full/bare   : {ratios[-1]:.2f}x (against the mean of the two bare crawls)")
@@ -259,9 +265,9 @@ def main() -> None:
                   f"{whole_s / full_s:.0%} of the last full patrol's time (pages downloaded again)")
             if args.naive:
                 naive_pages, naive_s = bare_crawl(server.url("/"), args.pages, workdir, "Naive")
-                print(f"(n) naive pipeline    : {naive_pages} pages in {naive_s:.1f} s = "
-                      f"{rate(naive_pages, naive_s):.1f} pages/s; last full patrol / naive "
-                      f"{full[-1] / rate(naive_pages, naive_s):.2f}x")
+                naive = rate(naive_pages, naive_s)
+                print(f"(n) naive pipeline    : {naive_pages} pages in {naive_s:.1f} s = {naive:.1f} pages/s; "
+                      f"last full patrol / naive {full[-1] / naive:.2f}x")
             if args.rss_pages:
                 big = write_config(workdir, server.url("/"), args.rss_pages, "big")
                 big_pages, big_s, peak = patrol(big, sample_rss=True)

@@ -35,8 +35,8 @@ _WIDER = {"gb2312": "gb18030", "gbk": "gb18030", "big5": "big5hkscs", "ascii": "
 _INVISIBLE = ("script", "style", "noscript", "template", "svg", "iframe", "head")
 _SPACE = re.compile(r"[ \t\u3000\xa0]+")
 _BLANK_LINES = re.compile(r"\n\s*\n+")
-# Runs, not single characters: counting by the length of each run makes one match
-# object per word instead of one string per character (0.4 -> 0.2 ms on 5,000 characters).
+# Runs, not single characters: counting by the length of each run makes one string
+# per run instead of one per character (0.4 -> 0.2 ms on 5,000 characters).
 _CJK_RUN = re.compile(r"[\u3400-\u9fff]+")
 _LATIN_RUN = re.compile(r"[A-Za-z]+")
 _NOT_WORD = re.compile(r"[\W_]+")

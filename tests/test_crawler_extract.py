@@ -60,8 +60,8 @@ def test_fingerprint_ignores_width_case_whitespace_and_punctuation_only():
 def test_language_is_the_declared_one_else_counted_from_the_text():
     assert language("zh-CN", "Only English words here") == "zh"  # the page's own lang attribute wins
     assert language(" EN_us ", "中文") == "en"
-    assert language(None, "本平台承诺保本保息, APY 18%") == "zh"  # 8 Han characters against 3 letters
-    assert language("", "Guaranteed returns of 18% a year, 保本") == "en"  # 2 Han against 25 letters
+    assert language(None, "本平台承诺保本保息, APY 18%") == "zh"  # 9 Han characters against 3 letters
+    assert language("", "Guaranteed returns of 18% a year, 保本") == "en"  # 2 Han against 24 letters
     assert language(None, "保本 abcd") == "zh"  # a tie in weight (2 Han x 2 >= 4 letters) goes to zh
     assert language(None, "保本 abcde") == "en"
     assert language(None, "2024-01-01 ¥100 ，。") is None  # neither script
