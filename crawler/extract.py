@@ -1,7 +1,7 @@
 """Readable text out of HTML bytes: pure functions, run in worker processes.
 
-trafilatura finds the main text (comments excluded); its title and htmldate's
-publish date are read from the same tree. When trafilatura finds no text (a page
+trafilatura finds the main text (comments excluded); its title and the publish
+date (``crawler.dates``) are read from the same tree. When trafilatura finds no text (a page
 that is all navigation, a JavaScript shell) the visible text of the body is used
 instead, so no claim hides in a page that trafilatura considers boilerplate.
 A listed result (a search ad, a board entry) is read from its listed title and
@@ -19,11 +19,11 @@ from dataclasses import dataclass
 
 import lxml.html
 import trafilatura
-from htmldate import find_date
 from lxml import etree
 from trafilatura.metadata import examine_meta, extract_meta_json, extract_title
 
 from classifiers.tokenize import words
+from crawler.dates import publish_date
 from crawler.xpath_guard import guard_package
 
 guard_package("trafilatura")  # same nodes, fewer Python callbacks: see crawler.xpath_guard
@@ -116,7 +116,7 @@ def extract_listed(title: str, text: str) -> Extracted:
 
 
 def metadata(tree: lxml.html.HtmlElement, url: str) -> tuple[str, str | None]:
-    """(title, publish date): trafilatura's title rules and htmldate without the extensive search.
+    """(title, publish date): trafilatura's title rules and ``crawler.dates.publish_date``.
 
     trafilatura's own metadata pass also looks for authors, categories, tags and the
     site name, which the patrol never uses; skipping them halves extraction time.
@@ -129,7 +129,7 @@ def metadata(tree: lxml.html.HtmlElement, url: str) -> tuple[str, str | None]:
         logger.debug("title extraction failed on %s", url, exc_info=True)
         title = page_title(tree)
     try:
-        published = find_date(tree, url=url, extensive_search=False, original_date=True)
+        published = publish_date(tree, url)
     except Exception:
         logger.debug("date extraction failed on %s", url, exc_info=True)
         published = None
