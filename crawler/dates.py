@@ -1,21 +1,23 @@
-"""Publish date of a page: htmldate's reading of the markup, then a date stated in the text.
+"""Publish date of a page: htmldate's reading of the markup, then the first date in the text.
 
-htmldate's fast mode reads the URL, meta tags, JSON-LD, ``<abbr>``/``<time>`` and
-date-classed elements well, but its text fallbacks know only ISO dates and English,
+htmldate's fast mode reads the URL, meta tags, JSON-LD, ``<abbr>``/``<time>``, date-classed
+elements and ``og:image`` well, but its text fallbacks know only ISO dates and English,
 German and Turkish wording: "发布时间：2024年3月5日" and "2024/03/05" are not found. Those
-fallbacks also serialize the page and scan it four times, most of htmldate's cost on a
-page without a date (the common case). So this keeps htmldate's markup steps, in its
-order, and replaces its fallbacks with one pass over the page's text that knows the
-Chinese forms. It calls htmldate's module-level functions, not only ``find_date``, so
-pyproject.toml holds htmldate to 1.11.x; an upgrade that renames them fails at import,
-in the tests.
+fallbacks also serialize the page and scan it four times, most of htmldate's cost on a page
+without a date (the common case). So this keeps htmldate's markup steps, in its order, and
+replaces its fallbacks with a scan of the page's text (the rule is ``first_date``'s), then
+htmldate's own wording patterns (``idiosyncrasies_search``) on that text. Dropped with the
+fallbacks: timestamps that appear only in attributes or scripts (``data-time="…"``).
+
+It calls htmldate's module-level functions, not only ``find_date``, so pyproject.toml holds
+htmldate to 1.11.x; an upgrade that renames them fails at import, in the tests.
 """
 
 from __future__ import annotations
 
 import re
 from copy import deepcopy
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import lxml.html
 from htmldate.core import (
@@ -25,35 +27,53 @@ from htmldate.core import (
     examine_header,
     examine_time_elements,
 )
-from htmldate.extractors import discard_unwanted, extract_url_date, idiosyncrasies_search, json_search
+from htmldate.extractors import (
+    discard_unwanted,
+    extract_url_date,
+    idiosyncrasies_search,
+    img_search,
+    json_search,
+)
 from htmldate.settings import CLEANING_LIST
 from htmldate.utils import Extractor, clean_html
 from htmldate.validators import get_max_date, get_min_date, validate_and_convert
 from lxml import etree
 
-# A year (htmldate's range), then month and day with one repeated separator or 年 月 日.
-# No look-behind for a digit: it would stop re from skipping ahead to "19"/"20" (6x slower).
+# htmldate's list minus <label>: its text names the value beside it (<label>成立时间：</label>).
+_CLEANED = [tag for tag in CLEANING_LIST if tag != "label"]
+# Text nodes one by one, so that table cells joined by spaces do not run together
+# ("426 2016-10-20"); about half the time of " ".join(itertext()).
+_TEXT_NODES = etree.XPath("//text()", smart_strings=False)
+_UNREAD = ("script", "style", "option", "textarea")  # text a reader does not see as the page's
+# A year in htmldate's range, then month and day with one repeated separator, or 年 月 日/号.
+# No look-behind for a digit in the pattern: it stops re from skipping ahead to "19" or "20"
+# (6x slower); ``first_date`` checks the character before instead.
 _DATE = re.compile(
-    r"(199\d|20[0-3]\d)(?:([-/.])([01]?\d)\2([0-3]?\d)(?![0-9])|\s?年\s?([01]?\d)\s?月\s?([0-3]?\d)\s?日)"
+    r"(199\d|20[0-3]\d)"
+    r"(?:([-/.])([01]?\d)\2([0-3]?\d)(?![0-9]|[-/.]\d)|\s?年\s?([01]?\d)\s?月\s?([0-3]?\d)\s?[日号])"
 )
-# What stands just before a date that says it is the publish date; bare 时间/日期 only
-# after a space, a line break or a separator, so 到期日期 and 成立日期 do not count.
-_PUBLISHED = re.compile(
-    r"(?:发布|发表|发文|成文|公布|刊发|刊登|印发|[\s|｜/】\]](?:时间|日期)|published|posted|date)"
-    r"[^0-9\n]{0,6}$",
+# Words just before a date that make it something other than the publish date: an update,
+# the founding or filing of a company, a product's terms, the visitor's clock. Matched on
+# the text before the date with whitespace removed: the word, then at most four characters
+# (时间：, 日期:, the "d on:" of "updated on:"). The window is the longest word (8) plus four.
+_NOT_PUBLISHED = re.compile(
+    r"(?:更新|修改|修订|最后编辑|编辑于|成立|注册|备案|到期|截止|截至|起息|今天|当前时间|现在时间|"
+    r"update|modified|edited)[^0-9]{0,4}$",
     re.IGNORECASE,
 )
-_UPDATED = re.compile(r"(?:更新|修改|修订|编辑|update|modified|edited)[^0-9\n]{0,8}$", re.IGNORECASE)
-_LABEL_WINDOW = 14
-# The text a reader sees (htmldate's cleaning keeps scripts and styles), one node at a
-# time, so that table cells joined by spaces do not run together ("426 2016-10-20");
-# twice as fast as itertext().
-_TEXT_NODES = etree.XPath("//text()[not(parent::script or parent::style)]", smart_strings=False)
+_WINDOW = 12
+_WHITESPACE = re.compile(r"\s+")
+_WEEKDAY_AFTER = re.compile(r"\s*(?:星期|礼拜|周[一二三四五六日天])")  # 2024年6月1日 星期六: a clock
 
 
 def publish_date(tree: lxml.html.HtmlElement, url: str | None) -> str | None:
     """The page's publish date as YYYY-MM-DD, or None; ``tree`` is left as it was."""
-    options = Extractor(False, get_max_date(None), get_min_date(None), True, "%Y-%m-%d")
+    # One day of slack: from 16:00 UTC on, today in China is tomorrow on a UTC clock.
+    latest = get_max_date(None) + timedelta(days=1)
+    options = Extractor(False, latest, get_min_date(None), True, "%Y-%m-%d")
+    if url is None:
+        canonical = tree.find('.//link[@rel="canonical"]')
+        url = canonical.get("href") if canonical is not None else None
     found = (
         extract_url_date(url, options)
         or examine_header(tree, options)
@@ -62,38 +82,41 @@ def publish_date(tree: lxml.html.HtmlElement, url: str | None) -> str | None:
     )
     if found:
         return found
-    search_tree = discard_unwanted(clean_html(deepcopy(tree), CLEANING_LIST))
+    search_tree = deepcopy(tree)
+    try:
+        search_tree = discard_unwanted(clean_html(search_tree, _CLEANED))
+    except ValueError:  # lxml refuses some control characters; htmldate goes on uncleaned too
+        pass
     found = (
         examine_elements(date_candidates(search_tree, False), options)
         or examine_elements(search_tree.xpath(".//title|.//h1"), options)
         or examine_time_elements(search_tree, options)
+        or img_search(search_tree, options)
     )
     if found:
         return found
+    etree.strip_elements(search_tree, *_UNREAD, with_tail=False)
     text = " ".join(_TEXT_NODES(search_tree))
-    stated, first = text_dates(text, options)
-    return stated or idiosyncrasies_search(text, options) or first
+    return first_date(text, options) or idiosyncrasies_search(text, options)
 
 
-def text_dates(text: str, options: Extractor) -> tuple[str | None, str | None]:
-    """(the first date the text labels as published, the first plausible date): one pass.
+def first_date(text: str, options: Extractor) -> str | None:
+    """The first date in the text that is not labelled as something else, if it is plausible.
 
-    Labels are 发布时间：…, 发表于 …, Posted on … (``_PUBLISHED``); a date labelled as an
-    update (更新时间：…) is neither.
+    Labels that rule a date out are in ``_NOT_PUBLISHED`` (更新时间：…, 成立于…, 今天是…),
+    and a date followed by a weekday is a clock. The first date left decides: when it is
+    impossible or out of range (2024-02-30, a date after tomorrow) there is no date, rather
+    than one from further down the page (a comment, a related article).
     """
-    first = None
     for match in _DATE.finditer(text):
         start = match.start()
         if start and text[start - 1].isdigit():  # the tail of a longer number: 12024-03-05
             continue
-        before = text[max(0, start - _LABEL_WINDOW):start]
-        if _UPDATED.search(before):
+        before = _WHITESPACE.sub("", text[max(0, start - 3 * _WINDOW):start])[-_WINDOW:]
+        if _NOT_PUBLISHED.search(before) or _WEEKDAY_AFTER.match(text, match.end()):
             continue
-        found = _valid(match, options)
-        if found and _PUBLISHED.search(before):
-            return found, first
-        first = first or found
-    return None, first
+        return _valid(match, options)
+    return None
 
 
 def _valid(match: re.Match[str], options: Extractor) -> str | None:

@@ -1,8 +1,9 @@
-"""Publish dates: htmldate's markup signals first, then dates stated in the page's text."""
+"""Publish dates: htmldate's markup signals first, then the first date stated in the page's text."""
+
+from datetime import UTC, datetime, timedelta, timezone
 
 import lxml.html
 import pytest
-from htmldate import find_date
 
 from crawler.dates import publish_date
 from crawler.extract import extract
@@ -20,48 +21,69 @@ def page(body: str, head: str = "") -> lxml.html.HtmlElement:
 
 @pytest.mark.parametrize("body, expected", [
     ('<div class="info">来源：区金融办 发布时间：2024年3月5日 浏览：120</div><p>正文</p>', "2024-03-05"),
-    ('<span class="date">发布日期：2024年03月05日</span><p>正文</p>', "2024-03-05"),
+    ('<span class="date">发布日期：2024年03月05号</span><p>正文</p>', "2024-03-05"),
     ("<p>发表于 2024/03/05 10:12</p><p>正文</p>", "2024-03-05"),
     ("<p>时间：2024.3.5</p><p>正文</p>", "2024-03-05"),
     ("<p>本文发布于2024/3/5，转载请注明出处。</p>", "2024-03-05"),
 ])
 def test_a_date_stated_in_chinese_or_with_slashes_or_dots_is_found(body, expected):
-    tree = page(body)
-    assert publish_date(tree, URL) == expected
-    # htmldate alone knows only ISO dates in text: this is what crawler.dates adds.
-    assert find_date(tree, url=URL, extensive_search=False, original_date=True) is None
+    assert publish_date(page(body), URL) == expected
 
 
-def test_the_labelled_publish_date_wins_over_earlier_dates_in_the_text():
-    tree = page("<p>产品成立日期：2016年10月10日，到期日期：2017年4月10日。</p>"
-                "<p>更新时间：2024-06-01</p><p>发布时间：2024-03-05</p>")
+def test_the_first_date_of_the_article_wins_over_comments_and_related_articles():
+    tree = page("<div class='meta'>2024-03-05 10:12 来源：新华网</div><p>正文</p>"
+                "<div class='comment'>网友甲 发表于 2024-03-07</div>"
+                "<ul class='related'><li>发布时间：2023-01-01 相关阅读</li></ul>")
     assert publish_date(tree, URL) == "2024-03-05"
-    assert publish_date(page("<p>成立于2016年10月10日</p><p>时间：2024-03-05</p>"), URL) == "2024-03-05"
-    # 到期日期 is not a label: the first date stands.
-    assert publish_date(page("<p>2016年10月10日成立</p><p>到期日期：2017年4月10日</p>"), URL) == "2016-10-10"
-
-
-def test_without_a_label_the_first_plausible_date_is_taken_but_never_an_update():
-    assert publish_date(page("<p>2016年10月10日成立，2017年4月10日到期。</p>"), URL) == "2016-10-10"
-    assert publish_date(page("<p>更新时间：2024-06-01</p><p>正文</p>"), URL) is None
-    assert publish_date(page("<p>最后编辑于 2024-06-01</p><p>成立于2016-10-10</p>"), URL) == "2016-10-10"
 
 
 @pytest.mark.parametrize("body", [
-    "<p>发布时间：2099-01-01</p>",  # in the future
-    "<p>发布时间：1990-01-01</p>",  # before htmldate's earliest plausible date
-    "<p>发布时间：2024-02-30</p>",  # no such day
-    "<p>发布时间：2024-03/05</p>",  # two separators
-    "<p>合同编号：32024-01-02</p>",  # the tail of a longer number
-    "<p>发布时间：2024-03-051</p>",  # the head of a longer number
-    "<script>var published = '2024-03-05';</script><p>正文</p>",  # not text a reader sees
+    "<p>产品成立日期：2016年10月10日，到期日期：2017年4月10日。</p><p>更新时间：2024-06-01</p>",
+    "<p>公司成立于2016-10-10，注册时间：2016年9月1日，ICP备案时间：2016-05-01。</p>",
+    "<p>截至2024年6月30日，累计出借金额12亿元。</p>",
+    "<div class='top'>今天是2024年6月1日</div>",
+    "<div class='top'>2024年6月1日 星期六</div>",
+    "<p><label>成立时间：</label>\n      <span>2015年6月1日</span></p>",  # label and date in two elements
+    "<p>Last updated on 2024-06-01</p>",
+    "<p>最后编辑于 2024-06-01</p>",
 ])
-def test_implausible_or_hidden_dates_are_not_taken(body):
+def test_dates_labelled_as_something_else_are_skipped(body):
+    assert publish_date(page(body + "<p>发布时间：2024-03-05</p>"), URL) == "2024-03-05"
     assert publish_date(page(body), URL) is None
 
 
-def test_an_invalid_date_does_not_hide_a_valid_one_after_it():
-    assert publish_date(page("<p>发布时间：2024-02-30</p><p>发布时间：2024-03-01</p>"), URL) == "2024-03-01"
+def test_an_editor_s_name_is_not_an_update():
+    assert publish_date(page("<p>来源：新华网 责任编辑：王五 2024-03-05</p>"), URL) == "2024-03-05"
+
+
+IN_THREE_DAYS = (datetime.now(UTC) + timedelta(days=3)).date().isoformat()
+
+
+@pytest.mark.parametrize("body", [
+    f"<p>发布时间：{IN_THREE_DAYS}</p><p>相关：2024-03-05</p>",  # after tomorrow
+    "<p>发布时间：1990-01-01</p><p>相关：2024-03-05</p>",  # before htmldate's earliest plausible date
+    "<p>发布时间：2024-02-30</p><p>相关：2024-03-05</p>",  # no such day
+])
+def test_an_implausible_first_date_gives_no_date_rather_than_one_from_further_down(body):
+    assert publish_date(page(body), URL) is None
+
+
+@pytest.mark.parametrize("body", [
+    "<p>发布时间：2024-03/05</p>",  # two separators
+    "<p>合同编号：32024-01-02</p>",  # the tail of a longer number
+    "<p>发布时间：2024-03-051</p>",  # the head of a longer number
+    "<p>服务器 2001.10.1.5</p>",  # a version number
+    "<script>var published = '2024-03-05';</script><p>正文</p>",  # not text a reader sees
+    "<select><option>2024-03-05</option></select><p>正文</p>",
+])
+def test_what_only_looks_like_a_date_is_not_taken(body):
+    assert publish_date(page(body), URL) is None
+
+
+def test_a_page_dated_today_in_china_is_accepted_on_a_utc_clock():
+    # From 16:00 UTC on, China's date is a day ahead of this clock: then this tests the slack.
+    today_in_china = datetime.now(timezone(timedelta(hours=8))).date().isoformat()
+    assert publish_date(page(f"<p>发布时间：{today_in_china}</p>"), URL) == today_in_china
 
 
 def test_table_cells_do_not_run_together():
@@ -69,15 +91,21 @@ def test_table_cells_do_not_run_together():
     assert publish_date(tree, URL) == "2016-10-20"
 
 
-def test_markup_signals_come_before_the_text_and_the_tree_is_left_as_it_was():
-    body = "<p>发布时间：2024年3月5日</p><script>var x = 1;</script>"
+def test_markup_signals_come_before_the_text():
+    body = "<p>发布时间：2024年3月5日</p>"
     meta = '<meta property="article:published_time" content="2023-11-02T09:00:00+08:00">'
-    tree = page(body, head=meta)
-    before = lxml.html.tostring(tree)
-    assert publish_date(tree, URL) == "2023-11-02"
-    assert lxml.html.tostring(tree) == before
+    assert publish_date(page(body, head=meta), URL) == "2023-11-02"
     assert publish_date(page('<time datetime="2023-11-02">11月2日</time>' + body), URL) == "2023-11-02"
     assert publish_date(page(body), "http://site.test/2023/11/02/view.html") == "2023-11-02"
+    canonical = '<link rel="canonical" href="http://site.test/2023/11/02/view.html">'
+    assert publish_date(page(body, head=canonical), None) == "2023-11-02"
+
+
+def test_the_caller_s_tree_is_left_as_it_was():
+    tree = page("<iframe src='/ad.html'>广告</iframe><svg><text>图</text></svg><p>发布时间：2024年3月5日</p>")
+    before = lxml.html.tostring(tree)
+    assert publish_date(tree, URL) == "2024-03-05"  # the text pass ran, on a cleaned copy
+    assert lxml.html.tostring(tree) == before
 
 
 def test_htmldate_s_own_text_patterns_still_apply():
