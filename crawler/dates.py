@@ -6,8 +6,8 @@ German and Turkish wording: "发布时间：2024年3月5日" and "2024/03/05" ar
 fallbacks also serialize the page and scan it four times, most of htmldate's cost on a page
 without a date (the common case). So this keeps htmldate's markup steps, in its order, and
 replaces its fallbacks with one scan of the page's text that, like them, prefers a date with
-a time of day (the rule is ``text_date``'s); htmldate's own wording patterns
-(``idiosyncrasies_search``) run only on a text with no date of that form. Dropped with the
+a time to the second (the rule is ``text_date``'s); htmldate's own wording patterns
+(``idiosyncrasies_search``) run only when that scan chose no date. Dropped with the
 fallbacks: timestamps that appear only in attributes or scripts (``data-time="…"``).
 
 It calls htmldate's module-level functions, not only ``find_date``, so pyproject.toml holds
@@ -54,23 +54,26 @@ _DATE = re.compile(
     r"(199\d|20[0-3]\d)"
     r"(?:([-/.])([01]?\d)\2([0-3]?\d)(?![0-9]|\2\d{1,2}(?!\d))|\s?年\s?([01]?\d)\s?月\s?([0-3]?\d)\s?[日号])"
 )
-_RANGE_BEFORE = re.compile(r"\d\s*[-~～—至到]\s*$")  # the end of 2024.03.01-2024.03.31
-_TIME_AFTER = re.compile(r"\s*(?:[01]?\d|2[0-3])[:：][0-5]\d")  # 2024-03-05 10:12: a dateline
+_RANGE_SEPARATOR = re.compile(r"\s*[-~～—至到]\s*")  # between the dates of 2024.03.01-2024.03.31
+# A time to the second after the date, as htmldate's own fallback wants: a dateline
+# (2024-03-05 10:12:00), not an exam's or a comment's 9:00 further down.
+_TIME_AFTER = re.compile(r"(?:T|\s+)\d{2}:\d{2}:\d{2}")
 # Words just before a date that make it something other than the publish date: an update,
 # a company's founding, filing or launch, a product's or an event's terms, a rule taking
 # effect, a statistic's cut-off, a user's login, the visitor's clock. Matched on the text
-# before the date with whitespace removed, ending in the word and what closes a label
-# (时间, 日期, 于, 是, 为, a colon, brackets; "d on" of "updated on"), so a headline that ends
-# in such a word (…成立大会召开 2024-03-05) does not count. The window holds the longest
-# label: "modified on:" (11 characters without the space).
+# before the date with whitespace removed. Most words count only with what closes a label
+# (时间, 日期, 日, 于, 为, a colon, brackets), so a headline that ends in the word
+# (协会正式成立 2024-03-05) does not; a few are labels by themselves (截至2024年…).
+# _WINDOW holds the longest label: "modified on:" without its space (11 characters).
 _NOT_PUBLISHED = re.compile(
-    r"(?:更新|修改|修订|最后编辑|编辑于|成立|注册|备案|上线|运营|到期|截止|截至|起息|活动|实施|施行|生效|"
-    r"统计|登录|今天|当前时间|现在时间|update|modified|edited)"
-    r"(?:时间|日期|日|于|是|为|d|on|at|don|dat)?[:：()（）【】\[\]]*$",
+    r"(?:(?:更新|修改|修订|编辑|成立|注册|备案|上线|运营|到期|起息|活动|实施|施行|生效|统计|登录|当前|现在)"
+    r"(?:(?:时间|日期|日)[于为是]?|于|为)"
+    r"|截至|截止|今天是?|最后登录|update(?:d|don|dat)?|modified(?:on|at)?|edited(?:on|at)?)"
+    r"[:：()（）【】\[\]]*$",
     re.IGNORECASE,
 )
 _WINDOW = 12
-_CLOCK_AFTER = re.compile(r"\s*[（(]?\s*(?:星期|礼拜|周[一二三四五六日天]|农历)")  # 2024年6月1日（星期六）
+_CLOCK_AFTER = re.compile(r"\s*(?:[（(]\s*)?(?:星期|礼拜|周[一二三四五六日天]|农历)")  # 2024年6月1日（星期六）
 
 
 def publish_date(tree: lxml.html.HtmlElement, url: str | None) -> str | None:
@@ -112,8 +115,8 @@ def publish_date(tree: lxml.html.HtmlElement, url: str | None) -> str | None:
 
 
 def text_date(text: str) -> re.Match[str] | None:
-    """The date in the text that is the publish date, if any: the first with a time of day
-    (a dateline: 2024-03-05 10:12), else the first.
+    """The date in the text that is the publish date, if any: the first with a time to the
+    second (a dateline: 2024-03-05 10:12:00), else the first.
 
     Passed over: dates labelled as something else (``_NOT_PUBLISHED``: 更新时间：…, 成立于…,
     今天是…), the end of a range, and dates followed by a weekday or the lunar date (a clock).
@@ -122,12 +125,15 @@ def text_date(text: str) -> re.Match[str] | None:
     a related article), and htmldate's wording patterns are not tried.
     """
     first = None
+    previous_end = -1
     for match in _DATE.finditer(text):
         start, end = match.span()
+        range_end = previous_end >= 0 and _RANGE_SEPARATOR.fullmatch(text, previous_end, start) is not None
+        previous_end = end
         if start and text[start - 1].isdigit():  # the tail of a longer number: 12024-03-05
             continue
         before = "".join(text[max(0, start - 2 * _WINDOW):start].split())[-_WINDOW:]
-        if _NOT_PUBLISHED.search(before) or _RANGE_BEFORE.search(before) or _CLOCK_AFTER.match(text, end):
+        if range_end or _NOT_PUBLISHED.search(before) or _CLOCK_AFTER.match(text, end):
             continue
         if _TIME_AFTER.match(text, end):
             return match

@@ -37,10 +37,17 @@ def test_the_first_date_of_the_article_wins_over_comments_and_related_articles()
     assert publish_date(tree, URL) == "2024-03-05"
 
 
-def test_a_date_with_a_time_of_day_wins_over_earlier_dates_without_one():
+def test_a_date_with_a_time_to_the_second_wins_over_earlier_dates_without_one():
     tree = page("<div class='side'>最新公告 2024-02-01</div>"
                 "<div class='laiyuan'>发布时间：2024-03-05 10:12:00</div><p>正文</p>")
     assert publish_date(tree, URL) == "2024-03-05"
+
+
+def test_a_time_to_the_minute_further_down_does_not_beat_the_dateline():
+    tree = page("<div class='laiyuan'>发布日期：2024-03-01 来源：区金融办</div>"
+                "<p>考试时间：2024年4月20日 9:00，地点另行通知。</p>"
+                "<div class='comment'>网友甲 2024-03-07 10:12</div>")
+    assert publish_date(tree, URL) == "2024-03-01"
 
 
 @pytest.mark.parametrize("body", [
@@ -49,6 +56,8 @@ def test_a_date_with_a_time_of_day_wins_over_earlier_dates_without_one():
     "<p>平台上线时间：2014年6月1日，安全运营于2014-06-02。</p>",
     "<p>截至2024年6月30日，累计出借金额12亿元。</p>",
     "<p>活动时间：2024.03.01-2024.03.31</p>",
+    "<p>活动时间：2024年3月1日至2024年3月31日</p>",
+    "<p>更新时间为：2024-06-01</p>",
     "<p>实施日期：2024-03-01</p>",
     "<dl class='author'><dd>注册时间 2015-6-1</dd><dd>最后登录 2024-6-1</dd></dl>",
     "<div class='top'>今天是2024年6月1日</div>",
@@ -65,15 +74,17 @@ def test_dates_labelled_as_something_else_are_skipped(body):
     assert publish_date(page(body), URL) is None
 
 
-@pytest.mark.parametrize("headline", ["区金融办成立大会召开", "网贷机构备案工作启动", "某平台产品集中到期兑付"])
+@pytest.mark.parametrize("headline", ["区金融办成立大会召开", "网贷机构备案工作启动", "某平台产品集中到期兑付",
+                                      "行业协会正式成立", "新规正式实施"])
 def test_a_headline_ending_in_such_a_word_is_not_a_label(headline):
     tree = page(f"<div class='title'>{headline}</div><div class='laiyuan'>2024-03-05 来源：新华网</div>"
                 "<ul class='related'><li>2023-01-01 相关阅读</li></ul>")
     assert publish_date(tree, URL) == "2024-03-05"
 
 
-def test_the_start_of_a_date_range_is_a_date():
+def test_the_start_of_a_date_range_is_a_date_and_a_dash_after_a_number_is_not_a_range():
     assert publish_date(page("<p>2024.03.01-2024.03.31 限时加息</p>"), URL) == "2024-03-01"
+    assert publish_date(page("<p>浏览：120 - 2024-03-05 来源：本站</p>"), URL) == "2024-03-05"
 
 
 def test_an_editor_s_name_is_not_an_update():
