@@ -1,4 +1,4 @@
-"""Publish date of a page: htmldate's reading of the markup, then the first date in the text.
+"""Publish date of a page: htmldate's reading of the markup, then the date its text states.
 
 htmldate's fast mode reads the URL, meta tags, JSON-LD, ``<abbr>``/``<time>``, date-classed
 elements and ``og:image`` well, but its text fallbacks know only ISO dates and English,
