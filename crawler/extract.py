@@ -1,11 +1,10 @@
 """Readable text out of HTML bytes: pure functions, run in worker processes.
 
-trafilatura finds the main text (comments excluded); its title and the publish
-date (``crawler.dates``) are read from the same tree. When trafilatura finds no text (a page
-that is all navigation, a JavaScript shell) the visible text of the body is used
-instead, so no claim hides in a page that trafilatura considers boilerplate.
-A listed result (a search ad, a board entry) is read from its listed title and
-snippet instead (``extract_listed``).
+trafilatura finds the main text (comments excluded); its title and the publish date
+(``crawler.dates``) are read from the same tree. When trafilatura finds no text (a page that
+is all navigation, a JavaScript shell) the visible text of the body is used instead, so no
+claim hides in a page that trafilatura considers boilerplate. A listed result (a search ad,
+a board entry) is read from its listed title and snippet instead (``extract_listed``).
 """
 
 from __future__ import annotations

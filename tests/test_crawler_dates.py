@@ -1,4 +1,4 @@
-"""Publish dates: htmldate's markup signals first, then the first date stated in the page's text."""
+"""Publish dates: htmldate's markup signals first, then the date the page's text states."""
 
 from datetime import UTC, date, datetime, timedelta
 

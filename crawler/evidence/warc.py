@@ -101,6 +101,11 @@ def warc_date(iso_time: str) -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def _writer(out=None) -> Sha256WARCWriter:
+    """A writer that builds records and writes them uncompressed; ``_member`` gzips them."""
+    return Sha256WARCWriter(out if out is not None else io.BytesIO(), gzip=False, warc_version="1.1")
+
+
 def _member(record) -> bytes:
     """One record as its own gzip member, compressed here at ``GZIP_LEVEL``.
 
@@ -109,7 +114,7 @@ def _member(record) -> bytes:
     smaller. Every capture is compressed on the one evidence thread.
     """
     buffer = io.BytesIO()
-    Sha256WARCWriter(buffer, gzip=False, warc_version="1.1").write_record(record)
+    _writer(buffer).write_record(record)
     compressor = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, zlib.MAX_WBITS + 16)
     return compressor.compress(buffer.getvalue()) + compressor.flush()
 
@@ -122,7 +127,7 @@ def _response_headers(capture: Capture) -> list[tuple[str, str]]:
 
 def build_records(capture: Capture, builder: WARCWriter | None = None) -> list[tuple[str, object]]:
     """warcio records for a capture: request, response (or DOM resource), screenshot, metadata."""
-    builder = builder or Sha256WARCWriter(io.BytesIO(), gzip=False, warc_version="1.1")
+    builder = builder or _writer()
     date = {"WARC-Date": warc_date(capture.fetched_at)}
     out: list[tuple[str, object]] = []
     if capture.rendered:
@@ -230,7 +235,7 @@ class RotatingWarcWriter:
         self._digest = hashlib.sha256()
         if self.on_open:
             self.on_open(name, now)
-        builder = Sha256WARCWriter(io.BytesIO(), gzip=False, warc_version="1.1")
+        builder = _writer()
         info = builder.create_warcinfo_record(Path(name).name, {
             "software": SOFTWARE, "format": "WARC File Format 1.1",
             "conformsTo": "http://iipc.github.io/warc-specifications/specifications/warc-format/warc-1.1/",
