@@ -25,7 +25,7 @@ from classifiers.tokenize import words
 from crawler.dates import publish_date
 from crawler.xpath_guard import guard_package
 
-guard_package("trafilatura")  # same nodes, fewer Python callbacks: see crawler.xpath_guard
+guard_package("trafilatura")  # the same nodes for less work: see crawler.xpath_guard
 
 logger = logging.getLogger(__name__)
 
