@@ -34,6 +34,10 @@ TELNETCONSOLE_ENABLED = False
 REMOTE_CONTROL_ENABLED = False
 
 CONCURRENT_REQUESTS = 32
+# Scrapy starts this many asyncio tasks for every response, whatever it yields (100 by
+# default: a quarter of the crawler process's CPU on a re-patrol). A page yields one item; a
+# listing's items beyond what the worker processes can take would only wait for them.
+CONCURRENT_ITEMS = max(4, 2 * FINPATROL_WORKERS)
 CONCURRENT_REQUESTS_PER_DOMAIN = 4
 DOWNLOAD_DELAY = 0
 AUTOTHROTTLE_ENABLED = True
