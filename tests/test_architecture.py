@@ -36,3 +36,23 @@ def test_importing_the_cli_stays_light():
     loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True,
                             cwd=REPO).stdout.strip()
     assert loaded == "[]"
+
+
+def test_no_spider_callback_returns_a_value_from_a_generator():
+    """Scrapy drops such a value; the settings turn its per-response check off (WARN_ON_GENERATOR_RETURN_VALUE)."""
+    import importlib
+    import inspect
+    import pkgutil
+
+    import scrapy
+    import spiders
+    from scrapy.utils.misc import is_generator_with_return_value
+
+    generators = []
+    for info in pkgutil.iter_modules(spiders.__path__):
+        module = importlib.import_module(f"spiders.{info.name}")
+        for spider in vars(module).values():
+            if inspect.isclass(spider) and issubclass(spider, scrapy.Spider) and spider.__module__ == module.__name__:
+                generators += [f for _, f in inspect.getmembers(spider, inspect.isgeneratorfunction)]
+    assert len(generators) >= 5
+    assert [f.__qualname__ for f in generators if is_generator_with_return_value(f)] == []
