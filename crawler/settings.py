@@ -34,10 +34,6 @@ TELNETCONSOLE_ENABLED = False
 REMOTE_CONTROL_ENABLED = False
 
 CONCURRENT_REQUESTS = 32
-# Scrapy starts this many asyncio tasks for every response, whatever it yields (100 by
-# default: a quarter of the crawler process's CPU on a re-patrol). A page yields one item; a
-# listing's items beyond what the worker processes can take would only wait for them.
-CONCURRENT_ITEMS = max(4, 2 * FINPATROL_WORKERS)
 # Scrapy's check that a callback does not return a value from a generator reads and parses
 # the callback's source (~1 ms) whenever its cache misses, and the cache forgets a bound
 # method once the request that held it is gone: on a re-patrol, 2 % of the reactor's time.

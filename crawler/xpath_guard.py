@@ -55,13 +55,16 @@ _SELF_NAMES = re.compile(  # a string literal matches first and is given back un
     rf"(?P<literal>{_LITERAL})|(?P<axis>\.?//)\*\[\s*(?P<names>self::[\w-]+(?:\s+or\s+self::[\w-]+)*)\s*\]"
 )
 _NAME = re.compile(r"self::([\w-]+)")
-# What may make a predicate's value a number, which would select by position: a number, an
-# arithmetic operator, a variable, a function that returns a number. Checked with string
-# literals blanked out; it also refuses some predicates that are boolean, never the reverse.
-_MAYBE_NUMBER = re.compile(
-    r"(?<![\w.-])[\d-]|[$+]|(?<![/:])\*|(?<![\w:/@-])(?:div|mod)(?![\w-])"
-    r"|\b(?:position|last|count|sum|number|string-length|floor|ceiling|round)\s*\("
+# What may make a predicate's value a number, which would select by position: a function that
+# returns a number; div or mod (also a child named so); a digit that does not end a name (h1);
+# a minus that does not join two letters (data-id); a plus, a variable, a multiplication.
+# Checked with string literals blanked out; it also refuses some predicates that are
+# boolean, never the reverse.
+_NUMBER_WORD = re.compile(
+    r"\b(?:position|last|count|sum|number|string-length|floor|ceiling|round)\s*\("
+    r"|(?<![\w:/@.-])(?:div|mod)(?![\w.-])"
 )
+_NUMBER_CHAR = re.compile(r"(?<![A-Za-z])\d|(?<![A-Za-z])-|-(?![A-Za-z])|[$+]|(?<![/:])\*")
 
 
 def guarded(xpath: etree.XPath) -> etree.XPath:
@@ -136,10 +139,15 @@ def _by_names(found: re.Match) -> str:
     predicates, after = _predicates(source, end)
     if after is None or source[after:].lstrip()[:1] not in ("", ")", "|", "/"):
         return found.group(0)
-    if any(_MAYBE_NUMBER.search(_without_literals(predicate)) for predicate in predicates):
+    if any(_maybe_number(predicate) for predicate in predicates):
         return found.group(0)
     axis = found.group("axis")
     return "(" + "|".join(axis + name for name in _NAME.findall(found.group("names"))) + ")"
+
+
+def _maybe_number(predicate: str) -> bool:
+    text = _without_literals(predicate)
+    return bool(_NUMBER_WORD.search(text) or _NUMBER_CHAR.search(text))
 
 
 def _predicates(source: str, position: int) -> tuple[list[str], int | None]:

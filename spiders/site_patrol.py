@@ -75,6 +75,11 @@ def failure_reason(error: BaseException) -> str:
 
 class SitePatrolSpider(scrapy.Spider):
     name = "site_patrol"
+    # Scrapy starts CONCURRENT_ITEMS asyncio tasks for every response, whatever it yields; its
+    # 100 were a quarter of the crawler process's CPU on a re-patrol. A page yields one item and
+    # its new links. (A listing yields an item per result, each waiting for the store's batch:
+    # the listing spiders keep Scrapy's 100, so a list's items share one batch.)
+    custom_settings = {"CONCURRENT_ITEMS": 4}
 
     def __init__(self, config: PatrolConfig, target_ids: tuple[str, ...] = (), **kwargs):
         super().__init__(**kwargs)

@@ -82,6 +82,11 @@ def test_tag_tests_become_unions_that_select_the_same_elements(source):
     ".//*[self::div or self::p][last()]",
     ".//*[self::div or self::p][count(.//span)]",  # a number: a position
     ".//*[self::div or self::p][string-length(@class) - 1]",
+    ".//*[self::div or self::p][.-1]",  # a minus right after the context node
+    ".//*[self::div or self::p][..-1]",
+    ".//*[self::div or self::p][. div--1]",
+    ".//*[self::div or self::p][.5]",  # a number without a leading digit
+    ".//*[self::div or self::p][@n * 1]",
     "./body//*[self::div or self::p]",  # a step before
     ".//*[@title = './/*[self::div or self::p]']",  # inside a string literal
 ])
@@ -180,7 +185,7 @@ import json, sys
 from pathlib import Path
 import lxml.html, trafilatura
 
-def run(path):  # trafilatura's defaults with comments, and the patrol's options (crawler.extract)
+def run(path):  # trafilatura's defaults with comments; crawler.extract's options, plus metadata (title XPaths)
     tree = lxml.html.document_fromstring(Path(path).read_bytes())
     defaults = trafilatura.bare_extraction(tree, url="http://site.test/", include_comments=True)
     patrol = trafilatura.bare_extraction(tree, url="http://site.test/", fast=True, include_comments=False,
