@@ -95,6 +95,41 @@ def test_tag_tests_are_left_alone_where_a_union_could_select_differently(source)
     assert guarded(original) is original
 
 
+@pytest.mark.parametrize("source", [
+    ".//*[@class='content' or @id='footer' or @class='share-bar']",
+    ".//*[contains(@class, 'nav') or contains(@id, 'nav') or starts-with(@class, 'share') or @style]",
+    ".//div[re:test(@id, 'nav') or re:test(@class, 'share') or @id='content']",
+    "(.//*[self::div or self::section][@id='x' or @class='content' or re:test(@id|@style, 'hidden')])[1]",
+])
+def test_attribute_predicates_are_led_by_one_existence_test(source):
+    original = xpath(source)
+    rewritten = guarded(original)
+    assert re.search(r"\[\(@[\w-]+(?: or @[\w-]+)*\) and \(", rewritten.path)
+    assert rewritten(DOCUMENT) == original(DOCUMENT)
+
+
+@pytest.mark.parametrize("source", [
+    ".//*[@class='x' or @id='y' or not(@style)]",  # true without attributes
+    ".//*[@class or @id or .//span]",
+    ".//*[@class != 'x' or @id != 'y' or @class != 'z']",
+    ".//*[@id='a' or @class='b']",  # one lookup each already
+    # (false = (@title)) is true on an element with neither attribute: the guard does not enclose it all
+    ".//*[((@id) and contains(@id, 'q')) = (@title) or @class='x' or @class='y']",
+])
+def test_predicates_true_without_attributes_are_not_led_by_an_existence_test(source):
+    original = xpath(source)
+    rewritten = guarded(original)
+    assert not re.search(r"\[\(@[\w-]+(?: or @[\w-]+)*\) and \(", rewritten.path)
+    assert rewritten(DOCUMENT) == original(DOCUMENT)
+
+
+def test_long_attribute_chains_of_trafilatura_are_led_by_an_existence_test():
+    from trafilatura import xpaths
+
+    chains = xpaths.OVERALL_DISCARD_XPATH + xpaths.BODY_XPATH[:1]
+    assert all(re.search(r"\[\(@[\w-]+(?: or @[\w-]+)*\) and \(", xpath.path) for xpath in chains)
+
+
 def test_a_test_of_the_empty_literal_is_left_alone():
     original = xpath(".//div[contains(@class, '') or starts-with(@id, '')]")
     assert guarded(original) is original
@@ -171,6 +206,7 @@ def test_tag_tests_of_trafilatura_become_unions_except_before_a_position():
     left = [source for source in sources if re.search(r"\*\[\s*self::", source)]
     assert len(unions) >= 20
     assert left and all(re.search(r"\]\s*\[\d+\]", source) for source in left)
+
 
 
 EXTRACTION = """
