@@ -221,7 +221,7 @@ def _hoisted_predicate(predicate: str) -> str:
     lookups = 0
     for disjunct in disjuncts:
         found = _NEEDS_ATTRIBUTES.fullmatch(disjunct)
-        if found is None or (found.group("guard") and not _encloses(disjunct)):
+        if found is None or (found.group("guard") and not _conjunction(disjunct)):
             return predicate
         attrs = re.findall(r"@[\w-]+", found.group("guard") or found.group("compared") or found.group("alone"))
         lookups += len(attrs)
@@ -231,13 +231,14 @@ def _hoisted_predicate(predicate: str) -> str:
     return f"({' or '.join(names)}) and ({predicate})"
 
 
-def _encloses(text: str) -> bool:
-    """True when the parenthesis that opens ``text`` closes at its end: ``((@a) and f(@a))``."""
+def _conjunction(text: str) -> bool:
+    """True when ``text`` is one parenthesised ``and`` chain: ``((@a) and f(@a))``, not
+    ``((@a) and f(@a)) = (@b)`` nor ``((@a) and f(@a) or @b)``, which can be true without ``@a``."""
     depth = 0
     for index, char in _outside_literals(text):
         depth += (char in "([") - (char in ")]")
         if depth == 0:
-            return index == len(text) - 1
+            return index == len(text) - 1 and len(_top_level_split(text[1:-1], _OR)) == 1
     return False
 
 

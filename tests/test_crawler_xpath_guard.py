@@ -100,6 +100,7 @@ def test_tag_tests_are_left_alone_where_a_union_could_select_differently(source)
     ".//*[contains(@class, 'nav') or contains(@id, 'nav') or starts-with(@class, 'share') or @style]",
     ".//div[re:test(@id, 'nav') or re:test(@class, 'share') or @id='content']",
     "(.//*[self::div or self::section][@id='x' or @class='content' or re:test(@id|@style, 'hidden')])[1]",
+    ".//*[@class='a or b' or @id='nav]' or @class='(x' or @class=\"it's\"]",  # literals that look like syntax
 ])
 def test_attribute_predicates_are_led_by_one_existence_test(source):
     original = xpath(source)
@@ -115,6 +116,8 @@ def test_attribute_predicates_are_led_by_one_existence_test(source):
     ".//*[@id='a' or @class='b']",  # one lookup each already
     # (false = (@title)) is true on an element with neither attribute: the guard does not enclose it all
     ".//*[((@id) and contains(@id, 'q')) = (@title) or @class='x' or @class='y']",
+    # and binds tighter than or: ((@id) and f(@id)) or @style, true on an element with a style only
+    ".//*[((@id) and contains(@id, 'q') or @style) or @class='x' or @class='y']",
 ])
 def test_predicates_true_without_attributes_are_not_led_by_an_existence_test(source):
     original = xpath(source)
