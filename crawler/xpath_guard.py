@@ -71,15 +71,16 @@ _NUMBER_WORD = re.compile(
     r"\b(?:position|last|count|sum|number|string-length|floor|ceiling|round)\s*\("
     r"|(?<![\w:/@.-])(?:div|mod)(?![\w.-])"
 )
+_NUMBER_CHAR = re.compile(r"(?<![A-Za-z])\d|(?<![A-Za-z])-|-(?![A-Za-z])|[$+]|(?<![/:])\*")
 # A disjunct that is false on an element without the attributes it names: a guarded call as
-# made here, a comparison of an attribute with a literal, an attribute alone.
+# made here (one and-chain, checked by ``_conjunction``), an attribute compared with a
+# literal, an attribute alone.
 _NEEDS_ATTRIBUTES = re.compile(
     rf"\(\((?P<guard>@[\w-]+(?:\s+or\s+@[\w-]+)*)\)\s+and\s+.*\)|(?P<compared>@[\w-]+)\s*=\s*(?:{_LITERAL})"
     r"|(?P<alone>@[\w-]+)",
     re.DOTALL,
 )
 _OR = re.compile(r"\sor\s")
-_NUMBER_CHAR = re.compile(r"(?<![A-Za-z])\d|(?<![A-Za-z])-|-(?![A-Za-z])|[$+]|(?<![/:])\*")
 
 
 def guarded(xpath: etree.XPath) -> etree.XPath:
