@@ -171,29 +171,15 @@ def _predicates(source: str, position: int) -> tuple[list[str], int | None]:
 
     None for the end when a bracket or a string literal is never closed.
     """
-    found = []
-    while True:
-        start = len(source) - len(source[position:].lstrip())
-        if source[start:start + 1] != "[":
-            return found, start
-        depth, index = 0, start
-        while index < len(source):
-            char = source[index]
-            if char in "'\"":
-                index = source.find(char, index + 1)
-                if index < 0:
-                    return found, None
-            elif char == "[":
-                depth += 1
-            elif char == "]":
-                depth -= 1
-                if depth == 0:
-                    break
-            index += 1
-        else:
+    text, found, after = source[position:], [], 0
+    for start, end in _outermost_brackets(text):
+        if text[after:start].strip():
+            break
+        if end is None:
             return found, None
-        found.append(source[start + 1:index])
-        position = index + 1
+        found.append(text[start + 1:end])
+        after = end + 1
+    return found, len(source) - len(text[after:].lstrip())
 
 
 def _hoisted(source: str) -> str:
@@ -203,17 +189,29 @@ def _hoisted(source: str) -> str:
     Such a predicate is false on an element that has none of them, so the test changes only
     the work; it is added where the disjuncts would look attributes up more often than it does.
     """
-    parts, copied, opened, depth = [], 0, 0, 0
-    for index, char in _outside_literals(source):
+    parts, copied = [], 0
+    for start, end in _outermost_brackets(source):
+        if end is None:
+            break
+        parts += [source[copied:start + 1], _hoisted_predicate(source[start + 1:end])]
+        copied = end
+    return "".join(parts) + source[copied:]
+
+
+def _outermost_brackets(text: str):
+    """(index of ``[``, index of its ``]``) of each bracket not inside another or a string
+    literal, in order; the ``]`` is None for one never closed."""
+    depth = opened = 0
+    for index, char in _outside_literals(text):
         if char == "[":
             opened = index if depth == 0 else opened
             depth += 1
-        elif char == "]":
+        elif char == "]" and depth:
             depth -= 1
             if depth == 0:
-                parts += [source[copied:opened + 1], _hoisted_predicate(source[opened + 1:index])]
-                copied = index
-    return "".join(parts) + source[copied:]
+                yield opened, index
+    if depth:
+        yield opened, None
 
 
 def _hoisted_predicate(predicate: str) -> str:
@@ -259,16 +257,17 @@ def _top_level_split(text: str, operator: re.Pattern) -> list[str]:
 
 
 def _outside_literals(text: str):
-    """(index, character) of each character of ``text`` that is not inside a string literal."""
+    """(index, character) of each character of ``text`` that is not inside a string literal;
+    the literal's quotes are given."""
     quote = None
     for index, char in enumerate(text):
-        if quote:
-            if char == quote:
-                quote = None
-        elif char in "'\"":
-            quote = char
-        else:
+        if quote is None:
             yield index, char
+            if char in "'\"":
+                quote = char
+        elif char == quote:
+            yield index, char
+            quote = None
 
 
 def _without_literals(source: str) -> str:

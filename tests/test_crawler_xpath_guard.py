@@ -32,6 +32,9 @@ DOCUMENT = lxml.html.document_fromstring("""
 """)
 
 
+LED = re.compile(r"\[\(@[\w-]+(?: or @[\w-]+)*\) and \(")  # a predicate led by the existence test
+
+
 def xpath(source: str) -> etree.XPath:
     return etree.XPath(source, namespaces={"re": REGEXP_NS})
 
@@ -105,7 +108,7 @@ def test_tag_tests_are_left_alone_where_a_union_could_select_differently(source)
 def test_attribute_predicates_are_led_by_one_existence_test(source):
     original = xpath(source)
     rewritten = guarded(original)
-    assert re.search(r"\[\(@[\w-]+(?: or @[\w-]+)*\) and \(", rewritten.path)
+    assert LED.search(rewritten.path)
     assert rewritten(DOCUMENT) == original(DOCUMENT)
 
 
@@ -122,7 +125,7 @@ def test_attribute_predicates_are_led_by_one_existence_test(source):
 def test_predicates_true_without_attributes_are_not_led_by_an_existence_test(source):
     original = xpath(source)
     rewritten = guarded(original)
-    assert not re.search(r"\[\(@[\w-]+(?: or @[\w-]+)*\) and \(", rewritten.path)
+    assert not LED.search(rewritten.path)
     assert rewritten(DOCUMENT) == original(DOCUMENT)
 
 
@@ -130,7 +133,7 @@ def test_long_attribute_chains_of_trafilatura_are_led_by_an_existence_test():
     from trafilatura import xpaths
 
     chains = xpaths.OVERALL_DISCARD_XPATH + xpaths.BODY_XPATH[:1]
-    assert all(re.search(r"\[\(@[\w-]+(?: or @[\w-]+)*\) and \(", xpath.path) for xpath in chains)
+    assert all(LED.search(xpath.path) for xpath in chains)
 
 
 def test_a_test_of_the_empty_literal_is_left_alone():
