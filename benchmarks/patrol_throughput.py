@@ -4,7 +4,8 @@ Run by hand:  .venv/bin/python benchmarks/patrol_throughput.py [--pages 2000] [-
                   [--rounds 1] [--naive]
 
 Measures, in one run and on the same generated site (20–60 KB Chinese pages,
-~60 links each, served on 127.0.0.1):
+~60 links each, served on 127.0.0.1 from memory by ``lean_server``, which costs the
+machine little CPU, as a remote site would):
   (a) a bare Scrapy crawl (link following only, no pipelines; the site patrol's values of
       the concurrency, AutoThrottle and other ENGINE_SETTINGS), run just before and just
       after (b): this VM's speed drifts by up to a third within minutes, and the ratio is
@@ -40,7 +41,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from crawler.demo.server import Reply, SiteServer, with_validators  # noqa: E402
+from lean_server import LeanServer  # noqa: E402
 
 WORDS = (
     "公司 平台 理财 产品 投资 收益 风险 管理 服务 客户 资金 银行 存管 合规 信息 披露 项目 借款 出借 期限 "
@@ -122,19 +123,17 @@ class Site:
         home = "".join(f'<a href="/p/{i}.html">{i}</a>' for i in range(0, total, max(1, total // 200)))
         self.home = f"<html><head><title>首页</title></head><body>{home}</body></html>".encode()
 
-    def __call__(self, request):
-        reply = self.reply(request)
-        return with_validators(request, reply) if reply is not None and self.validators else reply
-
-    def reply(self, request):
-        path = request.path.split("?")[0]
+    def body(self, path: str) -> bytes | None:
         if path == "/":
-            return Reply(headers={"Content-Type": "text/html; charset=utf-8"}, body=self.home)
-        if path.startswith("/p/") and path.endswith(".html"):
+            return self.home
+        if path.startswith("/p/") and path.endswith(".html") and path[3:-5].isdigit():
             n = int(path[3:-5])
-            if 0 <= n < self.total:
-                return Reply(headers={"Content-Type": "text/html; charset=utf-8"}, body=self.pages[n])
+            if n < self.total:
+                return self.pages[n]
         return None
+
+    def serve(self) -> LeanServer:
+        return LeanServer(self.body, lambda: self.validators)
 
 
 class TreeRss:
@@ -255,7 +254,7 @@ def main() -> None:
         workdir = Path(tmp)
         site = Site(max(args.pages, args.rss_pages))
         mean_kb = sum(map(len, site.pages[: args.pages])) / args.pages / 1024
-        with SiteServer(site, name="bench") as server:
+        with site.serve() as server:
             print(f"site: {site.total} pages, mean {mean_kb:.0f} KB, served at {server.base_url}")
             bare = [rate(*bare_crawl(server.url("/"), args.pages, workdir))]
             full: list[float] = []
