@@ -59,10 +59,11 @@ class Extracted:
     language: str | None
     text_fingerprint: str
     used_fallback: bool
-    title_tokens: str = ""
-    """jieba tokens of the title joined by spaces (``classifiers.tokenize``), for search indexes."""
-    text_tokens: str = ""
-    """jieba tokens of the text joined by spaces."""
+    title_tokens: str | None = None
+    """jieba tokens of the title joined by spaces (``classifiers.tokenize``), for search indexes;
+    None when not cut (the store cuts them if it needs them)."""
+    text_tokens: str | None = None
+    """jieba tokens of the text joined by spaces; None when not cut."""
 
 
 def decode_html(body: bytes, encoding: str) -> str:

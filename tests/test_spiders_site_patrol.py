@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import itertools
 import re
 
 from conftest import cli, json_lines
@@ -231,6 +232,33 @@ def test_second_patrol_of_unchanged_site_creates_no_new_hits(make_config, patrol
         third = json_lines(cli("hits", "--config", str(config), "--json").stdout)
     assert len(third) == len(first) + 1, "a changed verdict opens a new hit"
     assert last_run(config)["targets"]["p2p"]["new_hits"] == 1
+
+
+def test_a_page_whose_markup_changes_on_every_fetch_keeps_its_search_terms(make_config, patrol):
+    """A new body with the stored title and text (a timestamp in the markup) is not cut into terms again."""
+    served = itertools.count()
+    site_routes = {
+        "/": page("鑫盈宝", links=("/a.html", "/b.html")),
+        "/a.html": lambda request: Reply(body=page("关于我们", "公司主营供应链金融服务。").replace(
+            "</footer>", f"<!-- 生成于 {next(served)} --></footer>").encode()),
+        "/b.html": page("产品", "月息2分，到期刚性兑付。"),
+    }
+    with SiteServer(routes(site_routes)) as site:
+        config = make_config([{"id": "p2p", "urls": [site.url("/")]}])
+        assert patrol(config).returncode == 0
+        site_routes["/b.html"] = page("产品", "活期理财随存随取，资金池运作。")
+        assert patrol(config).returncode == 0
+    stats = run_stats(config)
+    assert stats["extract/unchanged"] == 1, "/ came back byte for byte"
+    assert stats["extract/same_text"] == 1, "/a.html came back with another body and the same text"
+    assert stats["extract/pages"] == 2
+
+    def search(words: str) -> list[str]:
+        return [r["url"].rsplit("/", 1)[1] for r in json_lines(cli("search", words, "--config", str(config), "--json").stdout)]
+
+    assert search("供应链金融") == ["a.html"], "its stored terms stand"
+    assert search("资金池") == ["b.html"], "a changed text is cut again"
+    assert search("刚性兑付") == []
 
 
 def test_unchanged_pages_are_revalidated_and_their_stored_links_followed(make_config, patrol):

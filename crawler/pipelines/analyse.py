@@ -8,7 +8,9 @@ in one round trip that runs, in order:
   comments excluded; for a listed result (``slot_only``: a search ad, a classifieds
   row, a board entry) the listed title and snippet instead, since its body is the
   whole list page, kept only as evidence;
-- the search-index tokens of title and text (``classifiers.tokenize``);
+- the search-index tokens of title and text (``classifiers.tokenize``), unless the page
+  still has the title and text fingerprint stored for it (its markup changed, its text
+  did not: the stored index terms stand);
 - ``classifiers.classify()`` on title and text, for the item's ``kind``.
 
 One round trip instead of one per step: every trip pickles the page or its text both
@@ -18,7 +20,8 @@ process's CPU per page and as much again in the workers.
 Settings: FINPATROL_CONFIG (state DB, yield ceiling, extra rule files), FINPATROL_WORKERS.
 Stats (named after the steps, as when they were separate pipelines): ``extract/pages``
 (pages extracted from HTML), ``slot/items`` (listed results, not extracted),
-``extract/unchanged``, ``extract/not_modified``, ``extract/visible_text_fallback``,
+``extract/unchanged``, ``extract/not_modified``, ``extract/same_text`` (a new body, the
+stored title and text), ``extract/visible_text_fallback``,
 ``classify/pages``, ``classify/label/<category>``.
 """
 
@@ -31,7 +34,7 @@ from crawler.config import load_config
 from crawler.items import PageItem
 from crawler.pipelines import workers
 from crawler.store.db import StateDB
-from crawler.store.pages import known_fingerprints
+from crawler.store.pages import Known, known_pages
 
 logger = logging.getLogger(__name__)
 
@@ -43,7 +46,7 @@ class AnalysePipeline:
         self.ceiling = ceiling
         self.workers_count = workers_count
         self.stats = stats
-        self.known: dict[tuple[str, str], str] = {}
+        self.known: dict[tuple[str, str], Known] = {}
         self.pool = None
 
     @classmethod
@@ -59,7 +62,7 @@ class AnalysePipeline:
         workers.load_classifier(self.rule_files, self.ceiling)  # a bad rules file fails here, named
         db = StateDB(self.db_url)
         try:
-            self.known = known_fingerprints(db, getattr(self.crawler.spider, "crawls", {}).keys())
+            self.known = known_pages(db, getattr(self.crawler.spider, "crawls", {}).keys())
         finally:
             db.close()
         self.pool = workers.start_pool(self.workers_count)
@@ -74,15 +77,19 @@ class AnalysePipeline:
             self.stats.inc_value("extract/not_modified")
             return item
         item.sha256 = hashlib.sha256(item.body).hexdigest()
-        if self.known.get((item.target_id, item.url)) == item.sha256:
+        known = self.known.get((item.target_id, item.url))
+        if known is not None and known.sha256 == item.sha256:
             item.unchanged = True
             self.stats.inc_value("extract/unchanged")
             return item
         listed = (item.slot_title, item.slot_text) if item.slot_only else None
+        indexed = (known.title, known.text_fingerprint) if known is not None else None
         result, item.verdict = await workers.run(
             self.pool, workers.analyse_job, b"" if listed else item.body, item.encoding, item.url, listed,
-            item.kind, self.rule_files, self.ceiling,
+            item.kind, self.rule_files, self.ceiling, indexed,
         )
+        if result.text_tokens is None:
+            self.stats.inc_value("extract/same_text")
         item.title, item.text = result.title, result.text
         item.published, item.language = result.published, result.language
         item.text_fingerprint = result.text_fingerprint

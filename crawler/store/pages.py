@@ -48,13 +48,22 @@ def verdict_key(verdict: dict) -> str:
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()
 
 
-def known_fingerprints(db: StateDB, target_ids: Iterable[str]) -> dict[tuple[str, str], str]:
-    """(target id, url) → SHA-256 of the body last stored, for skipping unchanged pages."""
+class Known(NamedTuple):
+    """What the analyse pipeline needs of a stored page to skip work on its next fetch."""
+
+    sha256: str | None
+    title: str | None
+    text_fingerprint: str | None
+
+
+def known_pages(db: StateDB, target_ids: Iterable[str]) -> dict[tuple[str, str], Known]:
+    """(target id, url) → ``Known`` of every stored page of these targets."""
     with db.new_session() as session:
         rows = session.execute(
-            select(Page.target_id, Page.url, Page.sha256).where(Page.target_id.in_(list(target_ids)))
+            select(Page.target_id, Page.url, Page.sha256, Page.title, Page.text_fingerprint)
+            .where(Page.target_id.in_(list(target_ids)))
         )
-        return {(t, u): s for t, u, s in rows}
+        return {(t, u): Known(sha, title, fp) for t, u, sha, title, fp in rows}
 
 
 @dataclass
