@@ -22,12 +22,15 @@ class LeanServer:
     """Serves ``body(path)`` (bytes, or None for 404) as text/html on 127.0.0.1.
 
     While ``validators()`` is true every 200 carries an ETag and a request whose
-    If-None-Match names it gets 304 Not Modified, as from a static web server.
+    If-None-Match names it gets 304 Not Modified, as from a static web server. Each 200
+    body ends with ``tail()``, e.g. a comment that changes on every request, as the
+    timestamp of a page built per request does.
     """
 
-    def __init__(self, body: Callable[[str], bytes | None], validators: Callable[[], bool]):
-        self.body, self.validators = body, validators
-        self.replies: dict[str, tuple[bytes, bytes, bytes] | None] = {}  # path -> (etag, head, body)
+    def __init__(self, body: Callable[[str], bytes | None], validators: Callable[[], bool],
+                 tail: Callable[[], bytes] = bytes):
+        self.body, self.validators, self.tail = body, validators, tail
+        self.replies: dict[str, tuple[bytes, bytes] | None] = {}  # path -> (etag, body)
         self.loop = asyncio.new_event_loop()
         self.port = 0
         self.thread = threading.Thread(target=self.loop.run_forever, name="LeanServer", daemon=True)
@@ -56,23 +59,22 @@ class LeanServer:
         reply = self._reply(target.decode("latin-1").split("?")[0])
         if reply is None:
             return NOT_FOUND
-        etag, fields, body = reply
-        if not self.validators():
-            return b"HTTP/1.1 200 OK\r\n" + fields + b"\r\n" + (b"" if method == b"HEAD" else body)
-        for line in lines[1:]:
-            name, _, value = line.partition(b":")
-            if name.strip().lower() == b"if-none-match" and etag in value:
-                return b"HTTP/1.1 304 Not Modified\r\nServer: nginx\r\nETag: " + etag + b"\r\n\r\n"
-        return b"HTTP/1.1 200 OK\r\n" + fields + b"ETag: " + etag + b"\r\n\r\n" + (b"" if method == b"HEAD" else body)
+        etag, body = reply
+        fields = b"HTTP/1.1 200 OK\r\nServer: nginx\r\nContent-Type: text/html; charset=utf-8\r\n"
+        if self.validators():
+            for line in lines[1:]:
+                name, _, value = line.partition(b":")
+                if name.strip().lower() == b"if-none-match" and etag in value:
+                    return b"HTTP/1.1 304 Not Modified\r\nServer: nginx\r\nETag: " + etag + b"\r\n\r\n"
+            fields += b"ETag: " + etag + b"\r\n"
+        body += self.tail()
+        return fields + b"Content-Length: %d\r\n\r\n" % len(body) + (b"" if method == b"HEAD" else body)
 
-    def _reply(self, path: str) -> tuple[bytes, bytes, bytes] | None:
+    def _reply(self, path: str) -> tuple[bytes, bytes] | None:
         if path not in self.replies:
             body = self.body(path)
             self.replies[path] = None if body is None else (
-                b'"' + hashlib.sha256(body).hexdigest()[:32].encode() + b'"',
-                b"Server: nginx\r\nContent-Type: text/html; charset=utf-8\r\nContent-Length: %d\r\n" % len(body),
-                body,
-            )
+                b'"' + hashlib.sha256(body).hexdigest()[:32].encode() + b'"', body)
         return self.replies[path]
 
 
