@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -111,3 +112,12 @@ class PageItem:
     """Row id of the hit for this page's verdict, or None when nothing was flagged."""
     new_hit: bool = False
     """True when this fetch opened a new hit (not seen in earlier patrols)."""
+
+
+def text_key(title: str | None, text_fingerprint: str | None) -> bytes:
+    """16 bytes standing for a page's title and text fingerprint: what its search terms are cut from.
+
+    Kept per stored page for the whole patrol, so it is a short digest rather than the
+    title and the 64-character fingerprint themselves.
+    """
+    return hashlib.blake2b(repr((title, text_fingerprint)).encode("utf-8", "surrogatepass"), digest_size=16).digest()

@@ -31,7 +31,7 @@ import hashlib
 import logging
 
 from crawler.config import load_config
-from crawler.items import PageItem
+from crawler.items import PageItem, text_key
 from crawler.pipelines import workers
 from crawler.store.db import StateDB
 from crawler.store.pages import Known, known_pages
@@ -76,20 +76,24 @@ class AnalysePipeline:
         if item.unchanged:  # the server said 304 Not Modified: there is no body
             self.stats.inc_value("extract/not_modified")
             return item
-        item.sha256 = hashlib.sha256(item.body).hexdigest()
-        known = self.known.get((item.target_id, item.url))
-        if known is not None and known.sha256 == item.sha256:
+        digest = hashlib.sha256(item.body).digest()
+        item.sha256 = digest.hex()
+        key = (item.target_id, item.url)
+        known = self.known.get(key)
+        if known is not None and known.sha256 == digest:
             item.unchanged = True
             self.stats.inc_value("extract/unchanged")
             return item
         listed = (item.slot_title, item.slot_text) if item.slot_only else None
-        indexed = (known.title, known.text_fingerprint) if known is not None else None
         result, item.verdict = await workers.run(
             self.pool, workers.analyse_job, b"" if listed else item.body, item.encoding, item.url, listed,
-            item.kind, self.rule_files, self.ceiling, indexed,
+            item.kind, self.rule_files, self.ceiling, known.text_key if known is not None else None,
         )
         if result.text_tokens is None:
             self.stats.inc_value("extract/same_text")
+        # What the store is about to keep: a URL met again in this patrol (a listed
+        # result on two list pages) is compared with this fetch, not the patrol's start.
+        self.known[key] = Known(digest, text_key(result.title, result.text_fingerprint))
         item.title, item.text = result.title, result.text
         item.published, item.language = result.published, result.language
         item.text_fingerprint = result.text_fingerprint

@@ -27,22 +27,24 @@ async def run(pool: ProcessPoolExecutor, fn, *args):
 
 
 def analyse_job(body: bytes, encoding: str, url: str, listed: tuple[str, str] | None, kind: str | None,
-                rule_files: tuple[str, ...], ceiling: float, indexed: tuple[str | None, str | None] | None = None):
-    """(``Extracted`` with search tokens, verdict dict) of one page, in one round trip.
+                rule_files: tuple[str, ...], ceiling: float, indexed: bytes | None = None):
+    """(``Extracted``, verdict dict) of one page, in one round trip.
 
     ``listed`` is the (title, snippet) of a listed result, which is analysed instead of
-    the HTML ``body`` (its list page, kept only as evidence). ``indexed`` is the stored
-    page's (title, text fingerprint): when the page still has both, its search-index
-    terms stand and are not cut again (the tokens stay None). A page whose markup
+    the HTML ``body`` (its list page, kept only as evidence). ``indexed`` is the
+    ``text_key`` of the stored page's title and text fingerprint: when the page still
+    has both, its search-index terms stand and are not cut again (the tokens stay None);
+    else the ``Extracted`` carries the new tokens. A page whose markup
     changes on every fetch (a timestamp, a session token) mostly keeps its text.
     """
     from dataclasses import replace
 
     from classifiers.tokenize import index_terms
     from crawler.extract import extract, extract_listed
+    from crawler.items import text_key
 
     result = extract_listed(*listed) if listed is not None else extract(body, encoding, url)
-    if indexed != (result.title, result.text_fingerprint):
+    if indexed != text_key(result.title, result.text_fingerprint):
         result = replace(result, title_tokens=index_terms(result.title), text_tokens=index_terms(result.text))
     verdict = load_classifier(rule_files, ceiling).classify(result.text, title=result.title, url=url, kind=kind)
     return result, verdict.to_dict()

@@ -19,7 +19,7 @@ from sqlalchemy import Boolean, Text, bindparam, case, func, select, update
 from sqlalchemy.orm import defer
 from sqlalchemy.orm.util import identity_key
 
-from crawler.items import PageItem
+from crawler.items import PageItem, text_key
 from crawler.store.changes import Before, latest_versions, record_change, reopen_hit, track_version
 from crawler.store.db import StateDB, parse_time
 from crawler.store.models import Hit, HitCategory, Page, PageVersion
@@ -49,11 +49,16 @@ def verdict_key(verdict: dict) -> str:
 
 
 class Known(NamedTuple):
-    """What the analyse pipeline needs of a stored page to skip work on its next fetch."""
+    """What the analyse pipeline needs of a stored page to skip work on its next fetch.
 
-    sha256: str | None
-    title: str | None
-    text_fingerprint: str | None
+    Compact (about 380 bytes an entry with its URL key), since every stored page of the
+    patrolled targets is held for the whole patrol.
+    """
+
+    sha256: bytes | None
+    """SHA-256 of the stored body, raw."""
+    text_key: bytes
+    """``crawler.items.text_key`` of the stored title and text fingerprint."""
 
 
 def known_pages(db: StateDB, target_ids: Iterable[str]) -> dict[tuple[str, str], Known]:
@@ -63,7 +68,10 @@ def known_pages(db: StateDB, target_ids: Iterable[str]) -> dict[tuple[str, str],
             select(Page.target_id, Page.url, Page.sha256, Page.title, Page.text_fingerprint)
             .where(Page.target_id.in_(list(target_ids)))
         )
-        return {(t, u): Known(sha, title, fp) for t, u, sha, title, fp in rows}
+        return {
+            (t, u): Known(bytes.fromhex(sha) if sha else None, text_key(title, fp))
+            for t, u, sha, title, fp in rows
+        }
 
 
 @dataclass

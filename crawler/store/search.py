@@ -47,7 +47,10 @@ class EmbeddedIndex:
         """(Re)index (page, item) pairs inside the caller's transaction; each page at most once.
 
         The item's tokens, computed in the analyse pipeline's worker, are used when
-        present, so segmentation does not run on the crawler's reactor thread.
+        present, so segmentation does not run on the store thread. The worker leaves
+        them out only for a page that kept its stored title and text, which the store
+        does not re-index; cutting them here is the fallback for anything else (a page
+        another process changed during the patrol).
         """
         rows = [
             {
