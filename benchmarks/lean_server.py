@@ -15,7 +15,7 @@ import hashlib
 import threading
 from collections.abc import Callable
 
-NOT_FOUND = b"HTTP/1.1 404 Not Found\r\nServer: nginx\r\nContent-Type: text/plain\r\nContent-Length: 9\r\n\r\nnot found"
+NOT_FOUND_HEAD = b"HTTP/1.1 404 Not Found\r\nServer: nginx\r\nContent-Type: text/plain\r\nContent-Length: 9\r\n\r\n"
 
 
 class LeanServer:
@@ -24,7 +24,8 @@ class LeanServer:
     While ``validators()`` is true every 200 carries an ETag and a request whose
     If-None-Match names it gets 304 Not Modified, as from a static web server. Each 200
     body ends with ``tail()``, e.g. a comment that changes on every request, as the
-    timestamp of a page built per request does.
+    timestamp of a page built per request does; such a body has no ETag, since it is
+    never the same twice.
     """
 
     def __init__(self, body: Callable[[str], bytes | None], validators: Callable[[], bool],
@@ -58,16 +59,17 @@ class LeanServer:
         method, target = lines[0].split(b" ")[:2]
         reply = self._reply(target.decode("latin-1").split("?")[0])
         if reply is None:
-            return NOT_FOUND
+            return NOT_FOUND_HEAD + (b"" if method == b"HEAD" else b"not found")
         etag, body = reply
         fields = b"HTTP/1.1 200 OK\r\nServer: nginx\r\nContent-Type: text/html; charset=utf-8\r\n"
-        if self.validators():
+        tail = self.tail()
+        if self.validators() and not tail:
             for line in lines[1:]:
                 name, _, value = line.partition(b":")
                 if name.strip().lower() == b"if-none-match" and etag in value:
                     return b"HTTP/1.1 304 Not Modified\r\nServer: nginx\r\nETag: " + etag + b"\r\n\r\n"
             fields += b"ETag: " + etag + b"\r\n"
-        body += self.tail()
+        body += tail
         return fields + b"Content-Length: %d\r\n\r\n" % len(body) + (b"" if method == b"HEAD" else body)
 
     def _reply(self, path: str) -> tuple[bytes, bytes] | None:
