@@ -47,9 +47,25 @@ class LazyGroup(click.Group):
 def main(verbose: int) -> None:
     """finpatrol: online patrol and early warning for internet-finance risk."""
     level = (logging.WARNING, logging.INFO, logging.DEBUG)[min(verbose, 2)]
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    formatter = (BriefFormatter if verbose == 0 else logging.Formatter)(LOG_FORMAT)
+    logging.basicConfig(level=level, format=LOG_FORMAT)
     for handler in logging.getLogger().handlers:
         handler.setLevel(level)  # Scrapy's loggers set their own levels; the handler decides
+        handler.setFormatter(formatter)
+
+
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+class BriefFormatter(logging.Formatter):
+    """One line per record, no traceback: the default, since a patrol's ordinary failures
+    (a refused connection, a timeout) are logged by Scrapy with one, and are counted in
+    the run's summary anyway; ``-v`` shows them."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        if record.exc_info or record.exc_text:
+            record = logging.makeLogRecord({**record.__dict__, "exc_info": None, "exc_text": None})
+        return super().format(record)
 
 
 if __name__ == "__main__":

@@ -33,3 +33,10 @@ def test_demo_patrols_every_institution_twice_and_reports(tmp_path):
     pos = {r["url"].rsplit("/", 1)[-1] for r in json_lines(cli("search", "POS机", "--config", config, "--json").stdout)}
     assert "info-201.html#listed" in pos, "the classified ad says only 个人POS机办理, a lexicon phrase holding POS机"
     assert cli("evidence", "verify", "--config", config).returncode == 0
+
+    some_hit = json_lines(cli("hits", "--config", config, "--json", "--limit", "1").stdout)[0]
+    shown = cli("show", str(some_hit["id"]), "--config", config).stdout
+    assert all(f"[{f['rule_id']}]" in shown for f in some_hit["findings"]), "rule ids are not taken for markup"
+    for command in (("show", "99999999999999999999"), ("hits", "--limit", "0")):
+        refused = cli(*command, "--config", config)
+        assert refused.returncode == 2 and "not in the range" in refused.stderr and "Traceback" not in refused.stderr

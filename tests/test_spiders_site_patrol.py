@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import itertools
 import re
+import socket
 
 from conftest import cli, json_lines
 from crawler.config import load_config
@@ -151,6 +152,20 @@ def test_http_errors_timeouts_and_resets_are_counted_not_fatal(make_config, patr
     assert counts["errors"]["timeout"] == 1
     assert counts["errors"]["connection_lost"] == 1
     assert counts["failed"] == 4
+
+
+def test_an_unreachable_site_is_one_log_line_per_failure_and_a_count(make_config, patrol):
+    with socket.socket() as probe:  # a port nothing listens on once this socket is closed
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    config = make_config([{"id": "down", "urls": [f"http://127.0.0.1:{port}/"]}])
+    result = patrol(config)
+    assert result.returncode == 1, "every target failed"
+    assert last_run(config)["targets"]["down"]["errors"]["refused"] == 1
+    assert "Connection refused" in result.stderr
+    assert "Traceback" not in result.stderr, "an outage is not a crash: -v shows tracebacks"
+    verbose = cli("-v", "patrol", "--config", str(config))
+    assert "Traceback" in verbose.stderr
 
 
 def test_private_addresses_refused_unless_allowed_for_that_site(make_config, patrol):

@@ -9,7 +9,7 @@ from rich.markup import escape
 from rich.table import Table
 from sqlalchemy import select
 
-from crawler.commands.common import config_option, console, emit_json, json_option, load_or_exit, open_db
+from crawler.commands.common import ROW_COUNT, config_option, console, emit_json, json_option, load_or_exit, open_db
 from crawler.store.db import iso
 
 STATUSES = ("pending", "sending", "sent")
@@ -34,7 +34,7 @@ def outbox_dict(row) -> dict:
 @config_option
 @json_option
 @click.option("--status", type=click.Choice(STATUSES), help="Only messages in this state.")
-@click.option("--limit", default=50, show_default=True, help="How many messages, newest first.")
+@click.option("--limit", type=ROW_COUNT, default=50, show_default=True, help="How many messages, newest first.")
 def list_(config_file, as_json, status, limit):
     """Outbox messages, newest first, with their delivery state."""
     from crawler.alerts.models import OutboxMessage, ensure_schema
@@ -61,7 +61,7 @@ def list_(config_file, as_json, status, limit):
 
 @alerts.command()
 @config_option
-@click.argument("message_id", type=int)
+@click.argument("message_id", type=ROW_COUNT)
 @click.option("--html", "as_html", is_flag=True, help="Print the HTML part instead of the text part.")
 @click.option("--eml", type=click.Path(dir_okay=False, writable=True), help="Also write the raw message here.")
 def preview(config_file, message_id, as_html, eml):

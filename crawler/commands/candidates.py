@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 from rich.table import Table
 
-from crawler.commands.common import config_option, console, emit_json, json_option, load_or_exit, open_db
+from crawler.commands.common import ROW_COUNT, config_option, console, emit_json, json_option, load_or_exit, open_db
 from crawler.config import BUSINESS_TYPES, ConfigError
 
 
@@ -57,7 +57,7 @@ def _decide(config_file, candidate_id: int, status: str, note: str, target: dict
 
 @candidates.command()
 @config_option
-@click.argument("candidate_id", type=int)
+@click.argument("candidate_id", type=ROW_COUNT)
 @click.option("--id", "target_id", metavar="ID", help="Target id (default: from the domain).")
 @click.option("--name", metavar="NAME", help="Institution name (default: the first company name found).")
 @click.option("--business", type=click.Choice(BUSINESS_TYPES), default="other", show_default=True)
@@ -84,7 +84,7 @@ def promote(config_file, candidate_id, target_id, name, business, note):
 
 @candidates.command()
 @config_option
-@click.argument("candidate_id", type=int)
+@click.argument("candidate_id", type=ROW_COUNT)
 @click.option("--note", default="", help="Why (kept with the decision).")
 def dismiss(config_file, candidate_id, note):
     """Mark the candidate as not of concern."""

@@ -5,7 +5,9 @@ from __future__ import annotations
 import click
 from rich.markup import escape
 
-from crawler.commands.common import config_option, console, emit_json, json_option, load_or_exit, open_db, time_value
+from crawler.commands.common import (
+    ROW_COUNT, config_option, console, emit_json, json_option, load_or_exit, open_db, time_value,
+)
 from crawler.store.change_report import list_changes, summarize
 
 KIND_STYLE = {"added": "green", "changed": "yellow", "gone": "red"}
@@ -31,7 +33,7 @@ def print_change(change: dict) -> None:
 @json_option
 @click.option("--target", "targets", multiple=True, metavar="ID", help="Only this target (repeatable).")
 @click.option("--since", callback=time_value, metavar="DATE", help="Only changes from this time on.")
-@click.option("--run", "run_id", type=int, metavar="N", help="Only the changes found by patrol run N.")
+@click.option("--run", "run_id", type=ROW_COUNT, metavar="N", help="Only the changes found by patrol run N.")
 def changes(config_file, as_json, targets, since, run_id):
     """List pages added, changed and gone per patrol and target, with the changed passages."""
     config = load_or_exit(config_file)

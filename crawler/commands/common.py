@@ -16,6 +16,8 @@ from crawler.store.search import Filters
 logger = logging.getLogger(__name__)
 console = Console(highlight=False)
 RISKS = ("none", "low", "medium", "high")
+ROW_COUNT = click.IntRange(1, 2**63 - 1)
+"""Type of ids and --limit: at least 1 (a limit of 0 is no answer), at most SQLite's 64-bit integer."""
 
 
 def load_or_exit(path: str | None) -> PatrolConfig:

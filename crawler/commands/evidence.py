@@ -7,7 +7,9 @@ from pathlib import Path
 import click
 from rich.markup import escape
 
-from crawler.commands.common import config_option, console, emit_json, json_option, load_or_exit, open_db, time_value
+from crawler.commands.common import (
+    ROW_COUNT, config_option, console, emit_json, json_option, load_or_exit, open_db, time_value,
+)
 from crawler.evidence.archive import evidence_root
 from crawler.evidence.export import ExportError, export_hit
 from crawler.evidence.verify import verify
@@ -40,7 +42,7 @@ def verify_command(config_file, as_json, since):
 
 
 @evidence.command("export")
-@click.argument("hit_id", type=int)
+@click.argument("hit_id", type=ROW_COUNT)
 @click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
 @config_option
 @click.option("--latest", is_flag=True, help="Export the latest capture instead of the first.")

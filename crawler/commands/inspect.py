@@ -7,7 +7,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from crawler.commands.common import (
-    config_option, console, emit_json, filter_options, json_option, load_or_exit, make_filters, open_db,
+    ROW_COUNT, config_option, console, emit_json, filter_options, json_option, load_or_exit, make_filters, open_db,
 )
 from crawler.store.queries import get_hit, list_hits
 
@@ -30,7 +30,7 @@ def hits_table(rows: list[dict]) -> Table:
 @config_option
 @filter_options
 @json_option
-@click.option("--limit", default=100, show_default=True, help="At most this many hits, newest first.")
+@click.option("--limit", type=ROW_COUNT, default=100, show_default=True, help="At most this many hits, newest first.")
 def hits(config_file, targets, category, risk, since, until, as_json, limit):
     """List hits (pages flagged by the classifier), newest first."""
     config = load_or_exit(config_file)
@@ -49,7 +49,7 @@ def hits(config_file, targets, category, risk, since, until, as_json, limit):
 @config_option
 @filter_options
 @json_option
-@click.option("--limit", default=20, show_default=True)
+@click.option("--limit", type=ROW_COUNT, default=20, show_default=True)
 def search(query, config_file, targets, category, risk, since, until, as_json, limit):
     """Full-text search of patrolled pages (Chinese words segmented with jieba)."""
     config = load_or_exit(config_file)
@@ -104,7 +104,7 @@ def embedded_search(config, query, filters, limit) -> list[dict]:
 
 
 @click.command()
-@click.argument("hit_id", type=int)
+@click.argument("hit_id", type=ROW_COUNT)
 @config_option
 @json_option
 def show(hit_id, config_file, as_json):
@@ -125,7 +125,7 @@ def show(hit_id, config_file, as_json):
     console.print(f"body sha256 {hit['sha256']}  context {hit['context'] or '-'}")
     for f in hit["findings"]:
         state = "[dim]negated by " + escape(str(f.get("negated_by"))) + "[/]" if f.get("negated") else "[bold]live[/]"
-        console.print(f"  • {f['category']} [{escape(f['rule_id'])}] {state}: " + marked(f))
+        console.print(f"  • {f['category']} {escape('[' + f['rule_id'] + ']')} {state}: " + marked(f))
     for y in hit["yields"]:
         console.print(
             f"  ¥ {escape(y['text'])} → {y['low_annual_pct']:.2f}%–{y['high_annual_pct']:.2f}% a year"
@@ -134,7 +134,8 @@ def show(hit_id, config_file, as_json):
 
 
 def marked(finding: dict) -> str:
-    snippet, words = finding.get("snippet") or finding["text"], finding["text"]
+    """The finding's snippet on one line, its matched words in reverse video."""
+    snippet, words = " ".join((finding.get("snippet") or finding["text"]).split()), finding["text"]
     return escape(snippet).replace(escape(words), f"[reverse]{escape(words)}[/reverse]", 1)
 
 

@@ -6,7 +6,7 @@ import click
 from rich.live import Live
 from rich.table import Table
 
-from crawler.commands.common import config_option, console, emit_json, json_option, load_or_exit, open_db
+from crawler.commands.common import ROW_COUNT, config_option, console, emit_json, json_option, load_or_exit, open_db
 from crawler.config import PatrolConfig
 from crawler.store.queries import get_run, list_runs
 
@@ -118,7 +118,7 @@ def check_config(config_file):
 @click.command()
 @config_option
 @json_option
-@click.option("--limit", default=20, show_default=True, help="How many runs, newest first.")
+@click.option("--limit", type=ROW_COUNT, default=20, show_default=True, help="How many runs, newest first.")
 def runs(config_file, as_json, limit):
     """List patrol runs with their status and per-target counts."""
     config = load_or_exit(config_file)
@@ -127,6 +127,8 @@ def runs(config_file, as_json, limit):
     if as_json:
         emit_json(records)
         return
+    if not records:
+        console.print(f"no patrol runs yet in {config.state_dir}")
     for run in records:
         console.print(summary_table(config, run))
 
