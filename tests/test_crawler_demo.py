@@ -34,6 +34,14 @@ def test_demo_patrols_every_institution_twice_and_reports(tmp_path):
     assert "info-201.html#listed" in pos, "the classified ad says only 个人POS机办理, a lexicon phrase holding POS机"
     assert cli("evidence", "verify", "--config", config).returncode == 0
 
+    removed = [h["id"] for h in json_lines(cli("hits", "--config", config, "--json", "--limit", "1000").stdout)
+               if h["removed_at"]]
+    assert removed, "the second patrol rectifies a claim"
+    table = cli("hits", "--config", config, "--limit", "1000").stdout.splitlines()
+    for hit_id in removed:
+        assert "removed" in next(line for line in table if line.startswith(f"│ {hit_id} ")), "the table tells it apart"
+    assert "state  removed" in cli("show", str(removed[0]), "--config", config).stdout
+
     some_hit = json_lines(cli("hits", "--config", config, "--json", "--limit", "1").stdout)[0]
     shown = cli("show", str(some_hit["id"]), "--config", config).stdout
     assert all(f"[{f['rule_id']}]" in shown for f in some_hit["findings"]), "rule ids are not taken for markup"

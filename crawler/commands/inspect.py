@@ -16,14 +16,22 @@ RISK_STYLE = {"high": "bold red", "medium": "yellow", "low": "cyan", "none": "di
 
 def hits_table(rows: list[dict]) -> Table:
     table = Table()
-    for column in ("id", "target", "risk", "labels", "title", "url", "last seen"):
+    for column in ("id", "target", "risk", "labels", "title", "url", "last seen", "state"):
         table.add_column(column, overflow="fold")
     for hit in rows:
         table.add_row(
             str(hit["id"]), hit["target"], f"[{RISK_STYLE[hit['risk']]}]{hit['risk']}[/]",
             ", ".join(hit["labels"]), escape(hit["title"][:40]), escape(hit["url"]), hit["last_seen"],
+            hit_state(hit),
         )
     return table
+
+
+def hit_state(hit: dict) -> str:
+    """open, or removed (its verdict left the page: rectified, or the page is gone) since when."""
+    if hit["removed_at"]:
+        return f"[green]removed {hit['removed_at'][:10]}[/]"
+    return f"reopened {hit['reopened_at'][:10]}" if hit["reopened_at"] else "open"
 
 
 @click.command()
@@ -123,6 +131,7 @@ def show(hit_id, config_file, as_json):
     console.print(f"title  {escape(hit['title'])}")
     console.print(f"first seen {hit['first_seen']} (run {hit['first_run']}), last seen {hit['last_seen']} (run {hit['last_run']})")
     console.print(f"body sha256 {hit['sha256']}  context {hit['context'] or '-'}")
+    console.print(f"state  {hit_state(hit)}")
     for f in hit["findings"]:
         state = "[dim]negated by " + escape(str(f.get("negated_by"))) + "[/]" if f.get("negated") else "[bold]live[/]"
         console.print(f"  • {f['category']} {escape('[' + f['rule_id'] + ']')} {state}: " + marked(f))
