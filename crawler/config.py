@@ -195,11 +195,16 @@ def load_config(path: str | Path) -> PatrolConfig:
     """Read, validate and resolve one YAML file; raise ConfigError with every problem."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        raw = path.read_bytes()
     except FileNotFoundError:
         raise ConfigError(path, ["file not found"]) from None
-    except (OSError, UnicodeDecodeError) as e:
+    except OSError as e:
         raise ConfigError(path, [f"cannot read: {e}"]) from e
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = raw.count(b"\n", 0, e.start) + 1
+        raise ConfigError(path, [f"line {line}: byte 0x{raw[e.start]:02x} is not UTF-8: save the file as UTF-8"]) from None
     return parse_config(text, path)
 
 
@@ -217,6 +222,9 @@ def parse_config(text: str, path: str | Path = "<string>") -> PatrolConfig:
         data = {}
     if not isinstance(data, dict):
         raise ConfigError(path, ["line 1: expected a mapping of settings at the top level"])
+    duplicates = _duplicate_keys(node)
+    if duplicates:
+        raise ConfigError(path, duplicates)
     lines = _line_index(node)
     try:
         config = PatrolConfig.model_validate(data)
@@ -234,6 +242,27 @@ def parse_config(text: str, path: str | Path = "<string>") -> PatrolConfig:
 
 def _resolve(base: Path, value: Path) -> Path:
     return value if value.is_absolute() else (base / value)
+
+
+def _duplicate_keys(node: yaml.Node | None, prefix: tuple = ()) -> list[str]:
+    """Every key given twice in one mapping: YAML would silently keep the last one."""
+    problems: list[str] = []
+    if isinstance(node, yaml.MappingNode):
+        first_line: dict[tuple, int] = {}
+        for key, value in node.value:
+            if key.tag == "tag:yaml.org,2002:merge":
+                continue  # ``<<: *anchor`` may be overridden; the anchor is checked where it is defined
+            if isinstance(key, yaml.ScalarNode):
+                line = key.start_mark.line + 1
+                if (key.tag, key.value) in first_line:
+                    problems.append(f"line {line}: {field_path(prefix + (key.value,))}: "
+                                    f"duplicate key {key.value!r} (first given on line {first_line[key.tag, key.value]})")
+                first_line.setdefault((key.tag, key.value), line)
+            problems += _duplicate_keys(value, prefix + (key.value,))
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            problems += _duplicate_keys(item, prefix + (i,))
+    return problems
 
 
 def _line_index(node: yaml.Node | None, prefix: tuple = ()) -> dict[tuple, int]:

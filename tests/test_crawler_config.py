@@ -77,6 +77,27 @@ def test_duplicate_ids(tmp_path):
     assert "duplicate target id 'xinyingbao'" in message
 
 
+@pytest.mark.parametrize("old, new, expected", [
+    ("max_pages: 5", "max_pages: 5\n    max_pages: 6", "line 14: targets[1].max_pages: duplicate key 'max_pages' (first given on line 13)"),
+    ("state_dir: state", "state_dir: state\nstate_dir: other", "line 2: state_dir: duplicate key 'state_dir' (first given on line 1)"),
+])
+def test_duplicate_keys_are_errors_not_last_wins(tmp_path, old, new, expected):
+    assert expected in errors_of(GOOD.replace(old, new), tmp_path)
+
+
+def test_merged_keys_may_be_overridden():
+    text = GOOD.replace("  - id: local", "  - <<: {max_pages: 1, render: never}\n    id: local").replace("    render: never\n", "")
+    assert parse_config(text).targets[1].max_pages == 5
+
+
+def test_file_that_is_not_utf8_names_the_line(tmp_path):
+    path = tmp_path / "patrol.yaml"
+    path.write_bytes(GOOD.encode("gbk"))
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert "line 4:" in str(info.value) and "save the file as UTF-8" in str(info.value)
+
+
 def test_broken_yaml_gives_line_and_column(tmp_path):
     message = errors_of("targets:\n  - id: [unclosed\n    name: x\n", tmp_path)
     assert "invalid YAML" in message and "line 3" in message
