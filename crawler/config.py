@@ -24,6 +24,8 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 from crawler.alerts.config import AlertsConfig, RoutingConfig, SmtpConfig
 from crawler.config_channels import Channels, Sources
@@ -37,6 +39,7 @@ logger = logging.getLogger(__name__)
 DEFAULT_CONFIG = "patrol.yaml"
 BUSINESS_TYPES = ("p2p", "crowdfunding", "insurance", "payment", "asset_management", "other")
 TARGET_ID = re.compile(r"^[a-z0-9_-]+$")
+EXAMPLE_DB_URL = "postgresql://user:password@host/finpatrol or sqlite:////srv/finpatrol.db"
 
 
 class ConfigError(Exception):
@@ -49,15 +52,50 @@ class ConfigError(Exception):
 
 
 def _http_url(value: str) -> str:
-    parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError(f"expected an http(s) URL with a host name, got {value!r}")
+    """Checked as strictly as Scrapy will use it, so a bad URL fails here and not mid-patrol."""
     if len(value) > 2000:
         raise ValueError("URL longer than 2000 characters")
+    if any(c.isspace() or not c.isprintable() for c in value):
+        raise ValueError(f"URL contains a space or control character, got {value!r}: write spaces as %20")
+    try:
+        parts = urlsplit(value)
+        port = parts.port
+    except ValueError:
+        raise ValueError(f"expected an http(s) URL with a valid host and port (1-65535), got {value!r}") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"expected an http(s) URL with a host name, got {value!r}")
+    if port == 0:
+        raise ValueError(f"expected a port from 1 to 65535, got {value!r}")
     return value
 
 
 HttpUrl = Annotated[str, AfterValidator(_http_url)]
+HOST_NAME = re.compile(r"^[\w-]+(\.[\w-]+)*$")
+"""Labels of letters (any script), digits, '-' or '_'; an IPv4 address matches too."""
+
+
+def _domain(value: str) -> str:
+    """A bare host name, or ``host:port``, as :func:`in_scope` reads it; a common mistake gets a hint."""
+    value = value.lower().rstrip(".")
+    if "://" in value:
+        try:
+            host = urlsplit(value).netloc
+        except ValueError:
+            host = ""
+        raise ValueError(f"expected a host name, not a URL, got {value!r}" + (f": write {host}" if host else ""))
+    if value.startswith(("*.", ".")):
+        bare = value.lstrip("*.")
+        raise ValueError(f"expected a bare host name, got {value!r}: write {bare} (it covers its subdomains too)")
+    if "/" in value:
+        host = value.partition("/")[0]
+        raise ValueError(f"expected a host name without a path, got {value!r}: write {host}")
+    name, colon, port = value.partition(":")
+    if not HOST_NAME.match(name) or (colon and not (port.isdigit() and 1 <= int(port) <= 65535)):
+        raise ValueError(f"expected a host name like example.com, or host:port, got {value!r}")
+    return value
+
+
+Domain = Annotated[str, AfterValidator(_domain)]
 
 
 class _Frozen(BaseModel):
@@ -73,7 +111,7 @@ class Target(_Frozen):
     credit_code: str | None = None
     business: Literal["p2p", "crowdfunding", "insurance", "payment", "asset_management", "other"]
     urls: tuple[HttpUrl, ...] = Field(min_length=1)
-    allowed_domains: tuple[str, ...] = ()
+    allowed_domains: tuple[Domain, ...] = ()
     max_pages: int = Field(200, ge=1, le=1_000_000)
     max_depth: int = Field(3, ge=0, le=50)
     render: Literal["auto", "always", "never"] = "auto"
@@ -96,11 +134,6 @@ class Target(_Frozen):
         if value is not None and not re.fullmatch(r"[0-9A-Z]{18}", value):
             raise ValueError("expected an 18-character 统一社会信用代码 (digits and capital letters)")
         return value
-
-    @field_validator("allowed_domains")
-    @classmethod
-    def _domains_lower(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        return tuple(d.lower().strip(".") for d in value)
 
     @model_validator(mode="after")
     def _default_domains(self) -> "Target":
@@ -158,6 +191,22 @@ class PatrolConfig(_Frozen):
     sources: Sources = ()
     grading: GradingConfig = GradingConfig()
     source: Path | None = Field(None, exclude=True)
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, value: str | None) -> str | None:
+        """Parsed, not connected: a typo fails here instead of in every command."""
+        if value is None:
+            return None
+        try:
+            url = make_url(value)
+        except (ArgumentError, ValueError):
+            raise ValueError(f"expected an SQLAlchemy URL like {EXAMPLE_DB_URL}") from None
+        try:
+            url.get_dialect()
+        except ArgumentError:
+            raise ValueError(f"unknown database kind {url.drivername!r}: expected e.g. {EXAMPLE_DB_URL}") from None
+        return value
 
     @model_validator(mode="after")
     def _unique_ids(self) -> "PatrolConfig":
@@ -229,18 +278,28 @@ def parse_config(text: str, path: str | Path = "<string>") -> PatrolConfig:
     try:
         config = PatrolConfig.model_validate(data)
     except ValidationError as e:
-        raise ConfigError(path, [_describe(err, lines) for err in e.errors()]) from None
+        errors = e.errors()
+        raise ConfigError(path, [_describe(err, lines) for err in errors if not _follows_from(err, errors)]) from None
     base = path.parent if path.name != "<string>" else Path.cwd()
+    state_dir = _resolve(base, config.state_dir)
+    if state_dir.exists() and not state_dir.is_dir():
+        where = f"line {lines[('state_dir',)]}: " if ("state_dir",) in lines else ""  # default var/ has no line
+        raise ConfigError(path, [f"{where}state_dir: expected a directory, but {state_dir} is a file"])
+    elastic = config.elasticsearch
+    if elastic is not None and elastic.ca_certs is not None:
+        elastic = elastic.model_copy(update={"ca_certs": elastic.ca_certs.expanduser()})
     return config.model_copy(
         update={
-            "state_dir": _resolve(base, config.state_dir),
+            "state_dir": state_dir,
             "rules_files": tuple(_resolve(base, p) for p in config.rules_files),
+            "elasticsearch": elastic,
             "source": path,
         }
     )
 
 
 def _resolve(base: Path, value: Path) -> Path:
+    value = value.expanduser()
     return value if value.is_absolute() else (base / value)
 
 
@@ -291,6 +350,12 @@ def field_path(loc: tuple) -> str:
         else:
             out += ("." if out else "") + str(part)
     return out or "(top level)"
+
+
+def _follows_from(err: dict, errors: list[dict]) -> bool:
+    """A list too short only because its bad items were dropped: the items' errors say it all."""
+    n = len(err["loc"])
+    return err["type"] == "too_short" and any(len(o["loc"]) > n and o["loc"][:n] == err["loc"] for o in errors)
 
 
 def _describe(err: dict, lines: dict[tuple, int]) -> str:

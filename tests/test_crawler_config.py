@@ -90,6 +90,72 @@ def test_merged_keys_may_be_overridden():
     assert parse_config(text).targets[1].max_pages == 5
 
 
+@pytest.mark.parametrize("url, expected", [
+    ("http://127.0.0.1:abc/", "valid host and port"),
+    ("http://127.0.0.1:99999/", "valid host and port"),
+    ("http://127.0.0.1:0/", "port from 1 to 65535"),
+    ("http://127.0.0.1/a b.html", "space or control character"),
+    ("http://127.0.0.1/a\tb.html", "space or control character"),
+])
+def test_bad_start_url_is_named_even_with_allowed_domains(tmp_path, url, expected):
+    text = GOOD.replace('"http://127.0.0.1:8080/index.html"', f'"{url}"').replace(
+        "max_pages: 5", "max_pages: 5\n    allowed_domains: [127.0.0.1]")
+    message = errors_of(text, tmp_path)
+    assert "line 12: targets[1].urls[0]" in message and expected in message
+    assert "at least 1 item" not in message, "the bad item is the problem, not the list length"
+
+
+@pytest.mark.parametrize("entry, hint", [
+    ("https://example.com/", "not a URL, got 'https://example.com/': write example.com"),
+    ("*.example.com", "write example.com (it covers its subdomains too)"),
+    (".example.com", "write example.com (it covers its subdomains too)"),
+    ("example.com/p2p", "without a path, got 'example.com/p2p': write example.com"),
+    ("example.com:http", "expected a host name like example.com, or host:port"),
+    ("exa mple.com", "expected a host name like example.com, or host:port"),
+])
+def test_allowed_domains_must_be_bare_hosts(tmp_path, entry, hint):
+    text = GOOD.replace("max_pages: 5", f'max_pages: 5\n    allowed_domains: [127.0.0.1, "{entry}"]')
+    message = errors_of(text, tmp_path)
+    assert "line 14: targets[1].allowed_domains[1]" in message and hint in message
+
+
+def test_allowed_domains_accepts_hosts_ports_and_ips(tmp_path):
+    path = tmp_path / "patrol.yaml"
+    path.write_text(GOOD.replace("max_pages: 5", "max_pages: 5\n    allowed_domains: [Example.COM., 127.0.0.1:8080, 中国银行.中国]"),
+                    encoding="utf-8")
+    assert load_config(path).targets[1].allowed_domains == ("example.com", "127.0.0.1:8080", "中国银行.中国")
+
+
+@pytest.mark.parametrize("url, expected", [
+    ("notaurl", "expected an SQLAlchemy URL"),
+    ("postgresql//x", "expected an SQLAlchemy URL"),
+    ("postgresql://u:secret@127.0.0.1:port/db", "expected an SQLAlchemy URL"),
+    ("postgres://u@127.0.0.1/db", "unknown database kind 'postgres'"),
+])
+def test_bad_database_url_is_a_config_error(tmp_path, url, expected):
+    message = errors_of(GOOD + f"database_url: {url}\n", tmp_path)
+    assert "line 16: database_url" in message and expected in message
+    assert "secret" not in message, "a password in the URL is not echoed"
+
+
+def test_state_dir_that_is_a_file_is_a_config_error(tmp_path):
+    (tmp_path / "state").write_text("not a directory", encoding="utf-8")
+    message = errors_of(GOOD, tmp_path)
+    assert "line 1: state_dir: expected a directory" in message
+
+
+def test_home_is_expanded_in_paths(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    path = tmp_path / "patrol.yaml"
+    path.write_text(GOOD.replace("state_dir: state", "state_dir: ~/fp\nrules_files: [~/rules.yaml]\n"
+                                 "elasticsearch: {hosts: ['https://127.0.0.1:9200'], ca_certs: ~/ca.pem}"),
+                    encoding="utf-8")
+    config = load_config(path)
+    assert config.state_dir == tmp_path / "home" / "fp"
+    assert config.rules_files == (tmp_path / "home" / "rules.yaml",)
+    assert config.elasticsearch.ca_certs == tmp_path / "home" / "ca.pem"
+
+
 def test_file_that_is_not_utf8_names_the_line(tmp_path):
     path = tmp_path / "patrol.yaml"
     path.write_bytes(GOOD.encode("gbk"))
