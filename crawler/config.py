@@ -24,6 +24,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic_core import InitErrorDetails, PydanticCustomError
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
@@ -209,12 +210,27 @@ class PatrolConfig(_Frozen):
         return value
 
     @model_validator(mode="after")
-    def _unique_ids(self) -> "PatrolConfig":
+    def _cross_references(self) -> "PatrolConfig":
+        """Ids that must be unique or must exist, each named at its own field."""
+        problems: list[tuple[tuple, str]] = []
         seen: set[str] = set()
-        for target in self.targets:
+        for i, target in enumerate(self.targets):
             if target.id in seen:
-                raise ValueError(f"duplicate target id {target.id!r}")
+                problems.append((("targets", i, "id"), f"duplicate target id {target.id!r}"))
             seen.add(target.id)
+        known = {
+            "site_patrol": ("target", seen),
+            "ad_channel": ("channel", {c.id for c in self.channels}),
+            "opinion": ("source", {s.id for s in self.sources}),
+        }
+        for i, job in enumerate(self.schedules.jobs):
+            kind, ids = known[job.spider]
+            for j, wanted in enumerate(job.targets):
+                if wanted not in ids:
+                    choices = ", ".join(sorted(ids)) or "none configured"
+                    problems.append((("schedules", "jobs", i, "targets", j), f"unknown {kind} {wanted!r} (known: {choices})"))
+        if problems:
+            raise _field_errors(problems)
         return self
 
     @property
@@ -233,6 +249,14 @@ class PatrolConfig(_Frozen):
     def private_scope(self) -> tuple[str, ...]:
         """Sites where private addresses are allowed: the scope of targets that allow them."""
         return tuple(d for t in self.targets if t.allow_private_networks for d in t.allowed_domains)
+
+
+def _field_errors(problems: list[tuple[tuple, str]]) -> ValidationError:
+    """A ValidationError whose errors sit at the given field paths, not at the model as a whole."""
+    return ValidationError.from_exception_data("PatrolConfig", [
+        InitErrorDetails(type=PydanticCustomError("value_error", "{why}", {"why": why}), loc=loc, input=None)
+        for loc, why in problems
+    ])
 
 
 def config_path(explicit: str | Path | None = None) -> Path:
@@ -352,10 +376,42 @@ def field_path(loc: tuple) -> str:
     return out or "(top level)"
 
 
+EXPECTED = {
+    "tuple_type": "a list",
+    "list_type": "a list",
+    "set_type": "a list",
+    "dict_type": "a mapping of settings",
+    "model_type": "a mapping of settings",
+    "model_attributes_type": "a mapping of settings",
+    "string_type": "text",
+    "int_type": "a whole number (integer)",
+    "int_parsing": "a whole number (integer)",
+    "int_from_float": "a whole number (integer)",
+    "float_type": "a number",
+    "float_parsing": "a number",
+    "bool_type": "true or false",
+    "bool_parsing": "true or false",
+}
+"""Pydantic error types, in the words of someone who writes YAML rather than Python."""
+
+
 def _follows_from(err: dict, errors: list[dict]) -> bool:
     """A list too short only because its bad items were dropped: the items' errors say it all."""
     n = len(err["loc"])
     return err["type"] == "too_short" and any(len(o["loc"]) > n and o["loc"][:n] == err["loc"] for o in errors)
+
+
+def _yaml_kind(value) -> str:
+    """What was written: text is quoted back, other values only named (a number may be a password)."""
+    if isinstance(value, str):
+        return repr(value)
+    if value is None:
+        return "nothing"
+    if isinstance(value, bool):
+        return "true or false"
+    if isinstance(value, (int, float)):
+        return "a number"
+    return "a list" if isinstance(value, (list, tuple)) else "a mapping"
 
 
 def _describe(err: dict, lines: dict[tuple, int]) -> str:
@@ -373,5 +429,9 @@ def _describe(err: dict, lines: dict[tuple, int]) -> str:
         msg = "required setting is missing"
     elif kind == "literal_error":
         msg = f"{msg}, got {err.get('input')!r}"
+    elif kind in EXPECTED:
+        msg = f"expected {EXPECTED[kind]}, got {_yaml_kind(err.get('input'))}"
+    elif kind == "too_short":
+        msg = f"expected at least {err['ctx']['min_length']} item(s)"
     where = f"line {line}: " if line else ""
     return f"{where}{field_path(loc)}: {msg}"

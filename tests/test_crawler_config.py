@@ -72,9 +72,9 @@ def test_bad_url_is_named_with_index(tmp_path):
     assert "targets[0].urls[0]" in message and "http(s) URL" in message and "line 8" in message
 
 
-def test_duplicate_ids(tmp_path):
+def test_duplicate_ids_are_named_at_the_second_id(tmp_path):
     message = errors_of(GOOD.replace("id: local", "id: xinyingbao"), tmp_path)
-    assert "duplicate target id 'xinyingbao'" in message
+    assert "line 9: targets[1].id: duplicate target id 'xinyingbao'" in message
 
 
 @pytest.mark.parametrize("old, new, expected", [
@@ -162,6 +162,14 @@ def test_file_that_is_not_utf8_names_the_line(tmp_path):
     with pytest.raises(ConfigError) as info:
         load_config(path)
     assert "line 4:" in str(info.value) and "save the file as UTF-8" in str(info.value)
+
+
+def test_wrong_shapes_are_named_in_yaml_words(tmp_path):
+    message = errors_of(GOOD.replace("urls: [https://www.example.com/]", "urls: https://www.example.com/")
+                        .replace("render: never", "render: never\n    enabled: maybe"), tmp_path)
+    assert "line 8: targets[0].urls: expected a list, got 'https://www.example.com/'" in message
+    assert "line 15: targets[1].enabled: expected true or false, got 'maybe'" in message
+    assert "Input should" not in message and "tuple" not in message
 
 
 def test_broken_yaml_gives_line_and_column(tmp_path):

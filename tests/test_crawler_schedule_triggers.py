@@ -65,8 +65,28 @@ def test_spec_hash_changes_only_with_the_job():
     ("{id: a, cron: '0 8 * *'}", "expected 5 cron fields"),
     ("{id: a, interval: soon}", "expected a duration"),
     ("{id: A, interval: 1h}", "lower-case"),
+    ("{id: a, cron: '99 8 * * *'}", "invalid cron minute '99': the last value (99) is higher than the maximum value (59)"),
+    ("{id: a, cron: {hour: 25}}", "invalid cron hour '25'"),
+    ("{id: a, cron: '0 8 * * funday'}", "invalid cron day_of_week 'funday'"),
+    ("{id: a, cron: '0 8-x * * *'}", "invalid cron hour '8-x'"),
 ])
 def test_config_errors_name_the_field(bad, message):
     with pytest.raises(ConfigError) as e:
         parse_config(f"schedules:\n  jobs:\n    - {bad}\n")
     assert message in str(e.value) and "schedules.jobs[0]" in str(e.value)
+
+
+def test_jobs_must_name_configured_targets_channels_or_sources():
+    text = """\
+targets:
+  - {id: bank, name: Bank, business: other, urls: ["http://127.0.0.1:8080/"]}
+schedules:
+  jobs:
+    - {id: a, interval: 1h, targets: [bank, nosuch]}
+    - {id: b, interval: 1h, spider: opinion, targets: [bank]}
+"""
+    with pytest.raises(ConfigError) as e:
+        parse_config(text)
+    assert "line 5: schedules.jobs[0].targets[1]: unknown target 'nosuch' (known: bank)" in str(e.value)
+    assert "line 6: schedules.jobs[1].targets[0]: unknown source 'bank'" in str(e.value)
+    assert len(parse_config(text.replace(", nosuch", "").replace("spider: opinion, ", "")).schedules.jobs) == 2

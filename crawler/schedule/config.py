@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Literal
 
+from apscheduler.triggers.cron import CronTrigger
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 from crawler.alerts.config import Seconds, check_timezone
@@ -45,6 +46,18 @@ class Cron(_Frozen):
                 "in APScheduler 0 means Monday, not Sunday as in crontab"
             )
         return value
+
+    @model_validator(mode="after")
+    def _builds(self) -> "Cron":
+        """Each field as APScheduler reads it, so a bad one fails at load, not when the service starts."""
+        for name in CRON_FIELDS:
+            value = getattr(self, name)
+            try:
+                CronTrigger(**{name: value}, timezone="UTC")
+            except ValueError as e:
+                why = str(e).removeprefix(f"Error validating expression {value!r}: ")
+                raise ValueError(f"invalid cron {name} {value!r}: {why}") from None
+        return self
 
 
 def _cron(value):
