@@ -1,24 +1,31 @@
 """Import the office's target spreadsheet (CSV) into the config's ``targets:`` list.
 
-The spreadsheet may use English or Chinese column names and be saved as UTF-8
-(with or without BOM) or GB18030, as Excel does on Chinese Windows. Every row is
-validated as a Target before anything is written; the config file is rewritten
-with ruamel.yaml so the operator's comments and ordering survive.
+The spreadsheet may use English or Chinese column names and come from any of
+Excel's exports: CSV as UTF-8 (with or without BOM) or GB18030 (Chinese Windows),
+or "Unicode text" (UTF-16, tab-separated). Every row is validated as a Target
+before anything is written, and errors name the CSV line and column, since the
+operator fixes them in the spreadsheet. The config is rewritten with ruamel.yaml,
+so comments and ordering survive, and replaced atomically.
 """
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 import logging
 import os
 import re
+import shutil
+import tempfile
 from pathlib import Path
 
 from pydantic import ValidationError
 from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.error import YAMLError
 
-from crawler.config import ConfigError, Target, field_path, load_config
+from crawler.config import BUSINESS_TYPES, ConfigError, Target, parse_config
 
 logger = logging.getLogger(__name__)
 
@@ -40,54 +47,108 @@ BUSINESS_ZH = {
     "互联网保险": "insurance", "第三方支付": "payment", "资产管理": "asset_management",
     "互联网资产管理": "asset_management", "其他": "other",
 }
+WORKBOOK_MAGIC = (b"PK\x03\x04", b"\xd0\xcf\x11\xe0")
+""".xlsx (zip) and .xls (OLE): a workbook given where its CSV export was meant."""
 _SPLIT = re.compile(r"[;；,，\s|]+")
 
 
 def read_csv(path: Path) -> list[dict]:
-    """Rows as target mappings; raises ConfigError naming the CSV line and column."""
-    raw = path.read_bytes()
+    """Rows as target mappings; raises ConfigError naming the CSV line, column and value."""
+    text = _decode(path)
+    header_line = text.partition("\n")[0]
+    delimiter = "\t" if header_line.count("\t") > header_line.count(",") else ","
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    targets, problems, first_line = [], [], {}
     try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        text = raw.decode("gb18030", errors="strict")
-    reader = csv.DictReader(io.StringIO(text))
-    mapping = _map_columns(path, reader.fieldnames or [])
-    targets, problems = [], []
-    for line_no, row in enumerate(reader, start=2):
-        entry = _entry(row, mapping)
-        if not any(entry.values()):
-            continue
-        try:
-            Target.model_validate(entry)
-        except ValidationError as e:
-            for err in e.errors():
-                column = mapping.get(err["loc"][0], err["loc"][0]) if err["loc"] else "?"
-                problems.append(f"line {line_no}, column {column!r} ({field_path(err['loc'])}): {err['msg']}")
-            continue
-        targets.append(entry)
+        header = next(reader, None)
+        if header is None:
+            raise ConfigError(path, ["the file is empty: expected a header row of column names"])
+        columns = _map_columns(path, header)
+        line = reader.line_num + 1  # a row is reported at its first physical line
+        for cells in reader:
+            entry, row_problems = _check_row(line, cells, header, columns)
+            problems += row_problems
+            if entry and entry["id"] in first_line:
+                problems.append(f"line {line}, column {header[columns['id']]!r}: duplicate id {entry['id']!r} "
+                                f"(first on line {first_line[entry['id']]})")
+            elif entry:
+                first_line[entry["id"]] = line
+                targets.append(entry)
+            line = reader.line_num + 1
+    except csv.Error as e:
+        raise ConfigError(path, [f"line {reader.line_num}: not readable as CSV: {e}"]) from None
     if problems:
         raise ConfigError(path, problems)
     return targets
 
 
-def _map_columns(path: Path, headers: list[str]) -> dict[str, str]:
-    mapping: dict[str, str] = {}
-    for header in headers:
-        key = next((k for k, names in COLUMNS.items() if header.strip() in names), None)
+def _decode(path: Path) -> str:
+    try:
+        raw = path.read_bytes()
+    except OSError as e:
+        raise ConfigError(path, [f"cannot read: {e.strerror}"]) from None
+    if raw.startswith(WORKBOOK_MAGIC):
+        raise ConfigError(path, ["this is an Excel workbook, not CSV: in Excel save it as \"CSV UTF-8\""])
+    if raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        try:
+            return raw.decode("utf-16")
+        except UnicodeDecodeError as e:
+            raise ConfigError(path, [f"not valid UTF-16 despite its byte-order mark: {e.reason}"]) from None
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        pass
+    try:
+        return raw.decode("gb18030")
+    except UnicodeDecodeError as e:
+        line = raw.count(b"\n", 0, e.start) + 1
+        raise ConfigError(path, [f"line {line}: byte 0x{raw[e.start]:02x} is neither UTF-8 nor GB18030 text: "
+                                 "save the sheet as \"CSV UTF-8\""]) from None
+
+
+def _map_columns(path: Path, header: list[str]) -> dict[str, int]:
+    """Field name → column index; two columns for one field are an error, never a silent choice."""
+    columns: dict[str, int] = {}
+    for index, name in enumerate(header):
+        if not name.strip():
+            continue  # Excel exports columns that were once used as blank ones
+        key = next((k for k, names in COLUMNS.items() if name.strip() in names), None)
         if key is None:
-            raise ConfigError(path, [f"line 1: unknown column {header!r}; expected one of "
+            raise ConfigError(path, [f"line 1: unknown column {name!r}; expected one of "
                                      + ", ".join(n for names in COLUMNS.values() for n in names[:2])])
-        mapping[key] = header
-    missing = [k for k in ("id", "name", "business", "urls") if k not in mapping]
+        if key in columns:
+            raise ConfigError(path, [f"line 1: columns {header[columns[key]]!r} and {name!r} both give "
+                                     f"{key}: keep one of them"])
+        columns[key] = index
+    missing = [k for k in ("id", "name", "business", "urls") if k not in columns]
     if missing:
         raise ConfigError(path, [f"line 1: missing column(s) {', '.join(missing)}"])
-    return mapping
+    return columns
 
 
-def _entry(row: dict, mapping: dict[str, str]) -> dict:
+def _check_row(line: int, cells: list[str], header: list[str],
+               columns: dict[str, int]) -> tuple[dict | None, list[str]]:
+    """A valid target entry (None for a blank row), or the row's problems naming line and column."""
+    named = set(columns.values())
+    stray = [i for i, c in enumerate(cells) if c.strip() and i not in named]
+    if stray:
+        return None, [f"line {line}, column {stray[0] + 1}: value {_shown(cells[stray[0]])} under no column name"]
+    cell = {key: (cells[i] if i < len(cells) else "").strip() for key, i in columns.items()}
+    if not any(cell.values()):
+        return None, []
+    entry = _entry(cell)
+    try:
+        Target.model_validate(entry)
+    except ValidationError as e:
+        errors = e.errors()
+        return None, [_describe(line, header[columns[err["loc"][0]]], cell[err["loc"][0]], err)
+                      for err in errors if not _follows_from(err, errors)]
+    return entry, []
+
+
+def _entry(cell: dict[str, str]) -> dict:
     entry: dict = {}
-    for key, header in mapping.items():
-        value = (row.get(header) or "").strip()
+    for key, value in cell.items():
         if not value:
             continue
         if key in LISTS:
@@ -101,14 +162,45 @@ def _entry(row: dict, mapping: dict[str, str]) -> dict:
     return entry
 
 
+def _follows_from(err: dict, errors: list[dict]) -> bool:
+    """A list too short only because its bad items were dropped: the items' errors say it all."""
+    return err["type"] == "too_short" and any(o is not err and o["loc"][0] == err["loc"][0] for o in errors)
+
+
+def _shown(value: str) -> str:
+    return repr(value if len(value) <= 60 else value[:57] + "...")
+
+
+def _describe(line: int, column: str, value: str, err: dict) -> str:
+    """One problem in the operator's words, with the cell as written (shortened when long)."""
+    shown = _shown(value)
+    if err["type"] == "missing":
+        why = "empty, but required"
+    elif err["loc"][0] == "business":
+        why = f"expected one of {', '.join(BUSINESS_TYPES)} or {', '.join(BUSINESS_ZH)}, got {shown}"
+    else:
+        why = err["msg"].removeprefix("Value error, ")
+        if "got " not in why:
+            why += f", got {shown}"
+    return f"line {line}, column {column!r}: {why}"
+
+
 def import_targets(config_file: Path, csv_file: Path) -> tuple[int, int]:
     """Merge CSV rows into the config by id; returns (added, updated). Atomic write."""
     entries = read_csv(csv_file)
     yaml = YAML()
     yaml.preserve_quotes = True
-    document = yaml.load(config_file.read_text(encoding="utf-8")) if config_file.exists() else None
-    document = document if document is not None else {}
-    existing = document.setdefault("targets", [])
+    yaml.width = 4096  # no re-wrapping of long lines: the operator's layout and line numbers stay
+    yaml.indent(mapping=2, sequence=4, offset=2)  # the README's layout: "  - id: ..." under targets
+    text = _read(config_file)
+    document = _load(yaml, config_file, text)
+    if isinstance(document, dict) and document.get("targets") is None:
+        given_empty = "targets" in document
+        document["targets"] = CommentedSeq()
+        if given_empty:
+            text = _dump(yaml, document)  # ``targets:`` left empty is taken as an empty list
+    parse_config(text, config_file)  # the config's own problems first, at its own lines
+    existing = document["targets"]
     by_id = {t.get("id"): i for i, t in enumerate(existing)}
     added = updated = 0
     for entry in entries:
@@ -118,14 +210,63 @@ def import_targets(config_file: Path, csv_file: Path) -> tuple[int, int]:
         else:
             existing.append(entry)
             added += 1
+    text = _dump(yaml, document)
+    try:
+        parse_config(text, config_file)  # never replace a good config with one that does not load
+    except ConfigError as e:
+        problems = [f"not changed: after the import it would not load: {p}" for p in e.problems]
+        raise ConfigError(config_file, problems) from None
+    _replace(config_file, text)
+    return added, updated
+
+
+def _read(path: Path) -> str:
+    """The config's text; a missing file is an empty config."""
+    try:
+        return path.read_bytes().decode("utf-8-sig")
+    except FileNotFoundError:
+        return ""
+    except IsADirectoryError:
+        raise ConfigError(path, ["is a directory: expected the YAML config file"]) from None
+    except OSError as e:
+        raise ConfigError(path, [f"cannot read: {e.strerror}"]) from None
+    except UnicodeDecodeError as e:
+        line = e.object.count(b"\n", 0, e.start) + 1
+        raise ConfigError(path, [f"line {line}: byte 0x{e.object[e.start]:02x} is not UTF-8: "
+                                 "save the file as UTF-8"]) from None
+
+
+def _load(yaml: YAML, path: Path, text: str):
+    """The config as ruamel's round-trip document, which keeps comments for the rewrite."""
+    try:
+        document = yaml.load(text)
+    except YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        raise ConfigError(path, [f"{where}invalid YAML: {getattr(e, 'problem', None) or e}"]) from None
+    return CommentedMap() if document is None else document
+
+
+def _dump(yaml: YAML, document) -> str:
     buffer = io.StringIO()
     yaml.dump(document, buffer)
-    tmp = config_file.with_name(config_file.name + ".tmp")
-    tmp.write_text(buffer.getvalue(), encoding="utf-8")
+    return buffer.getvalue()
+
+
+def _replace(path: Path, text: str) -> None:
+    """Write a temporary file beside the config, then rename it over: readers see old or new, never half."""
+    tmp = None
     try:
-        load_config(tmp)  # never replace a good config with one that does not load
-    except ConfigError:
-        tmp.unlink()
-        raise
-    os.replace(tmp, config_file)
-    return added, updated
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        if path.exists():
+            shutil.copymode(path, tmp)  # mkstemp makes it private; keep what the operator chose
+        os.replace(tmp, path)
+    except OSError as e:
+        raise ConfigError(path, [f"cannot write: {e.strerror}"]) from None
+    finally:
+        if tmp and os.path.exists(tmp):
+            os.unlink(tmp)

@@ -40,8 +40,10 @@ def list_targets(config_file, as_json):
 @click.argument("csv_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @config_option
 def import_targets_command(csv_file, config_file):
-    """Merge a target spreadsheet (CSV, UTF-8 or GB18030) into the config, by id.
+    """Merge a target spreadsheet into the config, by id; nothing changes if any row is wrong.
 
+    Excel's exports are read: CSV UTF-8, CSV as GB18030/GBK (Chinese Windows),
+    and "Unicode text" (UTF-16, tab-separated).
     Columns (English or Chinese): id/编号, name/机构名称, business/业态, urls/网址,
     and optionally aliases/简称, credit_code/统一社会信用代码, allowed_domains/域名,
     max_pages, max_depth, render. Lists are separated by ';' or spaces.
