@@ -193,6 +193,12 @@ class PatrolConfig(_Frozen):
     grading: GradingConfig = GradingConfig()
     source: Path | None = Field(None, exclude=True)
 
+    @field_validator("targets", "rules_files", "channels", "sources", mode="before")
+    @classmethod
+    def _empty_list(cls, value: object) -> object:
+        """A key written with nothing after it (``targets:``) is an empty list, not an error."""
+        return () if value is None else value
+
     @field_validator("database_url")
     @classmethod
     def _database_url(cls, value: str | None) -> str | None:

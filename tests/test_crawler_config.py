@@ -192,3 +192,10 @@ def test_missing_file_and_top_level_list(tmp_path):
         load_config(tmp_path / "nope.yaml")
     with pytest.raises(ConfigError, match="expected a mapping"):
         parse_config("- a\n- b\n")
+
+
+def test_list_keys_written_empty_are_empty_lists(tmp_path):
+    path = tmp_path / "patrol.yaml"
+    path.write_text("state_dir: state\n# filled from the spreadsheet later\ntargets:\nrules_files:\n", encoding="utf-8")
+    config = load_config(path)
+    assert config.targets == () and config.rules_files == ()

@@ -108,6 +108,10 @@ def test_import_keeps_the_config_file_mode(tmp_path, config):
 
 def test_empty_targets_key_is_imported_into_as_a_list(tmp_path, config):
     config.write_text("state_dir: state\n# filled from the spreadsheet\ntargets:\n", encoding="utf-8")
+    for command in (("targets", "list"), ("patrol",)):
+        before = cli(*command, "--config", str(config))
+        assert "targets import FILE.csv" in before.stdout + before.stderr and "Traceback" not in before.stderr
+    assert before.returncode == 1, "a patrol with no targets must fail"
     targets = imported(config, write_csv(tmp_path, EN_CSV))
     assert list(targets) == ["a1", "b2"]
     assert "# filled from the spreadsheet" in config.read_text(encoding="utf-8")

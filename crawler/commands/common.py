@@ -17,6 +17,7 @@ logger = logging.getLogger(__name__)
 console = Console(highlight=False)
 RISKS = ("none", "low", "medium", "high")
 ROW_COUNT = click.IntRange(1, 2**63 - 1)
+ADD_TARGETS = "add them under `targets:` or import the office's list with `finpatrol targets import FILE.csv`"
 """Type of ids and --limit: at least 1 (a limit of 0 is no answer), at most SQLite's 64-bit integer."""
 
 

@@ -6,7 +6,7 @@ import click
 from rich.live import Live
 from rich.table import Table
 
-from crawler.commands.common import ROW_COUNT, config_option, console, emit_json, json_option, load_or_exit, open_db
+from crawler.commands.common import ADD_TARGETS, ROW_COUNT, config_option, console, emit_json, json_option, load_or_exit, open_db
 from crawler.config import PatrolConfig
 from crawler.store.queries import get_run, list_runs
 
@@ -71,7 +71,8 @@ def run_and_report(config: PatrolConfig, targets: tuple[str, ...], quiet: bool =
     check_rules(config)
     chosen = chosen_ids(config, targets, spiders)
     if not chosen:
-        raise click.ClickException(f"{config.source}: nothing enabled to patrol")
+        hint = "" if config.targets else f": no targets yet; {ADD_TARGETS}"
+        raise click.ClickException(f"{config.source}: nothing enabled to patrol{hint}")
     if quiet or not console.is_terminal:
         progress = run_patrol(config, targets, spiders=spiders)
     else:

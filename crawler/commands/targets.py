@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 from rich.table import Table
 
-from crawler.commands.common import config_option, console, emit_json, json_option, load_or_exit
+from crawler.commands.common import ADD_TARGETS, config_option, console, emit_json, json_option, load_or_exit
 from crawler.config import ConfigError, config_path
 
 
@@ -24,6 +24,9 @@ def list_targets(config_file, as_json):
     config = load_or_exit(config_file)
     if as_json:
         emit_json(t.model_dump(mode="json") for t in config.targets)
+        return
+    if not config.targets:
+        click.echo(f"no targets in {config.source} yet; {ADD_TARGETS}")
         return
     table = Table(title=f"{len(config.targets)} target(s) in {config.source}")
     for column in ("id", "name", "business", "urls", "scope", "limits", "render"):
