@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 import logging
 from datetime import UTC
+from pathlib import Path
 
 import click
 from rich.console import Console
+from sqlalchemy.engine import make_url
 
 from crawler.config import ConfigError, PatrolConfig, config_path, load_config
 from crawler.store.db import StateDB, parse_time
@@ -17,8 +19,8 @@ logger = logging.getLogger(__name__)
 console = Console(highlight=False)
 RISKS = ("none", "low", "medium", "high")
 ROW_COUNT = click.IntRange(1, 2**63 - 1)
-ADD_TARGETS = "add them under `targets:` or import the office's list with `finpatrol targets import FILE.csv`"
 """Type of ids and --limit: at least 1 (a limit of 0 is no answer), at most SQLite's 64-bit integer."""
+ADD_TARGETS = "add them under `targets:` or import the office's list with `finpatrol targets import FILE.csv`"
 
 
 def load_or_exit(path: str | None) -> PatrolConfig:
@@ -28,7 +30,16 @@ def load_or_exit(path: str | None) -> PatrolConfig:
         raise click.ClickException(str(e)) from None
 
 
-def open_db(config: PatrolConfig) -> StateDB:
+def open_db(config: PatrolConfig, create: bool = False) -> StateDB:
+    """The state DB. Unless ``create``, a SQLite file that does not exist is an error, not
+    an empty DB: a mistyped ``state_dir`` must not answer "no hits"."""
+    url = make_url(config.db_url)
+    if not create and url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
+        if not Path(url.database).exists():
+            raise click.ClickException(
+                f"{config.source}: no state DB at {url.database}: nothing has been patrolled with this "
+                "config yet; check state_dir, or run `finpatrol patrol` first"
+            )
     return StateDB(config.db_url)
 
 

@@ -19,7 +19,7 @@ def coverage(config_file, as_json):
     from crawler.reports.coverage import coverage_rows
 
     config = load_or_exit(config_file)
-    with open_db(config) as db:
+    with open_db(config, create=True) as db:  # before the first patrol: every target "never"
         rows = coverage_rows(config, db)
     if as_json:
         emit_json(rows)

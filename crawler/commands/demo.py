@@ -159,7 +159,7 @@ def report(config, state_dir: Path) -> None:
     from crawler.store.queries import list_hits
     from crawler.store.search import Filters
 
-    with open_db(config) as db:
+    with open_db(config, create=True) as db:
         js_hits = list_hits(db, Filters(targets=("jsplatform",)))
         if js_hits:
             out = state_dir / "export" / f"hit-{js_hits[0]['id']}"

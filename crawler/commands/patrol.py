@@ -81,7 +81,7 @@ def run_and_report(config: PatrolConfig, targets: tuple[str, ...], quiet: bool =
         with Live(console=console, transient=True, refresh_per_second=4,
                   get_renderable=lambda: progress_table(config, chosen, progress)):
             run_patrol(config, targets, spiders=spiders, progress=progress)
-    with open_db(config) as db:
+    with open_db(config, create=True) as db:
         runs = [r for r in (get_run(db, i) for i in progress.run_ids) if r is not None]
     if not runs:
         raise click.ClickException("the patrol did not start; run with -v for the crawler log")

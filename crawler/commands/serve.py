@@ -49,7 +49,7 @@ def list_(config_file, as_json):
     from crawler.schedule.listing import schedule_rows
 
     config = load_or_exit(config_file)
-    with open_db(config) as db:
+    with open_db(config, create=True) as db:  # the configured jobs, before `serve` first ran too
         rows = schedule_rows(config, db)
     if as_json:
         emit_json(rows)

@@ -1,0 +1,27 @@
+"""Read commands on a config whose state DB does not exist: an error, never an empty answer."""
+
+from __future__ import annotations
+
+from tests.conftest import cli
+
+CONFIG = """\
+state_dir: patrolled-nowhere
+targets:
+  - id: local
+    name: 本地测试
+    business: p2p
+    urls: ["http://127.0.0.1:9/"]
+"""
+
+
+def test_a_mistyped_state_dir_is_named_not_answered_with_no_hits(tmp_path):
+    config = tmp_path / "patrol.yaml"
+    config.write_text(CONFIG, encoding="utf-8")
+    for command in (("hits",), ("search", "保本保息"), ("runs",), ("show", "1"), ("alerts", "list")):
+        result = cli(*command, "--config", str(config))
+        assert result.returncode == 1, command
+        assert "no state DB at" in result.stderr and "patrolled-nowhere" in result.stderr, command
+        assert "Traceback" not in result.stderr
+    assert not (tmp_path / "patrolled-nowhere").exists(), "a read command must not create the state DB"
+    listed = cli("schedule", "list", "--config", str(config))
+    assert listed.returncode == 0, listed.stderr
