@@ -155,6 +155,8 @@ def _entry(cell: dict[str, str]) -> dict:
             entry[key] = [v for v in _SPLIT.split(value) if v]
         elif key == "business":
             entry[key] = BUSINESS_ZH.get(value, value.lower())
+        elif key == "render":  # a spreadsheet capitalises: "Auto", "NEVER"
+            entry[key] = value.lower()
         elif key in ("max_pages", "max_depth") and value.isdigit():
             entry[key] = int(value)
         else:

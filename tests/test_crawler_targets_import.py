@@ -124,6 +124,11 @@ def test_excel_csv_encodings(tmp_path, config, encoding):
     assert targets["xyb"]["aliases"] == ["鑫盈宝", "盈宝"]
 
 
+def test_render_is_read_in_any_case(tmp_path, config):
+    text = "id,name,business,urls,render\nr1,Render One,p2p,http://127.0.0.1:8201/,Always\n"
+    assert imported(config, write_csv(tmp_path, text))["r1"]["render"] == "always"
+
+
 def test_excel_unicode_text_is_utf16_tab_separated(tmp_path, config):
     text = ZH_CSV.replace(",", "\t").replace("\n", "\r\n")
     targets = imported(config, write_csv(tmp_path, text, "utf-16", name="targets.txt"))
