@@ -317,7 +317,12 @@ def parse_config(text: str, path: str | Path = "<string>") -> PatrolConfig:
         raise ConfigError(path, [f"{where}state_dir: expected a directory, but {state_dir} is a file"])
     elastic = config.elasticsearch
     if elastic is not None and elastic.ca_certs is not None:
-        elastic = elastic.model_copy(update={"ca_certs": elastic.ca_certs.expanduser()})
+        ca_certs = _resolve(base, elastic.ca_certs)
+        if not ca_certs.is_file():
+            key = ("elasticsearch", "ca_certs")
+            where = f"line {lines[key]}: " if key in lines else ""
+            raise ConfigError(path, [f"{where}elasticsearch.ca_certs: no such file: {ca_certs}"])
+        elastic = elastic.model_copy(update={"ca_certs": ca_certs})
     return config.model_copy(
         update={
             "state_dir": state_dir,

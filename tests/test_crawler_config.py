@@ -146,6 +146,8 @@ def test_state_dir_that_is_a_file_is_a_config_error(tmp_path):
 
 def test_home_is_expanded_in_paths(tmp_path, monkeypatch):
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    (tmp_path / "home").mkdir()
+    (tmp_path / "home" / "ca.pem").write_text("certificate", encoding="utf-8")
     path = tmp_path / "patrol.yaml"
     path.write_text(GOOD.replace("state_dir: state", "state_dir: ~/fp\nrules_files: [~/rules.yaml]\n"
                                  "elasticsearch: {hosts: ['https://127.0.0.1:9200'], ca_certs: ~/ca.pem}"),
@@ -199,3 +201,16 @@ def test_list_keys_written_empty_are_empty_lists(tmp_path):
     path.write_text("state_dir: state\n# filled from the spreadsheet later\ntargets:\nrules_files:\n", encoding="utf-8")
     config = load_config(path)
     assert config.targets == () and config.rules_files == ()
+
+
+def test_ca_certs_is_relative_to_the_config_file_and_must_exist(tmp_path, monkeypatch):
+    (tmp_path / "conf").mkdir()
+    path = tmp_path / "conf" / "patrol.yaml"
+    path.write_text(GOOD + "elasticsearch:\n  hosts: ['https://127.0.0.1:9200']\n  ca_certs: es-ca.crt\n",
+                    encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert f"line 18: elasticsearch.ca_certs: no such file: {tmp_path / 'conf' / 'es-ca.crt'}" in str(info.value)
+    (tmp_path / "conf" / "es-ca.crt").write_text("certificate", encoding="utf-8")
+    assert load_config(path).elasticsearch.ca_certs == tmp_path / "conf" / "es-ca.crt"
