@@ -301,6 +301,9 @@ def parse_config(text: str, path: str | Path = "<string>") -> PatrolConfig:
         data = {}
     if not isinstance(data, dict):
         raise ConfigError(path, ["line 1: expected a mapping of settings at the top level"])
+    loop = _alias_loop(node)
+    if loop is not None:
+        raise ConfigError(path, [f"line {loop}: the node anchored here contains an alias of itself"])
     duplicates = _duplicate_keys(node)
     if duplicates:
         raise ConfigError(path, duplicates)
@@ -336,6 +339,21 @@ def parse_config(text: str, path: str | Path = "<string>") -> PatrolConfig:
 def _resolve(base: Path, value: Path) -> Path:
     value = value.expanduser()
     return value if value.is_absolute() else (base / value)
+
+
+def _alias_loop(node: yaml.Node | None, inside: frozenset[int] = frozenset()) -> int | None:
+    """Line of a node reached again inside itself (``&t [*t]``): every walk of it would never end."""
+    if node is None:
+        return None
+    if id(node) in inside:
+        return node.start_mark.line + 1
+    children = [n for pair in node.value for n in pair] if isinstance(node, yaml.MappingNode) else (
+        node.value if isinstance(node, yaml.SequenceNode) else [])
+    for child in children:
+        line = _alias_loop(child, inside | {id(node)})
+        if line is not None:
+            return line
+    return None
 
 
 def _duplicate_keys(node: yaml.Node | None, prefix: tuple = ()) -> list[str]:

@@ -214,3 +214,8 @@ def test_ca_certs_is_relative_to_the_config_file_and_must_exist(tmp_path, monkey
     assert f"line 18: elasticsearch.ca_certs: no such file: {tmp_path / 'conf' / 'es-ca.crt'}" in str(info.value)
     (tmp_path / "conf" / "es-ca.crt").write_text("certificate", encoding="utf-8")
     assert load_config(path).elasticsearch.ca_certs == tmp_path / "conf" / "es-ca.crt"
+
+
+def test_an_alias_inside_its_own_anchor_is_named_not_a_recursion_error(tmp_path):
+    message = errors_of("state_dir: state\ntargets: &all\n  - *all\n", tmp_path)
+    assert "line 2: the node anchored here contains an alias of itself" in message
