@@ -219,13 +219,16 @@ class PatrolConfig(_Frozen):
     def _cross_references(self) -> "PatrolConfig":
         """Ids that must be unique or must exist, each named at its own field."""
         problems: list[tuple[tuple, str]] = []
-        seen: set[str] = set()
-        for i, target in enumerate(self.targets):
-            if target.id in seen:
-                problems.append((("targets", i, "id"), f"duplicate target id {target.id!r}"))
-            seen.add(target.id)
+        lists = {("targets",): ("target", self.targets), ("channels",): ("channel", self.channels),
+                 ("sources",): ("source", self.sources), ("schedules", "jobs"): ("job", self.schedules.jobs)}
+        for path, (kind, items) in lists.items():
+            seen: set[str] = set()
+            for i, item in enumerate(items):
+                if item.id in seen:
+                    problems.append(((*path, i, "id"), f"duplicate {kind} id {item.id!r}"))
+                seen.add(item.id)
         known = {
-            "site_patrol": ("target", seen),
+            "site_patrol": ("target", {t.id for t in self.targets}),
             "ad_channel": ("channel", {c.id for c in self.channels}),
             "opinion": ("source", {s.id for s in self.sources}),
         }
@@ -457,7 +460,7 @@ def _describe(err: dict, lines: dict[tuple, int]) -> str:
     elif kind == "missing":
         msg = "required setting is missing"
     elif kind == "literal_error":
-        msg = f"{msg}, got {err.get('input')!r}"
+        msg = f"expected {err['ctx']['expected']}, got {err.get('input')!r}"
     elif kind in EXPECTED:
         msg = f"expected {EXPECTED[kind]}, got {_yaml_kind(err.get('input'))}"
     elif kind == "too_short":

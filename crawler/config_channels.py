@@ -201,16 +201,8 @@ class Source(_Listing):
         return self.post_kind or default
 
 
-def _unique(items: tuple) -> tuple:
-    ids = [i.id for i in items]
-    dupes = sorted({i for i in ids if ids.count(i) > 1})
-    if dupes:
-        raise ValueError(f"duplicate id(s) {', '.join(dupes)}")
-    return items
-
-
-Channels = Annotated[tuple[Channel, ...], AfterValidator(_unique)]
-Sources = Annotated[tuple[Source, ...], AfterValidator(_unique)]
+Channels = tuple[Channel, ...]
+Sources = tuple[Source, ...]
 
 
 def channel_keywords(channel: Channel, targets) -> list[str]:

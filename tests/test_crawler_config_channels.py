@@ -43,7 +43,7 @@ def test_a_valid_channel_and_source():
     ({"selectors": {"item": "div"}}, "channels[0].selectors.link: required setting is missing"),
     ({"pages": 2, "url": "http://s.example/?q={keyword}"}, "pages > 1 needs {page} in url or a selectors.next_page"),
     ({"url": "http://s.example/list", "keywords": ["理财"]}, "keywords given but the url has no {keyword}"),
-    ({"render": "auto"}, "channels[0].render: Input should be 'never' or 'always'"),
+    ({"render": "auto"}, "channels[0].render: expected 'never' or 'always', got 'auto'"),
     ({"id": "Bad Id"}, "channels[0].id: expected lower-case letters"),
     ({"selector": {}}, "channels[0].selector: unknown setting"),
 ])
@@ -58,9 +58,14 @@ def test_source_and_duplicate_errors():
         "patrol.yaml: line 2: sources[0]: selectors are required for a forum source"
     assert "a source url takes {page} only" in problems(
         sources=[{"id": "b", "kind": "feed", "url": "http://b.example/?q={keyword}"}])
-    assert "duplicate id(s) s" in problems(channels=[
+    assert "channels[1].id: duplicate channel id 's'" in problems(channels=[
         {"id": "s", "url": "http://s.example/", "selectors": GOOD_SELECTORS},
         {"id": "s", "url": "http://t.example/", "selectors": GOOD_SELECTORS}])
+    assert "sources[2].id: duplicate source id 'f'" in problems(sources=[
+        {"id": "f", "kind": "feed", "url": "http://f.example/rss"}, {"id": "g", "kind": "feed", "url": "http://g.example/rss"},
+        {"id": "f", "kind": "feed", "url": "http://h.example/rss"}])
+    assert "schedules.jobs[1].id: duplicate job id 'j'" in problems(
+        schedules={"jobs": [{"id": "j", "interval": 60}, {"id": "j", "interval": 120}]})
     assert "grading.rules[0].when.categories: unknown category id(s) scam" in problems(
         grading={"rules": [{"grade": "高风险", "when": {"categories": ["scam"]}}]})
     assert "grading.rules[0].grade" in problems(grading={"rules": [{"grade": "极高", "when": {}}]})

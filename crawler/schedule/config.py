@@ -118,11 +118,4 @@ class SchedulesConfig(_Frozen):
     alerts_every: Seconds = Field(60, gt=0)
     """How often the service evaluates new hits, composes digests and sends the outbox."""
     jobs: tuple[Job, ...] = ()
-
-    @model_validator(mode="after")
-    def _unique_ids(self) -> "SchedulesConfig":
-        ids = [job.id for job in self.jobs]
-        dupes = sorted({i for i in ids if ids.count(i) > 1})
-        if dupes:
-            raise ValueError(f"duplicate job id(s) {', '.join(dupes)}")
-        return self
+    """Unique ids: checked by ``PatrolConfig`` with the other id lists, at the item's own field."""
