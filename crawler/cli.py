@@ -44,6 +44,7 @@ class LazyGroup(click.Group):
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("-v", "--verbose", count=True, help="More log output (-vv for debug).")
+@click.version_option(package_name="finpatrol", message="finpatrol %(version)s")
 def main(verbose: int) -> None:
     """finpatrol: online patrol and early warning for internet-finance risk."""
     level = (logging.WARNING, logging.INFO, logging.DEBUG)[min(verbose, 2)]

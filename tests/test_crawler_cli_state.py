@@ -1,6 +1,8 @@
-"""Read commands on a config whose state DB does not exist: an error, never an empty answer."""
+"""The CLI before any patrol: its version, and read commands on a state DB that does not exist."""
 
 from __future__ import annotations
+
+from importlib.metadata import version
 
 from tests.conftest import cli
 
@@ -25,3 +27,8 @@ def test_a_mistyped_state_dir_is_named_not_answered_with_no_hits(tmp_path):
     assert not (tmp_path / "patrolled-nowhere").exists(), "a read command must not create the state DB"
     listed = cli("schedule", "list", "--config", str(config))
     assert listed.returncode == 0, listed.stderr
+
+
+def test_version_is_the_installed_package_version():
+    result = cli("--version")
+    assert result.returncode == 0 and result.stdout.strip() == f"finpatrol {version('finpatrol')}"
