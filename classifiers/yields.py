@@ -6,7 +6,7 @@ text (half-width digits, no spaces):
 
 * annual:   年化12%, 年化收益率高达18%, 预期收益8%-12%, 最高15%, 年息1分 (=10%), 8%高收益
 * seven-day: 七日年化3.2%
-* monthly:  月息2分 (=2%/month), 月息8厘, 月利率1.5%, 月收益3% -> x12
+* monthly:  月息2分 (=2%/month), 月息1分2 (=1.2%/month), 月息8厘, 月利率1.5%, 月收益3% -> x12
 * daily:    日息0.5%, 日息千分之五, 日化1% -> x365
 * amounts:  投资1万元每月返息300元 -> 300/10000 x 12 = 36%
 
@@ -30,7 +30,8 @@ _RANGE = rf"(?P<a>{_NUM})%?(?:(?:-|~|至|到|—|–)(?P<b>{_NUM}))?"
 _CN_DIGIT = {"零": 0, "一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7,
              "八": 8, "九": 9, "十": 10}
 _PERMILLE = re.compile(r"千分之(?P<a>[\d一二两三四五六七八九十]+(?:\.\d+)?)")
-_FEN = re.compile(rf"(?P<a>{_NUM}|[一二两三四五六七八九十])(?P<u>分|厘)(?!钟|期|红|享|配|成|钱|之)")
+_FEN = re.compile(rf"(?P<a>{_NUM}|[一二两三四五六七八九十])(?P<u>分|厘)(?P<t>[1-9一二三四五六七八九](?![\d%.秒天个期年月日]))?"
+                  r"(?!钟|期|红|享|配|成|钱|之)")  # 1分2 = 1.2 分
 
 _ANNUAL_KW = (r"七日年化|7日年化|万份收益|年化|年收益|年利率|年息|年回报|预期收益|"
               r"预计收益|参考收益|收益率|回报率|利率|年化利率|回报|收益|利息|返息|分红|返利|"
@@ -45,6 +46,8 @@ _AMOUNT_RET = re.compile(r"(?P<per>每月|月|每天|每日|日|每周|周|每�
 _PRINCIPAL = re.compile(r"(?:投资|投入|投|存入|存|出借|本金|买入|认购|入金)(?P<p>\d+(?:\.\d+)?|[一二两三四五六七八九十])(?P<pu>万|千|百)?(?:元|块)")
 _STOP = re.compile(r"[，。；;!?！？\n]")
 _FIGURE = re.compile(r"[\d一二两三四五六七八九十]")  # every figure the claim patterns read has one
+_PERIOD_WORDS = ("年", "月", "日", "每", "七日", "7日", "万份")  # yield words that name their period
+_SAFETY = ("安全", "保障", "保证", "保本", "兑付", "赔付", "担保", "本息", "无风险", "零风险")  # 100%安全: no yield
 _REACH = 24  # characters after a yield word where its figure may stand
 _PERIOD_DAYS = {"year": 1.0, "month": 12.0, "day": 365.0, "week": 52.0, "seven_day": 1.0}
 _FEN_VALUE = {"year": 10.0, "month": 1.0, "day": 0.1, "week": 0.1, "seven_day": 10.0}
@@ -93,19 +96,36 @@ def _claim(start: int, end: int, a: float, b: float | None, period: str) -> RawC
 
 
 def _after_keyword(text: str, m: re.Match, limit: int) -> RawClaim | None:
-    """A figure within a few characters after a yield keyword."""
+    """The nearest figure within a few characters after a yield keyword.
+
+    A figure after another yield word that names its own period is that word's
+    (月息2分（年化24% is 2 % a month, not 24 %), unless the words run on (年化收益率18%); a percentage followed by a
+    safety word (利息100%安全) is a guarantee, not a yield.
+    """
     period = _period(m.group())
     tail = text[m.end(): m.end() + limit]
     stop = _STOP.search(tail)
     if stop:
         tail = tail[: stop.start()]
+    chain = 0  # yield words right after this one (年化|收益率) belong to it
+    for other in _KW.finditer(tail):
+        if other.start() > chain and other.group().startswith(_PERIOD_WORDS):
+            tail = tail[: other.start()]
+            break
+        chain = other.end()
     kw = m.group()
+    found = []
     for rx, needle in ((_PCT_AFTER, "%"), (_PERMILLE, "千分之"), (_FEN, "分"), (_FEN, "厘")):
         if needle not in tail or (rx is _FEN and not ("息" in kw or "利" in kw)):
             continue
         hit = rx.search(tail)
         if not hit or hit.start() > 10:
             continue
+        if rx is _PCT_AFTER and text.startswith(_SAFETY, m.end() + hit.end()):
+            continue
+        found.append((hit.start(), rx, hit))
+    if found:
+        _, rx, hit = min(found, key=lambda f: f[0])
         end = m.end() + hit.end()
         if rx is _PCT_AFTER:
             a, b = float(hit.group("a")), float(hit.group("b") or hit.group("a"))
@@ -116,7 +136,7 @@ def _after_keyword(text: str, m: re.Match, limit: int) -> RawClaim | None:
         if rx is _PERMILLE:
             return _claim(m.start(), end, _num(hit.group("a")) / 10.0, None, period)
         unit = _FEN_VALUE[period] / (10.0 if hit.group("u") == "厘" else 1.0)
-        per_period = _num(hit.group("a")) * unit
+        per_period = (_num(hit.group("a")) + (_num(hit.group("t")) / 10.0 if hit.group("t") else 0.0)) * unit
         return _claim(m.start(), end, per_period, None, period)
     return None
 

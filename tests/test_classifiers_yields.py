@@ -27,6 +27,8 @@ def _claims(text):
     ("七日年化3.2%", 3.2, 3.2, "seven_day"),
     ("年化8%+0~15%", 8, 23, "year"),
     ("每个月稳定收益8%", 96, 96, "month"),
+    ("每月收益回报8%", 96, 96, "month"),
+    ("月息1分2", 14.4, 14.4, "month"),
 ])
 def test_normalised_to_annual_percent(text, low, high, period):
     (c,) = _claims(text)
@@ -73,6 +75,18 @@ def test_high_yield_from_claims_and_ceiling_boundary():
 ])
 def test_not_advertised_returns(text):
     assert "high_yield" not in classify(text).labels
+
+
+@pytest.mark.parametrize("text, expected", [
+    # The figure after another period's yield word is that word's: 2 % a month, then 24 % a year.
+    ("月息2分（年化24%），按月付息", [("月息2分", 24.0, "month"), ("年化24%", 24.0, "year")]),
+    ("月息1分2（年化利率14.4%）", [("月息1分2", 14.4, "month"), ("年化利率14.4%", 14.4, "year")]),
+    ("日化1%（年化365%）", [("日化1%", 365.0, "day"), ("年化365%", 365.0, "year")]),
+    # A percentage of safety is not a return.
+    ("投资人本金和利息100%安全，本息100%保障", []),
+])
+def test_each_figure_belongs_to_its_own_yield_word(text, expected):
+    assert [(c.text, c.high_annual_pct, c.period) for c in _claims(text)] == expected
 
 
 def test_reporting_context_keeps_the_claim_but_withholds_the_label():
