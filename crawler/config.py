@@ -7,6 +7,7 @@ the target list is not a programmer and must be able to fix it alone.
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import os
 import re
@@ -155,6 +156,24 @@ def default_scope(urls: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(scope)
 
 
+def is_public(address: str) -> bool:
+    """True for a global unicast IP address: what a patrol may reach without allow_private_networks."""
+    ip = ipaddress.ip_address(address.split("%")[0])
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
+        ip = ip.ipv4_mapped
+    return ip.is_global and not ip.is_multicast
+
+
+def is_private_literal(host: str) -> bool:
+    """``localhost`` or a non-public IP written in the URL: refused before any DNS lookup."""
+    if host.lower().rstrip(".") == "localhost" or host.lower().endswith(".localhost"):
+        return True
+    try:
+        return not is_public(host)
+    except ValueError:  # a host name: only its resolved address can tell, at request time
+        return False
+
+
 def in_scope(url: str, scope: tuple[str, ...]) -> bool:
     """``example.com`` covers the host and its subdomains on any port; ``host:port`` one port."""
     parts = urlsplit(url)
@@ -227,6 +246,12 @@ class PatrolConfig(_Frozen):
                 if item.id in seen:
                     problems.append(((*path, i, "id"), f"duplicate {kind} id {item.id!r}"))
                 seen.add(item.id)
+        for i, target in enumerate(self.targets):
+            for j, url in enumerate(target.urls):
+                host = urlsplit(url).hostname or ""
+                if not in_scope(url, target.allowed_domains):
+                    problems.append((("targets", i, "urls", j), f"{url} is outside allowed_domains "
+                                     f"({', '.join(target.allowed_domains)}): the patrol would not fetch it; add {host}"))
         known = {
             "site_patrol": ("target", {t.id for t in self.targets}),
             "ad_channel": ("channel", {c.id for c in self.channels}),
@@ -241,6 +266,17 @@ class PatrolConfig(_Frozen):
         if problems:
             raise _field_errors(problems)
         return self
+
+    def warnings(self) -> list[str]:
+        """Valid settings that will not work as written: start URLs the network guard will refuse."""
+        found = []
+        for i, target in enumerate(self.targets):
+            for j, url in enumerate(target.urls):
+                host = urlsplit(url).hostname or ""
+                if is_private_literal(host) and not (self.allow_private_networks or target.allow_private_networks):
+                    found.append(f"{field_path(('targets', i, 'urls', j))}: {host} is a loopback or private address, "
+                                 "which the patrol refuses; set allow_private_networks: true on this target if meant")
+        return found
 
     @property
     def db_url(self) -> str:

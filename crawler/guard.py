@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 from scrapy.exceptions import IgnoreRequest
 from scrapy.utils.defer import deferred_to_future
 
-from crawler.config import ConfigError, in_scope, load_config
+from crawler.config import ConfigError, in_scope, is_public, load_config
 
 logger = logging.getLogger(__name__)
 
@@ -32,11 +32,6 @@ class BlockedRequest(IgnoreRequest):
         self.finpatrol_reason = reason
 
 
-def is_public(address: str) -> bool:
-    ip = ipaddress.ip_address(address.split("%")[0])
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
-        ip = ip.ipv4_mapped
-    return ip.is_global and not ip.is_multicast
 
 
 class NetworkGuardMiddleware:

@@ -219,3 +219,10 @@ def test_ca_certs_is_relative_to_the_config_file_and_must_exist(tmp_path, monkey
 def test_an_alias_inside_its_own_anchor_is_named_not_a_recursion_error(tmp_path):
     message = errors_of("state_dir: state\ntargets: &all\n  - *all\n", tmp_path)
     assert "line 2: the node anchored here contains an alias of itself" in message
+
+
+def test_a_start_url_outside_allowed_domains_is_an_error(tmp_path):
+    message = errors_of(GOOD.replace("urls: [https://www.example.com/]",
+                                     "urls: [https://www.example.com/, https://www.example.org/]\n"
+                                     "    allowed_domains: [example.com]"), tmp_path)
+    assert "line 8: targets[0].urls[1]: https://www.example.org/ is outside allowed_domains (example.com)" in message

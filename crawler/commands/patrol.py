@@ -113,6 +113,11 @@ def check_config(config_file):
     """Validate the config (and extra rule files) without crawling."""
     config = load_or_exit(config_file)
     check_rules(config)
+    warnings = config.warnings()
+    for warning in warnings:
+        click.echo(f"{config.source}: warning: {warning}", err=True)
+    if not config.targets:
+        click.echo(f"{config.source}: warning: no targets yet; {ADD_TARGETS}", err=True)
     console.print(f"{config.source}: OK, {len(config.targets)} target(s), state in {config.state_dir}")
 
 
