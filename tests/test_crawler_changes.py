@@ -16,6 +16,7 @@ from crawler.store.runs import start_run
 
 CLAIMS = {
     "保本保息": ("guaranteed_return", "gr.baoben"),
+    "本金无忧": ("guaranteed_return", "gr.baoben"),  # the same promise in other words
     "年化收益18%": ("high_yield", "hy.annual"),
     "资金池": ("fund_pool", "fp.pool"),
 }
@@ -205,3 +206,65 @@ def test_a_page_twice_in_one_batch_is_stored_twice_in_order(db):
         hits = {h.id: h for h in session.query(Hit)}
         assert hits[saved[0].hit_id].removed_at is not None, "the second version superseded the first's claim"
         assert hits[saved[1].hit_id].removed_at is None
+
+
+def test_a_reworded_claim_replaces_its_hit_while_a_removed_one_is_rectified(db):
+    site = Site(db)
+    first = {
+        "http://s/a": "平台承诺保本保息。",
+        "http://s/b": "资金池运作，保本保息。",
+        "http://s/c": "年化收益18%。",
+        "http://s/d": "平台承诺保本保息。",
+    }
+    site.patrol(first, "2026-11-01T02:00:00+00:00")
+    before = hits_by_labels(db)
+    second = {
+        "http://s/a": "平台承诺本金无忧。",  # reworded: a new verdict key, the same rule broken
+        "http://s/b": "资金池运作。",        # one claim dropped, the page still runs a fund pool
+        "http://s/c": "联系我们。",          # the claim is gone: rectified
+        "http://s/d": "资金池运作。",        # another rule broken instead: the old claim is rectified
+    }
+    run2, _ = site.patrol(second, "2026-11-08T02:00:00+00:00")
+    after = hits_by_labels(db)
+    with db.new_session() as session:
+        hits = {h.id: h for h in session.query(Hit)}
+    old = {path: hits[before[key].id] for path, key in (
+        ("a", ("a", "guaranteed_return")), ("b", ("b", "fund_pool", "guaranteed_return")),
+        ("c", ("c", "high_yield")), ("d", ("d", "guaranteed_return")))}
+    assert all(h.removed_at is not None and h.removed_run_id == run2 for h in old.values())
+    assert old["a"].replaced_by == after[("a", "guaranteed_return")].id != old["a"].id
+    assert old["b"].replaced_by == after[("b", "fund_pool")].id
+    assert old["c"].replaced_by is None and old["d"].replaced_by is None, "no successor sharing a category"
+
+    removed = {c["url"].rsplit("/", 1)[1]: c["hits"]["removed"] for c in list_changes(db, run_id=run2)}
+    assert {path: r["replaced_by"] for path, r in removed.items()} == {
+        "a": old["a"].replaced_by, "b": old["b"].replaced_by, "c": None, "d": None}
+
+    # Third patrol: /a says it in the first words again. The first hit reopens (no longer
+    # replaced) and the reworded one is replaced by it.
+    run3, saved3 = site.patrol({**second, "http://s/a": first["http://s/a"]}, "2026-11-15T02:00:00+00:00")
+    with db.new_session() as session:
+        first_a, reworded_a = session.get(Hit, old["a"].id), session.get(Hit, old["a"].replaced_by)
+        assert first_a.removed_at is None and first_a.replaced_by is None and first_a.reopened_at is not None
+        assert reworded_a.removed_run_id == run3 and reworded_a.replaced_by == first_a.id
+
+
+def test_an_older_state_db_learns_which_removed_hits_were_reworded(db, tmp_path):
+    site = Site(db)
+    site.patrol({"http://s/a": "平台承诺保本保息。", "http://s/c": "年化收益18%。"}, "2026-11-01T02:00:00+00:00")
+    site.patrol({"http://s/a": "平台承诺本金无忧。", "http://s/c": "联系我们。"}, "2026-11-08T02:00:00+00:00")
+    with db.new_session() as session:
+        expected = {h.id: h.replaced_by for h in session.query(Hit)}
+    first_a, c, reworded_a = sorted(expected)
+    assert expected == {first_a: reworded_a, c: None, reworded_a: None}
+    db.close()
+    import sqlite3
+
+    with sqlite3.connect(tmp_path / "state.db") as conn:  # a finpatrol that did not record replaced_by
+        conn.execute("ALTER TABLE hits DROP COLUMN replaced_by")
+    upgraded = StateDB(f"sqlite:///{tmp_path / 'state.db'}")
+    try:
+        with upgraded.new_session() as session:
+            assert {h.id: h.replaced_by for h in session.query(Hit)} == expected
+    finally:
+        upgraded.close()

@@ -34,13 +34,18 @@ def test_demo_patrols_every_institution_twice_and_reports(tmp_path):
     assert "info-201.html#listed" in pos, "the classified ad says only 个人POS机办理, a lexicon phrase holding POS机"
     assert cli("evidence", "verify", "--config", config).returncode == 0
 
-    removed = [h["id"] for h in json_lines(cli("hits", "--config", config, "--json", "--limit", "1000").stdout)
-               if h["removed_at"]]
+    all_hits = json_lines(cli("hits", "--config", config, "--json", "--limit", "1000").stdout)
+    removed = [h["id"] for h in all_hits if h["removed_at"] and not h["replaced_by"]]
+    replaced = [h["id"] for h in all_hits if h["removed_at"] and h["replaced_by"]]
     assert removed, "the second patrol rectifies a claim"
+    assert replaced, "and sees one reworded (风险准备金先行赔付 → 资金由合作银行存管), which is not rectified"
     table = cli("hits", "--config", config, "--limit", "1000").stdout.splitlines()
     for hit_id in removed:
         assert "removed" in next(line for line in table if line.startswith(f"│ {hit_id} ")), "the table tells it apart"
+    for hit_id in replaced:
+        assert "replaced" in next(line for line in table if line.startswith(f"│ {hit_id} "))
     assert "state  removed" in cli("show", str(removed[0]), "--config", config).stdout
+    assert "state  replaced by hit" in cli("show", str(replaced[0]), "--config", config).stdout
 
     some_hit = json_lines(cli("hits", "--config", config, "--json", "--limit", "1").stdout)[0]
     shown = cli("show", str(some_hit["id"]), "--config", config).stdout

@@ -21,11 +21,23 @@ def print_change(change: dict) -> None:
     for passage in change["added_passages"]:
         console.print(f"      [green]+ {escape(passage)}[/]")
     hits = change["hits"]
-    if hits["removed"]:
-        console.print(f"      hit {hits['removed']['id']} removed (rectified): {', '.join(hits['removed']['labels'])}")
+    removed = hits["removed"]
+    if removed and removed.get("replaced_by"):
+        console.print(f"      hit {removed['id']} reworded → hit {removed['replaced_by']} ({reworded(removed, hits)})")
+    elif removed:
+        console.print(f"      hit {removed['id']} removed (rectified): {', '.join(removed['labels'])}")
     for event in ("opened", "reopened"):
         if hits[event]:
             console.print(f"      hit {hits[event]['id']} {event}: {', '.join(hits[event]['labels'])}")
+
+
+def reworded(removed: dict, hits: dict) -> str:
+    """"still <shared labels>", and "no longer <labels>" for those the successor dropped."""
+    successor = hits["opened"] or hits["reopened"]
+    labels = successor["labels"] if successor else []
+    still = [label for label in removed["labels"] if label in labels]
+    dropped = [label for label in removed["labels"] if label not in labels]
+    return f"still {', '.join(still)}" + (f"; no longer {', '.join(dropped)}" if dropped else "")
 
 
 @click.command()

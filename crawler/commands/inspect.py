@@ -28,7 +28,10 @@ def hits_table(rows: list[dict]) -> Table:
 
 
 def hit_state(hit: dict) -> str:
-    """open, or removed (its verdict left the page: rectified, or the page is gone) since when."""
+    """open, replaced (reworded: the hit that says it now), or removed (its verdict left the page:
+    rectified, or the page is gone) since when."""
+    if hit["removed_at"] and hit.get("replaced_by"):
+        return f"[yellow]replaced by hit {hit['replaced_by']} {hit['removed_at'][:10]}[/]"
     if hit["removed_at"]:
         return f"[green]removed {hit['removed_at'][:10]}[/]"
     return f"reopened {hit['reopened_at'][:10]}" if hit["reopened_at"] else "open"

@@ -45,7 +45,7 @@ def _hit_row(session, hit: Hit, attribution: HitAttribution | None) -> dict:
         "id": hit.id, "url": hit.url, "title": hit.title, "labels": list(hit.labels), "risk": hit.risk,
         "score": round(float(hit.score), 3), "context": hit.context,
         "first_seen": iso(hit.first_seen), "last_seen": iso(hit.last_seen),
-        "removed_at": iso(hit.removed_at), "reopened_at": iso(hit.reopened_at),
+        "removed_at": iso(hit.removed_at), "reopened_at": iso(hit.reopened_at), "replaced_by": hit.replaced_by,
         "found_on": hit.target_id,
         "attribution": {"reason": attribution.reason, "detail": attribution.detail} if attribution else
         {"reason": "own_site", "detail": ""},
@@ -115,6 +115,7 @@ def dossier(config: PatrolConfig, db: StateDB, target: Target) -> dict:
     with db.new_session() as session:
         changes, runs = _changes(session, target.id), _runs(session, target.id)
     live = [h for h in hits if not h["removed_at"]]
+    replaced = [h for h in hits if h["removed_at"] and h["replaced_by"]]
     yields = {y.get("text"): {**y, "hit": h["id"]} for h in hits for y in h["yields"]}
     opinion = [h for h in hits if OPINION_CATEGORIES & set(h["labels"])]
     return {
@@ -129,7 +130,8 @@ def dossier(config: PatrolConfig, db: StateDB, target: Target) -> dict:
         "categories": category_info(),
         "yields": sorted(yields.values(), key=lambda y: -(y.get("high_annual_pct") or 0)),
         "changes": changes,
-        "rectification": {"live": len(live), "removed": len(hits) - len(live),
+        # removed: rectified only; a hit replaced by a reworded one is not rectification
+        "rectification": {"live": len(live), "removed": len(hits) - len(live) - len(replaced), "replaced": len(replaced),
                           "reopened": sum(1 for h in hits if h["reopened_at"])},
         "opinion": opinion,
     }
@@ -150,6 +152,8 @@ def period_report(config: PatrolConfig, db: StateDB, since: datetime, until: dat
         hits = [h for h in session.scalars(select(Hit).where(Hit.first_seen < until, Hit.last_seen >= since))]
         removed = [h for h in session.scalars(select(Hit).where(Hit.removed_at.is_not(None)))
                    if _in(h.removed_at, since, until)]
+        replaced = [h for h in removed if h.replaced_by is not None]  # reworded, not rectified
+        removed = [h for h in removed if h.replaced_by is None]
         trend = _opinion_trend(session, [h for h in hits if OPINION_CATEGORIES & set(h.labels)])
     by_cat = Counter(label for h in hits for label in h.labels)
     by_unit = Counter()
@@ -175,6 +179,7 @@ def period_report(config: PatrolConfig, db: StateDB, since: datetime, until: dat
         "by_lead_unit": [{"unit": u, "count": n} for u, n in by_unit.most_common()],
         "top_risks": risks[:10], "opinion_trend": trend,
         "rectification": {"live": sum(1 for h in hits if h.removed_at is None), "removed_in_period": len(removed),
+                          "replaced_in_period": len(replaced),
                           "reopened": sum(1 for h in hits if h.reopened_at is not None)},
     }
 

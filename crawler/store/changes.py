@@ -4,8 +4,9 @@ Called by ``pages.save_pages`` for every stored page and by the store pipeline w
 a patrol finishes (``mark_gone``). A page version is a run of fetches with the same
 title and readable text; a change record says what one patrol found: a page
 ``added`` (new, or back after being gone), ``changed`` (text or verdict) or ``gone``.
-A hit whose verdict is no longer on its page gets ``removed_at`` (rectified); one
-that comes back is reopened. Pages are only declared gone after a patrol that
+A hit whose verdict is no longer on its page gets ``removed_at`` (rectified); when the
+page's new hit shares one of its labels it also gets ``replaced_by`` (the claim was
+reworded, not rectified: ``supersedes``). One that comes back is reopened. Pages are only declared gone after a patrol that
 finished normally and met no failures other than 404/410 for that target, so a
 flaky network never rectifies a violation.
 """
@@ -16,7 +17,7 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import bindparam, func, or_, select, update
 from sqlalchemy.orm import defer
 
 from crawler.store.db import StateDB, utcnow
@@ -55,18 +56,35 @@ def latest_versions(session, page_ids: list[int]) -> dict[int, PageVersion]:
     return {v.page_id: v for v in session.scalars(query)}
 
 
-def remove_hit(session, hit_id: int | None, when: datetime, run_id: int | None) -> None:
-    """Mark a hit rectified: its verdict is no longer on its page."""
+def supersedes(new_labels, old_labels) -> bool:
+    """Whether a page's new hit with these labels replaces its old one rather than ending it.
+
+    Sharing one category is enough: the page still breaks that rule in other words
+    (a reworded claim gets a new verdict key, hence a new hit), so the old hit was
+    not rectified.
+    """
+    return bool(set(new_labels or ()) & set(old_labels or ()))
+
+
+def remove_hit(session, hit_id: int | None, when: datetime, run_id: int | None,
+               successor: Hit | None = None) -> None:
+    """Mark a hit removed: its verdict is no longer on its page.
+
+    ``successor`` is the page's hit in the same fetch, if any; when it ``supersedes``
+    this one it is recorded as ``replaced_by``, otherwise the removal is a rectification.
+    """
     hit = session.get(Hit, hit_id) if hit_id else None
     if hit is not None and hit.removed_at is None:
         hit.removed_at, hit.removed_run_id = when, run_id
+        replaced = successor is not None and successor.id != hit.id and supersedes(successor.labels, hit.labels)
+        hit.replaced_by = successor.id if replaced else None
 
 
 def reopen_hit(hit: Hit, when: datetime) -> bool:
     """A removed hit seen again on its page is open again; True when it was reopened."""
     if hit.removed_at is None:
         return False
-    hit.removed_at, hit.removed_run_id, hit.reopened_at = None, None, when
+    hit.removed_at, hit.removed_run_id, hit.replaced_by, hit.reopened_at = None, None, None, when
     return True
 
 
@@ -99,7 +117,8 @@ def record_change(session, page: Page, before: Before, version: PageVersion, old
     """Remove a hit the page's new verdict superseded and record what this fetch changed."""
     hit_changed = before.hit_id != page.current_hit_id
     if hit_changed and before.hit_id:
-        remove_hit(session, before.hit_id, when, run_id)
+        successor = session.get(Hit, page.current_hit_id) if page.current_hit_id else None
+        remove_hit(session, before.hit_id, when, run_id, successor)
     if not before.exists or before.gone:
         kind = "added"
         if before.gone:  # a new page has no gone_at to clear, and setting it would cost an UPDATE
@@ -115,6 +134,35 @@ def record_change(session, page: Page, before: Before, version: PageVersion, old
     )
     session.add(change)
     return change
+
+
+def backfill_replaced_by(db: StateDB) -> int:
+    """Set ``replaced_by`` on hits an older finpatrol removed when a superseding hit opened.
+
+    Run once, when the column is added to an older state DB (``StateDB``): a change
+    record that moved its page from one hit to another and is the one that removed
+    the old hit (same time and run) names the successor. Returns how many were set.
+    """
+    old, new = Hit.__table__.alias("old"), Hit.__table__.alias("new")
+    changes = PageChange.__table__
+    query = (
+        select(old.c.id, old.c.labels, new.c.id, new.c.labels)
+        .select_from(changes.join(old, old.c.id == changes.c.old_hit_id).join(new, new.c.id == changes.c.new_hit_id))
+        .where(changes.c.kind == "changed", old.c.id != new.c.id, old.c.removed_at.is_not(None),
+               old.c.replaced_by.is_(None), old.c.removed_at == changes.c.at,
+               or_(old.c.removed_run_id == changes.c.run_id,
+                   old.c.removed_run_id.is_(None) & changes.c.run_id.is_(None)))
+    )
+    with db.new_session() as session, session.begin():
+        pairs = [{"b_id": old_id, "b_new": new_id} for old_id, old_labels, new_id, new_labels in session.execute(query)
+                 if supersedes(new_labels, old_labels)]
+        if pairs:
+            hits = Hit.__table__
+            session.execute(update(hits).where(hits.c.id == bindparam("b_id")).values(replaced_by=bindparam("b_new")),
+                            pairs)
+    if pairs:
+        logger.warning("state DB upgraded: %d removed hits were reworded, not rectified (replaced_by set)", len(pairs))
+    return len(pairs)
 
 
 def gone_candidates(per_target: dict[str, dict], finish_reason: str, max_pages: dict[str, int]) -> list[str]:

@@ -50,8 +50,12 @@ class StateDB:
         if self.is_sqlite:
             event.listen(self.engine, "connect", _sqlite_pragmas)
         Base.metadata.create_all(self.engine)
-        add_missing_columns(self.engine)
+        added = add_missing_columns(self.engine)
         self.session = sessionmaker(self.engine, expire_on_commit=False)
+        if "hits.replaced_by" in added:
+            from crawler.store.changes import backfill_replaced_by
+
+            backfill_replaced_by(self)
         from crawler.store.search import EmbeddedIndex
 
         self.index = EmbeddedIndex(self) if self.is_sqlite else None

@@ -137,8 +137,14 @@ class Hit(Base):
     first_run_id: Mapped[int | None] = mapped_column(Integer)
     last_run_id: Mapped[int | None] = mapped_column(Integer)
     removed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    """When the page stopped saying this (text changed or page gone): rectified. None while live."""
+    """When the page stopped saying this (text changed or page gone), None while live:
+    rectified, unless ``replaced_by`` names the hit that says it in other words."""
     removed_run_id: Mapped[int | None] = mapped_column(Integer)
+    replaced_by: Mapped[int | None] = mapped_column(Integer)
+    """The hit that superseded this one on its page in the fetch that removed it, sharing at
+    least one of its labels: the claim was reworded, not rectified. None while live, when the
+    removal was a rectification (claim or page gone), and for hits removed before finpatrol
+    recorded it (backfilled from the change records when the column is added)."""
     reopened_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     """When a removed hit's verdict came back on its page (latest time)."""
 

@@ -30,6 +30,7 @@ def hit_dict(hit: Hit) -> dict:
         "last_run": hit.last_run_id,
         "removed_at": iso(hit.removed_at),
         "reopened_at": iso(hit.reopened_at),
+        "replaced_by": hit.replaced_by,
     }
 
 
