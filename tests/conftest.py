@@ -24,6 +24,16 @@ def cli(*args: str, cwd: Path | None = None, timeout: float = 240, env: dict | N
     )
 
 
+def closed_port_url() -> str:
+    """A URL on 127.0.0.1 where nothing listens: a site that is down (connection refused)."""
+    from crawler.demo.server import SiteServer, routes
+
+    server = SiteServer(routes({})).start()
+    url = server.url("/")
+    server.stop()
+    return url
+
+
 def json_lines(output: str) -> list[dict]:
     return [json.loads(line) for line in output.splitlines() if line.startswith("{")]
 

@@ -3,16 +3,9 @@
 from __future__ import annotations
 
 from channel_sites import html
-from conftest import cli, json_lines
+from conftest import cli, closed_port_url, json_lines
 from crawler.demo.server import SiteServer, routes
 from crawler.reports.coverage import classify_errors, failure_class
-
-
-def closed_port_url() -> str:
-    server = SiteServer(routes({})).start()
-    url = server.url("/")
-    server.stop()
-    return url
 
 
 def test_coverage_shows_each_target_last_success_next_run_and_failures(make_config):

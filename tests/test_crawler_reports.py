@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from channel_sites import LIST_SELECTORS, html, opinion_routes, platform_routes, rogue_routes, search_routes
-from conftest import cli, json_lines
+from conftest import cli, closed_port_url, json_lines
 from crawler.demo.server import SiteServer, routes
 
 EVIL = '<script>alert("x")</script><img src=x onerror=alert(1)>'
@@ -64,8 +64,7 @@ def crawled(tmp_path_factory):
                 "targets": [
                     {"id": "xyb", "name": "重庆鑫盈宝网络科技有限公司", "aliases": ["鑫盈宝"], "business": "p2p",
                      "urls": [platform.url("/")]},
-                    {"id": "quiet", "name": "重庆安稳科技有限公司", "business": "other", "urls": [board.url("/t-2.html")],
-                     "allowed_domains": ["quiet.invalid"]},
+                    {"id": "quiet", "name": "重庆安稳科技有限公司", "business": "other", "urls": [closed_port_url()]},  # down
                 ],
                 "channels": [{"id": "search", "url": portal.base_url + "/s/{page}?wd={keyword}", "keywords": ["理财"],
                               "pages": 2, "selectors": {"item": "div.r", "link": "h3 a", "snippet": "p.abs",
