@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+from pathlib import Path
 
 from PIL import Image
 from warcio.archiveiterator import ArchiveIterator
@@ -87,8 +88,12 @@ def test_patrol_archives_hits_verifies_detects_tampering_and_exports(make_config
     assert json_lines(verified.stdout)[0]["captures"] == 2
 
     out = tmp_path / "handover"
-    exported = cli("evidence", "export", str(rendered_hit["id"]), str(out), "--config", str(config))
+    exported = cli("evidence", "export", str(rendered_hit["id"]), str(out), "--config", str(config),
+                   env={"COLUMNS": "80"})  # piped into a file at a terminal's width: no line may wrap
     assert exported.returncode == 0, exported.stderr
+    listed = [line.split("  ", 1) for line in exported.stdout.splitlines()[:-1]]
+    assert len(listed) == 5 and all(hashlib.sha256(Path(path).read_bytes()).hexdigest() == digest
+                                    for digest, path in listed)  # what sha256sum -c reads
     manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
     assert manifest["url"] == site.url("/app.html") and manifest["rendered"] is True
     assert set(manifest["fetched_at"]) == {"utc", "asia_shanghai"}
@@ -109,6 +114,7 @@ def test_patrol_archives_hits_verifies_detects_tampering_and_exports(make_config
     tampered = cli("evidence", "verify", "--config", str(config))
     assert tampered.returncode == 1
     assert f"hit {static_hit['id']}:" in tampered.stdout
+    assert all(c.isprintable() for c in tampered.stdout.replace("\n", "")), "raw record bytes in the report"
     assert f"hit {rendered_hit['id']}:" not in tampered.stdout
 
 

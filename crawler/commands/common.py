@@ -16,7 +16,7 @@ from crawler.store.db import StateDB, parse_time
 from crawler.store.search import Filters
 
 logger = logging.getLogger(__name__)
-console = Console(highlight=False)
+console = Console(highlight=False, soft_wrap=True)  # piped lines stay whole (sha256sum -c, grep)
 RISKS = ("none", "low", "medium", "high")
 ROW_COUNT = click.IntRange(1, 2**63 - 1)
 """Type of ids and --limit: at least 1 (a limit of 0 is no answer), at most SQLite's 64-bit integer."""

@@ -29,6 +29,12 @@ from crawler.store.db import StateDB
 logger = logging.getLogger(__name__)
 
 
+def _readable(error: Exception, limit: int = 120) -> str:
+    """An exception's message on one line, control bytes as '?', cut at ``limit``: warcio quotes raw gzip."""
+    text = "".join(c if c.isprintable() else "?" for c in " ".join(str(error).split()))
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 @dataclass(frozen=True)
 class Problem:
     warc_file: str
@@ -107,7 +113,7 @@ def check_capture(root: Path, ev: Evidence) -> tuple[list[Problem], Loaded]:
         try:
             record, payload, digest_problems = _parse(member)
         except Exception as e:  # a corrupt member can fail in zlib, warcio or the HTTP parser
-            problem(f"record unreadable: {type(e).__name__}: {e}", ref["id"])
+            problem(f"record unreadable: {type(e).__name__}: {_readable(e)}", ref["id"])
             continue
         if record.rec_headers.get_header("WARC-Record-ID") != ref["id"]:
             problem("WARC-Record-ID differs from the one recorded", ref["id"])
