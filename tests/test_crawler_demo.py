@@ -50,6 +50,8 @@ def test_demo_patrols_every_institution_twice_and_reports(tmp_path):
     some_hit = json_lines(cli("hits", "--config", config, "--json", "--limit", "1").stdout)[0]
     shown = cli("show", str(some_hit["id"]), "--config", config).stdout
     assert all(f"[{f['rule_id']}]" in shown for f in some_hit["findings"]), "rule ids are not taken for markup"
+    asserted = [f for f in some_hit["findings"] if not f.get("negated")]
+    assert all(f"【{' '.join(f['text'].split())}】" in shown for f in asserted), "matched words marked without colour"
     for command in (("show", "99999999999999999999"), ("hits", "--limit", "0")):
         refused = cli(*command, "--config", config)
         assert refused.returncode == 2 and "not in the range" in refused.stderr and "Traceback" not in refused.stderr

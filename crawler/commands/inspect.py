@@ -82,7 +82,7 @@ def search(query, config_file, targets, category, risk, since, until, as_json, l
         labels = ", ".join(r["labels"]) or "no hit"
         console.print(f"[bold]{escape(r['title'] or r['url'])}[/]  [{RISK_STYLE[r['risk']]}]{r['risk']}[/] {labels}")
         console.print(f"  {escape(r['url'])}  target={r['target']} hit={r['hit_id'] or '-'}")
-        console.print("  " + escape(r["snippet"]).replace("【", "[reverse]").replace("】", "[/reverse]"))
+        console.print("  " + escape(r["snippet"]).replace("【", "[reverse]【").replace("】", "】[/reverse]"))
 
 
 @click.command()
@@ -136,7 +136,7 @@ def show(hit_id, config_file, as_json):
     console.print(f"body sha256 {hit['sha256']}  context {hit['context'] or '-'}")
     console.print(f"state  {hit_state(hit)}")
     for f in hit["findings"]:
-        state = "[dim]negated by " + escape(str(f.get("negated_by"))) + "[/]" if f.get("negated") else "[bold]live[/]"
+        state = "[dim]negated by " + escape(str(f.get("negated_by"))) + "[/]" if f.get("negated") else "[bold]asserted[/]"
         console.print(f"  • {f['category']} {escape('[' + f['rule_id'] + ']')} {state}: " + marked(f))
     for y in hit["yields"]:
         console.print(
@@ -146,9 +146,9 @@ def show(hit_id, config_file, as_json):
 
 
 def marked(finding: dict) -> str:
-    """The finding's snippet on one line, its matched words in reverse video."""
+    """The finding's snippet on one line, its matched words in 【】 (kept when piped) and reverse video."""
     snippet, words = " ".join((finding.get("snippet") or finding["text"]).split()), finding["text"]
-    return escape(snippet).replace(escape(words), f"[reverse]{escape(words)}[/reverse]", 1)
+    return escape(snippet).replace(escape(words), f"[reverse]【{escape(words)}】[/reverse]", 1)
 
 
 COMMANDS = (hits, search, show, reindex)
