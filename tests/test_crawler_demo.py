@@ -50,6 +50,9 @@ def test_demo_patrols_every_institution_twice_and_reports(tmp_path):
     some_hit = json_lines(cli("hits", "--config", config, "--json", "--limit", "1").stdout)[0]
     shown = cli("show", str(some_hit["id"]), "--config", config).stdout
     assert all(f"[{f['rule_id']}]" in shown for f in some_hit["findings"]), "rule ids are not taken for markup"
+    cut = cli("hits", "--config", config, "--limit", "2")
+    assert "the first 2 shown; more may match" in cut.stderr and cut.stdout.count("│ ") > 0
+    assert "more may match" not in cli("hits", "--config", config, "--limit", "1000").stderr
     asserted = [f for f in some_hit["findings"] if not f.get("negated")]
     assert all(f"【{' '.join(f['text'].split())}】" in shown for f in asserted), "matched words marked without colour"
     for command in (("show", "99999999999999999999"), ("hits", "--limit", "0")):

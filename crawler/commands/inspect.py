@@ -51,8 +51,15 @@ def hits(config_file, targets, category, risk, since, until, as_json, limit):
         emit_json(rows)
     elif rows:
         console.print(hits_table(rows))
+        more_may_follow(rows, limit)
     else:
         console.print("no hits match")
+
+
+def more_may_follow(rows: list, limit: int) -> None:
+    """A list cut at --limit says so (on stderr), so that it is not read as complete."""
+    if len(rows) >= limit:
+        click.echo(f"the first {limit} shown; more may match (--limit N)", err=True)
 
 
 @click.command()
@@ -83,6 +90,7 @@ def search(query, config_file, targets, category, risk, since, until, as_json, l
         console.print(f"[bold]{escape(r['title'] or r['url'])}[/]  [{RISK_STYLE[r['risk']]}]{r['risk']}[/] {labels}")
         console.print(f"  {escape(r['url'])}  target={r['target']} hit={r['hit_id'] or '-'}")
         console.print("  " + escape(r["snippet"]).replace("【", "[reverse]【").replace("】", "】[/reverse]"))
+    more_may_follow(results, limit)
 
 
 @click.command()
