@@ -30,8 +30,9 @@ _RANGE = rf"(?P<a>{_NUM})%?(?:(?:-|~|至|到|—|–)(?P<b>{_NUM}))?"
 _CN_DIGIT = {"零": 0, "一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7,
              "八": 8, "九": 9, "十": 10}
 _PERMILLE = re.compile(r"千分之(?P<a>[\d一二两三四五六七八九十]+(?:\.\d+)?)")
-_FEN = re.compile(rf"(?P<a>{_NUM}|[一二两三四五六七八九十])(?P<u>分|厘)(?P<t>[1-9一二三四五六七八九](?![\d%.秒天个期年月日]))?"
-                  r"(?!钟|期|红|享|配|成|钱|之)")  # 1分2 = 1.2 分
+_FEN = re.compile(rf"(?P<a>{_NUM}|[一二两三四五六七八九十])(?P<u>分|厘)"
+                  r"(?P<t>[1-9一二三四五六七八九](?![\d%.秒天个期年月日]))?"  # 1分2 = 1.2 分
+                  r"(?!钟|期|红|享|配|成|钱|之)")
 
 _ANNUAL_KW = (r"七日年化|7日年化|万份收益|年化|年收益|年利率|年息|年回报|预期收益|"
               r"预计收益|参考收益|收益率|回报率|利率|年化利率|回报|收益|利息|返息|分红|返利|"
@@ -99,8 +100,8 @@ def _after_keyword(text: str, m: re.Match, limit: int) -> RawClaim | None:
     """The nearest figure within a few characters after a yield keyword.
 
     A figure after another yield word that names its own period is that word's
-    (月息2分（年化24% is 2 % a month, not 24 %), unless the words run on (年化收益率18%); a percentage followed by a
-    safety word (利息100%安全) is a guarantee, not a yield.
+    (月息2分（年化24% is 2 % a month, not 24 %), unless the words run on (年化收益率18%);
+    a percentage followed by a safety word (利息100%安全) is a guarantee, not a yield.
     """
     period = _period(m.group())
     tail = text[m.end(): m.end() + limit]

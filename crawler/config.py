@@ -388,8 +388,9 @@ def _alias_loop(node: yaml.Node | None, inside: frozenset[int] = frozenset()) ->
         return node.start_mark.line + 1
     children = [n for pair in node.value for n in pair] if isinstance(node, yaml.MappingNode) else (
         node.value if isinstance(node, yaml.SequenceNode) else [])
+    inside = inside | {id(node)}
     for child in children:
-        line = _alias_loop(child, inside | {id(node)})
+        line = _alias_loop(child, inside)
         if line is not None:
             return line
     return None

@@ -32,8 +32,6 @@ class BlockedRequest(IgnoreRequest):
         self.finpatrol_reason = reason
 
 
-
-
 class NetworkGuardMiddleware:
     def __init__(self, allow_everywhere: bool, private_scope: tuple[str, ...], stats):
         self.allow_everywhere = allow_everywhere

@@ -6,7 +6,9 @@ import click
 from rich.live import Live
 from rich.table import Table
 
-from crawler.commands.common import ADD_TARGETS, ROW_COUNT, config_option, console, emit_json, json_option, load_or_exit, open_db
+from crawler.commands.common import (
+    ADD_TARGETS, ROW_COUNT, config_option, console, emit_json, json_option, load_or_exit, open_db,
+)
 from crawler.config import PatrolConfig
 from crawler.store.queries import get_run, list_runs
 
@@ -113,8 +115,7 @@ def check_config(config_file):
     """Validate the config (and extra rule files) without crawling."""
     config = load_or_exit(config_file)
     check_rules(config)
-    warnings = config.warnings()
-    for warning in warnings:
+    for warning in config.warnings():
         click.echo(f"{config.source}: warning: {warning}", err=True)
     if not config.targets:
         click.echo(f"{config.source}: warning: no targets yet; {ADD_TARGETS}", err=True)

@@ -6,9 +6,9 @@ title and readable text; a change record says what one patrol found: a page
 ``added`` (new, or back after being gone), ``changed`` (text or verdict) or ``gone``.
 A hit whose verdict is no longer on its page gets ``removed_at`` (rectified); when the
 page's new hit shares one of its labels it also gets ``replaced_by`` (the claim was
-reworded, not rectified: ``supersedes``). One that comes back is reopened. Pages are only declared gone after a patrol that
-finished normally and met no failures other than 404/410 for that target, so a
-flaky network never rectifies a violation.
+reworded, not rectified: ``supersedes``). One that comes back is reopened. Pages are
+only declared gone after a patrol that finished normally and met no failures other
+than 404/410 for that target, so a flaky network never rectifies a violation.
 """
 
 from __future__ import annotations
