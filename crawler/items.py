@@ -114,6 +114,27 @@ class PageItem:
     """True when this fetch opened a new hit (not seen in earlier patrols)."""
 
 
+LISTED_FRAGMENT = "listed"
+
+
+def listed_url(link: str) -> str:
+    """The URL a listed result is stored under: its link with the fragment ``#listed``.
+
+    The listed snippet and the page it links to are then two records of one post
+    (:func:`post_url`), each with its own evidence.
+    """
+    return f"{post_url(link)}#{LISTED_FRAGMENT}"
+
+
+def post_url(url: str) -> str:
+    """The page a stored URL stands for: the URL without its fragment.
+
+    The same post can be stored up to three times (a target's page, an opinion
+    source's page, a listed snippet); counts of posts count this once.
+    """
+    return url.split("#", 1)[0]
+
+
 def text_key(title: str | None, text_fingerprint: str | None) -> bytes:
     """16 bytes standing for a page's title and text fingerprint: what its search terms are cut from.
 

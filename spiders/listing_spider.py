@@ -21,6 +21,7 @@ from w3lib.url import canonicalize_url
 
 from crawler.config import PatrolConfig, Target, load_config
 from crawler.config_channels import pseudo_target
+from crawler.items import listed_url
 from spiders.listing import Listed, extract_results, next_page, parse_feed
 from spiders.pages import is_html, page_item
 from spiders.configured import apply_config, config_and_ids
@@ -165,7 +166,7 @@ class ListingSpider(scrapy.Spider):
     def slot_item(self, crawl: ListingCrawl, response: Response, listed: Listed, keyword: str):
         """The result as listed: evidence = the list page, classified on its title and snippet."""
         item = page_item(response, crawl.pid, 0)
-        item.url = listed.link.split("#", 1)[0] + "#listed"
+        item.url = listed_url(listed.link)
         item.slot_only = True
         item.kind = self.slot_kind(crawl.listing, listed)
         self._annotate(item, crawl, response.url, listed, keyword)

@@ -147,6 +147,24 @@ def test_same_wording_alerts_once_across_patrols_and_pages_until_it_changes(setu
     assert len(sink.wait_for(3)) == 3, "and so does the same wording after renotify_after"
 
 
+def test_a_post_found_three_ways_alerts_each_unit_once_with_its_page(setup, sink):
+    config, db = setup({"opinion": {"threshold": 99, "first_mass_incident": False}})
+    url = "http://127.0.0.1:9/forum/thread-7.html"
+    post = lambda target, at, word: (target, at, f"鑫盈宝{word}，大家怎么办", verdict(
+        [finding("collapse_signal", word)], risk="high"))
+    found = [post("source:board", url + "#listed", "提现困难"),  # the board lists it first
+             post("forum", url, "提现困难，平台跑路"), post("source:board", url, "平台跑路")]
+    store_hits(db, found, when=MORNING)
+    deliver(config, db, now=MORNING)
+    messages = sink.wait_for(2)
+    assert sorted(map(sorted, rcpts(sink))) == [["office@duty.test"], ["opinion@duty.test"]], "one mail per unit"
+    assert all(url in m.get_body(("plain",)).get_content() for m in messages)
+    assert not any("#listed" in m.get_body(("plain",)).get_content() for m in messages), "the page, not its listing"
+    store_hits(db, [post("forum", url, "暂停兑付")], when=MORNING + timedelta(hours=1))
+    deliver(config, db, now=MORNING + timedelta(hours=1))
+    assert len(sink.wait_for(4)) == 4, "new wording on the same page alerts again"
+
+
 def test_hourly_cap_rolls_excess_into_next_digest(setup, sink):
     config, db = setup({"max_per_recipient_per_hour": 2})
     deliver(config, db, now=MORNING - timedelta(hours=1))

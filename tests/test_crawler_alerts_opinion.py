@@ -102,3 +102,32 @@ def test_first_mass_incident_alerts_at_once_and_only_once(env):
     store_hits(db, [post(2, "维权群", "mass_incident")], when=NOW + timedelta(hours=1))
     deliver(config, db, now=NOW + timedelta(hours=1))
     assert len(opinion_alerts(db)) == 1
+
+
+def found_three_ways(n: int) -> list[tuple]:
+    """One forum post as the forum's own page, as an opinion source's page and as a listed snippet."""
+    _, url, text, v = post(n)
+    return [("forum", url, text, v), ("source:board", url, text, v), ("source:board", f"{url}#listed", text, v)]
+
+
+def test_a_post_found_three_ways_is_one_signal(env):
+    config, db = env
+    store_hits(db, [page for n in range(1, 6) for page in found_three_ways(n)], when=NOW)
+    deliver(config, db, now=NOW)
+    (alert,) = opinion_alerts(db)
+    assert alert.payload["count"] == 5, "15 hits, 5 posts: the threshold of 6 is not reached"
+    assert alert.payload["reason"] == "spike"
+    signals = alert.payload["signals"]
+    assert sorted(s["url"] for s in signals) == sorted(post(n)[1] for n in range(1, 6))
+    assert all(s["found_on"] == ["forum", "source:board"] and len(s["hit_ids"]) == 3 for s in signals), signals
+
+
+def test_a_post_listed_long_ago_is_not_a_new_signal_when_its_page_is_fetched(env):
+    config, db = env
+    listed = [("source:board", f"{url}#listed", text, v) for _, url, text, v in map(post, range(1, 4))]
+    store_hits(db, listed, when=NOW - timedelta(days=30))
+    deliver(config, db, now=NOW - timedelta(days=30))
+    before = len(opinion_alerts(db))
+    store_hits(db, [post(n) for n in range(1, 4)], when=NOW)  # the same three posts, now as pages
+    deliver(config, db, now=NOW)
+    assert len(opinion_alerts(db)) == before, "three old posts are no spike"

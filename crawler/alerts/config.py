@@ -92,9 +92,9 @@ class OpinionConfig(_Frozen):
 
     categories: tuple[str, ...] = ("collapse_signal", "mass_incident")
     window: Seconds = 24 * 3600
-    """Sliding window in which hits are counted."""
+    """Sliding window in which posts with opinion hits are counted."""
     threshold: int = Field(5, ge=1)
-    """Alert when the window holds at least this many hits."""
+    """Alert when the window holds at least this many posts (a post found several ways counts once)."""
     baseline_days: int = Field(7, ge=1, le=90)
     """Trailing days before the window that make the institution's own baseline."""
     spike_factor: float = Field(3.0, gt=1)

@@ -19,13 +19,14 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 
 from crawler.alerts import opinion as op
-from crawler.alerts.models import AlertRun, ensure_schema
+from crawler.alerts.models import Alert, AlertRun, Delivery, ensure_schema
 from crawler.alerts.records import add_alert, claim_mark, text_fingerprint
 from crawler.alerts.routing import units_for_hit, units_for_opinion
 from crawler.alerts.rules import decide, is_urgent
 from crawler.alerts.taxonomy import category_text
 from crawler.config import PatrolConfig
 from crawler.evidence.models import Evidence
+from crawler.items import listed_url, post_url
 from crawler.store.db import StateDB, as_utc, iso, utcnow
 from crawler.store.models import Hit, Page, PatrolRun, TargetRow
 
@@ -64,12 +65,20 @@ def institution(session, config: PatrolConfig, target_id: str) -> tuple[str, str
 
 
 def _hit_alerts(session, config: PatrolConfig, hits: list[Hit], now: datetime) -> list[int]:
+    """One alert per hit and category, unless the same wording or the same post alerted recently.
+
+    A post found several ways (a target's page, an opinion source's page, its listed
+    snippet) alerts a unit once per category; its page goes before its listing.
+    """
     alerts, ids = config.alerts, []
-    for hit in hits:
+    for hit in sorted(hits, key=lambda h: (post_url(h.url) != h.url, h.id)):
         name, business = institution(session, config, hit.target_id)
         for category in hit.labels:
             action = decide(alerts, hit.target_id, category, hit.risk)
             if action == "ignore":
+                continue
+            units = units_for_hit(config.routing, business, category, hit.risk)
+            if _post_alerted(session, hit, category, units, now - timedelta(seconds=alerts.renotify_after)):
                 continue
             fingerprint = text_fingerprint(category, hit.findings)
             if not claim_mark(session, hit.target_id, category, fingerprint, now, alerts.renotify_after):
@@ -77,11 +86,25 @@ def _hit_alerts(session, config: PatrolConfig, hits: list[Hit], now: datetime) -
             alert = add_alert(
                 session, kind="hit", target_id=hit.target_id, hit_id=hit.id, category=category,
                 risk=hit.risk, action=action, urgent=is_urgent(alerts, hit.risk), fingerprint=fingerprint,
-                payload=hit_payload(session, hit, category, name, business),
-                units=units_for_hit(config.routing, business, category, hit.risk), now=now,
+                payload=hit_payload(session, hit, category, name, business), units=units, now=now,
             )
             ids.append(alert.id)
     return ids
+
+
+def _post_alerted(session, hit: Hit, category: str, units: list[str], since: datetime) -> bool:
+    """True when another record of the hit's post (another target's page of it, its listed
+    snippet) alerted all of ``units`` about ``category`` since ``since``.
+
+    The same page with new wording is not another record: it alerts again.
+    """
+    post = post_url(hit.url)
+    alerted = session.scalars(
+        select(Delivery.unit).join(Alert, Alert.id == Delivery.alert_id).join(Hit, Hit.id == Alert.hit_id)
+        .where(Alert.kind == "hit", Alert.category == category, Alert.created_at >= since,
+               Hit.url.in_([post, listed_url(post)]), Hit.page_id != hit.page_id)
+    )
+    return bool(units) and set(units) <= set(alerted)
 
 
 def hit_payload(session, hit: Hit, category: str, name: str, business: str) -> dict:
@@ -115,7 +138,7 @@ def _opinion_alerts(session, config: PatrolConfig, hits: list[Hit], now: datetim
     signals = op.signals_between(session, opinion, since, now, config.targets)
     fresh_ids = {h.id for h in fresh}
     new_ids = {h.id for h in fresh if as_utc(h.first_seen) >= now - timedelta(seconds=opinion.window)}
-    touched = {i for s in signals if s.hit_id in fresh_ids for i in s.institutions}
+    touched = {i for s in signals if any(r.hit_id in fresh_ids for r in s.records) for i in s.institutions}
     ids = []
     for inst, signal in op.first_mass_incidents(session, config.alerts, signals, new_ids, now):
         ids.append(_opinion_alert(session, config, inst, "first_mass_incident", [signal], 1, 0.0, now))
@@ -132,7 +155,7 @@ def _opinion_alert(session, config, inst, reason, signals, count, mean, now) -> 
     payload = {
         "institution": name, "target": inst, "business": business, "reason": reason,
         "category": category, "category_zh": text.name_zh, "seed_section": text.seed_section,
-        "count": count, "baseline_mean": mean, "window_hours": round(config.alerts.opinion.window / 3600, 1),
+        "count": count, "baseline_mean": mean, "window_hours": hours(config.alerts.opinion.window),
         "signals": [op.signal_dict(s) for s in signals[-20:]],
     }
     alert = add_alert(
@@ -142,6 +165,12 @@ def _opinion_alert(session, config, inst, reason, signals, count, mean, now) -> 
         units=units_for_opinion(config.routing, business), now=now,
     )
     return alert.id
+
+
+def hours(seconds: int) -> int | float:
+    """A window in hours as people write it: 24, 1.5 (not 24.0)."""
+    value = round(seconds / 3600, 1)
+    return int(value) if value.is_integer() else value
 
 
 def notify_operator(db: StateDB, config: PatrolConfig, subject: str, details: dict,

@@ -21,7 +21,7 @@ from crawler.config import in_scope, load_config
 from crawler.discovery.attribution import Attributor, netloc
 from crawler.discovery.candidates import company_names, record_candidate
 from crawler.discovery.models import HitAttribution, ListedPage, ensure_schema
-from crawler.items import PageItem
+from crawler.items import PageItem, post_url
 from crawler.store.db import StateDB, parse_time
 from crawler.store.models import Page
 
@@ -66,7 +66,7 @@ class AttributePipeline:
 
     def _urls(self, item: PageItem) -> list[str]:
         if item.slot_only:
-            return [item.url.split("#", 1)[0]]
+            return [post_url(item.url)]
         return [*item.landing_chain, item.final_url]
 
     def _record(self, item: PageItem) -> None:
