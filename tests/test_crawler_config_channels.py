@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 import yaml
 
@@ -73,7 +75,9 @@ def test_source_and_duplicate_errors():
 
 def test_grading_takes_the_most_severe_matching_rule_and_lists_every_reason():
     config = GradingConfig()
-    hit = lambda labels, risk="medium", removed=False, y=None: HitFacts(tuple(labels), risk, removed, y)
+    urls = (f"http://forum.test/thread-{n}.html" for n in itertools.count())
+    hit = lambda labels, risk="medium", removed=False, y=None, url=None: HitFacts(
+        url or next(urls), tuple(labels), risk, removed, y)
     assert grade(config, []).grade == "正常"
     assert grade(config, [hit(["false_advertising"])]).grade == "一般关注"
     assert grade(config, [hit(["high_yield"], y=18.0)]).grade == "重点关注"
@@ -83,3 +87,8 @@ def test_grading_takes_the_most_severe_matching_rule_and_lists_every_reason():
     strict = GradingConfig(rules=[{"grade": "重点关注", "when": {"min_opinion": 2, "categories": ["collapse_signal"]}}])
     assert grade(strict, [hit(["collapse_signal"])]).grade == "正常"
     assert grade(strict, [hit(["collapse_signal"]), hit(["collapse_signal"])]).grade == "重点关注"
+    post = "http://forum.test/thread-7.html"
+    one_post = [hit(["collapse_signal"], url=post), hit(["collapse_signal"], url=post)]  # target page, source page
+    assert grade(strict, one_post).grade == "正常", "one post found twice is one opinion signal"
+    three_high = [hit(["fund_pool"], "high", url=post) for _ in range(3)]
+    assert grade(config, three_high).grade == "重点关注", "三条以上高风险命中 counts pages, not records of one page"

@@ -144,3 +144,32 @@ def test_report_html_and_markdown_with_charts(crawled):
     empty = cli("report", "--config", str(config), "--since", "2000-01-01", "--until", "2000-02-01")
     assert empty.returncode == 0 and "未巡查" in empty.stdout
     assert cli("report", "--config", str(config), "--since", "2030-01-01", "--until", "2020-01-01").returncode != 0
+
+
+def test_dossier_lists_each_opinion_post_once(crawled):
+    config, _ = crawled
+    data = json.loads(cli("dossier", "xyb", "--config", str(config), "--format", "json").stdout)
+    posts = [h["url"] for h in data["opinion"]]
+    assert len(posts) == len(set(posts)) and not any("#" in url for url in posts), posts
+    rally = next(h for h in data["opinion"] if h["url"].endswith("/t-3.html"))
+    records = [h for h in data["hits"] if h["post"] == rally["url"]]
+    assert {h["url"] for h in records} == {rally["url"], rally["url"] + "#listed"}, "the page and its listed snippet"
+    assert rally["hit_ids"] == sorted(h["id"] for h in records)
+    assert rally["id"] == next(h["id"] for h in records if h["url"] == rally["url"]), "the page's own hit leads"
+    assert rally["listed"]["author"] == "维权志愿者", "the listing's author is kept with the post"
+
+
+def test_report_period_ends_with_the_day_named_and_counts_only_that_period(crawled):
+    config, _ = crawled
+    runs = json_lines(cli("runs", "--config", str(config), "--json").stdout)
+    today = max(runs, key=lambda r: r["id"])["started_at"][:10]  # the sources' run: when the posts were first seen
+    md = cli("report", "--config", str(config), "--since", today, "--until", today, "--format", "md")
+    assert md.returncode == 0, md.stderr
+    assert "本期命中 0 条" not in md.stdout, "--until DATE includes that day's patrol"
+    trend = [line.split("|")[1].strip() for line in md.stdout.split("## 舆情趋势")[1].splitlines()
+             if line.startswith("| 2")]
+    assert trend == [today], "posts published in 2016 but first seen today are counted today"
+    old = cli("report", "--config", str(config), "--since", "2000-01-01", "--until", "2000-01-31", "--format", "md")
+    assert "至 2000-02-01T00:00:00+00:00" in old.stdout
+    assert "本期命中 0 条" in old.stdout
+    assert "| 重庆鑫盈宝网络科技有限公司（xyb） | 正常 | 0 |" in old.stdout, "graded on what was known by then"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import date, timedelta
 from pathlib import Path
 
 import click
@@ -11,11 +11,26 @@ from crawler.commands.common import config_option, console, load_or_exit, open_d
 from crawler.store.db import utcnow
 
 
+def period_end(ctx, param, value):
+    """``--until``: a date alone means the end of that day, so 11-01..11-30 is all of November."""
+    end = time_value(ctx, param, value)
+    return end + timedelta(days=1) if end is not None and _is_date(value) else end
+
+
+def _is_date(value: str) -> bool:
+    try:
+        date.fromisoformat(value.strip())
+    except ValueError:
+        return False
+    return True
+
+
 @click.command()
 @config_option
 @click.option("--since", callback=time_value, metavar="DATE", default=None,
               help="Period start (default: 30 days before --until).")
-@click.option("--until", callback=time_value, metavar="DATE", default=None, help="Period end (default: now).")
+@click.option("--until", callback=period_end, metavar="DATE", default=None,
+              help="Period end; a date alone includes that whole day (default: now).")
 @click.option("--format", "fmt", type=click.Choice(("html", "md")), default="html", show_default=True)
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write here (charts go to <stem>-charts/ next to it); default: stdout.")

@@ -10,17 +10,18 @@ from __future__ import annotations
 
 import logging
 from collections import Counter, defaultdict
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 
 from sqlalchemy import or_, select
 
 from crawler.config import PatrolConfig, Target
 from crawler.discovery.models import HitAttribution, ListedPage, ensure_schema
 from crawler.evidence.models import Evidence
+from crawler.items import post_url
 from crawler.reports.coverage import coverage_rows
 from crawler.reports.grading import OPINION_CATEGORIES, Grade, HitFacts, grade
 from crawler.store.db import StateDB, as_utc, iso, utcnow
-from crawler.store.models import Hit, PageChange, PatrolRun, RunTarget
+from crawler.store.models import Hit, HitCategory, PageChange, PatrolRun, RunTarget
 
 logger = logging.getLogger(__name__)
 
@@ -42,7 +43,8 @@ def _hit_row(session, hit: Hit, attribution: HitAttribution | None) -> dict:
     ev = session.scalar(select(Evidence).where(Evidence.hit_id == hit.id).order_by(Evidence.id.desc()).limit(1))
     listed = session.get(ListedPage, hit.page_id)
     return {
-        "id": hit.id, "url": hit.url, "title": hit.title, "labels": list(hit.labels), "risk": hit.risk,
+        "id": hit.id, "url": hit.url, "post": post_url(hit.url), "title": hit.title, "labels": list(hit.labels),
+        "risk": hit.risk,
         "score": round(float(hit.score), 3), "context": hit.context,
         "first_seen": iso(hit.first_seen), "last_seen": iso(hit.last_seen),
         "removed_at": iso(hit.removed_at), "reopened_at": iso(hit.reopened_at), "replaced_by": hit.replaced_by,
@@ -75,12 +77,42 @@ def institution_hits(db: StateDB, target_id: str) -> list[dict]:
 
 
 def grade_hits(config: PatrolConfig, hits: list[dict], now: datetime | None = None) -> Grade:
-    since = (now or utcnow()) - timedelta(days=config.grading.window_days)
+    """The grade at ``now`` (default: now): over the hits live in the ``window_days`` before it."""
+    now = now or utcnow()
+    since = now - timedelta(days=config.grading.window_days)
     facts = [
-        HitFacts(tuple(h["labels"]), h["risk"], bool(h["removed_at"]), h["max_yield"])
-        for h in hits if datetime.fromisoformat(h["last_seen"]) >= since
+        HitFacts(h["post"], tuple(h["labels"]), h["risk"], _before(h["removed_at"], now), h["max_yield"])
+        for h in hits if _before(h["first_seen"], now) and not _before(h["last_seen"], since)
     ]
     return grade(config.grading, facts)
+
+
+def _before(when: str | None, moment: datetime) -> bool:
+    return when is not None and datetime.fromisoformat(when) < moment
+
+
+def opinion_posts(rows: list[dict]) -> list[dict]:
+    """Opinion hit rows, one per post (``post_url``), newest first.
+
+    A post found on a target's site, on an opinion source and as a listed snippet is
+    one row: the page's own hit leads, with every hit id (``hit_ids``), where it was
+    found (``found_on``), the labels of all, and the listing's author and date.
+    """
+    posts: dict[str, list[dict]] = defaultdict(list)
+    for row in rows:
+        if OPINION_CATEGORIES & set(row["labels"]):
+            posts[row["post"]].append(row)
+    out = []
+    for post, group in posts.items():
+        lead = min(group, key=lambda r: (r["url"] != post, r["first_seen"], r["id"]))
+        out.append({
+            **lead, "url": post, "first_seen": min(r["first_seen"] for r in group),
+            "labels": list(dict.fromkeys(c for r in group for c in r["labels"])),
+            "hit_ids": sorted(r["id"] for r in group),
+            "found_on": list(dict.fromkeys(r["found_on"] for r in group)),
+            "listed": next((r["listed"] for r in group if r["listed"]), None),
+        })
+    return sorted(out, key=lambda r: (r["first_seen"], r["id"]), reverse=True)
 
 
 def _by_month(hits: list[dict]) -> list[dict]:
@@ -117,7 +149,6 @@ def dossier(config: PatrolConfig, db: StateDB, target: Target) -> dict:
     live = [h for h in hits if not h["removed_at"]]
     replaced = [h for h in hits if h["removed_at"] and h["replaced_by"]]
     yields = {y.get("text"): {**y, "hit": h["id"]} for h in hits for y in h["yields"]}
-    opinion = [h for h in hits if OPINION_CATEGORIES & set(h["labels"])]
     return {
         "generated_at": iso(utcnow()),
         "identity": {"id": target.id, "name": target.name, "aliases": list(target.aliases),
@@ -133,7 +164,7 @@ def dossier(config: PatrolConfig, db: StateDB, target: Target) -> dict:
         # removed: rectified only; a hit replaced by a reworded one is not rectification
         "rectification": {"live": len(live), "removed": len(hits) - len(live) - len(replaced), "replaced": len(replaced),
                           "reopened": sum(1 for h in hits if h["reopened_at"])},
-        "opinion": opinion,
+        "opinion": opinion_posts(hits),
     }
 
 
@@ -154,25 +185,28 @@ def period_report(config: PatrolConfig, db: StateDB, since: datetime, until: dat
                    if _in(h.removed_at, since, until)]
         replaced = [h for h in removed if h.replaced_by is not None]  # reworded, not rectified
         removed = [h for h in removed if h.replaced_by is None]
-        trend = _opinion_trend(session, [h for h in hits if OPINION_CATEGORIES & set(h.labels)])
-    by_cat = Counter(label for h in hits for label in h.labels)
-    by_unit = Counter()
-    for cat, n in by_cat.items():
-        by_unit[info.get(cat, {}).get("lead_unit", "?")] += n
+        trend = _opinion_trend(session, since, until)
+    pages: dict[str, set[str]] = defaultdict(set)  # a post found several ways is one page
+    for h in hits:
+        pages[post_url(h.url)].update(h.labels)
+    by_cat = Counter(label for labels in pages.values() for label in labels)
+    by_unit = Counter(unit for labels in pages.values()
+                      for unit in {info.get(c, {}).get("lead_unit", "?") for c in labels})
     targets = [t for t in config.targets if t.enabled]
     risks = []
     for t in targets:
         t_hits = institution_hits(db, t.id)
         g = grade_hits(config, t_hits, until)
+        in_period = [h for h in t_hits if _before(h["first_seen"], until) and not _before(h["last_seen"], since)]
         risks.append({"id": t.id, "name": t.name, "business": t.business, "grade": g.grade, "reasons": g.reasons,
-                      "hits": len(t_hits), "live": sum(1 for h in t_hits if not h["removed_at"])})
+                      "hits": len(in_period), "live": sum(1 for h in in_period if not _before(h["removed_at"], until))})
     order = {"高风险": 0, "重点关注": 1, "一般关注": 2, "正常": 3}
     risks.sort(key=lambda r: (order[r["grade"]], -r["live"], r["id"]))
     return {
         "since": iso(since), "until": iso(until), "generated_at": iso(utcnow()),
         "institutions": {"total": len(targets), "patrolled": sorted(t.id for t in targets if t.id in patrolled),
                          "not_patrolled": sorted(t.id for t in targets if t.id not in patrolled)},
-        "hits_total": len(hits),
+        "hits_total": len(hits), "pages_total": len(pages),
         "by_category": [{"id": c, "name_zh": info.get(c, {}).get("name_zh", c),
                          "lead_unit": info.get(c, {}).get("lead_unit", ""), "count": n}
                         for c, n in by_cat.most_common()],
@@ -184,12 +218,33 @@ def period_report(config: PatrolConfig, db: StateDB, since: datetime, until: dat
     }
 
 
-def _opinion_trend(session, hits: list[Hit]) -> list[dict]:
-    """Opinion signals per day and category, by the post's publish date when known."""
-    table: dict[str, Counter] = defaultdict(Counter)
+def _opinion_trend(session, since: datetime, until: datetime) -> list[dict]:
+    """Opinion signals per day and category: one per post first seen in the period.
+
+    A post's day is its publish date as listed when that falls in the period, else
+    the day it was first seen; every day shown is in the period.
+    """
+    hits = session.scalars(select(Hit).where(Hit.first_seen < until, Hit.id.in_(
+        select(HitCategory.hit_id).where(HitCategory.category.in_(OPINION_CATEGORIES))))).all()
+    posts: dict[str, list[Hit]] = defaultdict(list)
     for h in hits:
-        listed = session.get(ListedPage, h.page_id)
-        day = (listed.posted_at if listed and listed.posted_at else iso(h.first_seen))[:10]
-        for label in set(h.labels) & OPINION_CATEGORIES:
+        posts[post_url(h.url)].append(h)
+    last_day = (until - timedelta(microseconds=1)).date()
+    table: dict[date, Counter] = defaultdict(Counter)
+    for group in posts.values():
+        first_seen = min(as_utc(h.first_seen) for h in group)
+        if not since <= first_seen < until:
+            continue
+        listed = [p.posted_at for p in (session.get(ListedPage, h.page_id) for h in group) if p and p.posted_at]
+        posted = _day(listed[0]) if listed else None
+        day = posted if posted and since.date() <= posted <= last_day else first_seen.date()
+        for label in {c for h in group for c in h.labels} & OPINION_CATEGORIES:
             table[day][label] += 1
-    return [{"day": d, "counts": dict(table[d])} for d in sorted(table)]
+    return [{"day": d.isoformat(), "counts": dict(table[d])} for d in sorted(table)]
+
+
+def _day(posted_at: str) -> date | None:
+    try:
+        return date.fromisoformat(posted_at[:10])
+    except ValueError:
+        return None

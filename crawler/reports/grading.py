@@ -6,9 +6,11 @@ Each rule names a grade and conditions over the institution's hits in the last
 ``window_days`` (its own hits and the channel/opinion hits attributed to it): any
 of ``categories``, at least ``min_risk``, at least ``min_hits`` such hits, a claimed
 yield of at least ``min_yield_pct``, at least ``min_opinion`` opinion signals
-(collapse_signal / mass_incident hits). Removed (rectified) hits count only with
-``include_removed``. The grade is the most severe matching rule; every matching
-rule is listed as a reason, so an investigator sees why.
+(collapse_signal / mass_incident hits). Hits count by page: the hits of one post
+(its page on a target's site, on an opinion source, its listed snippet) count
+once. Removed (rectified) hits count only with ``include_removed``. The grade is
+the most severe matching rule; every matching rule is listed as a reason, so an
+investigator sees why.
 """
 
 from __future__ import annotations
@@ -79,6 +81,8 @@ class GradingConfig(_Frozen):
 class HitFacts:
     """What grading needs of one hit."""
 
+    post: str
+    """``crawler.items.post_url`` of the hit: hits of one post count once."""
     labels: tuple[str, ...]
     risk: str
     removed: bool
@@ -124,14 +128,14 @@ def grade(config: GradingConfig, hits: list[HitFacts]) -> Grade:
     """The most severe grade whose rule matches, with every matching rule as a reason."""
     matched: list[tuple[int, str]] = []
     for rule in config.rules:
-        chosen = [h for h in hits if _matches(rule.when, h)]
+        chosen = {h.post for h in hits if _matches(rule.when, h)}
         if len(chosen) < rule.when.min_hits:
             continue
         if rule.when.min_opinion:
-            opinion = [h for h in chosen if OPINION_CATEGORIES & set(h.labels)]
+            opinion = {h.post for h in hits if _matches(rule.when, h) and OPINION_CATEGORIES & set(h.labels)}
             if len(opinion) < rule.when.min_opinion:
                 continue
-        text = f"{rule.grade}：{rule.reason or describe(rule.when)}（{len(chosen)} 条命中）"
+        text = f"{rule.grade}：{rule.reason or describe(rule.when)}（{len(chosen)} 个网页命中）"
         matched.append((GRADES.index(rule.grade), text))
     if not matched:
         return Grade("正常", ["无符合分级规则的命中"])
