@@ -5,7 +5,7 @@ from __future__ import annotations
 from channel_sites import html
 from conftest import cli, closed_port_url, json_lines
 from crawler.demo.server import SiteServer, routes
-from crawler.reports.coverage import classify_errors, failure_class
+from crawler.reports.coverage import classify_errors, describe_failures, failure_class
 
 
 def test_coverage_shows_each_target_last_success_next_run_and_failures(make_config):
@@ -25,6 +25,8 @@ def test_coverage_shows_each_target_last_success_next_run_and_failures(make_conf
     assert rows["online"]["last_success_pages"] == 1 and rows["online"]["failures"] == {}
     assert rows["offline"]["status"] == "offline" and rows["offline"]["last_success"] is None
     assert rows["offline"]["failures"]["offline"] >= 1 and "refused" in rows["offline"]["errors"]
+    assert rows["offline"]["failure_summary"].startswith("offline×"), rows["offline"]
+    assert "refused×" in rows["offline"]["failure_summary"], "the reasons behind the class"
     assert rows["offline"]["last_attempt"] is not None
     assert rows["online"]["next_scheduled"] and rows["offline"]["next_scheduled"], "from the schedule"
     assert rows["later"]["status"] == "never" and rows["later"]["next_scheduled"] is None
@@ -36,4 +38,6 @@ def test_failure_reasons_are_grouped():
     assert failure_class("dns") == "domain_gone"
     assert failure_class("http_403") == failure_class("robots") == "blocked"
     assert failure_class("http_503") == failure_class("timeout") == "offline"
-    assert classify_errors({"refused": 2, "http_404": 1}) == {"offline": 2, "other": 1}
+    assert classify_errors({"refused": 2, "http_404": 1, "http_418": 1}) == {"offline": 2, "not_found": 1, "other": 1}
+    assert describe_failures({"timeout": 2, "http_503": 1, "http_404": 1}) == \
+        "not_found×1 (http_404×1), offline×3 (timeout×2, http_503×1)"

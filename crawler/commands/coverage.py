@@ -8,7 +8,7 @@ from rich.table import Table
 from crawler.commands.common import config_option, console, emit_json, json_option, load_or_exit, open_db
 
 STYLE = {"ok": "green", "partial": "yellow", "never": "red", "offline": "red", "blocked": "red",
-         "domain_gone": "red", "failed": "red"}
+         "domain_gone": "red", "not_found": "red", "other": "red", "failed": "red"}
 
 
 @click.command()
@@ -28,7 +28,7 @@ def coverage(config_file, as_json):
     for column in ("id", "kind", "name", "status", "last success", "pages", "failures", "next scheduled"):
         table.add_column(column, overflow="fold")
     for r in rows:
-        failures = ", ".join(f"{k}×{v}" for k, v in sorted(r["failures"].items())) or "-"
+        failures = r["failure_summary"] or "-"
         status = f"[{STYLE.get(r['status'], 'white')}]{r['status']}[/]"
         table.add_row(r["id"], r["kind"], r["name"], status, r["last_success"] or "never",
                       str(r["last_success_pages"]), failures, r["next_scheduled"] or "-")

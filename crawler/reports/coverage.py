@@ -4,7 +4,7 @@ Read from the state DB: ``run_targets`` per finished run gives when each target
 was last patrolled with pages fetched, and the failures of its latest attempt,
 grouped as ``blocked`` (robots.txt, 403/429/451, refused by policy), ``offline``
 (refused, timeouts, lost connections, 5xx, browser errors), ``domain_gone``
-(DNS) and ``other``. The next scheduled patrol comes from the scheduler's job
+(DNS, 410), ``not_found`` (404: a dead link, or a start URL gone) and ``other``. The next scheduled patrol comes from the scheduler's job
 store (``crawler.schedule.listing``) for the jobs that cover the target.
 Channels and sources are listed too, under their pseudo ids.
 """
@@ -26,6 +26,7 @@ logger = logging.getLogger(__name__)
 BLOCKED = ("private_network", "robots", "ignored", "http_401", "http_403", "http_429", "http_451")
 OFFLINE = ("refused", "timeout", "connection_lost", "render_timeout", "render_error", "too_large")
 DOMAIN_GONE = ("dns", "http_410")
+NOT_FOUND = ("http_404",)
 
 
 def failure_class(reason: str) -> str:
@@ -33,9 +34,21 @@ def failure_class(reason: str) -> str:
         return "blocked"
     if reason in DOMAIN_GONE:
         return "domain_gone"
+    if reason in NOT_FOUND:
+        return "not_found"
     if reason in OFFLINE or reason.startswith("http_5"):
         return "offline"
     return "other"
+
+
+def describe_failures(errors: dict) -> str:
+    """``offline×3 (timeout×2, http_503×1)``: each class with the reasons behind it."""
+    parts = []
+    for cls, count in sorted(classify_errors(errors).items()):
+        reasons = sorted(((r, int(n)) for r, n in errors.items() if failure_class(r) == cls), key=lambda x: (-x[1], x[0]))
+        detail = ", ".join(f"{r}×{n}" for r, n in reasons)
+        parts.append(f"{cls}×{count}" + (f" ({detail})" if reasons != [(cls, count)] else ""))
+    return ", ".join(parts)
 
 
 def classify_errors(errors: dict) -> dict[str, int]:
@@ -103,6 +116,7 @@ def coverage_rows(config: PatrolConfig, db: StateDB) -> list[dict]:
                 "last_attempt_run": last[1].id if last else None,
                 "failures": failures,
                 "errors": dict(last[0].errors or {}) if last else {},
+                "failure_summary": describe_failures(last[0].errors or {}) if last else "",
                 "next_scheduled": iso(nxt),
                 "runs": len(attempts),
             })
@@ -110,7 +124,7 @@ def coverage_rows(config: PatrolConfig, db: StateDB) -> list[dict]:
 
 
 def _status(last, failures: dict[str, int]) -> str:
-    """ok | partial | blocked | offline | domain_gone | failed | never"""
+    """ok | partial | blocked | offline | domain_gone | not_found | other | failed | never"""
     if last is None:
         return "never"
     run_target = last[0]
