@@ -7,12 +7,14 @@ the target list is not a programmer and must be able to fix it alone.
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
 import logging
 import os
 import re
 from pathlib import Path
-from typing import Annotated, Literal
+from types import UnionType
+from typing import Annotated, Literal, Union, get_args, get_origin
 from urllib.parse import urlsplit
 
 import yaml
@@ -352,6 +354,9 @@ def parse_config(text: str, path: str | Path = "<string>") -> PatrolConfig:
     except ValidationError as e:
         errors = e.errors()
         raise ConfigError(path, [_describe(err, lines) for err in errors if not _follows_from(err, errors)]) from None
+    slips = _bools_as_numbers(config, data)
+    if slips:
+        raise ConfigError(path, [_describe(err, lines) for err in slips])
     base = path.parent if path.name != "<string>" else Path.cwd()
     state_dir = _resolve(base, config.state_dir)
     if state_dir.exists() and not state_dir.is_dir():
@@ -453,15 +458,18 @@ EXPECTED = {
     "model_type": "a mapping of settings",
     "model_attributes_type": "a mapping of settings",
     "string_type": "text",
-    "int_type": "a whole number (integer)",
-    "int_parsing": "a whole number (integer)",
-    "int_from_float": "a whole number (integer)",
+    "int_type": "a whole number",
+    "int_parsing": "a whole number",
+    "int_from_float": "a whole number",
     "float_type": "a number",
     "float_parsing": "a number",
     "bool_type": "true or false",
     "bool_parsing": "true or false",
 }
 """Pydantic error types, in the words of someone who writes YAML rather than Python."""
+BOUNDS = {"greater_than_equal": ("ge", "≥"), "greater_than": ("gt", ">"),
+          "less_than_equal": ("le", "≤"), "less_than": ("lt", "<")}
+"""Pydantic's numeric bound errors: the key of the bound in the error's context, and its sign."""
 
 
 def _follows_from(err: dict, errors: list[dict]) -> bool:
@@ -470,17 +478,73 @@ def _follows_from(err: dict, errors: list[dict]) -> bool:
     return err["type"] == "too_short" and any(len(o["loc"]) > n and o["loc"][:n] == err["loc"] for o in errors)
 
 
-def _yaml_kind(value) -> str:
-    """What was written: text is quoted back, other values only named (a number may be a password)."""
+def _yaml_kind(value, text_expected: bool = False) -> str:
+    """What was written: text and numbers are quoted back, except a number where text was
+    expected, which is only named (it may be a password)."""
     if isinstance(value, str):
         return repr(value)
     if value is None:
         return "nothing"
     if isinstance(value, bool):
-        return "true or false"
+        return "true" if value else "false"
     if isinstance(value, (int, float)):
-        return "a number"
+        return "a number" if text_expected else _number(value)
     return "a list" if isinstance(value, (list, tuple)) else "a mapping"
+
+
+def _number(value: float) -> str:
+    """``0.0`` → ``0``: a bound or a value as it would be written in YAML."""
+    return str(int(value) if isinstance(value, float) and value.is_integer() else value)
+
+
+def _bools_as_numbers(value, raw, loc: tuple = ()) -> list[dict]:
+    """Errors where YAML's true or false became a number: pydantic reads ``max_depth: yes`` as 1."""
+    if isinstance(raw, bool):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return []
+        return [{"type": "int_type" if isinstance(value, int) else "float_type", "loc": loc, "msg": "", "input": raw}]
+    if isinstance(value, BaseModel) and isinstance(raw, dict):
+        parts = [(name, getattr(value, name), raw[name]) for name in type(value).model_fields if name in raw]
+    elif isinstance(value, dict) and isinstance(raw, dict):
+        parts = [(key, item, raw[key]) for key, item in value.items() if key in raw]
+    elif isinstance(value, (tuple, list)) and isinstance(raw, list) and len(value) == len(raw):
+        parts = [(i, item, written) for i, (item, written) in enumerate(zip(value, raw))]
+    else:
+        return []
+    return [err for key, item, written in parts for err in _bools_as_numbers(item, written, loc + (key,))]
+
+
+def _unknown_key(loc: tuple) -> str:
+    """An unknown key, with the closest key of the same mapping when one is close."""
+    model = _model_at(loc[:-1])
+    close = difflib.get_close_matches(str(loc[-1]), list(model.model_fields) if model else [], n=1)
+    return f"unknown setting {loc[-1]!r}" + (f": did you mean {close[0]!r}?" if close else "")
+
+
+def _model_at(loc: tuple) -> type[BaseModel] | None:
+    """The model that validates the mapping at ``loc``, found through the declared field types."""
+    kind: object = PatrolConfig
+    for part in loc:
+        kind = _unwrap(kind)
+        if isinstance(kind, type) and issubclass(kind, BaseModel):
+            field = kind.model_fields.get(part)
+            kind = field.annotation if field else None
+        elif get_origin(kind) in (tuple, list, dict):  # tuple[X, ...], list[X], dict[str, X] → X
+            kind = [arg for arg in get_args(kind) if arg is not Ellipsis][-1]
+        else:
+            return None
+    kind = _unwrap(kind)
+    return kind if isinstance(kind, type) and issubclass(kind, BaseModel) else None
+
+
+def _unwrap(kind):
+    """``Annotated[X, ...]`` and ``X | None`` → ``X``."""
+    while get_origin(kind) in (Annotated, Union, UnionType):
+        args = [arg for arg in get_args(kind) if arg is not type(None)]
+        if get_origin(kind) is not Annotated and len(args) != 1:
+            return kind  # a choice of several types: no single model to name
+        kind = args[0]
+    return kind
 
 
 def _describe(err: dict, lines: dict[tuple, int]) -> str:
@@ -493,13 +557,16 @@ def _describe(err: dict, lines: dict[tuple, int]) -> str:
     kind = err["type"]
     msg = err["msg"].removeprefix("Value error, ")
     if kind == "extra_forbidden":
-        msg = "unknown setting (check the spelling)"
+        msg = _unknown_key(loc)
     elif kind == "missing":
         msg = "required setting is missing"
     elif kind == "literal_error":
         msg = f"expected {err['ctx']['expected']}, got {err.get('input')!r}"
     elif kind in EXPECTED:
-        msg = f"expected {EXPECTED[kind]}, got {_yaml_kind(err.get('input'))}"
+        msg = f"expected {EXPECTED[kind]}, got {_yaml_kind(err.get('input'), text_expected=kind == 'string_type')}"
+    elif kind in BOUNDS:
+        bound, sign = BOUNDS[kind]
+        msg = f"expected a number {sign} {_number(err['ctx'][bound])}, got {_yaml_kind(err.get('input'))}"
     elif kind == "too_short":
         msg = f"expected at least {err['ctx']['min_length']} item(s)"
     where = f"line {line}: " if line else ""
