@@ -230,6 +230,16 @@ def test_unknown_key_without_a_close_key_gets_no_guess(tmp_path, old, new):
     assert "line 2: " in message and "unknown setting '" in message and "did you mean" not in message
 
 
+def test_a_default_unit_takes_emails_alone_and_a_new_unit_needs_a_name(tmp_path):
+    config = parse_config(GOOD.replace("state_dir: state", "state_dir: state\nrouting:\n  units:\n"
+                                       "    cbrc: {emails: [duty@cbrc.test]}"), tmp_path / "patrol.yaml")
+    cbrc = config.routing.units["cbrc"]
+    assert cbrc.emails == ("duty@cbrc.test",) and cbrc.name == "江津银监分局", "the default name is kept"
+    message = errors_of(GOOD.replace("state_dir: state", "state_dir: state\nrouting:\n  units:\n"
+                                     "    newunit: {emails: [a@b.test]}"), tmp_path)
+    assert "line 3: routing.units: unit newunit needs a name" in message
+
+
 def test_broken_yaml_gives_line_and_column(tmp_path):
     message = errors_of("targets:\n  - id: [unclosed\n    name: x\n", tmp_path)
     assert "invalid YAML" in message and "line 3" in message

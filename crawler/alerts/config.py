@@ -127,7 +127,8 @@ class AlertsConfig(_Frozen):
 
 
 class Unit(_Frozen):
-    name: str
+    name: str = ""
+    """Optional for the default units, which keep their own name."""
     emails: tuple[str, ...] = ()
 
     @field_validator("emails")
@@ -189,11 +190,20 @@ class RoutingConfig(_Frozen):
     fallback_unit: str = "office"
     """Gets hits that no rule routes anywhere."""
 
+    @field_validator("units")
+    @classmethod
+    def _named(cls, value: dict[str, Unit]) -> dict[str, Unit]:
+        unnamed = [unit_id for unit_id, unit in value.items() if not unit.name and unit_id not in DEFAULT_UNITS]
+        if unnamed:
+            raise ValueError(f"unit {', '.join(unnamed)} needs a name: only the default units "
+                             f"({', '.join(DEFAULT_UNITS)}) have one")
+        return value
+
     @model_validator(mode="after")
     def _merge_defaults(self) -> "RoutingConfig":
         units = dict(DEFAULT_UNITS)
         for unit_id, unit in self.units.items():
-            units[unit_id] = unit
+            units[unit_id] = unit if unit.name else unit.model_copy(update={"name": DEFAULT_UNITS[unit_id].name})
         object.__setattr__(self, "units", units)
         object.__setattr__(self, "business", {**DEFAULT_BUSINESS, **self.business})
         object.__setattr__(self, "categories", {**DEFAULT_CATEGORIES, **self.categories})
