@@ -7,14 +7,12 @@ the target list is not a programmer and must be able to fix it alone.
 
 from __future__ import annotations
 
-import difflib
 import ipaddress
 import logging
 import os
 import re
 from pathlib import Path
-from types import UnionType
-from typing import Annotated, Literal, Union, get_args, get_origin
+from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
 import yaml
@@ -33,6 +31,15 @@ from sqlalchemy.exc import ArgumentError
 
 from crawler.alerts.config import AlertsConfig, RoutingConfig, SmtpConfig
 from crawler.config_channels import Channels, Sources
+from crawler.config_yaml import (
+    alias_loop,
+    bools_as_numbers,
+    describe,
+    duplicate_keys,
+    field_path,
+    follows_from,
+    line_index,
+)
 from crawler.evidence.config import EvidenceConfig
 from crawler.reports.grading import GradingConfig
 from crawler.schedule.config import SchedulesConfig
@@ -342,21 +349,22 @@ def parse_config(text: str, path: str | Path = "<string>") -> PatrolConfig:
         data = {}
     if not isinstance(data, dict):
         raise ConfigError(path, ["line 1: expected a mapping of settings at the top level"])
-    loop = _alias_loop(node)
+    loop = alias_loop(node)
     if loop is not None:
         raise ConfigError(path, [f"line {loop}: the node anchored here contains an alias of itself"])
-    duplicates = _duplicate_keys(node)
+    duplicates = duplicate_keys(node)
     if duplicates:
         raise ConfigError(path, duplicates)
-    lines = _line_index(node)
+    lines = line_index(node)
     try:
         config = PatrolConfig.model_validate(data)
     except ValidationError as e:
         errors = e.errors()
-        raise ConfigError(path, [_describe(err, lines) for err in errors if not _follows_from(err, errors)]) from None
-    slips = _bools_as_numbers(config, data)
+        errors = [err for err in errors if not follows_from(err, errors)]
+        raise ConfigError(path, [describe(err, lines, PatrolConfig) for err in errors]) from None
+    slips = bools_as_numbers(config, data)
     if slips:
-        raise ConfigError(path, [_describe(err, lines) for err in slips])
+        raise ConfigError(path, [describe(err, lines, PatrolConfig) for err in slips])
     base = path.parent if path.name != "<string>" else Path.cwd()
     state_dir = _resolve(base, config.state_dir)
     if state_dir.exists() and not state_dir.is_dir():
@@ -383,191 +391,3 @@ def parse_config(text: str, path: str | Path = "<string>") -> PatrolConfig:
 def _resolve(base: Path, value: Path) -> Path:
     value = value.expanduser()
     return value if value.is_absolute() else (base / value)
-
-
-def _alias_loop(node: yaml.Node | None, inside: frozenset[int] = frozenset()) -> int | None:
-    """Line of a node reached again inside itself (``&t [*t]``): every walk of it would never end."""
-    if node is None:
-        return None
-    if id(node) in inside:
-        return node.start_mark.line + 1
-    children = [n for pair in node.value for n in pair] if isinstance(node, yaml.MappingNode) else (
-        node.value if isinstance(node, yaml.SequenceNode) else [])
-    inside = inside | {id(node)}
-    for child in children:
-        line = _alias_loop(child, inside)
-        if line is not None:
-            return line
-    return None
-
-
-def _duplicate_keys(node: yaml.Node | None, prefix: tuple = ()) -> list[str]:
-    """Every key given twice in one mapping: YAML would silently keep the last one."""
-    problems: list[str] = []
-    if isinstance(node, yaml.MappingNode):
-        first_line: dict[tuple, int] = {}
-        for key, value in node.value:
-            if key.tag == "tag:yaml.org,2002:merge":
-                continue  # ``<<: *anchor`` may be overridden; the anchor is checked where it is defined
-            if isinstance(key, yaml.ScalarNode):
-                line = key.start_mark.line + 1
-                if (key.tag, key.value) in first_line:
-                    problems.append(f"line {line}: {field_path(prefix + (key.value,))}: "
-                                    f"duplicate key {key.value!r} (first given on line {first_line[key.tag, key.value]})")
-                first_line.setdefault((key.tag, key.value), line)
-            problems += _duplicate_keys(value, prefix + (key.value,))
-    elif isinstance(node, yaml.SequenceNode):
-        for i, item in enumerate(node.value):
-            problems += _duplicate_keys(item, prefix + (i,))
-    return problems
-
-
-def _line_index(node: yaml.Node | None, prefix: tuple = ()) -> dict[tuple, int]:
-    """Map every field path in the YAML document to its 1-based line number."""
-    index: dict[tuple, int] = {}
-    if node is None:
-        return index
-    index[prefix] = node.start_mark.line + 1
-    if isinstance(node, yaml.MappingNode):
-        for key, value in node.value:
-            child = prefix + (key.value,)
-            index.update(_line_index(value, child))
-            index[child] = key.start_mark.line + 1
-    elif isinstance(node, yaml.SequenceNode):
-        for i, item in enumerate(node.value):
-            index.update(_line_index(item, prefix + (i,)))
-    return index
-
-
-def field_path(loc: tuple) -> str:
-    """``('targets', 3, 'urls', 0)`` → ``targets[3].urls[0]``."""
-    out = ""
-    for part in loc:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        else:
-            out += ("." if out else "") + str(part)
-    return out or "(top level)"
-
-
-EXPECTED = {
-    "tuple_type": "a list",
-    "list_type": "a list",
-    "set_type": "a list",
-    "dict_type": "a mapping of settings",
-    "model_type": "a mapping of settings",
-    "model_attributes_type": "a mapping of settings",
-    "string_type": "text",
-    "int_type": "a whole number",
-    "int_parsing": "a whole number",
-    "int_from_float": "a whole number",
-    "float_type": "a number",
-    "float_parsing": "a number",
-    "bool_type": "true or false",
-    "bool_parsing": "true or false",
-}
-"""Pydantic error types, in the words of someone who writes YAML rather than Python."""
-BOUNDS = {"greater_than_equal": ("ge", "≥"), "greater_than": ("gt", ">"),
-          "less_than_equal": ("le", "≤"), "less_than": ("lt", "<")}
-"""Pydantic's numeric bound errors: the key of the bound in the error's context, and its sign."""
-
-
-def _follows_from(err: dict, errors: list[dict]) -> bool:
-    """A list too short only because its bad items were dropped: the items' errors say it all."""
-    n = len(err["loc"])
-    return err["type"] == "too_short" and any(len(o["loc"]) > n and o["loc"][:n] == err["loc"] for o in errors)
-
-
-def _yaml_kind(value, text_expected: bool = False) -> str:
-    """What was written: text and numbers are quoted back, except a number where text was
-    expected, which is only named (it may be a password)."""
-    if isinstance(value, str):
-        return repr(value)
-    if value is None:
-        return "nothing"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, float)):
-        return "a number" if text_expected else _number(value)
-    return "a list" if isinstance(value, (list, tuple)) else "a mapping"
-
-
-def _number(value: float) -> str:
-    """``0.0`` → ``0``: a bound or a value as it would be written in YAML."""
-    return str(int(value) if isinstance(value, float) and value.is_integer() else value)
-
-
-def _bools_as_numbers(value, raw, loc: tuple = ()) -> list[dict]:
-    """Errors where YAML's true or false became a number: pydantic reads ``max_depth: yes`` as 1."""
-    if isinstance(raw, bool):
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            return []
-        return [{"type": "int_type" if isinstance(value, int) else "float_type", "loc": loc, "msg": "", "input": raw}]
-    if isinstance(value, BaseModel) and isinstance(raw, dict):
-        parts = [(name, getattr(value, name), raw[name]) for name in type(value).model_fields if name in raw]
-    elif isinstance(value, dict) and isinstance(raw, dict):
-        parts = [(key, item, raw[key]) for key, item in value.items() if key in raw]
-    elif isinstance(value, (tuple, list)) and isinstance(raw, list) and len(value) == len(raw):
-        parts = [(i, item, written) for i, (item, written) in enumerate(zip(value, raw))]
-    else:
-        return []
-    return [err for key, item, written in parts for err in _bools_as_numbers(item, written, loc + (key,))]
-
-
-def _unknown_key(loc: tuple) -> str:
-    """An unknown key, with the closest key of the same mapping when one is close."""
-    model = _model_at(loc[:-1])
-    close = difflib.get_close_matches(str(loc[-1]), list(model.model_fields) if model else [], n=1)
-    return f"unknown setting {loc[-1]!r}" + (f": did you mean {close[0]!r}?" if close else "")
-
-
-def _model_at(loc: tuple) -> type[BaseModel] | None:
-    """The model that validates the mapping at ``loc``, found through the declared field types."""
-    kind: object = PatrolConfig
-    for part in loc:
-        kind = _unwrap(kind)
-        if isinstance(kind, type) and issubclass(kind, BaseModel):
-            field = kind.model_fields.get(part)
-            kind = field.annotation if field else None
-        elif get_origin(kind) in (tuple, list, dict):  # tuple[X, ...], list[X], dict[str, X] → X
-            kind = [arg for arg in get_args(kind) if arg is not Ellipsis][-1]
-        else:
-            return None
-    kind = _unwrap(kind)
-    return kind if isinstance(kind, type) and issubclass(kind, BaseModel) else None
-
-
-def _unwrap(kind):
-    """``Annotated[X, ...]`` and ``X | None`` → ``X``."""
-    while get_origin(kind) in (Annotated, Union, UnionType):
-        args = [arg for arg in get_args(kind) if arg is not type(None)]
-        if get_origin(kind) is not Annotated and len(args) != 1:
-            return kind  # a choice of several types: no single model to name
-        kind = args[0]
-    return kind
-
-
-def _describe(err: dict, lines: dict[tuple, int]) -> str:
-    loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
-    loc = tuple(p for p in loc if p not in ("str", "int", "bool", "float"))
-    probe = loc
-    while probe and probe not in lines:
-        probe = probe[:-1]
-    line = lines.get(probe)
-    kind = err["type"]
-    msg = err["msg"].removeprefix("Value error, ")
-    if kind == "extra_forbidden":
-        msg = _unknown_key(loc)
-    elif kind == "missing":
-        msg = "required setting is missing"
-    elif kind == "literal_error":
-        msg = f"expected {err['ctx']['expected']}, got {err.get('input')!r}"
-    elif kind in EXPECTED:
-        msg = f"expected {EXPECTED[kind]}, got {_yaml_kind(err.get('input'), text_expected=kind == 'string_type')}"
-    elif kind in BOUNDS:
-        bound, sign = BOUNDS[kind]
-        msg = f"expected a number {sign} {_number(err['ctx'][bound])}, got {_yaml_kind(err.get('input'))}"
-    elif kind == "too_short":
-        msg = f"expected at least {err['ctx']['min_length']} item(s)"
-    where = f"line {line}: " if line else ""
-    return f"{where}{field_path(loc)}: {msg}"

@@ -26,6 +26,7 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import YAMLError
 
 from crawler.config import BUSINESS_TYPES, ConfigError, Target, parse_config
+from crawler.config_yaml import explain
 
 logger = logging.getLogger(__name__)
 
@@ -181,7 +182,7 @@ def _describe(line: int, column: str, value: str, err: dict) -> str:
     elif err["loc"][0] == "business":
         why = f"expected one of {', '.join(BUSINESS_TYPES)} or {', '.join(BUSINESS_ZH)}, got {shown}"
     else:
-        why = err["msg"].removeprefix("Value error, ")
+        why = explain(err, err["loc"], Target)
         if "got " not in why:
             why += f", got {shown}"
     return f"line {line}, column {column!r}: {why}"

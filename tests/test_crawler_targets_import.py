@@ -241,3 +241,11 @@ def test_failed_import_into_missing_config_creates_nothing(tmp_path):
     message = rejected(config, write_csv(tmp_path, EN_CSV.replace("payment", "lottery")))
     assert "lottery" in message and not config.exists()
     assert list(imported(config, write_csv(tmp_path, EN_CSV))) == ["a1", "b2"], "a missing config is created"
+
+
+def test_number_cells_are_checked_in_the_words_of_the_config(tmp_path, config):
+    csv_file = write_csv(tmp_path, "id,name,business,urls,max_pages,max_depth\n"
+                                   "a1,Alpha,p2p,http://127.0.0.1:1/,0,three\n")
+    message = rejected(config, csv_file)
+    assert "line 2, column 'max_pages': expected a number ≥ 1, got 0" in message
+    assert "line 2, column 'max_depth': expected a whole number, got 'three'" in message

@@ -1,0 +1,209 @@
+"""The YAML side of config errors: where each setting is written, and pydantic's
+errors told in the words of someone who writes YAML rather than Python.
+
+``crawler.config`` validates with pydantic; this module finds the line of every
+field path, rejects what YAML would silently accept (a key given twice, an alias
+of itself) and rewrites each error as ``line N: targets[3].urls[0]: expected …, got …``.
+"""
+
+from __future__ import annotations
+
+import difflib
+from types import UnionType
+from typing import Annotated, Union, get_args, get_origin
+
+import yaml
+from pydantic import BaseModel
+
+
+def alias_loop(node: yaml.Node | None, inside: frozenset[int] = frozenset()) -> int | None:
+    """Line of a node reached again inside itself (``&t [*t]``): every walk of it would never end."""
+    if node is None:
+        return None
+    if id(node) in inside:
+        return node.start_mark.line + 1
+    children = [n for pair in node.value for n in pair] if isinstance(node, yaml.MappingNode) else (
+        node.value if isinstance(node, yaml.SequenceNode) else [])
+    inside = inside | {id(node)}
+    for child in children:
+        line = alias_loop(child, inside)
+        if line is not None:
+            return line
+    return None
+
+
+def duplicate_keys(node: yaml.Node | None, prefix: tuple = ()) -> list[str]:
+    """Every key given twice in one mapping: YAML would silently keep the last one."""
+    problems: list[str] = []
+    if isinstance(node, yaml.MappingNode):
+        first_line: dict[tuple, int] = {}
+        for key, value in node.value:
+            if key.tag == "tag:yaml.org,2002:merge":
+                continue  # ``<<: *anchor`` may be overridden; the anchor is checked where it is defined
+            if isinstance(key, yaml.ScalarNode):
+                line = key.start_mark.line + 1
+                if (key.tag, key.value) in first_line:
+                    problems.append(f"line {line}: {field_path(prefix + (key.value,))}: "
+                                    f"duplicate key {key.value!r} (first given on line {first_line[key.tag, key.value]})")
+                first_line.setdefault((key.tag, key.value), line)
+            problems += duplicate_keys(value, prefix + (key.value,))
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            problems += duplicate_keys(item, prefix + (i,))
+    return problems
+
+
+def line_index(node: yaml.Node | None, prefix: tuple = ()) -> dict[tuple, int]:
+    """Map every field path in the YAML document to its 1-based line number."""
+    index: dict[tuple, int] = {}
+    if node is None:
+        return index
+    index[prefix] = node.start_mark.line + 1
+    if isinstance(node, yaml.MappingNode):
+        for key, value in node.value:
+            child = prefix + (key.value,)
+            index.update(line_index(value, child))
+            index[child] = key.start_mark.line + 1
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            index.update(line_index(item, prefix + (i,)))
+    return index
+
+
+def field_path(loc: tuple) -> str:
+    """``('targets', 3, 'urls', 0)`` → ``targets[3].urls[0]``."""
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + str(part)
+    return out or "(top level)"
+
+
+EXPECTED = {
+    "tuple_type": "a list",
+    "list_type": "a list",
+    "set_type": "a list",
+    "dict_type": "a mapping of settings",
+    "model_type": "a mapping of settings",
+    "model_attributes_type": "a mapping of settings",
+    "string_type": "text",
+    "int_type": "a whole number",
+    "int_parsing": "a whole number",
+    "int_from_float": "a whole number",
+    "float_type": "a number",
+    "float_parsing": "a number",
+    "bool_type": "true or false",
+    "bool_parsing": "true or false",
+}
+"""Pydantic error types, in the words of someone who writes YAML rather than Python."""
+BOUNDS = {"greater_than_equal": ("ge", "≥"), "greater_than": ("gt", ">"),
+          "less_than_equal": ("le", "≤"), "less_than": ("lt", "<")}
+"""Pydantic's numeric bound errors: the key of the bound in the error's context, and its sign."""
+
+
+def follows_from(err: dict, errors: list[dict]) -> bool:
+    """A list too short only because its bad items were dropped: the items' errors say it all."""
+    n = len(err["loc"])
+    return err["type"] == "too_short" and any(len(o["loc"]) > n and o["loc"][:n] == err["loc"] for o in errors)
+
+
+def _yaml_kind(value, text_expected: bool = False) -> str:
+    """What was written: text and numbers are quoted back, except a number where text was
+    expected, which is only named (it may be a password)."""
+    if isinstance(value, str):
+        return repr(value)
+    if value is None:
+        return "nothing"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return "a number" if text_expected else _number(value)
+    return "a list" if isinstance(value, (list, tuple)) else "a mapping"
+
+
+def _number(value: float) -> str:
+    """``0.0`` → ``0``: a bound or a value as it would be written in YAML."""
+    return str(int(value) if isinstance(value, float) and value.is_integer() else value)
+
+
+def bools_as_numbers(value, raw, loc: tuple = ()) -> list[dict]:
+    """Errors where YAML's true or false became a number: pydantic reads ``max_depth: yes`` as 1."""
+    if isinstance(raw, bool):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return []
+        return [{"type": "int_type" if isinstance(value, int) else "float_type", "loc": loc, "msg": "", "input": raw}]
+    if isinstance(value, BaseModel) and isinstance(raw, dict):
+        parts = [(name, getattr(value, name), raw[name]) for name in type(value).model_fields if name in raw]
+    elif isinstance(value, dict) and isinstance(raw, dict):
+        parts = [(key, item, raw[key]) for key, item in value.items() if key in raw]
+    elif isinstance(value, (tuple, list)) and isinstance(raw, list) and len(value) == len(raw):
+        parts = [(i, item, written) for i, (item, written) in enumerate(zip(value, raw))]
+    else:
+        return []
+    return [err for key, item, written in parts for err in bools_as_numbers(item, written, loc + (key,))]
+
+
+def _unknown_key(root: type[BaseModel], loc: tuple) -> str:
+    """An unknown key, with the closest key of the same mapping when one is close."""
+    model = _model_at(root, loc[:-1])
+    close = difflib.get_close_matches(str(loc[-1]), list(model.model_fields) if model else [], n=1)
+    return f"unknown setting {loc[-1]!r}" + (f": did you mean {close[0]!r}?" if close else "")
+
+
+def _model_at(root: type[BaseModel], loc: tuple) -> type[BaseModel] | None:
+    """The model that validates the mapping at ``loc`` under ``root``, found through the declared field types."""
+    kind: object = root
+    for part in loc:
+        kind = _unwrap(kind)
+        if isinstance(kind, type) and issubclass(kind, BaseModel):
+            field = kind.model_fields.get(part)
+            kind = field.annotation if field else None
+        elif get_origin(kind) in (tuple, list, dict):  # tuple[X, ...], list[X], dict[str, X] → X
+            kind = [arg for arg in get_args(kind) if arg is not Ellipsis][-1]
+        else:
+            return None
+    kind = _unwrap(kind)
+    return kind if isinstance(kind, type) and issubclass(kind, BaseModel) else None
+
+
+def _unwrap(kind):
+    """``Annotated[X, ...]`` and ``X | None`` → ``X``."""
+    while get_origin(kind) in (Annotated, Union, UnionType):
+        args = [arg for arg in get_args(kind) if arg is not type(None)]
+        if get_origin(kind) is not Annotated and len(args) != 1:
+            return kind  # a choice of several types: no single model to name
+        kind = args[0]
+    return kind
+
+
+def describe(err: dict, lines: dict[tuple, int], root: type[BaseModel]) -> str:
+    """One pydantic error as ``line N: field.path: what was expected, got what``."""
+    loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
+    loc = tuple(p for p in loc if p not in ("str", "int", "bool", "float"))
+    probe = loc
+    while probe and probe not in lines:
+        probe = probe[:-1]
+    line = lines.get(probe)
+    where = f"line {line}: " if line else ""
+    return f"{where}{field_path(loc)}: {explain(err, loc, root)}"
+
+
+def explain(err: dict, loc: tuple, root: type[BaseModel]) -> str:
+    """What is wrong with the value at ``loc`` (under the model ``root``), in YAML words."""
+    kind = err["type"]
+    if kind == "extra_forbidden":
+        return _unknown_key(root, loc)
+    if kind == "missing":
+        return "required setting is missing"
+    if kind == "literal_error":
+        return f"expected {err['ctx']['expected']}, got {err.get('input')!r}"
+    if kind in EXPECTED:
+        return f"expected {EXPECTED[kind]}, got {_yaml_kind(err.get('input'), text_expected=kind == 'string_type')}"
+    if kind in BOUNDS:
+        bound, sign = BOUNDS[kind]
+        return f"expected a number {sign} {_number(err['ctx'][bound])}, got {_yaml_kind(err.get('input'))}"
+    if kind == "too_short":
+        return f"expected at least {err['ctx']['min_length']} item(s)"
+    return err["msg"].removeprefix("Value error, ")
