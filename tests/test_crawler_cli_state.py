@@ -1,10 +1,17 @@
-"""The CLI before any patrol: its version, and read commands on a state DB that does not exist."""
+"""The CLI before any patrol (its version, read commands on a state DB that does not exist, an
+empty schedule) and how `hits`, `runs` and `search` present a state DB written directly."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from importlib.metadata import version
 
-from tests.conftest import cli
+from smtp_fixtures import finding, store_hits, verdict
+
+from crawler.config import load_config
+from crawler.store.db import StateDB
+from crawler.store.models import PatrolRun
+from tests.conftest import cli, json_lines
 
 CONFIG = """\
 state_dir: patrolled-nowhere
@@ -27,6 +34,8 @@ def test_a_mistyped_state_dir_is_named_not_answered_with_no_hits(tmp_path):
     assert not (tmp_path / "patrolled-nowhere").exists(), "a read command must not create the state DB"
     listed = cli("schedule", "list", "--config", str(config))
     assert listed.returncode == 0, listed.stderr
+    assert "no scheduled jobs" in listed.stdout and "schedules:" in listed.stdout, "not an empty table"
+    assert "┃ job" not in listed.stdout
 
 
 def test_version_is_the_installed_package_version():
@@ -44,3 +53,45 @@ def test_check_config_warns_of_start_urls_the_guard_will_refuse(tmp_path):
     assert "warning" not in cli("check-config", "--config", str(config)).stderr
     config.write_text("targets:\n", encoding="utf-8")
     assert "warning: no targets yet" in cli("check-config", "--config", str(config)).stderr
+
+
+T1 = datetime(2026, 11, 27, 2, 0, tzinfo=UTC)
+
+
+def claim(name: str) -> tuple:
+    text = f"{name}理财产品保本保息，稳赚不赔"
+    return ("local", f"http://127.0.0.1:9/{name}.html", text, verdict([finding("guaranteed_return", "保本保息", text)]))
+
+
+def test_hits_come_newest_first_by_last_seen_and_limit_keeps_the_newest(tmp_path):
+    config = tmp_path / "patrol.yaml"
+    config.write_text(CONFIG, encoding="utf-8")
+    with StateDB(load_config(config).db_url) as db:
+        store_hits(db, [claim("a"), claim("b")], when=T1)  # hits 1 and 2
+        store_hits(db, [claim("a"), claim("c")], when=T1 + timedelta(hours=1))  # a seen again; hit 3 new
+    # Hit 1 was first seen with hit 2 but seen again since: it comes before 2; hit 3 ties with 1, larger id first.
+    assert [h["id"] for h in json_lines(cli("hits", "--config", str(config), "--json").stdout)] == [3, 1, 2]
+    assert [h["id"] for h in json_lines(cli("hits", "--config", str(config), "--json", "--limit", "2").stdout)] == [3, 1]
+    rows = [line.split("│")[1].strip() for line in cli("hits", "--config", str(config)).stdout.splitlines()
+            if line.startswith("│ ")]
+    assert rows == ["3", "1", "2"]
+
+
+def test_runs_show_when_each_run_started_and_how_long_it_took(tmp_path):
+    config = tmp_path / "patrol.yaml"
+    config.write_text(CONFIG, encoding="utf-8")
+    with StateDB(load_config(config).db_url) as db:
+        done = store_hits(db, [claim("a")], when=T1)
+        running = store_hits(db, [claim("b")], when=T1 + timedelta(hours=2), finish=False)
+        with db.new_session() as session, session.begin():
+            session.get(PatrolRun, done).finished_at = T1 + timedelta(minutes=3, seconds=25)
+    text = cli("runs", "--config", str(config)).stdout
+    assert f"patrol run {done}: ok (finished), started 2026-11-27T02:00:00+00:00, took 3 min 25 s" in text
+    assert f"patrol run {running}: running, started 2026-11-27T04:00:00+00:00, not finished" in text
+
+
+def test_every_limit_option_says_which_rows_it_keeps():
+    for command in (("hits",), ("search",), ("runs",), ("alerts", "list")):
+        help_text = cli(*command, "--help").stdout
+        limit = help_text[help_text.index("--limit"):].split("\n  -")[0]
+        assert "first" in limit, (command, limit)

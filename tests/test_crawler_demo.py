@@ -2,6 +2,7 @@
 
 from collections import defaultdict
 
+import yaml
 from conftest import cli, json_lines
 
 
@@ -11,6 +12,8 @@ def test_demo_patrols_every_institution_twice_and_reports(tmp_path):
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "patrol run 1: ok" in result.stdout and "patrol run 2: ok" in result.stdout
     config = str(state / "patrol.yaml")
+    targets = yaml.safe_load((state / "patrol.yaml").read_text(encoding="utf-8"))["targets"]
+    assert f"Patrol 1: {len(targets)} demo institutions" in result.stdout, "targets counted, not servers"
 
     labels = defaultdict(set)
     for hit in json_lines(cli("hits", "--config", config, "--json", "--limit", "1000").stdout):

@@ -43,7 +43,7 @@ def hit_state(hit: dict) -> str:
 @json_option
 @click.option("--limit", type=ROW_COUNT, default=100, show_default=True, help="At most this many hits, newest first.")
 def hits(config_file, targets, category, risk, since, until, as_json, limit):
-    """List hits (pages flagged by the classifier), newest first."""
+    """List hits (pages flagged by the classifier), newest first: last seen latest, then the larger id."""
     config = load_or_exit(config_file)
     with open_db(config) as db:
         rows = list_hits(db, make_filters(targets, category, risk, since, until), limit)
@@ -67,7 +67,8 @@ def more_may_follow(rows: list, limit: int) -> None:
 @config_option
 @filter_options
 @json_option
-@click.option("--limit", type=ROW_COUNT, default=20, show_default=True)
+@click.option("--limit", type=ROW_COUNT, default=20, show_default=True,
+              help="At most this many pages, best match first.")
 def search(query, config_file, targets, category, risk, since, until, as_json, limit):
     """Full-text search of patrolled pages (Chinese words segmented with jieba)."""
     config = load_or_exit(config_file)

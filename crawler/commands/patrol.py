@@ -10,6 +10,7 @@ from crawler.commands.common import (
     ADD_TARGETS, ROW_COUNT, config_option, console, emit_json, json_option, load_or_exit, open_db,
 )
 from crawler.config import PatrolConfig
+from crawler.store.db import parse_time
 from crawler.store.queries import get_run, list_runs
 
 
@@ -27,7 +28,7 @@ def progress_table(config: PatrolConfig, chosen: list[str], progress) -> Table:
 
 
 def summary_table(config: PatrolConfig, run: dict) -> Table:
-    table = Table(title=f"patrol run {run['id']}: {run['status']} ({run['finish_reason']})")
+    table = Table(title=run_title(run))
     for column in ("target", "pages", "failed", "hits", "new hits", "errors"):
         table.add_column(column)
     for target_id, counts in run["targets"].items():
@@ -37,6 +38,27 @@ def summary_table(config: PatrolConfig, run: dict) -> Table:
             str(counts["new_hits"]), errors,
         )
     return table
+
+
+def run_title(run: dict) -> str:
+    """'patrol run 3: ok (finished), started 2026-11-27T02:00:00+00:00, took 3 min 25 s': the
+    times as stored (UTC), so that they read like `hits` and `changes`."""
+    reason = f" ({run['finish_reason']})" if run["finish_reason"] else ""
+    if run["finished_at"]:
+        seconds = (parse_time(run["finished_at"]) - parse_time(run["started_at"])).total_seconds()
+        took = f"took {duration(seconds)}"
+    else:
+        took = "not finished"
+    return f"patrol run {run['id']}: {run['status']}{reason}, started {run['started_at']}, {took}"
+
+
+def duration(seconds: float) -> str:
+    """12 s, 3 min 25 s, 2 h 05 min: whole seconds, the two largest units."""
+    minutes, secs = divmod(round(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    if hours:
+        return f"{hours} h {minutes:02d} min"
+    return f"{minutes} min {secs} s" if minutes else f"{secs} s"
 
 
 def check_rules(config: PatrolConfig) -> None:

@@ -54,6 +54,10 @@ def list_(config_file, as_json):
     if as_json:
         emit_json(rows)
         return
+    if not rows:
+        console.print(f"no scheduled jobs in {config.source}: add them as `jobs:` under `schedules:` "
+                      "(see docs/alerts.md); until then `serve` only sends alert mail")
+        return
     table = Table(title=f"巡查计划 schedule ({config.schedules.timezone})")
     for column in ("job", "targets", "trigger", "next run", "state"):
         table.add_column(column, overflow="fold")

@@ -35,8 +35,9 @@ def hit_dict(hit: Hit) -> dict:
 
 
 def list_hits(db: StateDB, filters: Filters, limit: int | None = None) -> list[dict]:
-    """Hits newest first, filtered by target, category, risk and first-seen time."""
-    query = select(Hit).order_by(Hit.first_seen.desc(), Hit.id.desc())
+    """Hits newest first: last seen latest (a claim still up outranks one seen once long ago),
+    then the larger id; filtered by target, category, risk and the time they were seen."""
+    query = select(Hit).order_by(Hit.last_seen.desc(), Hit.id.desc())
     if filters.targets:
         query = query.where(Hit.target_id.in_(filters.targets))
     if filters.category:
