@@ -10,6 +10,7 @@ import yaml
 from smtp_fixtures import PASSWORD, USER, SmtpSink, finding, make_cert, server_context, store_hits, verdict
 
 from classifiers import CATEGORIES
+from conftest import cli, json_lines
 from crawler.alerts.service import deliver
 from crawler.config import load_config
 from crawler.store.db import StateDB
@@ -17,11 +18,11 @@ from crawler.store.db import StateDB
 NOW = datetime(2026, 11, 27, 4, 0, tzinfo=UTC)
 
 
-def setup(tmp_path, smtp: dict | None):
+def setup(tmp_path, smtp: dict | None, emails: tuple[str, ...] = ("duty@cbrc.test", "chief@cbrc.test")):
     document = {
         "state_dir": "state",
         "alerts": {"quiet_hours": None},
-        "routing": {"units": {"cbrc": {"name": "江津银监分局", "emails": ["duty@cbrc.test", "chief@cbrc.test"]}}},
+        "routing": {"units": {"cbrc": {"name": "江津银监分局", "emails": list(emails)}}},
         "targets": [{"id": "xyb", "name": "重庆鑫盈宝网络科技有限公司", "business": "p2p",
                      "urls": ["http://127.0.0.1:9/"]}],
     }
@@ -105,3 +106,21 @@ def test_without_smtp_messages_are_eml_files_and_retries_do_not_duplicate(tmp_pa
     db.execute("UPDATE outbox SET status='pending'")
     deliver(config, db, now=NOW)
     assert sorted((config.state_dir / "outbox").glob("*.eml")) == files
+
+
+@pytest.mark.parametrize("with_smtp", [True, False])
+def test_a_unit_without_an_address_keeps_its_message_as_a_file_not_sent(tmp_path, with_smtp):
+    with SmtpSink() as sink:
+        smtp = {"host": "127.0.0.1", "port": sink.port, "security": "none"} if with_smtp else None
+        config, db = setup(tmp_path, smtp, emails=())
+        result = deliver(config, db, now=NOW)
+        assert result.sent == [] and not result.failed and len(result.unaddressed) == 1
+        (eml,) = (config.state_dir / "outbox" / "unaddressed").glob("*.eml")
+        assert "（未配置邮箱）" in message_from_bytes(eml.read_bytes(), policy=policy.default)["To"]
+        assert not list((config.state_dir / "outbox").glob("*.eml")), "not among the delivered files"
+        assert sink.received == []
+        listed = json_lines(cli("alerts", "list", "--config", str(config.source), "--json").stdout)
+        assert [m["status"] for m in listed] == ["unaddressed"]
+        assert deliver(config, db, now=NOW).unaddressed == [], "kept once, not retried"
+        send = cli("alerts", "send", "--config", str(config.source))
+        assert send.returncode == 0 and "0 sent" in send.stdout

@@ -28,7 +28,10 @@ def test_demo_patrols_every_institution_twice_and_reports(tmp_path):
 
     screenshot = next(state.glob("export/hit-*/screenshot.png"))
     assert screenshot.read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
-    assert list((state / "outbox").rglob("*.eml")), "alerts are written as .eml files"
+    mails = list((state / "outbox").glob("*.eml"))
+    assert mails, "alerts are written as .eml files"
+    assert all(b"@demo.invalid>" in m.read_bytes() for m in mails), "each addressed to its unit's demo address"
+    assert not (state / "outbox" / "unaddressed").exists()
 
     changes = json_lines(cli("changes", "--config", config, "--json").stdout)
     assert changes, "the second patrol records what changed"

@@ -7,7 +7,8 @@ loses nothing. A crash after the server accepted a message but before it was
 marked leaves a stale claim, and the message is sent again later: the same bytes
 with the same Message-ID, which mail clients show as the one message they have.
 File delivery writes ``<message id>.eml`` atomically, so a retry replaces the
-file instead of adding a copy. The user name and password come from the
+file instead of adding a copy. A message for a unit without an e-mail address is
+written to ``outbox/unaddressed/`` and marked ``unaddressed``, never ``sent``. The user name and password come from the
 environment variables named by ``smtp.username_env`` / ``smtp.password_env``.
 """
 
@@ -30,6 +31,7 @@ from crawler.store.db import StateDB, utcnow
 
 logger = logging.getLogger(__name__)
 CLAIM_LEASE = timedelta(minutes=10)
+UNADDRESSED = "unaddressed"
 
 
 class TransientError(Exception):
@@ -40,6 +42,8 @@ class TransientError(Exception):
 class DispatchResult:
     sent: list[int] = field(default_factory=list)
     failed: dict[int, str] = field(default_factory=dict)
+    unaddressed: list[int] = field(default_factory=list)
+    """Messages for units without an e-mail address, kept as files in ``outbox/unaddressed/``."""
 
 
 def outbox_dir(config: PatrolConfig) -> Path:
@@ -57,22 +61,34 @@ def dispatch(db: StateDB, config: PatrolConfig, now: datetime | None = None, ids
     if not due:
         return result
     transport = SmtpTransport(config) if config.smtp.host else FileTransport(outbox_dir(config))
+    unaddressed = FileTransport(unaddressed_dir(config))
     try:
         for row_id in due:
             row = _claim(db, row_id, now, ignore_backoff)
             if row is None:
                 continue
+            via = transport if row.recipients else unaddressed
             try:
-                transport.send(row)
+                via.send(row)
             except TransientError as e:
                 _failed(db, config, row, now, str(e))
                 result.failed[row.id] = str(e)
                 continue
-            _mark_sent(db, row.id, transport.name)
-            result.sent.append(row.id)
+            if row.recipients:
+                _mark_done(db, row.id, "sent", via.name)
+                result.sent.append(row.id)
+            else:
+                logger.warning("outbox %s: unit %s has no e-mail address (routing.units.%s.emails); "
+                               "written to %s", row.id, row.unit, row.unit, unaddressed.directory)
+                _mark_done(db, row.id, UNADDRESSED, via.name)
+                result.unaddressed.append(row.id)
     finally:
         transport.close()
     return result
+
+
+def unaddressed_dir(config: PatrolConfig) -> Path:
+    return outbox_dir(config) / UNADDRESSED
 
 
 def _due(db: StateDB, now: datetime, ids, ignore_backoff: bool) -> list[int]:
@@ -105,11 +121,11 @@ def _claim(db: StateDB, row_id: int, now: datetime, ignore_backoff: bool) -> Out
         return session.get(OutboxMessage, row_id) if taken else None
 
 
-def _mark_sent(db: StateDB, row_id: int, transport: str) -> None:
+def _mark_done(db: StateDB, row_id: int, status: str, transport: str) -> None:
     with db.new_session() as session, session.begin():
         session.execute(
             update(OutboxMessage).where(OutboxMessage.id == row_id)
-            .values(status="sent", sent_at=utcnow(), transport=transport, last_error=None)
+            .values(status=status, sent_at=utcnow(), transport=transport, last_error=None)
         )
 
 
@@ -156,7 +172,6 @@ class SmtpTransport:
 
     def __init__(self, config: PatrolConfig):
         self.smtp_config = config.smtp
-        self.state_dir = config.state_dir
         self.conn: smtplib.SMTP | None = None
 
     def _context(self) -> ssl.SSLContext:
@@ -176,11 +191,6 @@ class SmtpTransport:
         return conn
 
     def send(self, row: OutboxMessage) -> None:
-        if not row.recipients:
-            logger.error("outbox %s: unit %s has no e-mail address; written to %s instead",
-                         row.id, row.unit, self.state_dir / "outbox" / "unaddressed")
-            FileTransport(self.state_dir / "outbox" / "unaddressed").send(row)
-            return
         try:
             if self.conn is None:
                 self.conn = self._connect()

@@ -29,6 +29,8 @@ class Delivered:
     """Ids of the outbox messages composed in this call."""
     sent: list[int] = field(default_factory=list)
     failed: dict[int, str] = field(default_factory=dict)
+    unaddressed: list[int] = field(default_factory=list)
+    """Messages for units without an e-mail address, written to ``outbox/unaddressed/``."""
     where: str = ""
     """``smtp://host:port``, or the directory the .eml files are written to."""
 
@@ -48,7 +50,7 @@ def deliver(config: PatrolConfig, db: StateDB | None = None, now: datetime | Non
         result.alerts = evaluate(db, config, now)
         result.queued = compose(db, config, now, force_digest=force_digest)
         sent = dispatch(db, config, now)
-        result.sent, result.failed = sent.sent, sent.failed
+        result.sent, result.failed, result.unaddressed = sent.sent, sent.failed, sent.unaddressed
         return result
     finally:
         if own:

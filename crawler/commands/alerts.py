@@ -12,7 +12,7 @@ from sqlalchemy import select
 from crawler.commands.common import ROW_COUNT, config_option, console, emit_json, json_option, load_or_exit, open_db
 from crawler.store.db import iso
 
-STATUSES = ("pending", "sending", "sent")
+STATUSES = ("pending", "sending", "sent", "unaddressed")
 
 
 @click.group()
@@ -25,7 +25,7 @@ def outbox_dict(row) -> dict:
         "id": row.id, "message_id": row.message_id, "kind": row.kind, "unit": row.unit,
         "recipients": row.recipients, "subject": row.subject, "status": row.status,
         "attempts": row.attempts, "created_at": iso(row.created_at), "sent_at": iso(row.sent_at),
-        "next_attempt_at": iso(row.next_attempt_at) if row.status != "sent" else None,
+        "next_attempt_at": iso(row.next_attempt_at) if row.status in ("pending", "sending") else None,
         "transport": row.transport, "last_error": row.last_error,
     }
 
@@ -54,7 +54,8 @@ def list_(config_file, as_json, status, limit):
     for column in ("id", "kind", "unit", "status", "tries", "created", "subject", "error"):
         table.add_column(column, overflow="fold")
     for r in rows:
-        table.add_row(str(r["id"]), r["kind"], r["unit"], r["status"], str(r["attempts"]), r["created_at"],
+        status = f"{r['status']} (file)" if r["transport"] == "file" else r["status"]
+        table.add_row(str(r["id"]), r["kind"], r["unit"], status, str(r["attempts"]), r["created_at"],
                       escape(r["subject"]), escape((r["last_error"] or "")[:60]))
     console.print(table)
 
@@ -91,7 +92,7 @@ def preview(config_file, message_id, as_html, eml):
 @click.option("--retry-now", is_flag=True, help="Retry failed messages now, ignoring the backoff.")
 def send(config_file, digest, retry_now):
     """Evaluate new hits, compose what is due and send the outbox (SMTP or .eml files)."""
-    from crawler.alerts.dispatch import dispatch
+    from crawler.alerts.dispatch import dispatch, unaddressed_dir
     from crawler.alerts.service import deliver
 
     config = load_or_exit(config_file)
@@ -100,11 +101,15 @@ def send(config_file, digest, retry_now):
         if retry_now:
             extra = dispatch(db, config, ignore_backoff=True)
             result.sent += extra.sent
+            result.unaddressed += extra.unaddressed
             result.failed.update(extra.failed)
             for row_id in extra.sent:
                 result.failed.pop(row_id, None)
     console.print(f"{len(result.alerts)} new alert(s), {len(result.queued)} message(s) composed, "
                   f"{len(result.sent)} sent to {result.where}, {len(result.failed)} failed (will retry)")
+    if result.unaddressed:
+        console.print(f"[yellow]{len(result.unaddressed)} message(s) for units without an e-mail address, "
+                      f"kept in {escape(str(unaddressed_dir(config)))}: set routing.units.<unit>.emails[/]")
     for row_id, error in result.failed.items():
         console.print(f"  message {row_id}: {escape(error)}")
     if result.failed:

@@ -21,6 +21,7 @@ from pathlib import Path
 import click
 import yaml
 
+from crawler.alerts.config import DEFAULT_UNITS
 from crawler.commands.common import console, load_or_exit, open_db
 from crawler.demo.server import SITES_DIR, serve_demo_sites
 
@@ -88,7 +89,10 @@ def demo_config(urls: dict[str, str]) -> dict:
             "id": site_id, "name": name, "aliases": aliases, "business": business,
             "urls": [base_url + "/"], "max_pages": 50, "max_depth": 3,
         })
-    return {"state_dir": ".", "allow_private_networks": True, "targets": targets} | demo_channels(urls)
+    # every lead unit gets a demo address, so the .eml files show who would receive what
+    routing = {"units": {unit: {"emails": [f"{unit}@demo.invalid"]} for unit in DEFAULT_UNITS}}
+    return ({"state_dir": ".", "allow_private_networks": True, "targets": targets} | demo_channels(urls)
+            | {"routing": routing})
 
 
 def fresh_state(state_dir: Path) -> Path:
@@ -171,7 +175,8 @@ def report(config, state_dir: Path) -> None:
             console.print(f"\nCaught only after rendering: hit {js_hits[0]['id']} {js_hits[0]['url']}")
             console.print(f"  evidence exported to {out}" + (f", screenshot {out / shots[0]}" if shots else ""))
         delivered = deliver(config, db)
-    console.print(f"{len(delivered.sent)} alert mail(s) → {delivered.where}")
+    console.print(f"{len(delivered.sent)} alert mail(s) → {delivered.where}"
+                  + (f", {len(delivered.unaddressed)} for units without an address" if delivered.unaddressed else ""))
     cfg = f"--config {config.source}"
     console.print("\nNext, try:")
     for line in (

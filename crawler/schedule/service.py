@@ -121,9 +121,10 @@ class Service:
             except Exception:  # batch boundary: log and try again on the next tick
                 logger.exception("alert processing failed; retrying on the next tick")
                 return
-            if result.alerts or result.sent or result.failed:
-                logger.info("alerts: %d new, %d composed, %d sent, %d failed (%s)", len(result.alerts),
-                            len(result.queued), len(result.sent), len(result.failed), result.where)
+            if result.alerts or result.sent or result.failed or result.unaddressed:
+                logger.info("alerts: %d new, %d composed, %d sent, %d failed, %d without an address (%s)",
+                            len(result.alerts), len(result.queued), len(result.sent), len(result.failed),
+                            len(result.unaddressed), result.where)
 
     def _on_event(self, event) -> None:
         if event.job_id == ALERTS_JOB:
