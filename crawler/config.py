@@ -277,7 +277,8 @@ class PatrolConfig(_Frozen):
         return self
 
     def warnings(self) -> list[str]:
-        """Valid settings that will not work as written: start URLs the network guard will refuse."""
+        """Valid settings that will not work as written: start URLs the network guard will
+        refuse, alerts routed to units that have no e-mail address."""
         found = []
         for i, target in enumerate(self.targets):
             for j, url in enumerate(target.urls):
@@ -285,6 +286,10 @@ class PatrolConfig(_Frozen):
                 if is_private_literal(host) and not (self.allow_private_networks or target.allow_private_networks):
                     found.append(f"{field_path(('targets', i, 'urls', j))}: {host} is a loopback or private address, "
                                  "which the patrol refuses; set allow_private_networks: true on this target if meant")
+        unaddressed = [unit for unit in self.routing.routed_units() if not self.routing.units[unit].emails]
+        if self.alerts.enabled and unaddressed:
+            found.append(f"routing.units: no e-mail address for {', '.join(unaddressed)}; their alerts are only kept "
+                         f"in {self.state_dir / 'outbox' / 'unaddressed'} (set routing.units.<unit>.emails)")
         return found
 
     @property

@@ -8,6 +8,7 @@ from importlib.metadata import version
 
 from smtp_fixtures import finding, store_hits, verdict
 
+from crawler.alerts.config import DEFAULT_UNITS
 from crawler.config import load_config
 from crawler.store.db import StateDB
 from crawler.store.models import PatrolRun
@@ -50,9 +51,20 @@ def test_check_config_warns_of_start_urls_the_guard_will_refuse(tmp_path):
     assert result.returncode == 0 and "OK, 1 target(s)" in result.stdout
     assert "warning: targets[0].urls[0]: 127.0.0.1 is a loopback or private address" in result.stderr
     config.write_text(CONFIG + "    allow_private_networks: true\n", encoding="utf-8")
-    assert "warning" not in cli("check-config", "--config", str(config)).stderr
+    assert "loopback" not in cli("check-config", "--config", str(config)).stderr
     config.write_text("targets:\n", encoding="utf-8")
     assert "warning: no targets yet" in cli("check-config", "--config", str(config)).stderr
+
+
+def test_check_config_warns_of_alert_units_without_an_address(tmp_path):
+    config = tmp_path / "patrol.yaml"
+    config.write_text(CONFIG + "    allow_private_networks: true\n", encoding="utf-8")
+    warned = cli("check-config", "--config", str(config)).stderr
+    assert "warning: routing.units: no e-mail address for opinion, office, operator, cbrc, finance_office" in warned
+    assert "outbox/unaddressed" in warned
+    units = "".join(f"    {u}: {{emails: [{u}@duty.test]}}\n" for u in DEFAULT_UNITS)
+    config.write_text("routing:\n  units:\n" + units + CONFIG + "    allow_private_networks: true\n", encoding="utf-8")
+    assert "warning" not in cli("check-config", "--config", str(config)).stderr
 
 
 T1 = datetime(2026, 11, 27, 2, 0, tzinfo=UTC)

@@ -207,13 +207,18 @@ class RoutingConfig(_Frozen):
         object.__setattr__(self, "units", units)
         object.__setattr__(self, "business", {**DEFAULT_BUSINESS, **self.business})
         object.__setattr__(self, "categories", {**DEFAULT_CATEGORIES, **self.categories})
-        named = [*self.opinion_units, self.operator_unit, self.fallback_unit]
-        named += [u for us in self.business.values() for u in us]
-        named += [u for route in self.categories.values() for u in route.units]
-        unknown = sorted({u for u in named if u not in units})
+        unknown = sorted({u for u in self.routed_units() if u not in units})
         if unknown:
             raise ValueError(f"unknown unit id(s) {', '.join(unknown)}; define them under routing.units")
         return self
+
+
+    def routed_units(self) -> list[str]:
+        """Every unit some alert can go to, in the order the routing names them."""
+        named = [*self.opinion_units, self.operator_unit, self.fallback_unit]
+        named += [u for us in self.business.values() for u in us]
+        named += [u for route in self.categories.values() for u in route.units]
+        return list(dict.fromkeys(named))
 
 
 class SmtpConfig(_Frozen):
