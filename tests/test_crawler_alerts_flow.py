@@ -85,6 +85,23 @@ def test_immediate_alert_reaches_lead_unit_with_legal_basis_and_highlight(setup,
     assert len(sink.received) == 1
 
 
+def test_a_page_breaking_two_rules_is_shown_once_under_both_categories(setup, sink):
+    config, db = setup()
+    text = "本平台保本保息，年化收益18%，欢迎投资"
+    both = verdict([finding("guaranteed_return", "保本保息", text), finding("high_yield", "年化收益18%", text)])
+    store_hits(db, [("xyb", "http://127.0.0.1:9/xyb/a.html", text, both)], when=MORNING)
+    deliver(config, db, now=MORNING)
+    (msg,) = sink.wait_for(1)
+    body = msg.get_body(("plain",)).get_content()
+    names = [CATEGORIES[c].name_zh for c in ("guaranteed_return", "high_yield")]
+    assert f"* {names[0]} [guaranteed_return]；{names[1]} [high_yield]" in body or \
+        f"* {names[1]} [high_yield]；{names[0]} [guaranteed_return]" in body, body
+    assert body.count("http://127.0.0.1:9/xyb/a.html") == 1 and body.count("【保本保息】") == 1, "the page once"
+    html = msg.get_body(("html",)).get_content()
+    assert html.count('<mark style="background:#ffe08a">保本保息</mark>') == 1
+    assert all(CATEGORIES[c].seed_section in body for c in ("guaranteed_return", "high_yield")), "both legal bases"
+
+
 def test_low_risk_goes_to_daily_digest_grouped_by_institution(setup, sink):
     config, db = setup({"digest_time": "08:30"})
     deliver(config, db, now=MORNING - timedelta(hours=1))  # running since after today's digest

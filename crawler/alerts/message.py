@@ -115,6 +115,7 @@ def build(
     msg["Date"] = format_datetime(now)
     msg["Message-ID"] = message_id
     msg["X-Finpatrol-Unit"] = unit_id
+    groups = [{**group, "alerts": by_hit(group["alerts"])} for group in groups]
     images = _screenshots(groups)
     context = {"tz": config.alerts.timezone, "unit_name": unit.name, "groups": groups, "digest": digest, "intro": intro, "subject": subject}
     msg.set_content(_env.get_template("message.txt.j2").render(context))
@@ -124,6 +125,29 @@ def build(
         for cid, data in images:
             html_part.add_related(data, "image", "png", cid=f"<{cid}>", filename=f"{cid.split('@')[0]}.png")
     return msg
+
+
+def by_hit(alerts: list[dict]) -> list[dict]:
+    """The hit alerts of one page as one entry with every category (``categories``).
+
+    A page that breaks four rules is four alerts; the message shows its findings,
+    yields and evidence once, under the four category names and their legal bases.
+    """
+    out: list[dict] = []
+    merged: dict[int, dict] = {}
+    for alert in alerts:
+        if alert.get("kind") != "hit":
+            out.append(alert)
+            continue
+        category = {"category": alert["category"], "category_zh": alert["category_zh"]}
+        entry = merged.get(alert["hit"]["id"])
+        if entry is None:
+            entry = merged[alert["hit"]["id"]] = {**alert, "categories": []}
+            out.append(entry)
+        entry["categories"].append(category)
+        sections = [p for text in (entry["seed_section"], alert.get("seed_section")) for p in (text or "").split(", ")]
+        entry["seed_section"] = ", ".join(dict.fromkeys(p for p in sections if p))
+    return out
 
 
 def _screenshots(groups: list[dict]) -> list[tuple[str, bytes]]:
