@@ -240,7 +240,9 @@ def test_failed_import_into_missing_config_creates_nothing(tmp_path):
     config = tmp_path / "patrol.yaml"
     message = rejected(config, write_csv(tmp_path, EN_CSV.replace("payment", "lottery")))
     assert "lottery" in message and not config.exists()
-    assert list(imported(config, write_csv(tmp_path, EN_CSV))) == ["a1", "b2"], "a missing config is created"
+    first = cli("targets", "import", str(write_csv(tmp_path, EN_CSV)), "--config", str(config))
+    assert first.returncode == 0 and "did not exist: created it" in first.stdout, "said, so a typo shows"
+    assert list(imported(config, write_csv(tmp_path, EN_CSV))) == ["a1", "b2"]
 
 
 def test_number_cells_are_checked_in_the_words_of_the_config(tmp_path, config):

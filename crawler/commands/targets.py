@@ -54,11 +54,15 @@ def import_targets_command(csv_file, config_file):
     from crawler.targets_csv import import_targets
 
     path = config_path(config_file)
+    existed = path.exists()
     try:
         added, updated = import_targets(path, csv_file)
     except ConfigError as e:
         raise click.ClickException(str(e)) from None
-    console.print(f"{path}: {added} target(s) added, {updated} updated from {csv_file}")
+    if existed:
+        console.print(f"{path}: {added} target(s) added, {updated} updated from {csv_file}")
+    else:  # said plainly: a mistyped --config would otherwise look like a successful import
+        console.print(f"[yellow]{path} did not exist: created it[/] with {added} target(s) from {csv_file}")
 
 
 COMMANDS = (targets,)
