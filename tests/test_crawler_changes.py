@@ -8,6 +8,7 @@ import pytest
 
 from crawler.items import PageItem
 from crawler.store.change_report import diff_passages, list_changes, passages, summarize
+from crawler.store import elastic_queue as queue
 from crawler.store.changes import gone_candidates, mark_gone
 from crawler.store.db import StateDB
 from crawler.store.models import Hit, Page, PageVersion
@@ -249,6 +250,31 @@ def test_a_reworded_claim_replaces_its_hit_while_a_removed_one_is_rectified(db):
         assert reworded_a.removed_run_id == run3 and reworded_a.replaced_by == first_a.id
 
 
+def pending_docs(db) -> set[tuple[str, int]]:
+    return {(kind, int(ref)) for kind, ref in db.execute("SELECT kind, ref FROM es_docs WHERE state = 'pending'")}
+
+
+def test_search_documents_of_removed_reopened_and_gone_rows_are_queued_again(db):
+    site = Site(db)
+    first = {"http://s/a": "平台承诺保本保息。", "http://s/b": "年化收益18%。", "http://s/c": "资金池运作。"}
+    site.patrol(first, "2026-11-01T02:00:00+00:00")
+    assert pending_docs(db) == set(), "a state DB no cluster has seen gets no queue"
+    queue.enqueue_all(db)
+    db.execute("UPDATE es_docs SET state = 'indexed'")
+    old = {key[0]: hit.id for key, hit in hits_by_labels(db).items()}
+    with db.new_session() as session:
+        page_c = session.query(Page).filter(Page.url == "http://s/c").one().id
+
+    # /a reworded, /b rectified, /c deleted: the documents showing them live are pending again.
+    site.patrol({"http://s/a": "平台承诺本金无忧。", "http://s/b": "联系我们。"}, "2026-11-08T02:00:00+00:00")
+    assert pending_docs(db) == {("hit", old["a"]), ("hit", old["b"]), ("hit", old["c"]), ("page", page_c)}
+
+    # All back: reopened hits and a page no longer gone; the reworded hit was never queued, so stays out.
+    db.execute("UPDATE es_docs SET state = 'indexed'")
+    site.patrol(first, "2026-11-15T02:00:00+00:00")
+    assert pending_docs(db) == {("hit", old["a"]), ("hit", old["b"]), ("hit", old["c"]), ("page", page_c)}
+
+
 def test_an_older_state_db_learns_which_removed_hits_were_reworded(db, tmp_path):
     site = Site(db)
     site.patrol({"http://s/a": "平台承诺保本保息。", "http://s/c": "年化收益18%。"}, "2026-11-01T02:00:00+00:00")
@@ -257,6 +283,8 @@ def test_an_older_state_db_learns_which_removed_hits_were_reworded(db, tmp_path)
         expected = {h.id: h.replaced_by for h in session.query(Hit)}
     first_a, c, reworded_a = sorted(expected)
     assert expected == {first_a: reworded_a, c: None, reworded_a: None}
+    queue.enqueue_all(db)
+    db.execute("UPDATE es_docs SET state = 'indexed'")
     db.close()
     import sqlite3
 
@@ -266,5 +294,6 @@ def test_an_older_state_db_learns_which_removed_hits_were_reworded(db, tmp_path)
     try:
         with upgraded.new_session() as session:
             assert {h.id: h.replaced_by for h in session.query(Hit)} == expected
+        assert pending_docs(upgraded) == {("hit", first_a)}, "the backfilled hit's document is sent again"
     finally:
         upgraded.close()

@@ -144,3 +144,49 @@ def test_cluster_down_mid_patrol_then_sync_gives_the_same_documents(cluster, gat
         without = doc_ids(cluster.url, f"{cluster.prefix}-calm-{family}")
         assert len(with_outage) == len(set(with_outage)), f"{family}: a document twice"
         assert with_outage == without, f"{family}: not the same documents"
+
+
+SECURITY = "借款人逾期时，{}，100%本息保障。"
+
+
+def test_rectified_reworded_and_gone_hits_are_sent_again(cluster, tmp_path):
+    """A patrol that removes hits updates their documents: Kibana must not show them live."""
+    links = ("/security.html", "/promo.html", "/pool.html")
+    table = {
+        "/": page("鑫盈宝", "鑫盈宝网络借贷信息中介平台。", links),
+        "/security.html": page("风控措施", SECURITY.format("风险准备金先行赔付")),
+        "/promo.html": page("鑫盈宝新手标", "鑫盈宝新手标，保本保息，年化收益率高达18%。"),
+        "/pool.html": page("活期宝", "平台资金池随存随取，保本保息。"),
+    }
+    with SiteServer(routes(table)) as site:
+        config = write_config(tmp_path / "r" / "patrol.yaml", site.url("/"), cluster.yaml_block(batch_size=2))
+        assert cli("es", "setup", "--config", config).returncode == 0
+        first = cli("patrol", "--config", config)
+        assert first.returncode == 0, first.stderr
+        before = {h["url"].rsplit("/", 1)[1]: h for h in json_lines(cli("hits", "--config", config, "--json").stdout)}
+        assert set(before) == {"security.html", "promo.html", "pool.html"}
+
+        # The guarantee is reworded, the promo claim taken down, the pool page deleted.
+        table["/security.html"] = page("风控措施", SECURITY.format("平台先行赔付"))
+        table["/promo.html"] = page("鑫盈宝新手标", "鑫盈宝新手标，市场有风险，投资需谨慎。")
+        table["/"] = page("鑫盈宝", "鑫盈宝网络借贷信息中介平台。", links[:2])
+        del table["/pool.html"]
+        second = cli("patrol", "--config", config)
+        assert second.returncode == 0, second.stderr
+
+    docs = {d["hit_id"]: d for d in search_all(cluster.url, f"{cluster.prefix}-hits")}
+    stored = {h["id"]: h for h in json_lines(cli("hits", "--config", config, "--json").stdout)}
+    (reworded,) = [h for h in stored.values() if h["url"].endswith("/security.html") and not h["removed_at"]]
+    assert set(docs) == set(stored)
+    old_guarantee = docs[before["security.html"]["id"]]
+    assert old_guarantee["removed_at"] and old_guarantee["current"] is False
+    assert old_guarantee["replaced_by"] == reworded["id"]
+    for name in ("promo.html", "pool.html"):
+        doc = docs[before[name]["id"]]
+        assert doc["removed_at"] and doc["current"] is False and doc["replaced_by"] is None, name
+    live = docs[reworded["id"]]
+    assert live["current"] is True and live["removed_at"] is None and live["replaced_by"] is None
+    assert {d["post"] for d in docs.values()} == {site.url(f"/{name}") for name in before}
+
+    pages = {d["url"].rsplit("/", 1)[1]: d for d in search_all(cluster.url, f"{cluster.prefix}-pages")}
+    assert pages["pool.html"]["gone_at"] and pages["promo.html"]["gone_at"] is None

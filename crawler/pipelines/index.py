@@ -8,7 +8,11 @@ sync bulk helper sleeps on retries and would block the reactor). When the
 cluster is down the crawl goes on, the documents stay pending and the next push
 is tried after a back-off; the spider's open pushes whatever earlier patrols
 left pending and its close pushes the rest (bounded by
-``FINPATROL_ES_CLOSE_TIMEOUT`` seconds). Counts go to stats under ``index/``.
+``FINPATROL_ES_CLOSE_TIMEOUT`` seconds). The store marks pages gone only at
+``spider_closed``, after every pipeline closed; that queues their hits' documents
+again, so this pipeline pushes once more at ``spider_closed`` (its handler runs
+after the store's: the store pipeline is built, and connects, first) unless the
+cluster was failing. Counts go to stats under ``index/``.
 Settings: FINPATROL_CONFIG, FINPATROL_ES_CLOSE_TIMEOUT.
 The Elasticsearch client is imported only when the pipeline is configured, so a
 patrol without a cluster does not carry it in memory.
@@ -21,6 +25,7 @@ import logging
 import time
 from typing import TYPE_CHECKING
 
+from scrapy import signals
 from scrapy.exceptions import NotConfigured
 
 from crawler.config import load_config
@@ -48,6 +53,7 @@ class IndexPipeline:
         self.waiting = 0
         self.failures = 0
         self.retry_at = 0.0
+        self.pushed_all = False
 
     @classmethod
     def from_crawler(cls, crawler):
@@ -56,7 +62,9 @@ class IndexPipeline:
             # The embedded default, not a fault: Scrapy logs a NotConfigured with a message as a warning.
             logger.info("no elasticsearch: block in the config; the embedded search index is the only one")
             raise NotConfigured
-        return cls(config, crawler.stats, crawler.settings.getfloat("FINPATROL_ES_CLOSE_TIMEOUT", 120.0))
+        pipeline = cls(config, crawler.stats, crawler.settings.getfloat("FINPATROL_ES_CLOSE_TIMEOUT", 120.0))
+        crawler.signals.connect(pipeline.spider_closed, signal=signals.spider_closed)
+        return pipeline
 
     async def open_spider(self):
         from crawler.store.elastic_client import make_async_client
@@ -116,6 +124,21 @@ class IndexPipeline:
             self.failures, self.retry_at = 0, 0.0
 
     async def close_spider(self):
+        self.pushed_all = await self._push_rest()
+
+    async def spider_closed(self):
+        """Push what marking pages gone queued, then let go of the cluster and the state DB."""
+        if self.db is None:  # opening failed
+            return
+        try:
+            if self.pushed_all:  # a failing or slow cluster is not waited for twice
+                await self._push_rest()
+        finally:
+            await self.es.close()
+            self.db.close()
+
+    async def _push_rest(self) -> bool:
+        """Push everything pending; True unless the cluster failed or the time ran out."""
         try:
             if self.task is not None and not self.task.done():
                 await asyncio.wait_for(asyncio.shield(self.task), self.close_timeout)
@@ -123,13 +146,13 @@ class IndexPipeline:
             self.start_push()
             if self.task is not None:
                 await asyncio.wait_for(asyncio.shield(self.task), self.close_timeout)
+            return not self.failures
         except asyncio.TimeoutError:
             self.task.cancel()
             logger.warning("indexing did not finish within %.0f s; the rest stays pending", self.close_timeout)
+            return False
         finally:
             pending = sum(c.get("pending", 0) for c in queue.counts(self.db).values())
             self.stats.set_value("index/pending", pending)
             if pending:
                 logger.info("%d documents stay pending for `finpatrol es sync`", pending)
-            await self.es.close()
-            self.db.close()

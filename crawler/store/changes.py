@@ -9,6 +9,8 @@ page's new hit shares one of its labels it also gets ``replaced_by`` (the claim 
 reworded, not rectified: ``supersedes``). One that comes back is reopened. Pages are
 only declared gone after a patrol that finished normally and met no failures other
 than 404/410 for that target, so a flaky network never rectifies a violation.
+The search documents of hits and pages changed here are queued again by the
+session's flush watch (``elastic_queue.watch``), in the same transaction.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from sqlalchemy import bindparam, func, or_, select, update
 from sqlalchemy.orm import defer
 
 from crawler.store.db import StateDB, utcnow
+from crawler.store.elastic_queue import requeue
 from crawler.store.models import Hit, Page, PageChange, PageVersion
 
 logger = logging.getLogger(__name__)
@@ -160,6 +163,7 @@ def backfill_replaced_by(db: StateDB) -> int:
             hits = Hit.__table__
             session.execute(update(hits).where(hits.c.id == bindparam("b_id")).values(replaced_by=bindparam("b_new")),
                             pairs)
+            requeue(session.connection(), [("hit", pair["b_id"]) for pair in pairs])  # a Core update: no flush event
     if pairs:
         logger.warning("state DB upgraded: %d removed hits were reworded, not rectified (replaced_by set)", len(pairs))
     return len(pairs)

@@ -52,6 +52,9 @@ class StateDB:
         Base.metadata.create_all(self.engine)
         added = add_missing_columns(self.engine)
         self.session = sessionmaker(self.engine, expire_on_commit=False)
+        from crawler.store.elastic_queue import watch
+
+        watch(self.session)  # a hit removed or a page gone marks its search document pending, same transaction
         if "hits.replaced_by" in added:
             from crawler.store.changes import backfill_replaced_by
 

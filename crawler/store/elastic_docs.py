@@ -18,6 +18,7 @@ from functools import lru_cache
 from urllib.parse import urlsplit
 
 from classifiers.tokenize import index_terms
+from crawler.items import post_url
 from crawler.store.db import iso, utcnow
 from crawler.store.models import Hit, Page, TargetRow
 
@@ -190,6 +191,7 @@ def page_doc(origin: str, page: Page, target: TargetRow | None, segs: tuple[str,
         "first_seen": iso(page.first_seen),
         "last_seen": iso(page.last_seen),
         "fetched_at": iso(page.fetched_at),
+        "gone_at": iso(page.gone_at),
         "evidence": _evidence(page, page.sha256, page.fetched_at, page.final_url),
         "indexed_at": iso(utcnow()),
     }
@@ -210,6 +212,7 @@ def hit_doc(origin: str, hit: Hit, page: Page | None, target: TargetRow | None,
         "page_id": hit.page_id,
         **_target_fields(target, hit.target_id),
         "url": hit.url,
+        "post": post_url(hit.url),
         "final_url": final_url,
         "domain": _domain(final_url or hit.url),
         "title": hit.title or "",
@@ -223,7 +226,7 @@ def hit_doc(origin: str, hit: Hit, page: Page | None, target: TargetRow | None,
         "score": float(hit.score or 0.0),
         "context": hit.context or "",
         "signal": bool(SIGNAL_CATEGORIES & set(labels)) or (hit.context or "") in OPINION_CONTEXTS,
-        "current": page is not None and page.current_hit_id == hit.id,
+        "current": page is not None and page.current_hit_id == hit.id and hit.removed_at is None,
         "findings": findings,
         "finding_count": sum(1 for f in findings if not f.get("negated")),
         "yields": yields,
@@ -234,8 +237,9 @@ def hit_doc(origin: str, hit: Hit, page: Page | None, target: TargetRow | None,
         "first_seen": iso(hit.first_seen),
         "last_seen": iso(hit.last_seen),
         "fetched_at": iso(hit.fetched_at),
-        "removed_at": iso(getattr(hit, "removed_at", None)),
-        "reopened_at": iso(getattr(hit, "reopened_at", None)),
+        "removed_at": iso(hit.removed_at),
+        "replaced_by": hit.replaced_by,
+        "reopened_at": iso(hit.reopened_at),
         "first_run_id": hit.first_run_id,
         "last_run_id": hit.last_run_id,
         "evidence": _evidence(page, hit.sha256, hit.fetched_at, final_url, evidence),

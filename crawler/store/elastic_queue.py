@@ -7,44 +7,35 @@ cluster acknowledged the document, so a change made while a push was in flight
 is pushed again. ``index_name`` is where the document landed, so later versions
 overwrite it there instead of creating a second copy in a newer index.
 Rejected documents keep the cluster's reason until ``es sync --retry-rejected``.
+Besides the explicit ``enqueue`` of what a patrol stored, ``watch`` makes every
+state DB session mark a document pending again when a flush changes what its
+hit or page says about removal (``REMOVAL``): old hits and gone pages are not
+items of the patrol, yet their documents must stop looking live.
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Iterable
 
-from sqlalchemy import DateTime, bindparam, Integer, String, Text, case, func, select, text, update
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy import Connection, DateTime, bindparam, case, event, func, select, text, update
+from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm.attributes import PASSIVE_NO_INITIALIZE, get_history
 
 from crawler.store.db import StateDB, utcnow
-from crawler.store.models import Base
+from crawler.store.models import EsDoc, Hit, Page, TargetRow
 
 logger = logging.getLogger(__name__)
 
 KINDS = ("target", "page", "hit")
-
-
-class EsDoc(Base):
-    """Indexing state of one search document."""
-
-    __tablename__ = "es_docs"
-    kind: Mapped[str] = mapped_column(String(8), primary_key=True)
-    ref: Mapped[str] = mapped_column(String(64), primary_key=True)
-    seq: Mapped[int] = mapped_column(Integer, default=1)
-    """Grows with every enqueue; an acknowledgement counts only for the seq that was sent."""
-    state: Mapped[str] = mapped_column(String(10), default="pending", index=True)
-    """pending | indexed | rejected"""
-    indexed_seq: Mapped[int] = mapped_column(Integer, default=0)
-    index_name: Mapped[str | None] = mapped_column(String(255))
-    """Concrete index holding the document, from the cluster's acknowledgement."""
-    attempts: Mapped[int] = mapped_column(Integer, default=0)
-    """Sends since the last acknowledgement; > 0 means an earlier send's outcome is unknown."""
-    reason: Mapped[str | None] = mapped_column(Text)
-    enqueued_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+REMOVAL = {Hit: ("hit", ("removed_at", "replaced_by", "reopened_at")), Page: ("page", ("gone_at",))}
+"""Row class → (document kind, columns whose change must reach the document)."""
+REQUEUE = (
+    "UPDATE es_docs SET seq = seq + 1, reason = NULL, updated_at = :now,"
+    " enqueued_at = CASE WHEN state = 'pending' THEN enqueued_at ELSE :now END, state = 'pending'"
+    " WHERE kind = :kind AND ref = :ref"
+)
 
 
 def _sql(statement: str):
@@ -85,11 +76,38 @@ def enqueue(db: StateDB, docs: Iterable[tuple[str, object]]) -> int:
                 "INSERT INTO es_docs (kind, ref, seq, state, indexed_seq, attempts, enqueued_at, updated_at)"
                 " VALUES (:kind, :ref, 1, 'pending', 0, 0, :now, :now)"), new)
         if old:
-            conn.execute(_sql(
-                "UPDATE es_docs SET seq = seq + 1, reason = NULL, updated_at = :now,"
-                " enqueued_at = CASE WHEN state = 'pending' THEN enqueued_at ELSE :now END, state = 'pending'"
-                " WHERE kind = :kind AND ref = :ref"), old)
+            conn.execute(_sql(REQUEUE), old)
     return len(keys)
+
+
+def requeue(conn: Connection, docs: Iterable[tuple[str, object]]) -> None:
+    """Mark these documents pending again, in the caller's transaction.
+
+    Only rows ``es_docs`` already has: a document never queued is built from its
+    current row when it first is, so it cannot be stale (and a state DB without a
+    cluster gets no queue).
+    """
+    now = utcnow()
+    params = [{"kind": k, "ref": r, "now": now} for k, r in dict.fromkeys((k, str(r)) for k, r in docs)]
+    if params:
+        conn.execute(_sql(REQUEUE), params)
+
+
+def watch(sessions: sessionmaker) -> None:
+    """Requeue, in the flush's own transaction, the documents of rows whose ``REMOVAL`` columns changed."""
+    event.listen(sessions, "after_flush", _requeue_removals)
+
+
+def _requeue_removals(session: Session, _context) -> None:
+    # after_flush still shows the flushed objects as dirty, with their attribute history
+    docs = []
+    for obj in session.dirty:
+        if type(obj) in REMOVAL:
+            kind, columns = REMOVAL[type(obj)]
+            if any(get_history(obj, c, PASSIVE_NO_INITIALIZE).has_changes() for c in columns):
+                docs.append((kind, obj.id))
+    if docs:
+        requeue(session.connection(), docs)
 
 
 def take(db: StateDB, limit: int, skip: int = 0) -> list[Pending]:
@@ -177,8 +195,6 @@ def rejections(db: StateDB, limit: int = 20) -> list[dict]:
 
 def enqueue_all(db: StateDB) -> int:
     """Queue every target, page and hit of the state DB (first sync of an existing DB)."""
-    from crawler.store.models import Hit, Page, TargetRow
-
     with db.new_session() as session:
         refs = [("target", t) for t in session.scalars(select(TargetRow.id))]
         refs += [("page", p) for p in session.scalars(select(Page.id))]

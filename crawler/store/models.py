@@ -195,3 +195,27 @@ class PageChange(Base):
     """The page's hit before the change (removed by it when it differs from new_hit_id)."""
     new_hit_id: Mapped[int | None] = mapped_column(Integer)
     """The page's hit after the change (opened or reopened by it when it differs)."""
+
+
+class EsDoc(Base):
+    """Indexing state of one search document (``crawler.store.elastic_queue``).
+
+    A table of every state DB, so a change to a hit or page can mark its document
+    pending in the same transaction, whether or not the queue module was imported.
+    """
+
+    __tablename__ = "es_docs"
+    kind: Mapped[str] = mapped_column(String(8), primary_key=True)
+    ref: Mapped[str] = mapped_column(String(64), primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer, default=1)
+    """Grows with every enqueue; an acknowledgement counts only for the seq that was sent."""
+    state: Mapped[str] = mapped_column(String(10), default="pending", index=True)
+    """pending | indexed | rejected"""
+    indexed_seq: Mapped[int] = mapped_column(Integer, default=0)
+    index_name: Mapped[str | None] = mapped_column(String(255))
+    """Concrete index holding the document, from the cluster's acknowledgement."""
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    """Sends since the last acknowledgement; > 0 means an earlier send's outcome is unknown."""
+    reason: Mapped[str | None] = mapped_column(Text)
+    enqueued_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
