@@ -7,10 +7,12 @@ from zoneinfo import ZoneInfo
 
 import pytest
 import yaml
+from sqlalchemy import select
 from smtp_fixtures import SmtpSink, finding, store_hits, verdict
 
 from classifiers import CATEGORIES
 from crawler.alerts.compose import compose
+from crawler.alerts.models import Alert, Delivery
 from crawler.alerts.dispatch import dispatch
 from crawler.alerts.evaluate import evaluate
 from crawler.alerts.service import deliver
@@ -180,6 +182,38 @@ def test_a_post_found_three_ways_alerts_each_unit_once_with_its_page(setup, sink
     store_hits(db, [post("forum", url, "暂停兑付")], when=MORNING + timedelta(hours=1))
     deliver(config, db, now=MORNING + timedelta(hours=1))
     assert len(sink.wait_for(4)) == 4, "new wording on the same page alerts again"
+
+
+def alerted_units(db) -> list[tuple[int, str, list[str]]]:
+    """(hit id, action, units) of every hit alert, in order."""
+    with db.new_session() as session:
+        return [(a.hit_id, a.action, sorted(session.scalars(select(Delivery.unit).where(Delivery.alert_id == a.id))))
+                for a in session.scalars(select(Alert).where(Alert.kind == "hit").order_by(Alert.id))]
+
+
+def test_a_riskier_record_of_a_post_alerts_though_its_listing_went_to_the_digest(setup, sink):
+    config, db = setup({"opinion": {"threshold": 99, "first_mass_incident": False}})
+    url = "http://127.0.0.1:9/forum/thread-9.html"
+    store_hits(db, [("forum", url + "#listed", "鑫盈宝保本保息", verdict([finding("guaranteed_return", "保本保息")],
+                                                                    risk="low"))], when=MORNING)
+    deliver(config, db, now=MORNING)
+    store_hits(db, [("forum", url, "鑫盈宝保本保息，稳赚不赔", verdict([finding("guaranteed_return", "稳赚不赔")],
+                                                                risk="high"))], when=MORNING + timedelta(hours=1))
+    deliver(config, db, now=MORNING + timedelta(hours=1))
+    assert [action for _, action, _ in alerted_units(db)] == ["digest", "immediate"]
+    assert len(sink.wait_for(1)) == 1, "the high-risk page goes out now, not in tomorrow's digest"
+
+
+def test_a_unit_already_told_of_a_post_is_left_out_of_its_next_record(setup, sink):
+    config, db = setup({"opinion": {"threshold": 99, "first_mass_incident": False}})
+    url = "http://127.0.0.1:9/forum/thread-9.html"
+    claim = lambda target, at: (target, at, "鑫盈宝银行担保，国资背景", verdict([finding("false_advertising", "银行担保")]))
+    store_hits(db, [claim("forum", url + "#listed")], when=MORNING)
+    deliver(config, db, now=MORNING)
+    store_hits(db, [claim("xyb", url)], when=MORNING + timedelta(hours=1))  # the same post, on the platform's site
+    deliver(config, db, now=MORNING + timedelta(hours=1))
+    units = [u for _, _, u in alerted_units(db)]
+    assert units == [["market_regulator", "office"], ["cbrc"]], "market_regulator was told already"
 
 
 def test_hourly_cap_rolls_excess_into_next_digest(setup, sink):

@@ -131,3 +131,15 @@ def test_a_post_listed_long_ago_is_not_a_new_signal_when_its_page_is_fetched(env
     store_hits(db, [post(n) for n in range(1, 4)], when=NOW)  # the same three posts, now as pages
     deliver(config, db, now=NOW)
     assert len(opinion_alerts(db)) == before, "three old posts are no spike"
+
+
+def test_an_old_post_found_again_is_no_first_mass_incident(env):
+    config, db = env
+    _, url, text, v = post(1, "维权群", "mass_incident")
+    store_hits(db, [("source:board", f"{url}#listed", text, v)], when=NOW - timedelta(days=30))
+    deliver(config, db, now=NOW - timedelta(days=30))
+    before = [a.payload["reason"] for a in opinion_alerts(db)]
+    assert before == ["first_mass_incident"]
+    store_hits(db, [post(1, "维权群", "mass_incident")], when=NOW)  # its page, fetched a month later
+    deliver(config, db, now=NOW)
+    assert [a.payload["reason"] for a in opinion_alerts(db)] == before

@@ -19,14 +19,14 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 
 from crawler.alerts import opinion as op
-from crawler.alerts.models import Alert, AlertRun, Delivery, ensure_schema
-from crawler.alerts.records import add_alert, claim_mark, text_fingerprint
+from crawler.alerts.models import AlertRun, ensure_schema
+from crawler.alerts.records import add_alert, claim_mark, mark_post_told, text_fingerprint, units_told_of_post
 from crawler.alerts.routing import units_for_hit, units_for_opinion
 from crawler.alerts.rules import decide, is_urgent
 from crawler.alerts.taxonomy import category_text
 from crawler.config import PatrolConfig
 from crawler.evidence.models import Evidence
-from crawler.items import listed_url, post_url
+from crawler.items import post_url
 from crawler.store.db import StateDB, as_utc, iso, utcnow
 from crawler.store.models import Hit, Page, PatrolRun, TargetRow
 
@@ -68,21 +68,27 @@ def _hit_alerts(session, config: PatrolConfig, hits: list[Hit], now: datetime) -
     """One alert per hit and category, unless the same wording or the same post alerted recently.
 
     A post found several ways (a target's page, an opinion source's page, its listed
-    snippet) alerts a unit once per category; its page goes before its listing.
+    snippet) alerts each unit once per category, unless a later record of it is more
+    urgent or riskier; its page goes before its listing.
     """
     alerts, ids = config.alerts, []
+    since = now - timedelta(seconds=alerts.renotify_after)
     for hit in sorted(hits, key=lambda h: (post_url(h.url) != h.url, h.id)):
         name, business = institution(session, config, hit.target_id)
+        post = post_url(hit.url)
         for category in hit.labels:
             action = decide(alerts, hit.target_id, category, hit.risk)
             if action == "ignore":
                 continue
-            units = units_for_hit(config.routing, business, category, hit.risk)
-            if _post_alerted(session, hit, category, units, now - timedelta(seconds=alerts.renotify_after)):
-                continue
             fingerprint = text_fingerprint(category, hit.findings)
             if not claim_mark(session, hit.target_id, category, fingerprint, now, alerts.renotify_after):
                 continue
+            units = units_for_hit(config.routing, business, category, hit.risk)
+            told = units_told_of_post(session, post, category, hit.page_id, units, action, hit.risk, since)
+            units = [unit for unit in units if unit not in told]
+            if not units:
+                continue
+            mark_post_told(session, post, category, hit.page_id, units, action, hit.risk, now)
             alert = add_alert(
                 session, kind="hit", target_id=hit.target_id, hit_id=hit.id, category=category,
                 risk=hit.risk, action=action, urgent=is_urgent(alerts, hit.risk), fingerprint=fingerprint,
@@ -90,21 +96,6 @@ def _hit_alerts(session, config: PatrolConfig, hits: list[Hit], now: datetime) -
             )
             ids.append(alert.id)
     return ids
-
-
-def _post_alerted(session, hit: Hit, category: str, units: list[str], since: datetime) -> bool:
-    """True when another record of the hit's post (another target's page of it, its listed
-    snippet) alerted all of ``units`` about ``category`` since ``since``.
-
-    The same page with new wording is not another record: it alerts again.
-    """
-    post = post_url(hit.url)
-    alerted = session.scalars(
-        select(Delivery.unit).join(Alert, Alert.id == Delivery.alert_id).join(Hit, Hit.id == Alert.hit_id)
-        .where(Alert.kind == "hit", Alert.category == category, Alert.created_at >= since,
-               Hit.url.in_([post, listed_url(post)]), Hit.page_id != hit.page_id)
-    )
-    return bool(units) and set(units) <= set(alerted)
 
 
 def hit_payload(session, hit: Hit, category: str, name: str, business: str) -> dict:

@@ -136,14 +136,18 @@ def _signal(url: str, found: list[tuple[Hit, str]], earlier: datetime | None, op
 def first_mass_incidents(session, config: AlertsConfig, signals: list[Signal], new_ids: set[int], now: datetime):
     """(institution, signal) for each institution whose first mass_incident signal is new now.
 
-    ``new_ids``: the hits first seen in this window; one of them must carry the label.
+    ``new_ids``: the hits first seen in this window; one of them must carry the label,
+    and the post itself must be new: first seen in the window, by any of its records.
     """
     opinion = config.opinion
     if not opinion.first_mass_incident:
         return []
     quiet_period = opinion.baseline_days * 86400 + opinion.window
+    window_start = now - timedelta(seconds=opinion.window)
     found = []
     for signal in signals:
+        if signal.first_seen < window_start:  # an old post found again another way is no new incident
+            continue
         if not any(r.hit_id in new_ids and "mass_incident" in r.labels for r in signal.records):
             continue
         for inst in signal.institutions:

@@ -88,3 +88,44 @@ def add_alert(
     session.add_all(Delivery(alert_id=alert.id, unit=unit, state=state) for unit in units)
     logger.info("alert %s: %s %s %s → %s (%s)", alert.id, kind, target_id, category, ",".join(units), action)
     return alert
+
+
+ACTION_RANK = {"digest": 1, "immediate": 2}
+RISK_RANK = {"none": 0, "low": 1, "medium": 2, "high": 3}
+
+
+def units_told_of_post(session, post: str, category: str, page_id: int, units: list[str], action: str,
+                       risk: str, since: datetime) -> set[str]:
+    """The ``units`` another record of this post (another target's page of it, its listed
+    snippet) already alerted about ``category`` since ``since``, at this action and risk or above.
+
+    One mark per (post, unit, category, page): a page with new wording is the same
+    record and alerts again; a listed snippet queued for the digest does not stand
+    for its page's urgent alert.
+    """
+    keys = {_post_key(post, unit): unit for unit in units}
+    marks = session.scalars(select(AlertMark).where(
+        AlertMark.target_id.in_(list(keys)), AlertMark.category == category, AlertMark.fingerprint != str(page_id),
+    ))
+    action_rank, risk_rank = ACTION_RANK[action], RISK_RANK.get(risk, 0)
+    return {keys[m.target_id] for m in marks
+            if as_utc(m.last_alerted) >= since and m.count // 10 >= action_rank and m.count % 10 >= risk_rank}
+
+
+def mark_post_told(session, post: str, category: str, page_id: int, units: list[str], action: str, risk: str,
+                   now: datetime) -> None:
+    """Record that this record of ``post`` alerted ``units`` (see :func:`units_told_of_post`)."""
+    level = ACTION_RANK[action] * 10 + RISK_RANK.get(risk, 0)
+    for unit in units:
+        key = _post_key(post, unit)
+        mark = get_mark(session, key, category, str(page_id))
+        if mark is None:
+            mark = AlertMark(target_id=key, category=category, fingerprint=str(page_id), count=0)
+            session.add(mark)
+        mark.last_alerted, mark.count = now, level
+    session.flush()
+
+
+def _post_key(post: str, unit: str) -> str:
+    """A mark's ``target_id`` for (post, unit): ``post:`` and 59 hex digits of SHA-256."""
+    return "post:" + hashlib.sha256(f"{post}\n{unit}".encode("utf-8", "surrogatepass")).hexdigest()[:59]
