@@ -99,6 +99,7 @@ def test_a_page_breaking_two_rules_is_shown_once_under_both_categories(setup, si
     assert f"* {names[0]} [guaranteed_return]；{names[1]} [high_yield]" in body or \
         f"* {names[1]} [high_yield]；{names[0]} [guaranteed_return]" in body, body
     assert body.count("http://127.0.0.1:9/xyb/a.html") == 1 and body.count("【保本保息】") == 1, "the page once"
+    assert msg["Subject"] == f"【高风险】{names[0]}等2类 - 重庆鑫盈宝网络科技有限公司", "two categories, not 另1项"
     html = msg.get_body(("html",)).get_content()
     assert html.count('<mark style="background:#ffe08a">保本保息</mark>') == 1
     assert all(CATEGORIES[c].seed_section in body for c in ("guaranteed_return", "high_yield")), "both legal bases"
@@ -107,7 +108,10 @@ def test_a_page_breaking_two_rules_is_shown_once_under_both_categories(setup, si
 def test_low_risk_goes_to_daily_digest_grouped_by_institution(setup, sink):
     config, db = setup({"digest_time": "08:30"})
     deliver(config, db, now=MORNING - timedelta(hours=1))  # running since after today's digest
-    store_hits(db, [ad("xyb", "a.html", "年化收益18%", "high_yield", "low"),
+    text = "本平台保本保息，年化收益18%"
+    two_rules = verdict([finding("guaranteed_return", "保本保息", text), finding("high_yield", "年化收益18%", text)],
+                        risk="low")
+    store_hits(db, [("xyb", "http://127.0.0.1:9/xyb/a.html", text, two_rules),  # one page, two categories: one entry
                     ad("xyb", "b.html", "稳赚不赔", "guaranteed_return", "low"),
                     ad("forum", "c.html", "日息0.5%", "high_yield", "low")], when=MORNING)
     at_ten = deliver(config, db, now=MORNING)

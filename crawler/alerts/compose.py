@@ -79,7 +79,7 @@ def _queue(session, config, unit, alerts: list[Alert], deliveries: list[Delivery
     kind = "opinion" if alerts[0].kind == "opinion" else ("operator" if alerts[0].kind == "operator" else "immediate")
     ids = "-".join(str(a.id) for a in sorted(alerts, key=lambda a: a.id))
     msg_id = _message_id(config, f"alert-{ids}.{unit}")
-    subject = subject_for(alerts[0], len(alerts))
+    subject = subject_for(alerts)
     groups = [{"title": "", "alerts": [_payload(a, session, config) for a in alerts]}]
     msg = message.build(config, unit, subject=subject, message_id=msg_id, groups=groups, now=now)
     return _add_outbox(session, kind, unit, msg, now, deliveries)
@@ -119,11 +119,12 @@ def _digest(session, config, unit, items, now) -> int:
     unit_name = config.routing.units[unit].name
     day = local(config.alerts, now).date().isoformat()
     groups = [
-        {"title": f"{inst}（{len(alerts)} 条）", "alerts": [_payload(a) for a in alerts]}
+        {"title": f"{inst}（{findings(alerts)} 条）", "alerts": [_payload(a) for a in alerts]}
         for inst, alerts in sorted(by_inst.items(), key=lambda kv: -max(_rank(a.risk) for a in kv[1]))
     ]
-    subject = f"【每日汇总】{unit_name} {day}：{len(items)}条巡查发现，涉及{len(by_inst)}家机构"
-    intro = f"{day} 汇总：{len(items)} 条巡查发现，按机构分组，风险高者在前。"
+    total = findings([a for _d, a in items])
+    subject = f"【每日汇总】{unit_name} {day}：{total}条巡查发现，涉及{len(by_inst)}家机构"
+    intro = f"{day} 汇总：{total} 条巡查发现（一个页面违反多项规定计为一条），按机构分组，风险高者在前。"
     ids = sorted(a.id for _d, a in items)
     msg_id = _message_id(config, f"digest-{day}-{ids[0]}-{ids[-1]}-{len(ids)}.{unit}")
     msg = message.build(config, unit, subject=subject, message_id=msg_id, groups=groups, now=now,
@@ -178,9 +179,17 @@ def _message_id(config: PatrolConfig, token: str) -> str:
     return f"<{token}.{digest}@{domain}>"
 
 
-def subject_for(alert: Alert, count: int) -> str:
-    p = alert.payload
-    more = f"（另{count - 1}项）" if count > 1 else ""
+def findings(alerts: list[Alert]) -> int:
+    """Entries a message shows: the hit alerts of one page are one (``message.by_hit``)."""
+    return len({("hit", a.hit_id) if a.kind == "hit" else ("alert", a.id) for a in alerts})
+
+
+def subject_for(alerts: list[Alert]) -> str:
+    """The subject of an immediate message; ``alerts[0]`` leads, sorted as :func:`_queue` does."""
+    alert, p = alerts[0], alerts[0].payload
+    categories = sum(1 for a in alerts if a.kind == "hit" and a.hit_id == alert.hit_id) if alert.kind == "hit" else 1
+    others = findings(alerts) - 1
+    more = f"（另{others}项）" if others else ""
     if alert.kind == "opinion":
         if p.get("reason") == "first_mass_incident":
             return f"【舆情预警·群体性事件苗头】{p['institution']}{more}"
@@ -188,4 +197,5 @@ def subject_for(alert: Alert, count: int) -> str:
     if alert.kind == "operator":
         return f"【巡查运行异常】{p['subject']}"
     risk = message.RISK_ZH.get(alert.risk, alert.risk)
-    return f"【{risk}】{p['category_zh']} - {p['institution']}{more}"
+    kinds = f"等{categories}类" if categories > 1 else ""
+    return f"【{risk}】{p['category_zh']}{kinds} - {p['institution']}{more}"
