@@ -102,7 +102,8 @@ def test_a_page_breaking_two_rules_is_shown_once_under_both_categories(setup, si
     assert msg["Subject"] == f"【高风险】{names[0]}等2类 - 重庆鑫盈宝网络科技有限公司", "two categories, not 另1项"
     html = msg.get_body(("html",)).get_content()
     assert html.count('<mark style="background:#ffe08a">保本保息</mark>') == 1
-    assert all(CATEGORIES[c].seed_section in body for c in ("guaranteed_return", "high_yield")), "both legal bases"
+    bases = "；".join(f"{CATEGORIES[c].name_zh} {CATEGORIES[c].seed_section}" for c in ("guaranteed_return", "high_yield"))
+    assert f"依据：江津府办发〔2016〕52号 {bases}" in body, "each category with its own legal basis"
 
 
 def test_low_risk_goes_to_daily_digest_grouped_by_institution(setup, sink):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from email import message_from_bytes, policy
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -120,6 +121,9 @@ def test_a_post_found_three_ways_is_one_signal(env):
     signals = alert.payload["signals"]
     assert sorted(s["url"] for s in signals) == sorted(post(n)[1] for n in range(1, 6))
     assert all(s["found_on"] == ["forum", "source:board"] and len(s["hit_ids"]) == 3 for s in signals), signals
+    mails = [message_from_bytes(f.read_bytes(), policy=policy.default).get_body(("plain",)).get_content()
+             for f in (config.state_dir / "outbox").rglob("*.eml")]
+    assert any("（同一帖文见于 江津生活论坛、source:board）" in m for m in mails), "where it was found, by name"
 
 
 def test_a_post_listed_long_ago_is_not_a_new_signal_when_its_page_is_fetched(env):

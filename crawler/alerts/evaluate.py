@@ -147,7 +147,8 @@ def _opinion_alert(session, config, inst, reason, signals, count, mean, now) -> 
         "institution": name, "target": inst, "business": business, "reason": reason,
         "category": category, "category_zh": text.name_zh, "seed_section": text.seed_section,
         "count": count, "baseline_mean": mean, "window_hours": hours(config.alerts.opinion.window),
-        "signals": [op.signal_dict(s) for s in signals[-20:]],
+        "signals": [op.signal_dict(s) | {"found_on_names": [institution(session, config, t)[0] for t in s.found_on]}
+                    for s in signals[-20:]],
     }
     alert = add_alert(
         session, kind="opinion", target_id=inst, hit_id=signals[-1].hit_id if signals else None,

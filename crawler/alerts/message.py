@@ -131,7 +131,7 @@ def by_hit(alerts: list[dict]) -> list[dict]:
     """The hit alerts of one page as one entry with every category (``categories``).
 
     A page that breaks four rules is four alerts; the message shows its findings,
-    yields and evidence once, under the four category names and their legal bases.
+    yields and evidence once, under the four category names, each with its legal basis.
     """
     out: list[dict] = []
     merged: dict[int, dict] = {}
@@ -139,14 +139,12 @@ def by_hit(alerts: list[dict]) -> list[dict]:
         if alert.get("kind") != "hit":
             out.append(alert)
             continue
-        category = {"category": alert["category"], "category_zh": alert["category_zh"]}
+        category = {key: alert.get(key) for key in ("category", "category_zh", "seed_section")}
         entry = merged.get(alert["hit"]["id"])
         if entry is None:
             entry = merged[alert["hit"]["id"]] = {**alert, "categories": []}
             out.append(entry)
         entry["categories"].append(category)
-        sections = [p for text in (entry["seed_section"], alert.get("seed_section")) for p in (text or "").split(", ")]
-        entry["seed_section"] = ", ".join(dict.fromkeys(p for p in sections if p))
     return out
 
 
