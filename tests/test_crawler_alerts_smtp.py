@@ -11,6 +11,7 @@ from smtp_fixtures import PASSWORD, USER, SmtpSink, finding, make_cert, server_c
 
 from classifiers import CATEGORIES
 from conftest import cli, json_lines
+from crawler.alerts.models import OutboxMessage
 from crawler.alerts.service import deliver
 from crawler.config import load_config
 from crawler.store.db import StateDB
@@ -18,7 +19,7 @@ from crawler.store.db import StateDB
 NOW = datetime(2026, 11, 27, 4, 0, tzinfo=UTC)
 
 
-def setup(tmp_path, smtp: dict | None, emails: tuple[str, ...] = ("duty@cbrc.test", "chief@cbrc.test")):
+def write_config(tmp_path, smtp: dict | None, emails: tuple[str, ...]):
     document = {
         "state_dir": "state",
         "alerts": {"quiet_hours": None},
@@ -30,7 +31,11 @@ def setup(tmp_path, smtp: dict | None, emails: tuple[str, ...] = ("duty@cbrc.tes
         document["smtp"] = smtp
     path = tmp_path / "patrol.yaml"
     path.write_text(yaml.safe_dump(document, allow_unicode=True), encoding="utf-8")
-    config = load_config(path)
+    return load_config(path)
+
+
+def setup(tmp_path, smtp: dict | None, emails: tuple[str, ...] = ("duty@cbrc.test", "chief@cbrc.test")):
+    config = write_config(tmp_path, smtp, emails)
     db = StateDB(config.db_url)
     store_hits(db, [("xyb", "http://127.0.0.1:9/a", "保本保息", verdict([finding("guaranteed_return", "保本保息")]))],
                when=NOW)
@@ -120,7 +125,46 @@ def test_a_unit_without_an_address_keeps_its_message_as_a_file_not_sent(tmp_path
         assert not list((config.state_dir / "outbox").glob("*.eml")), "not among the delivered files"
         assert sink.received == []
         listed = json_lines(cli("alerts", "list", "--config", str(config.source), "--json").stdout)
-        assert [m["status"] for m in listed] == ["unaddressed"]
+        assert [(m["status"], m["sent_at"]) for m in listed] == [("unaddressed", None)], "reached nobody"
         assert deliver(config, db, now=NOW).unaddressed == [], "kept once, not retried"
         send = cli("alerts", "send", "--config", str(config.source))
         assert send.returncode == 0 and "0 sent" in send.stdout
+
+
+def test_a_kept_message_is_sent_with_send_unaddressed_once_its_unit_has_an_address(tmp_path):
+    with SmtpSink() as sink:
+        smtp = {"host": "127.0.0.1", "port": sink.port, "security": "none"}
+        config, db = setup(tmp_path, smtp, emails=())
+        (kept,) = deliver(config, db, now=NOW).unaddressed
+        composed = message_from_bytes(outbox_row(db, kept).raw, policy=policy.default)
+        unaddressed = config.state_dir / "outbox" / "unaddressed"
+        send = ["alerts", "send", "--unaddressed", "--config", str(config.source)]
+
+        still = cli(*send)
+        assert still.returncode == 0 and sink.received == [] and outbox_row(db, kept).status == "unaddressed"
+        said = " ".join(still.stdout.split())
+        assert "0 kept message(s) addressed and queued, 1 still for units without an address (cbrc)" in said
+        assert "set routing.units.<unit>.emails, then run `finpatrol alerts send --unaddressed`" in said
+
+        config = write_config(tmp_path, smtp, emails=("duty@cbrc.test",))
+        sent = cli(*send)
+        assert sent.returncode == 0, sent.stderr
+        assert "1 kept message(s) addressed and queued" in sent.stdout and "1 sent" in sent.stdout
+        (msg,) = sink.wait_for(1)
+        assert sink.received[0][1] == ["duty@cbrc.test"]
+        assert str(msg["To"]) == "江津银监分局 <duty@cbrc.test>"
+        assert msg["Message-ID"] == composed["Message-ID"]
+        assert msg["Subject"] == composed["Subject"]
+        assert msg.get_body(("plain",)).get_content() == composed.get_body(("plain",)).get_content()
+        row = outbox_row(db, kept)
+        assert (row.status, row.recipients) == ("sent", ["duty@cbrc.test"]) and row.sent_at is not None
+        assert not list(unaddressed.glob("*.eml")), "no longer kept"
+
+        again = cli(*send)
+        assert again.returncode == 0 and "0 kept message(s)" in again.stdout and "0 sent" in again.stdout
+        assert len(sink.received) == 1
+
+
+def outbox_row(db, row_id):
+    with db.new_session() as session:
+        return session.get(OutboxMessage, row_id)

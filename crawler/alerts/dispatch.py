@@ -8,8 +8,10 @@ marked leaves a stale claim, and the message is sent again later: the same bytes
 with the same Message-ID, which mail clients show as the one message they have.
 File delivery writes ``<message id>.eml`` atomically, so a retry replaces the
 file instead of adding a copy. A message for a unit without an e-mail address is
-written to ``outbox/unaddressed/`` and marked ``unaddressed``, never ``sent``. The user name and password come from the
-environment variables named by ``smtp.username_env`` / ``smtp.password_env``.
+written to ``outbox/unaddressed/`` and marked ``unaddressed``, never ``sent``, and not
+retried: ``finpatrol alerts send --unaddressed`` (``crawler.alerts.readdress``) queues it again once
+the unit has an address. The user name and password come from the environment
+variables named by ``smtp.username_env`` / ``smtp.password_env``.
 """
 
 from __future__ import annotations
@@ -43,7 +45,8 @@ class DispatchResult:
     sent: list[int] = field(default_factory=list)
     failed: dict[int, str] = field(default_factory=dict)
     unaddressed: list[int] = field(default_factory=list)
-    """Messages for units without an e-mail address, kept as files in ``outbox/unaddressed/``."""
+    """Messages for units without an e-mail address, kept as files in ``outbox/unaddressed/``
+    until ``finpatrol alerts send --unaddressed``."""
 
 
 def outbox_dir(config: PatrolConfig) -> Path:
@@ -78,8 +81,9 @@ def dispatch(db: StateDB, config: PatrolConfig, now: datetime | None = None, ids
                 _mark_done(db, row.id, "sent", via.name)
                 result.sent.append(row.id)
             else:
-                logger.warning("outbox %s: unit %s has no e-mail address (routing.units.%s.emails); "
-                               "written to %s", row.id, row.unit, row.unit, unaddressed.directory)
+                logger.warning("outbox %s: unit %s has no e-mail address; written to %s: set "
+                               "routing.units.%s.emails, then run `finpatrol alerts send --unaddressed`",
+                               row.id, row.unit, unaddressed.directory, row.unit)
                 _mark_done(db, row.id, UNADDRESSED, via.name)
                 result.unaddressed.append(row.id)
     finally:
@@ -122,10 +126,12 @@ def _claim(db: StateDB, row_id: int, now: datetime, ignore_backoff: bool) -> Out
 
 
 def _mark_done(db: StateDB, row_id: int, status: str, transport: str) -> None:
+    """``sent_at`` only for ``sent``: an unaddressed message reached nobody."""
     with db.new_session() as session, session.begin():
         session.execute(
             update(OutboxMessage).where(OutboxMessage.id == row_id)
-            .values(status=status, sent_at=utcnow(), transport=transport, last_error=None)
+            .values(status=status, sent_at=utcnow() if status == "sent" else None, transport=transport,
+                    last_error=None)
         )
 
 

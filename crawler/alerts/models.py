@@ -73,7 +73,8 @@ class OutboxMessage(Base):
     raw: Mapped[bytes] = mapped_column(LargeBinary)
     """The complete RFC 5322 message, built once so every retry sends the same bytes."""
     status: Mapped[str] = mapped_column(String(16), default="pending")
-    """pending | sending (claimed; stale claims are retried) | sent"""
+    """pending | sending (claimed; stale claims are retried) | sent | unaddressed (the unit had no
+    e-mail address: kept in ``outbox/unaddressed/``, queued again by ``alerts send --unaddressed``)"""
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     claimed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

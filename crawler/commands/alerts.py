@@ -90,13 +90,17 @@ def preview(config_file, message_id, as_html, eml):
 @config_option
 @click.option("--digest", is_flag=True, help="Compose the daily digests now instead of at digest_time.")
 @click.option("--retry-now", is_flag=True, help="Retry failed messages now, ignoring the backoff.")
-def send(config_file, digest, retry_now):
+@click.option("--unaddressed", is_flag=True,
+              help="Also send the kept messages of units that had no e-mail address and have one now.")
+def send(config_file, digest, retry_now, unaddressed):
     """Evaluate new hits, compose what is due and send the outbox (SMTP or .eml files)."""
     from crawler.alerts.dispatch import dispatch, unaddressed_dir
+    from crawler.alerts.readdress import Readdressed, readdress
     from crawler.alerts.service import deliver
 
     config = load_or_exit(config_file)
     with open_db(config) as db:
+        moved = readdress(db, config) if unaddressed else Readdressed()
         result = deliver(config, db, force_digest=digest)
         if retry_now:
             extra = dispatch(db, config, ignore_backoff=True)
@@ -105,11 +109,17 @@ def send(config_file, digest, retry_now):
             result.failed.update(extra.failed)
             for row_id in extra.sent:
                 result.failed.pop(row_id, None)
+    if unaddressed:
+        units = ", ".join(sorted(set(moved.waiting.values())))
+        console.print(f"{len(moved.requeued)} kept message(s) addressed and queued, {len(moved.waiting)} still "
+                      "for units without an address" + (f" ({escape(units)})" if units else ""))
     console.print(f"{len(result.alerts)} new alert(s), {len(result.queued)} message(s) composed, "
                   f"{len(result.sent)} sent to {result.where}, {len(result.failed)} failed (will retry)")
-    if result.unaddressed:
-        console.print(f"[yellow]{len(result.unaddressed)} message(s) for units without an e-mail address, "
-                      f"kept in {escape(str(unaddressed_dir(config)))}: set routing.units.<unit>.emails[/]")
+    kept = len(result.unaddressed) + len(moved.waiting)
+    if kept:
+        console.print(f"[yellow]{kept} message(s) for units without an e-mail address, kept in "
+                      f"{escape(str(unaddressed_dir(config)))}: set routing.units.<unit>.emails, "
+                      "then run `finpatrol alerts send --unaddressed`[/]")
     for row_id, error in result.failed.items():
         console.print(f"  message {row_id}: {escape(error)}")
     if result.failed:
