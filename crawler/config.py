@@ -289,7 +289,8 @@ class PatrolConfig(_Frozen):
         unaddressed = [unit for unit in self.routing.routed_units() if not self.routing.units[unit].emails]
         if self.alerts.enabled and unaddressed:
             found.append(f"routing.units: no e-mail address for {', '.join(unaddressed)}; their alerts are only kept "
-                         f"in {self.state_dir / 'outbox' / 'unaddressed'} (set routing.units.<unit>.emails)")
+                         f"in {self.state_dir / 'outbox' / 'unaddressed'} (set routing.units.<unit>.emails, "
+                         "then run `finpatrol alerts send --unaddressed`)")
         return found
 
     @property
