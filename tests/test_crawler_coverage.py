@@ -36,8 +36,10 @@ def test_coverage_shows_each_target_last_success_next_run_and_failures(make_conf
 
 def test_failure_reasons_are_grouped():
     assert failure_class("dns") == "domain_gone"
+    assert failure_class("http_410") == failure_class("http_404") == "not_found", "410: the server answers"
     assert failure_class("http_403") == failure_class("robots") == "blocked"
     assert failure_class("http_503") == failure_class("timeout") == "offline"
     assert classify_errors({"refused": 2, "http_404": 1, "http_418": 1}) == {"offline": 2, "not_found": 1, "other": 1}
     assert describe_failures({"timeout": 2, "http_503": 1, "http_404": 1}) == \
         "not_found×1 (http_404×1), offline×3 (timeout×2, http_503×1)"
+    assert describe_failures({"http_410": 2, "http_404": 1}) == "not_found×3 (http_410×2, http_404×1)"

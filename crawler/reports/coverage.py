@@ -2,10 +2,12 @@
 
 Read from the state DB: ``run_targets`` per finished run gives when each target
 was last patrolled with pages fetched, and the failures of its latest attempt,
-grouped as ``blocked`` (robots.txt, 403/429/451, refused by policy), ``offline``
-(refused, timeouts, lost connections, 5xx, browser errors), ``domain_gone``
-(DNS, 410), ``not_found`` (404: a dead link, or a start URL gone) and ``other``. The next scheduled patrol comes from the scheduler's job
-store (``crawler.schedule.listing``) for the jobs that cover the target.
+grouped as ``blocked`` (robots.txt, 401/403/429/451, refused by policy), ``offline``
+(refused, timeouts, lost connections, 5xx, browser errors), ``domain_gone`` (DNS: no
+server answers), ``not_found`` (404, and 410: the server answers that the page is
+missing or was removed on purpose; a dead link, or a start URL gone) and ``other``.
+The next scheduled patrol comes from the scheduler's job store
+(``crawler.schedule.listing``) for the jobs that cover the target.
 Channels and sources are listed too, under their pseudo ids.
 """
 
@@ -25,8 +27,8 @@ logger = logging.getLogger(__name__)
 
 BLOCKED = ("private_network", "robots", "ignored", "http_401", "http_403", "http_429", "http_451")
 OFFLINE = ("refused", "timeout", "connection_lost", "render_timeout", "render_error", "too_large")
-DOMAIN_GONE = ("dns", "http_410")
-NOT_FOUND = ("http_404",)
+DOMAIN_GONE = ("dns",)
+NOT_FOUND = ("http_404", "http_410")
 
 
 def failure_class(reason: str) -> str:
