@@ -5,8 +5,8 @@ Grades, most severe first: 高风险, 重点关注, 一般关注, and 正常 whe
 Each rule names a grade and conditions over the institution's hits in the last
 ``window_days`` (its own hits and the channel/opinion hits attributed to it): any
 of ``categories``, at least ``min_risk``, at least ``min_hits`` such hits, a claimed
-yield of at least ``min_yield_pct``, at least ``min_opinion`` opinion signals
-(collapse_signal / mass_incident hits). Hits count by page: the hits of one post
+yield of at least ``min_yield_pct``, at least ``min_opinion`` posts with an opinion
+signal (a collapse_signal / mass_incident hit). Hits count by page: the hits of one post
 (its page on a target's site, on an opinion source, its listed snippet) count
 once. Removed (rectified) hits count only with ``include_removed``. The grade is
 the most severe matching rule; every matching rule is listed as a reason, so an
