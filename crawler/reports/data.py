@@ -12,7 +12,7 @@ import logging
 from collections import Counter, defaultdict
 from datetime import date, datetime, timedelta
 
-from sqlalchemy import or_, select
+from sqlalchemy import func, or_, select
 
 from crawler.config import PatrolConfig, Target
 from crawler.discovery.models import HitAttribution, ListedPage, ensure_schema
@@ -39,9 +39,12 @@ def _max_yield(yields: list) -> float | None:
     return max(values) if values else None
 
 
-def _hit_row(session, hit: Hit, attribution: HitAttribution | None) -> dict:
-    ev = session.scalar(select(Evidence).where(Evidence.hit_id == hit.id).order_by(Evidence.id.desc()).limit(1))
-    listed = session.get(ListedPage, hit.page_id)
+LISTED_COLUMNS = ("keyword", "rank", "is_ad", "advertiser", "landing_chain", "author", "posted_at", "replies", "kind")
+IN_CHUNK = 500  # bound parameters per IN (): well under SQLite's oldest limit of 999
+
+
+def _hit_row(hit: Hit, attribution: HitAttribution | None, ev, listed) -> dict:
+    """One hit as a dict; ``ev`` is its latest evidence row, ``listed`` its listing row (or None)."""
     return {
         "id": hit.id, "url": hit.url, "post": post_url(hit.url), "title": hit.title, "labels": list(hit.labels),
         "risk": hit.risk,
@@ -51,10 +54,7 @@ def _hit_row(session, hit: Hit, attribution: HitAttribution | None) -> dict:
         "found_on": hit.target_id,
         "attribution": {"reason": attribution.reason, "detail": attribution.detail} if attribution else
         {"reason": "own_site", "detail": ""},
-        "listed": {"keyword": listed.keyword, "rank": listed.rank, "is_ad": listed.is_ad,
-                   "advertiser": listed.advertiser, "landing_chain": listed.landing_chain,
-                   "author": listed.author, "posted_at": listed.posted_at, "replies": listed.replies,
-                   "kind": listed.kind} if listed else None,
+        "listed": {c: getattr(listed, c) for c in LISTED_COLUMNS} if listed else None,
         "yields": [y for y in hit.yields or () if isinstance(y, dict)],
         "max_yield": _max_yield(hit.yields),
         "snippets": [f.get("snippet") or f.get("text") for f in hit.findings or () if not f.get("negated")][:3],
@@ -64,16 +64,27 @@ def _hit_row(session, hit: Hit, attribution: HitAttribution | None) -> dict:
 
 
 def institution_hits(db: StateDB, target_id: str) -> list[dict]:
-    """Own and attributed hits of one institution, newest first."""
+    """Own and attributed hits of one institution, newest first.
+
+    Evidence and listings come in one query each for all the hits: the period report
+    calls this for every target.
+    """
     ensure_schema(db)
     with db.new_session() as session:
         attributed = {a.hit_id: a for a in session.scalars(
             select(HitAttribution).where(HitAttribution.target_id == target_id))}
-        hits = session.scalars(
-            select(Hit).where(or_(Hit.target_id == target_id, Hit.id.in_(list(attributed))))
-            .order_by(Hit.first_seen.desc(), Hit.id.desc())
-        ).all()
-        return [_hit_row(session, h, attributed.get(h.id)) for h in hits]
+        mine = or_(Hit.target_id == target_id, Hit.id.in_(
+            select(HitAttribution.hit_id).where(HitAttribution.target_id == target_id)))
+        hits = session.scalars(select(Hit).where(mine).order_by(Hit.first_seen.desc(), Hit.id.desc())).all()
+        latest = select(func.max(Evidence.id)).where(Evidence.hit_id.in_(select(Hit.id).where(mine))) \
+            .group_by(Evidence.hit_id)
+        evidence = {e.hit_id: e for e in session.execute(
+            select(Evidence.hit_id, Evidence.warc_file, Evidence.record_id, Evidence.payload_sha256,
+                   Evidence.screenshot_record_id).where(Evidence.id.in_(latest)))}
+        listed = {p.page_id: p for p in session.execute(
+            select(ListedPage.page_id, *(getattr(ListedPage, c) for c in LISTED_COLUMNS))
+            .where(ListedPage.page_id.in_(select(Hit.page_id).where(mine))))}
+        return [_hit_row(h, attributed.get(h.id), evidence.get(h.id), listed.get(h.page_id)) for h in hits]
 
 
 def grade_hits(config: PatrolConfig, hits: list[dict], now: datetime | None = None) -> Grade:
@@ -222,25 +233,40 @@ def _opinion_trend(session, since: datetime, until: datetime) -> list[dict]:
     """Opinion signals per day and category: one per post first seen in the period.
 
     A post's day is its publish date as listed when that falls in the period, else
-    the day it was first seen; every day shown is in the period.
+    the day it was first seen; every day shown is in the period. Only the columns
+    needed are read: this scans every opinion hit ever seen before ``until``.
     """
-    hits = session.scalars(select(Hit).where(Hit.first_seen < until, Hit.id.in_(
-        select(HitCategory.hit_id).where(HitCategory.category.in_(OPINION_CATEGORIES))))).all()
-    posts: dict[str, list[Hit]] = defaultdict(list)
-    for h in hits:
-        posts[post_url(h.url)].append(h)
+    rows = session.execute(select(Hit.url, Hit.first_seen, Hit.labels, Hit.page_id).where(
+        Hit.first_seen < until, Hit.id.in_(
+            select(HitCategory.hit_id).where(HitCategory.category.in_(OPINION_CATEGORIES)))).order_by(Hit.id)).all()
+    posts: dict[str, list] = defaultdict(list)
+    for row in rows:
+        posts[post_url(row.url)].append(row)
+    fresh = []  # (first seen, hits) of each post first seen in the period
+    for group in posts.values():
+        first_seen = min(as_utc(r.first_seen) for r in group)
+        if since <= first_seen < until:
+            fresh.append((first_seen, group))
+    posted_at = _posted_at(session, {r.page_id for _, group in fresh for r in group})
     last_day = (until - timedelta(microseconds=1)).date()
     table: dict[date, Counter] = defaultdict(Counter)
-    for group in posts.values():
-        first_seen = min(as_utc(h.first_seen) for h in group)
-        if not since <= first_seen < until:
-            continue
-        listed = [p.posted_at for p in (session.get(ListedPage, h.page_id) for h in group) if p and p.posted_at]
+    for first_seen, group in fresh:
+        listed = [posted_at[r.page_id] for r in group if r.page_id in posted_at]
         posted = _day(listed[0]) if listed else None
         day = posted if posted and since.date() <= posted <= last_day else first_seen.date()
-        for label in {c for h in group for c in h.labels} & OPINION_CATEGORIES:
+        for label in {c for r in group for c in r.labels} & OPINION_CATEGORIES:
             table[day][label] += 1
     return [{"day": d.isoformat(), "counts": dict(table[d])} for d in sorted(table)]
+
+
+def _posted_at(session, page_ids: set[int]) -> dict[int, str]:
+    """page id → publish time as listed, for the listed pages among ``page_ids`` that have one."""
+    ids, out = sorted(page_ids), {}
+    for start in range(0, len(ids), IN_CHUNK):
+        out.update((page_id, posted) for page_id, posted in session.execute(
+            select(ListedPage.page_id, ListedPage.posted_at).where(ListedPage.page_id.in_(ids[start:start + IN_CHUNK])))
+            if posted)
+    return out
 
 
 def _day(posted_at: str) -> date | None:
