@@ -173,3 +173,19 @@ def test_report_period_ends_with_the_day_named_and_counts_only_that_period(crawl
     assert "至 2000-02-01T00:00:00+00:00" in old.stdout
     assert "本期命中 0 条" in old.stdout
     assert "| 重庆鑫盈宝网络科技有限公司（xyb） | 正常 | 0 |" in old.stdout, "graded on what was known by then"
+
+
+def test_report_top_risks_count_live_pages_as_the_reasons_do(crawled):
+    config, _ = crawled
+    hits = json.loads(cli("dossier", "xyb", "--config", str(config), "--format", "json").stdout)["hits"]
+    live = [h for h in hits if not h["removed_at"]]
+    pages = len({h["post"] for h in live})
+    assert pages < len(live), "a post found several ways: more records than pages"
+    md = cli("report", "--config", str(config), "--since", "2000-01-01", "--format", "md").stdout
+    assert "| 机构 | 分级 | 在线网页 | 依据 |" in md and "在线命中" not in md
+    row = next(line for line in md.splitlines() if line.startswith("| 重庆鑫盈宝网络科技有限公司（xyb） |"))
+    assert row.split(" | ")[2] == str(pages), row
+    assert f"一般关注：命中≥1（{pages} 个网页命中）" in row, "the column and the reasons count the same pages"
+    html_text = cli("report", "--config", str(config), "--since", "2000-01-01").stdout
+    assert "<th>在线网页</th>" in html_text and "在线命中" not in html_text
+    assert f'<td class="g-高风险">高风险</td><td>{pages}</td>' in html_text

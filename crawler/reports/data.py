@@ -209,10 +209,12 @@ def period_report(config: PatrolConfig, db: StateDB, since: datetime, until: dat
         t_hits = institution_hits(db, t.id)
         g = grade_hits(config, t_hits, until)
         in_period = [h for h in t_hits if _before(h["first_seen"], until) and not _before(h["last_seen"], since)]
+        live = [h for h in in_period if not _before(h["removed_at"], until)]
+        # live: hit records; live_pages: posts, as the grade's reasons count them
         risks.append({"id": t.id, "name": t.name, "business": t.business, "grade": g.grade, "reasons": g.reasons,
-                      "hits": len(in_period), "live": sum(1 for h in in_period if not _before(h["removed_at"], until))})
+                      "hits": len(in_period), "live": len(live), "live_pages": len({h["post"] for h in live})})
     order = {"高风险": 0, "重点关注": 1, "一般关注": 2, "正常": 3}
-    risks.sort(key=lambda r: (order[r["grade"]], -r["live"], r["id"]))
+    risks.sort(key=lambda r: (order[r["grade"]], -r["live_pages"], -r["live"], r["id"]))
     return {
         "since": iso(since), "until": iso(until), "generated_at": iso(utcnow()),
         "institutions": {"total": len(targets), "patrolled": sorted(t.id for t in targets if t.id in patrolled),
