@@ -19,7 +19,7 @@ def period_end(ctx, param, value):
 
 def _is_date(value: str) -> bool:
     try:
-        date.fromisoformat(value.strip())
+        date.fromisoformat(value)
     except ValueError:
         return False
     return True
