@@ -4,6 +4,8 @@ HTML well-formed, charts produced, crawled content escaped, grades explained."""
 from __future__ import annotations
 
 import json
+from datetime import datetime
+from zoneinfo import ZoneInfo
 from html.parser import HTMLParser
 
 import pytest
@@ -162,7 +164,8 @@ def test_dossier_lists_each_opinion_post_once(crawled):
 def test_report_period_ends_with_the_day_named_and_counts_only_that_period(crawled):
     config, _ = crawled
     runs = json_lines(cli("runs", "--config", str(config), "--json").stdout)
-    today = max(runs, key=lambda r: r["id"])["started_at"][:10]  # the sources' run: when the posts were first seen
+    started = datetime.fromisoformat(max(runs, key=lambda r: r["id"])["started_at"])  # the sources' run
+    today = started.astimezone(ZoneInfo("Asia/Shanghai")).date().isoformat()  # the office's day, not UTC's
     md = cli("report", "--config", str(config), "--since", today, "--until", today, "--format", "md")
     assert md.returncode == 0, md.stderr
     assert "本期命中 0 条" not in md.stdout, "--until DATE includes that day's patrol"
@@ -170,7 +173,7 @@ def test_report_period_ends_with_the_day_named_and_counts_only_that_period(crawl
              if line.startswith("| 2")]
     assert trend == [today], "posts published in 2016 but first seen today are counted today"
     old = cli("report", "--config", str(config), "--since", "2000-01-01", "--until", "2000-01-31", "--format", "md")
-    assert "至 2000-02-01T00:00:00+00:00" in old.stdout
+    assert "统计期间 2000-01-01 至 2000-01-31（含，Asia/Shanghai）" in old.stdout
     assert "本期命中 0 条" in old.stdout
     assert "| 重庆鑫盈宝网络科技有限公司（xyb） | 正常 | 0 |" in old.stdout, "graded on what was known by then"
 
@@ -189,3 +192,16 @@ def test_report_top_risks_count_live_pages_as_the_reasons_do(crawled):
     html_text = cli("report", "--config", str(config), "--since", "2000-01-01").stdout
     assert "<th>在线网页</th>" in html_text and "在线命中" not in html_text
     assert f'<td class="g-高风险">高风险</td><td>{pages}</td>' in html_text
+
+
+def test_report_days_are_the_offices_days(crawled):
+    config, _ = crawled
+    runs = json_lines(cli("runs", "--config", str(config), "--json").stdout)
+    started = datetime.fromisoformat(min(runs, key=lambda r: r["id"])["started_at"])
+    day = started.astimezone(ZoneInfo("Asia/Shanghai")).date().isoformat()
+    md = cli("report", "--config", str(config), "--since", day, "--until", day, "--format", "md").stdout
+    assert f"统计期间 {day} 至 {day}（含，Asia/Shanghai）" in md
+    assert "本期命中 0 条" not in md, "a Beijing day holds the patrols of that Beijing day"
+    timed = cli("report", "--config", str(config), "--since", f"{day}T00:00+00:00", "--until", f"{day}T20:30",
+                "--format", "md").stdout
+    assert f"统计期间 {day} 08:00 至 {day} 20:30（Asia/Shanghai）" in timed, "an offset is kept, a bare time is local"

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import logging
 from collections import Counter, defaultdict
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, or_, select
 
@@ -185,7 +186,9 @@ def _in(value: datetime | None, since: datetime, until: datetime) -> bool:
 
 
 def period_report(config: PatrolConfig, db: StateDB, since: datetime, until: datetime) -> dict:
+    """The summary of [since, until); days (the opinion trend, the period line) are those of ``alerts.timezone``."""
     ensure_schema(db)
+    zone = ZoneInfo(config.alerts.timezone)
     info = category_info()
     with db.new_session() as session:
         patrolled = {rt.target_id for rt, run in session.execute(
@@ -196,7 +199,7 @@ def period_report(config: PatrolConfig, db: StateDB, since: datetime, until: dat
                    if _in(h.removed_at, since, until)]
         replaced = [h for h in removed if h.replaced_by is not None]  # reworded, not rectified
         removed = [h for h in removed if h.replaced_by is None]
-        trend = _opinion_trend(session, since, until)
+        trend = _opinion_trend(session, since, until, zone)
     pages: dict[str, set[str]] = defaultdict(set)  # a post found several ways is one page
     for h in hits:
         pages[post_url(h.url)].update(h.labels)
@@ -216,7 +219,8 @@ def period_report(config: PatrolConfig, db: StateDB, since: datetime, until: dat
     order = {"高风险": 0, "重点关注": 1, "一般关注": 2, "正常": 3}
     risks.sort(key=lambda r: (order[r["grade"]], -r["live_pages"], -r["live"], r["id"]))
     return {
-        "since": iso(since), "until": iso(until), "generated_at": iso(utcnow()),
+        "since": iso(since), "until": iso(until), "period": describe_period(since, until, zone),
+        "timezone": zone.key, "generated_at": iso(utcnow()),
         "institutions": {"total": len(targets), "patrolled": sorted(t.id for t in targets if t.id in patrolled),
                          "not_patrolled": sorted(t.id for t in targets if t.id not in patrolled)},
         "hits_total": len(hits), "pages_total": len(pages),
@@ -231,8 +235,8 @@ def period_report(config: PatrolConfig, db: StateDB, since: datetime, until: dat
     }
 
 
-def _opinion_trend(session, since: datetime, until: datetime) -> list[dict]:
-    """Opinion signals per day and category: one per post first seen in the period.
+def _opinion_trend(session, since: datetime, until: datetime, zone: ZoneInfo) -> list[dict]:
+    """Opinion signals per day (in ``zone``) and category: one per post first seen in the period.
 
     A post's day is its publish date as listed when that falls in the period, else
     the day it was first seen; every day shown is in the period. Only the columns
@@ -250,15 +254,23 @@ def _opinion_trend(session, since: datetime, until: datetime) -> list[dict]:
         if since <= first_seen < until:
             fresh.append((first_seen, group))
     posted_at = _posted_at(session, {r.page_id for _, group in fresh for r in group})
-    last_day = (until - timedelta(microseconds=1)).date()
+    first_day, last_day = since.astimezone(zone).date(), (until - timedelta(microseconds=1)).astimezone(zone).date()
     table: dict[date, Counter] = defaultdict(Counter)
     for first_seen, group in fresh:
         listed = [posted_at[r.page_id] for r in group if r.page_id in posted_at]
-        posted = _day(listed[0]) if listed else None
-        day = posted if posted and since.date() <= posted <= last_day else first_seen.date()
+        posted = _day(listed[0]) if listed else None  # the date as the listing gives it
+        day = posted if posted and first_day <= posted <= last_day else first_seen.astimezone(zone).date()
         for label in {c for r in group for c in r.labels} & OPINION_CATEGORIES:
             table[day][label] += 1
     return [{"day": d.isoformat(), "counts": dict(table[d])} for d in sorted(table)]
+
+
+def describe_period(since: datetime, until: datetime, zone: ZoneInfo) -> str:
+    """``2026-11-01 至 2026-11-30（含，Asia/Shanghai）`` for whole days, else the times."""
+    start, end = since.astimezone(zone), until.astimezone(zone)
+    if start.time() == end.time() == time():
+        return f"{start.date()} 至 {(end - timedelta(days=1)).date()}（含，{zone.key}）"
+    return f"{start:%Y-%m-%d %H:%M} 至 {end:%Y-%m-%d %H:%M}（{zone.key}）"
 
 
 def _posted_at(session, page_ids: set[int]) -> dict[int, str]:
