@@ -89,6 +89,19 @@ def test_hits_come_newest_first_by_last_seen_and_limit_keeps_the_newest(tmp_path
     assert rows == ["3", "1", "2"]
 
 
+def test_hits_since_and_until_a_date_mean_that_day_in_the_offices_time_zone(tmp_path):
+    config = tmp_path / "patrol.yaml"
+    config.write_text(CONFIG, encoding="utf-8")
+    with StateDB(load_config(config).db_url) as db:
+        store_hits(db, [claim("early")], when=datetime(2026, 11, 26, 20, 0, tzinfo=UTC))  # 11-27 04:00 in Beijing
+        store_hits(db, [claim("late")], when=datetime(2026, 11, 27, 17, 0, tzinfo=UTC))  # 11-28 01:00 in Beijing
+    day = cli("hits", "--config", str(config), "--json", "--since", "2026-11-27", "--until", "2026-11-27")
+    assert [h["url"] for h in json_lines(day.stdout)] == [claim("early")[1]], "the Beijing day 11-27, whole"
+    utc = cli("hits", "--config", str(config), "--json", "--since", "2026-11-27T00:00+00:00",
+              "--until", "2026-11-28T00:00+00:00")
+    assert [h["url"] for h in json_lines(utc.stdout)] == [claim("late")[1]], "an offset given is kept"
+
+
 def test_runs_show_when_each_run_started_and_how_long_it_took(tmp_path):
     config = tmp_path / "patrol.yaml"
     config.write_text(CONFIG, encoding="utf-8")

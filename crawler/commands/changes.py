@@ -6,7 +6,7 @@ import click
 from rich.markup import escape
 
 from crawler.commands.common import (
-    ROW_COUNT, config_option, console, emit_json, json_option, load_or_exit, open_db, time_value,
+    ROW_COUNT, config_option, console, emit_json, json_option, load_or_exit, office_time, open_db, time_value,
 )
 from crawler.store.change_report import list_changes, summarize
 
@@ -44,13 +44,14 @@ def reworded(removed: dict, hits: dict) -> str:
 @config_option
 @json_option
 @click.option("--target", "targets", multiple=True, metavar="ID", help="Only this target (repeatable).")
-@click.option("--since", callback=time_value, metavar="DATE", help="Only changes from this time on.")
+@click.option("--since", callback=time_value, metavar="DATE",
+              help="Only changes from this time on (a date: its start in alerts.timezone).")
 @click.option("--run", "run_id", type=ROW_COUNT, metavar="N", help="Only the changes found by patrol run N.")
 def changes(config_file, as_json, targets, since, run_id):
     """List pages added, changed and gone per patrol and target, with the changed passages."""
     config = load_or_exit(config_file)
     with open_db(config) as db:
-        rows = list_changes(db, tuple(targets), since, run_id)
+        rows = list_changes(db, tuple(targets), office_time(since, config), run_id)
     if as_json:
         emit_json(rows)
         return

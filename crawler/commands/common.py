@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 import logging
-from datetime import UTC
+from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
 from pathlib import Path
 
 import click
@@ -12,7 +13,7 @@ from rich.console import Console
 from sqlalchemy.engine import make_url
 
 from crawler.config import ConfigError, PatrolConfig, config_path, load_config
-from crawler.store.db import StateDB, parse_time
+from crawler.store.db import StateDB
 from crawler.store.search import Filters
 
 logger = logging.getLogger(__name__)
@@ -55,30 +56,48 @@ def json_option(fn):
 
 
 def time_value(ctx, param, value):
+    """A date or time option as written, once it parses; :func:`office_time` reads it with the config."""
     if value is None:
         return None
     try:
-        return parse_time(value).astimezone(UTC)
+        datetime.fromisoformat(value)
     except ValueError:
         raise click.BadParameter(f"expected a date like 2026-11-27 or 2026-11-27T08:00+08:00, got {value!r}")
+    return value
+
+
+def office_time(value: str | None, config: PatrolConfig, end: bool = False) -> datetime | None:
+    """A bound in UTC. A date, or a time without offset, is read in ``alerts.timezone``
+    (the office's day, not UTC's); a date alone as an ``end`` includes that whole day."""
+    if value is None:
+        return None
+    zone = ZoneInfo(config.alerts.timezone)
+    try:
+        day = date.fromisoformat(value)
+    except ValueError:
+        parsed = datetime.fromisoformat(value)
+        return (parsed if parsed.tzinfo else parsed.replace(tzinfo=zone)).astimezone(UTC)
+    return datetime.combine(day + timedelta(days=1 if end else 0), time(), zone).astimezone(UTC)
 
 
 def filter_options(fn):
-    fn = click.option("--until", callback=time_value, metavar="DATE", help="Only before this time.")(fn)
-    fn = click.option("--since", callback=time_value, metavar="DATE", help="Only from this time on.")(fn)
+    fn = click.option("--until", callback=time_value, metavar="DATE",
+                      help="Only before this time; a date alone includes that day (alerts.timezone).")(fn)
+    fn = click.option("--since", callback=time_value, metavar="DATE",
+                      help="Only from this time on (a date: its start in alerts.timezone).")(fn)
     fn = click.option("--risk", type=click.Choice(RISKS), help="Only this risk level.")(fn)
     fn = click.option("--category", metavar="ID", help="Only this category id (see README).")(fn)
     fn = click.option("--target", "targets", multiple=True, metavar="ID", help="Only this target (repeatable).")(fn)
     return fn
 
 
-def make_filters(targets, category, risk, since, until) -> Filters:
+def make_filters(config: PatrolConfig, targets, category, risk, since, until) -> Filters:
     if category:
         from classifiers import CATEGORIES
 
         if category not in CATEGORIES:
             raise click.BadParameter(f"unknown category {category!r}; known: {', '.join(CATEGORIES)}")
-    return Filters(tuple(targets), category, risk, since, until)
+    return Filters(tuple(targets), category, risk, office_time(since, config), office_time(until, config, end=True))
 
 
 def emit_json(rows) -> None:

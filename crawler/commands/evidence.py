@@ -8,7 +8,7 @@ import click
 from rich.markup import escape
 
 from crawler.commands.common import (
-    ROW_COUNT, config_option, console, emit_json, json_option, load_or_exit, open_db, time_value,
+    ROW_COUNT, config_option, console, emit_json, json_option, load_or_exit, office_time, open_db, time_value,
 )
 from crawler.evidence.archive import evidence_root
 from crawler.evidence.export import ExportError, export_hit
@@ -23,12 +23,13 @@ def evidence():
 @evidence.command("verify")
 @config_option
 @json_option
-@click.option("--since", callback=time_value, metavar="DATE", help="Only captures fetched from this time on.")
+@click.option("--since", callback=time_value, metavar="DATE",
+              help="Only captures fetched from this time on (a date: its start in alerts.timezone).")
 def verify_command(config_file, as_json, since):
     """Recompute every digest; report changed or missing files; exit 1 on any problem."""
     config = load_or_exit(config_file)
     with open_db(config) as db:
-        report = verify(db, evidence_root(config.state_dir), since)
+        report = verify(db, evidence_root(config.state_dir), office_time(since, config))
     if as_json:
         emit_json([{"captures": report.captures, "files": report.files, "ok": report.ok,
                     "problems": [p.as_dict() for p in report.problems]}])

@@ -46,7 +46,7 @@ def hits(config_file, targets, category, risk, since, until, as_json, limit):
     """List hits (pages flagged by the classifier), newest first: last seen latest, then the larger id."""
     config = load_or_exit(config_file)
     with open_db(config) as db:
-        rows = list_hits(db, make_filters(targets, category, risk, since, until), limit)
+        rows = list_hits(db, make_filters(config, targets, category, risk, since, until), limit)
     if as_json:
         emit_json(rows)
     elif rows:
@@ -76,11 +76,11 @@ def search(query, config_file, targets, category, risk, since, until, as_json, l
         from crawler.store.elastic_search import ClusterUnavailable, search_cluster
 
         try:
-            results = search_cluster(config.elasticsearch, query, make_filters(targets, category, risk, since, until), limit)
+            results = search_cluster(config.elasticsearch, query, make_filters(config, targets, category, risk, since, until), limit)
         except ClusterUnavailable as e:
             raise click.ClickException(str(e)) from None
     else:
-        results = embedded_search(config, query, make_filters(targets, category, risk, since, until), limit)
+        results = embedded_search(config, query, make_filters(config, targets, category, risk, since, until), limit)
     if as_json:
         emit_json(results)
         return
