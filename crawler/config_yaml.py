@@ -109,7 +109,7 @@ def follows_from(err: dict, errors: list[dict]) -> bool:
     return err["type"] == "too_short" and any(len(o["loc"]) > n and o["loc"][:n] == err["loc"] for o in errors)
 
 
-def _yaml_kind(value, text_expected: bool = False) -> str:
+def as_written(value, text_expected: bool = False) -> str:
     """What was written: text and numbers are quoted back, except a number where text was
     expected, which is only named (it may be a password)."""
     if isinstance(value, str):
@@ -200,10 +200,10 @@ def explain(err: dict, loc: tuple, root: type[BaseModel]) -> str:
     if kind == "literal_error":
         return f"expected {err['ctx']['expected']}, got {err.get('input')!r}"
     if kind in EXPECTED:
-        return f"expected {EXPECTED[kind]}, got {_yaml_kind(err.get('input'), text_expected=kind == 'string_type')}"
+        return f"expected {EXPECTED[kind]}, got {as_written(err.get('input'), text_expected=kind == 'string_type')}"
     if kind in BOUNDS:
         bound, sign = BOUNDS[kind]
-        return f"expected a number {sign} {_number(err['ctx'][bound])}, got {_yaml_kind(err.get('input'))}"
+        return f"expected a number {sign} {_number(err['ctx'][bound])}, got {as_written(err.get('input'))}"
     if kind == "too_short":
         return f"expected at least {err['ctx']['min_length']} item(s)"
     return err["msg"].removeprefix("Value error, ")

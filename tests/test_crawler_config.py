@@ -240,6 +240,13 @@ def test_a_default_unit_takes_emails_alone_and_a_new_unit_needs_a_name(tmp_path)
     assert "line 3: routing.units: unit newunit needs a name" in message
 
 
+def test_durations_and_clock_times_name_what_was_written_in_yaml_words(tmp_path):
+    message = errors_of(GOOD.replace("state_dir: state", "state_dir: state\nalerts:\n  renotify_after: true\n"
+                                     "  digest_time: [8]"), tmp_path)
+    assert "line 3: alerts.renotify_after: expected a duration like 90, '15m', '12h' or '7d', got true" in message
+    assert "line 4: alerts.digest_time: expected a time of day like '08:30', got a list" in message
+
+
 def test_broken_yaml_gives_line_and_column(tmp_path):
     message = errors_of("targets:\n  - id: [unclosed\n    name: x\n", tmp_path)
     assert "invalid YAML" in message and "line 3" in message

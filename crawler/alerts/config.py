@@ -17,6 +17,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
+from crawler.config_yaml import as_written
+
 RISKS = ("none", "low", "medium", "high")
 Risk = Literal["none", "low", "medium", "high"]
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
@@ -33,7 +35,7 @@ def _duration(value) -> float:
         return float(value)
     match = _DURATION.match(str(value))
     if not match:
-        raise ValueError(f"expected a duration like 90, '15m', '12h' or '7d', got {value!r}")
+        raise ValueError(f"expected a duration like 90, '15m', '12h' or '7d', got {as_written(value)}")
     return float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
 
 
@@ -44,7 +46,7 @@ def _clock(value) -> time:
         return value
     match = re.fullmatch(r"\s*(\d{1,2}):(\d{2})\s*", str(value))
     if not match or int(match.group(1)) > 23 or int(match.group(2)) > 59:
-        raise ValueError(f"expected a time of day like '08:30', got {value!r}")
+        raise ValueError(f"expected a time of day like '08:30', got {as_written(value)}")
     return time(int(match.group(1)), int(match.group(2)))
 
 
