@@ -288,8 +288,10 @@ class PatrolConfig(_Frozen):
                                  "which the patrol refuses; set allow_private_networks: true on this target if meant")
         unaddressed = [unit for unit in self.routing.routed_units() if not self.routing.units[unit].emails]
         if self.alerts.enabled and unaddressed:
+            from crawler.alerts.dispatch import unaddressed_dir  # it imports this module
+
             found.append(f"routing.units: no e-mail address for {', '.join(unaddressed)}; their alerts are only kept "
-                         f"in {self.state_dir / 'outbox' / 'unaddressed'} (set routing.units.<unit>.emails, "
+                         f"in {unaddressed_dir(self)} (set routing.units.<unit>.emails, "
                          "then run `finpatrol alerts send --unaddressed`)")
         return found
 

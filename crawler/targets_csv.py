@@ -26,7 +26,7 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import YAMLError
 
 from crawler.config import BUSINESS_TYPES, ConfigError, Target, parse_config
-from crawler.config_yaml import explain
+from crawler.config_yaml import explain, follows_from
 
 logger = logging.getLogger(__name__)
 
@@ -143,7 +143,7 @@ def _check_row(line: int, cells: list[str], header: list[str],
     except ValidationError as e:
         errors = e.errors()
         return None, [_describe(line, header[columns[err["loc"][0]]], cell[err["loc"][0]], err)
-                      for err in errors if not _follows_from(err, errors)]
+                      for err in errors if not follows_from(err, errors)]
     return entry, []
 
 
@@ -163,11 +163,6 @@ def _entry(cell: dict[str, str]) -> dict:
         else:
             entry[key] = value
     return entry
-
-
-def _follows_from(err: dict, errors: list[dict]) -> bool:
-    """A list too short only because its bad items were dropped: the items' errors say it all."""
-    return err["type"] == "too_short" and any(o is not err and o["loc"][0] == err["loc"][0] for o in errors)
 
 
 def _shown(value: str) -> str:

@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import select
 
+from crawler.alerts.config import risk_rank
 from crawler.alerts.models import Alert, AlertMark, Delivery
 from crawler.store.db import as_utc
 
@@ -91,7 +92,11 @@ def add_alert(
 
 
 ACTION_RANK = {"digest": 1, "immediate": 2}
-RISK_RANK = {"none": 0, "low": 1, "medium": 2, "high": 3}
+
+
+def _level(action: str, risk: str) -> int:
+    """How loudly a unit was told, kept in a post mark's ``count``: action rank × 10 + risk rank."""
+    return ACTION_RANK[action] * 10 + risk_rank(risk)
 
 
 def units_told_of_post(session, post: str, category: str, page_id: int, units: list[str], action: str,
@@ -107,15 +112,15 @@ def units_told_of_post(session, post: str, category: str, page_id: int, units: l
     marks = session.scalars(select(AlertMark).where(
         AlertMark.target_id.in_(list(keys)), AlertMark.category == category, AlertMark.fingerprint != str(page_id),
     ))
-    action_rank, risk_rank = ACTION_RANK[action], RISK_RANK.get(risk, 0)
+    level = _level(action, risk)
     return {keys[m.target_id] for m in marks
-            if as_utc(m.last_alerted) >= since and m.count // 10 >= action_rank and m.count % 10 >= risk_rank}
+            if as_utc(m.last_alerted) >= since and m.count // 10 >= level // 10 and m.count % 10 >= level % 10}
 
 
 def mark_post_told(session, post: str, category: str, page_id: int, units: list[str], action: str, risk: str,
                    now: datetime) -> None:
     """Record that this record of ``post`` alerted ``units`` (see :func:`units_told_of_post`)."""
-    level = ACTION_RANK[action] * 10 + RISK_RANK.get(risk, 0)
+    level = _level(action, risk)
     for unit in units:
         key = _post_key(post, unit)
         mark = get_mark(session, key, category, str(page_id))

@@ -47,7 +47,8 @@ def describe_failures(errors: dict) -> str:
     """``offline×3 (timeout×2, http_503×1)``: each class with the reasons behind it."""
     parts = []
     for cls, count in sorted(classify_errors(errors).items()):
-        reasons = sorted(((r, int(n)) for r, n in errors.items() if failure_class(r) == cls), key=lambda x: (-x[1], x[0]))
+        reasons = sorted(((r, int(n)) for r, n in errors.items() if failure_class(r) == cls),
+                         key=lambda pair: (-pair[1], pair[0]))
         detail = ", ".join(f"{r}×{n}" for r, n in reasons)
         parts.append(f"{cls}×{count}" + (f" ({detail})" if reasons != [(cls, count)] else ""))
     return ", ".join(parts)

@@ -48,8 +48,7 @@ def _hit_row(hit: Hit, attribution: HitAttribution | None, ev, listed) -> dict:
     """One hit as a dict; ``ev`` is its latest evidence row, ``listed`` its listing row (or None)."""
     return {
         "id": hit.id, "url": hit.url, "post": post_url(hit.url), "title": hit.title, "labels": list(hit.labels),
-        "risk": hit.risk,
-        "score": round(float(hit.score), 3), "context": hit.context,
+        "risk": hit.risk, "score": round(float(hit.score), 3), "context": hit.context,
         "first_seen": iso(hit.first_seen), "last_seen": iso(hit.last_seen),
         "removed_at": iso(hit.removed_at), "reopened_at": iso(hit.reopened_at), "replaced_by": hit.replaced_by,
         "found_on": hit.target_id,

@@ -128,11 +128,12 @@ def grade(config: GradingConfig, hits: list[HitFacts]) -> Grade:
     """The most severe grade whose rule matches, with every matching rule as a reason."""
     matched: list[tuple[int, str]] = []
     for rule in config.rules:
-        chosen = {h.post for h in hits if _matches(rule.when, h)}
+        matching = [h for h in hits if _matches(rule.when, h)]
+        chosen = {h.post for h in matching}
         if len(chosen) < rule.when.min_hits:
             continue
         if rule.when.min_opinion:
-            opinion = {h.post for h in hits if _matches(rule.when, h) and OPINION_CATEGORIES & set(h.labels)}
+            opinion = {h.post for h in matching if OPINION_CATEGORIES & set(h.labels)}
             if len(opinion) < rule.when.min_opinion:
                 continue
         text = f"{rule.grade}：{rule.reason or describe(rule.when)}（{len(chosen)} 个网页命中）"
