@@ -93,6 +93,33 @@ def test_robots_txt_honoured_and_sitemap_read(make_config, patrol):
         assert patrol(config).returncode == 0
         assert "/private/board.html" in site.requests
 
+def test_a_long_sitemap_does_not_crowd_out_the_links_of_the_listed_urls(make_config, patrol):
+    """Every URL the config lists is read before the sitemap: their links are patrolled, the
+    sitemap fills the rest of max_pages."""
+    archive = [f"/archive/{n}.html" for n in range(20)]
+    locs = "".join(f"<url><loc>__BASE__{path}</loc></url>" for path in archive)
+    site_routes = {
+        "/": page("首页", links=("/about.html",)),
+        "/about.html": page("关于我们"),
+        "/products/": page("理财产品", links=("/products/a.html", "/promo.html")),
+        "/products/a.html": page("稳盈宝"),
+        "/promo.html": page("新手活动"),
+        **{path: page("往期公告") for path in archive},
+    }
+    with SiteServer(routes(site_routes)) as site:
+        site_routes["/sitemap.xml"] = Reply(
+            headers={"Content-Type": "application/xml"},
+            body=('<?xml version="1.0" encoding="UTF-8"?><urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">'
+                  f"{locs}</urlset>").replace("__BASE__", site.base_url).encode(),
+        )
+        config = make_config([{"id": "site", "urls": [site.url("/"), site.url("/products/")], "max_pages": 8}])
+        assert patrol(config).returncode == 0
+        fetched = set(site.requests)
+    assert {"/", "/about.html", "/products/", "/products/a.html", "/promo.html", "/sitemap.xml"} <= fetched
+    assert len(fetched & set(archive)) == 3, "the sitemap fills what the listed URLs' links left of max_pages"
+    assert last_run(config)["targets"]["site"]["pages"] == 8
+
+
 
 def test_gbk_page_without_charset_header_is_decoded_classified_and_searchable(make_config, patrol):
     body = page("金鼎财富", "本平台承诺保本保息，稳赚不赔，年化收益率高达18%。").replace(

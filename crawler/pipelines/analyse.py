@@ -65,7 +65,7 @@ class AnalysePipeline:
             self.known = known_pages(db, getattr(self.crawler.spider, "crawls", {}).keys())
         finally:
             db.close()
-        self.pool = workers.start_pool(self.workers_count)
+        self.pool = workers.start_pool(self.workers_count, self.rule_files, self.ceiling)
 
     def close_spider(self):
         if self.pool is not None:  # None when opening failed before the pool started
