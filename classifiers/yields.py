@@ -100,8 +100,10 @@ def _after_keyword(text: str, m: re.Match, limit: int) -> RawClaim | None:
     """The nearest figure within a few characters after a yield keyword.
 
     A figure after another yield word that names its own period is that word's
-    (月息2分（年化24% is 2 % a month, not 24 %), unless the words run on (年化收益率18%);
-    a percentage followed by a safety word (利息100%安全) is a guarantee, not a yield.
+    (月息2分（年化24% is 2 % a month, not 24 %; 收益每月2% and a heading run into its text,
+    高收益 月化收益率3%, are 2 % and 3 % a month), unless both words name a period and run on
+    (年化收益率18%, where 收益率 names none, is one term anyway); a percentage followed by a
+    safety word (利息100%安全) is a guarantee, not a yield.
     """
     period = _period(m.group())
     tail = text[m.end(): m.end() + limit]
@@ -109,8 +111,9 @@ def _after_keyword(text: str, m: re.Match, limit: int) -> RawClaim | None:
     if stop:
         tail = tail[: stop.start()]
     chain = 0  # yield words right after this one (年化|收益率) belong to it
+    names_period = m.group().startswith(_PERIOD_WORDS)
     for other in _KW.finditer(tail):
-        if other.start() > chain and other.group().startswith(_PERIOD_WORDS):
+        if other.group().startswith(_PERIOD_WORDS) and (other.start() > chain or not names_period):
             tail = tail[: other.start()]
             break
         chain = other.end()

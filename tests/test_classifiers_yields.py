@@ -38,6 +38,19 @@ def test_normalised_to_annual_percent(text, low, high, period):
     assert text[c.start:c.end] == c.text
 
 
+@pytest.mark.parametrize("text,quoted,annual,period", [
+    ("投资收益每月2%，稳定可靠", "每月2%", 24, "month"),
+    ("理财收益 月化收益率3%", "月化收益率3%", 36, "month"),
+    ("高收益 年化收益率8%-18%，是银行定期存款的6倍", "年化收益率8%-18%", 18, "year"),
+    ("利息每天0.1%", "每天0.1%", 36.5, "day"),
+])
+def test_a_word_naming_its_period_takes_the_figure_from_a_yield_word_just_before_it(text, quoted, annual, period):
+    """A heading (高收益) or a plain yield word run into the claim does not set its period or its quote."""
+    (c,) = _claims(text)
+    assert (c.text, c.period) == (quoted, period)
+    assert c.high_annual_pct == pytest.approx(annual)
+
+
 def test_amount_based_return():
     (c,) = _claims("投资1万元，每月返息300元")
     assert c.high_annual_pct == pytest.approx(36.0)
