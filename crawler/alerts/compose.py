@@ -20,6 +20,7 @@ from email import policy
 from sqlalchemy import func, select
 
 from crawler.alerts import message
+from crawler.alerts.config import risk_rank
 from crawler.alerts.models import Alert, AlertState, Delivery, OutboxMessage, ensure_schema
 from crawler.alerts.rules import digest_due, in_quiet_hours, local
 from crawler.config import PatrolConfig
@@ -75,7 +76,7 @@ def _recent_counts(session, now: datetime) -> dict[str, int]:
 
 
 def _queue(session, config, unit, alerts: list[Alert], deliveries: list[Delivery], now) -> int:
-    alerts.sort(key=lambda a: (a.kind != "opinion", a.kind != "hit", -_rank(a.risk)))
+    alerts.sort(key=lambda a: (a.kind != "opinion", a.kind != "hit", -risk_rank(a.risk)))
     kind = "opinion" if alerts[0].kind == "opinion" else ("operator" if alerts[0].kind == "operator" else "immediate")
     ids = "-".join(str(a.id) for a in sorted(alerts, key=lambda a: a.id))
     msg_id = _message_id(config, f"alert-{ids}.{unit}")
@@ -120,7 +121,7 @@ def _digest(session, config, unit, items, now) -> int:
     day = local(config.alerts, now).date().isoformat()
     groups = [
         {"title": f"{inst}（{findings(alerts)} 条）", "alerts": [_payload(a) for a in alerts]}
-        for inst, alerts in sorted(by_inst.items(), key=lambda kv: -max(_rank(a.risk) for a in kv[1]))
+        for inst, alerts in sorted(by_inst.items(), key=lambda kv: -max(risk_rank(a.risk) for a in kv[1]))
     ]
     total = findings([a for _d, a in items])
     subject = f"【每日汇总】{unit_name} {day}：{total}条巡查发现，涉及{len(by_inst)}家机构"
@@ -167,10 +168,6 @@ def _screenshot(session, config: PatrolConfig, evidence_id: int) -> bytes | None
     if problems:
         logger.warning("evidence %s: %s; screenshot not attached", evidence_id, problems[0].what)
     return loaded.screenshot
-
-
-def _rank(risk: str) -> int:
-    return {"high": 3, "medium": 2, "low": 1}.get(risk, 0)
 
 
 def _message_id(config: PatrolConfig, token: str) -> str:
