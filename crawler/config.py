@@ -33,12 +33,10 @@ from crawler.alerts.config import AlertsConfig, RoutingConfig, SmtpConfig
 from crawler.config_channels import Channels, Sources
 from crawler.config_yaml import (
     alias_loop,
-    bools_as_numbers,
-    describe,
     duplicate_keys,
     field_path,
-    follows_from,
     line_index,
+    problems,
 )
 from crawler.evidence.config import EvidenceConfig
 from crawler.reports.grading import GradingConfig
@@ -367,12 +365,10 @@ def parse_config(text: str, path: str | Path = "<string>") -> PatrolConfig:
     try:
         config = PatrolConfig.model_validate(data)
     except ValidationError as e:
-        errors = e.errors()
-        errors = [err for err in errors if not follows_from(err, errors)]
-        raise ConfigError(path, [describe(err, lines, PatrolConfig) for err in errors]) from None
-    slips = bools_as_numbers(config, data)
+        raise ConfigError(path, problems(e.errors(), data, lines, PatrolConfig)) from None
+    slips = problems([], data, lines, PatrolConfig)
     if slips:
-        raise ConfigError(path, [describe(err, lines, PatrolConfig) for err in slips])
+        raise ConfigError(path, slips)
     base = path.parent if path.name != "<string>" else Path.cwd()
     state_dir = _resolve(base, config.state_dir)
     if state_dir.exists() and not state_dir.is_dir():

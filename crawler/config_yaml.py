@@ -128,32 +128,71 @@ def _number(value: float) -> str:
     return str(int(value) if isinstance(value, float) and value.is_integer() else value)
 
 
-def bools_as_numbers(value, raw, loc: tuple = ()) -> list[dict]:
-    """Errors where YAML's true or false became a number: pydantic reads ``max_depth: yes`` as 1."""
+def _bools_as_numbers(root: type[BaseModel], raw, loc: tuple = ()) -> list[dict]:
+    """Errors where YAML's true or false stands for a number: pydantic reads ``max_depth: yes`` as 1.
+
+    Found from the declared types, not the validated values, so they are reported with every
+    other error of the file at once.
+    """
     if isinstance(raw, bool):
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
+        kind = _declared_at(root, loc)
+        if kind not in (int, float):
             return []
-        return [{"type": "int_type" if isinstance(value, int) else "float_type", "loc": loc, "msg": "", "input": raw}]
-    if isinstance(value, BaseModel) and isinstance(raw, dict):
-        parts = [(name, getattr(value, name), raw[name]) for name in type(value).model_fields if name in raw]
-    elif isinstance(value, dict) and isinstance(raw, dict):
-        parts = [(key, item, raw[key]) for key, item in value.items() if key in raw]
-    elif isinstance(value, (tuple, list)) and isinstance(raw, list) and len(value) == len(raw):
-        parts = [(i, item, written) for i, (item, written) in enumerate(zip(value, raw))]
+        return [{"type": "int_type" if kind is int else "float_type", "loc": loc, "msg": "", "input": raw}]
+    if isinstance(raw, dict):
+        items = raw.items()
+    elif isinstance(raw, list):
+        items = enumerate(raw)
     else:
         return []
-    return [err for key, item, written in parts for err in bools_as_numbers(item, written, loc + (key,))]
+    return [err for key, item in items for err in _bools_as_numbers(root, item, loc + (key,))]
+
+
+def problems(errors: list[dict], raw, lines: dict[tuple, int], root: type[BaseModel]) -> list[str]:
+    """Every problem of a config file, in file order, as ``describe`` words: pydantic's
+    ``errors`` and the true or false given for a number. A misspelt required key
+    (``url:`` for ``urls:``) is one line, not also "required setting is missing"."""
+    errors = [dict(err, loc=_clean_loc(err["loc"])) for err in errors if not follows_from(err, errors)]
+    given = {err["loc"] for err in errors}
+    errors += [slip for slip in _bools_as_numbers(root, raw) if slip["loc"] not in given]
+    missing = {err["loc"] for err in errors if err["type"] == "missing"}
+    misspelt = {err["loc"]: _meant(root, err["loc"]) for err in errors
+                if err["type"] == "extra_forbidden" and _meant(root, err["loc"]) in missing}
+    told = []
+    for err in errors:
+        if err["type"] == "missing" and err["loc"] in misspelt.values():
+            continue
+        note = " (a required setting)" if err["type"] == "extra_forbidden" and err["loc"] in misspelt else ""
+        told.append((_line_of(err["loc"], lines) or 0, describe(err, lines, root) + note))
+    return [message for _, message in sorted(told, key=lambda t: t[0])]
+
+
+def _meant(root: type[BaseModel], loc: tuple) -> tuple:
+    """Where an unknown key was probably meant to go: its closest key in the same mapping."""
+    return loc[:-1] + (_close_key(root, loc),)
 
 
 def _unknown_key(root: type[BaseModel], loc: tuple) -> str:
     """An unknown key, with the closest key of the same mapping when one is close."""
+    close = _close_key(root, loc)
+    return f"unknown setting {loc[-1]!r}" + (f": did you mean {close!r}?" if close else "")
+
+
+def _close_key(root: type[BaseModel], loc: tuple) -> str | None:
+    """The key of the mapping at ``loc[:-1]`` closest to the unknown ``loc[-1]``, if one is close."""
     model = _model_at(root, loc[:-1])
     close = difflib.get_close_matches(str(loc[-1]), list(model.model_fields) if model else [], n=1)
-    return f"unknown setting {loc[-1]!r}" + (f": did you mean {close[0]!r}?" if close else "")
+    return close[0] if close else None
 
 
 def _model_at(root: type[BaseModel], loc: tuple) -> type[BaseModel] | None:
-    """The model that validates the mapping at ``loc`` under ``root``, found through the declared field types."""
+    """The model that validates the mapping at ``loc`` under ``root``."""
+    kind = _declared_at(root, loc)
+    return kind if isinstance(kind, type) and issubclass(kind, BaseModel) else None
+
+
+def _declared_at(root: type[BaseModel], loc: tuple):
+    """The type declared for the value at ``loc`` under ``root``, found through the fields' types; None if unknown."""
     kind: object = root
     for part in loc:
         kind = _unwrap(kind)
@@ -164,8 +203,7 @@ def _model_at(root: type[BaseModel], loc: tuple) -> type[BaseModel] | None:
             kind = [arg for arg in get_args(kind) if arg is not Ellipsis][-1]
         else:
             return None
-    kind = _unwrap(kind)
-    return kind if isinstance(kind, type) and issubclass(kind, BaseModel) else None
+    return _unwrap(kind)
 
 
 def _unwrap(kind):
@@ -180,14 +218,23 @@ def _unwrap(kind):
 
 def describe(err: dict, lines: dict[tuple, int], root: type[BaseModel]) -> str:
     """One pydantic error as ``line N: field.path: what was expected, got what``."""
-    loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
-    loc = tuple(p for p in loc if p not in ("str", "int", "bool", "float"))
-    probe = loc
-    while probe and probe not in lines:
-        probe = probe[:-1]
-    line = lines.get(probe)
+    loc = _clean_loc(err["loc"])
+    line = _line_of(loc, lines)
     where = f"line {line}: " if line else ""
     return f"{where}{field_path(loc)}: {explain(err, loc, root)}"
+
+
+def _clean_loc(loc: tuple) -> tuple:
+    """A pydantic error's location as a path in the YAML: validator and type steps dropped."""
+    loc = tuple(p for p in loc if not (isinstance(p, str) and p.startswith("function-")))
+    return tuple(p for p in loc if p not in ("str", "int", "bool", "float"))
+
+
+def _line_of(loc: tuple, lines: dict[tuple, int]) -> int | None:
+    """The line of ``loc``, or of the nearest enclosing setting written in the file."""
+    while loc and loc not in lines:
+        loc = loc[:-1]
+    return lines.get(loc)
 
 
 def explain(err: dict, loc: tuple, root: type[BaseModel]) -> str:

@@ -209,6 +209,25 @@ def test_true_or_false_is_not_read_as_a_number(tmp_path):
     assert "line 3: alerts.opinion.threshold: expected a whole number, got true" in message
 
 
+def test_every_problem_of_the_file_is_reported_at_once_in_file_order(tmp_path):
+    """A true or false given for a number is not held back until the other errors are fixed."""
+    message = errors_of(GOOD.replace("business: p2p", "business: p2pp\n    max_depth: yes")
+                        .replace("max_pages: 5", "max_pages: true"), tmp_path)
+    lines = message.splitlines()
+    assert "line 7: targets[0].business: expected 'p2p'" in lines[0]
+    assert lines[1].endswith("line 8: targets[0].max_depth: expected a whole number, got true")
+    assert lines[2].endswith("line 14: targets[1].max_pages: expected a whole number, got true")
+    assert len(lines) == 3
+
+
+def test_a_misspelt_required_key_is_one_problem(tmp_path):
+    message = errors_of(GOOD.replace("urls: [https://www.example.com/]", "url: [https://www.example.com/]"), tmp_path)
+    assert "line 8: targets[0].url: unknown setting 'url': did you mean 'urls'? (a required setting)" in message
+    assert "required setting is missing" not in message
+    message = errors_of(GOOD.replace("    urls: [https://www.example.com/]\n", ""), tmp_path)
+    assert "targets[0].urls: required setting is missing" in message, "a key left out is still named"
+
+
 @pytest.mark.parametrize("old, new, expected", [
     ("max_pages: 5", "max_page: 5", "line 13: targets[1].max_page: unknown setting 'max_page': did you mean 'max_pages'?"),
     ("state_dir: state", "state_dir: state\nalerts: {opinion: {threshhold: 3}}",
