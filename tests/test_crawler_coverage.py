@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from channel_sites import html
 from conftest import cli, closed_port_url, json_lines
-from crawler.demo.server import SiteServer, routes
+from crawler.demo.server import Reply, SiteServer, routes
 from crawler.reports.coverage import classify_errors, describe_failures, failure_class
 
 
@@ -32,6 +32,21 @@ def test_coverage_shows_each_target_last_success_next_run_and_failures(make_conf
     assert rows["later"]["status"] == "never" and rows["later"]["next_scheduled"] is None
     table = cli("coverage", "--config", str(config))
     assert table.returncode == 0 and "never patrolled successfully: offline" in table.stdout
+
+
+def test_a_dead_link_is_named_but_leaves_the_site_covered(make_config):
+    """A 404 (a dead link, a page the institution removed) is not a gap in the patrol; a 500 is."""
+    pages = {"/": html("首页", '<a href="/gone.html">旧公告</a> <a href="/about.html">关于</a>'),
+             "/about.html": html("关于", "<p>公司介绍。</p>")}
+    with SiteServer(routes(pages)) as site:
+        config = make_config([{"id": "site", "urls": [site.url("/")]}])
+        assert cli("patrol", "--config", str(config)).returncode == 0
+        (row,) = json_lines(cli("coverage", "--config", str(config), "--json").stdout)
+        assert row["status"] == "ok" and row["failure_summary"] == "not_found×1 (http_404×1)"
+        pages["/about.html"] = Reply(status=500, body=b"error")
+        assert cli("patrol", "--config", str(config)).returncode == 0
+    (row,) = json_lines(cli("coverage", "--config", str(config), "--json").stdout)
+    assert row["status"] == "partial" and row["failures"] == {"not_found": 1, "offline": 1}, row
 
 
 def test_failure_reasons_are_grouped():

@@ -127,12 +127,15 @@ def coverage_rows(config: PatrolConfig, db: StateDB) -> list[dict]:
 
 
 def _status(last, failures: dict[str, int]) -> str:
-    """ok | partial | blocked | offline | domain_gone | not_found | other | failed | never"""
+    """ok | partial | blocked | offline | domain_gone | not_found | other | failed | never
+
+    ``partial``: pages were fetched, but some requests failed other than with not_found.
+    """
     if last is None:
         return "never"
     run_target = last[0]
-    if run_target.pages > 0:
-        return "ok" if not run_target.failed else "partial"
+    if run_target.pages > 0:  # a dead link or a removed page (not_found) leaves the site covered
+        return "partial" if any(cls != "not_found" for cls in failures) else "ok"
     if failures:
         return max(failures, key=lambda k: (failures[k], k != "other"))
     return "failed"
