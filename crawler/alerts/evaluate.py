@@ -81,12 +81,11 @@ def _hit_alerts(session, config: PatrolConfig, hits: list[Hit], now: datetime) -
             if action == "ignore":
                 continue
             fingerprint = text_fingerprint(category, hit.findings)
-            if not claim_mark(session, hit.target_id, category, fingerprint, now, alerts.renotify_after):
-                continue
             units = units_for_hit(config.routing, business, category, hit.risk)
             told = units_told_of_post(session, post, category, hit.page_id, units, action, hit.risk, since)
             units = [unit for unit in units if unit not in told]
-            if not units:
+            # a record left out (its post told) claims no mark: it would hold back the next telling
+            if not units or not claim_mark(session, hit.target_id, category, fingerprint, now, alerts.renotify_after):
                 continue
             mark_post_told(session, post, category, hit.page_id, units, action, hit.risk, now)
             alert = add_alert(
