@@ -119,6 +119,10 @@ def test_dossier_json_and_markdown(crawled):
     md = cli("dossier", "xyb", "--config", str(config), "--format", "md").stdout
     assert md.startswith("# 一户一档：重庆鑫盈宝网络科技有限公司")
     assert "<script>" not in md and "\\<script\\>" in md
+    assert "- 业态：P2P网络借贷" in md and "- 状态：正常；" in md, "codes are named in Chinese for people"
+    assert "本机构网站" in md and "名称提及" in md and "own\\_site" not in md
+    assert "| 高风险 |" in md or "| 中风险 |" in md or "| 低风险 |" in md
+    assert "guaranteed\\_return" not in md and "承诺保本保息" in md
     quiet = json.loads(cli("dossier", "quiet", "--config", str(config), "--format", "json").stdout)
     assert quiet["grade"] == {"grade": "正常", "reasons": ["无符合分级规则的命中"]}
     assert cli("dossier", "nobody", "--config", str(config)).returncode != 0

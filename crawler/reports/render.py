@@ -18,6 +18,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 from markupsafe import Markup
 
 from crawler.reports import charts
+from crawler.wording import zh
 
 logger = logging.getLogger(__name__)
 TEMPLATES = Path(__file__).parent / "templates"
@@ -40,6 +41,7 @@ def _environment(fmt: str) -> Environment:
         env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=False, finalize=md_escape,
                           undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
     env.filters["pct"] = lambda v: "" if v is None else f"{v:g}%"
+    env.filters["zh"] = zh
     return env
 
 

@@ -1,0 +1,36 @@
+"""Chinese names of finpatrol's codes, for the documents people read.
+
+Codes (``high``, ``p2p``, ``partial``, ``own_site``…) stay as they are in the state DB,
+in ``--json`` output and in Elasticsearch, which programs read. Dossiers, reports and
+alert mails are read by investigators and handed to other units: they name each code
+through these tables, so one code has one Chinese name everywhere. A code without a
+name here is shown as it is.
+"""
+
+from __future__ import annotations
+
+RISK = {"high": "高风险", "medium": "中风险", "low": "低风险", "none": "无"}
+BUSINESS = {
+    "p2p": "P2P网络借贷", "crowdfunding": "股权众筹", "insurance": "互联网保险", "payment": "第三方支付",
+    "asset_management": "互联网资产管理", "other": "其他",
+}
+COVERAGE = {
+    "ok": "正常", "partial": "部分请求失败", "blocked": "被拒绝访问", "offline": "无法访问",
+    "domain_gone": "域名无法解析", "not_found": "页面不存在", "other": "其他错误", "failed": "失败",
+    "never": "从未巡查",
+}
+"""Coverage statuses and failure classes (``crawler.reports.coverage``)."""
+RUN = {"ok": "完成", "partial": "部分完成", "failed": "失败", "running": "进行中"}
+CHANGE = {"added": "新增", "changed": "变化", "gone": "下线"}
+ATTRIBUTION = {"own_site": "本机构网站", "domain": "域名", "advertiser": "广告主", "name": "名称提及"}
+KIND = {"target": "登记机构", "channel": "推广渠道", "source": "舆情来源"}
+
+TABLES = {"risk": RISK, "business": BUSINESS, "coverage": COVERAGE, "run": RUN, "change": CHANGE,
+          "attribution": ATTRIBUTION, "kind": KIND}
+
+
+def zh(code: str | None, table: str) -> str:
+    """The Chinese name of ``code`` in the named table, or the code itself."""
+    if code is None:
+        return ""
+    return TABLES[table].get(code, code)
