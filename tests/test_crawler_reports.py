@@ -14,6 +14,8 @@ import yaml
 from channel_sites import LIST_SELECTORS, html, opinion_routes, platform_routes, rogue_routes, search_routes
 from conftest import cli, closed_port_url, json_lines
 from crawler.demo.server import SiteServer, routes
+from crawler.reports.data import by_month
+from crawler.reports.render import local_time
 
 EVIL = '<script>alert("x")</script><img src=x onerror=alert(1)>'
 EVIL_TEXT = EVIL.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")  # text that reads as markup
@@ -123,6 +125,9 @@ def test_dossier_json_and_markdown(crawled):
     assert "本机构网站" in md and "名称提及" in md and "own\\_site" not in md
     assert "| 高风险 |" in md or "| 中风险 |" in md or "| 低风险 |" in md
     assert "guaranteed\\_return" not in md and "承诺保本保息" in md
+    assert "（Asia/Shanghai）" in md.splitlines()[2], "generated at, in the office's time zone"
+    first = data["hits"][0]["first_seen"]
+    assert f"| {local_time(first, 'Asia/Shanghai')} |" in md and first not in md, "times in the office's zone"
     quiet = json.loads(cli("dossier", "quiet", "--config", str(config), "--format", "json").stdout)
     assert quiet["grade"] == {"grade": "正常", "reasons": ["无符合分级规则的命中"]}
     assert cli("dossier", "nobody", "--config", str(config)).returncode != 0
@@ -209,3 +214,14 @@ def test_report_days_are_the_offices_days(crawled):
     timed = cli("report", "--config", str(config), "--since", f"{day}T00:00+00:00", "--until", f"{day}T20:30",
                 "--format", "md").stdout
     assert f"统计期间 {day} 08:00 至 {day} 20:30（Asia/Shanghai）" in timed, "an offset is kept, a bare time is local"
+
+
+def test_document_times_are_the_offices_and_months_are_its_months():
+    assert local_time("2026-02-28T17:30:00+00:00", "Asia/Shanghai") == "2026-03-01 01:30"
+    assert local_time("2016-10-20T21:15:00+08:00", "Asia/Shanghai") == "2016-10-20 21:15"
+    assert local_time("2016-10-20", "Asia/Shanghai") == "2016-10-20", "a date alone is not moved"
+    assert local_time(None, "Asia/Shanghai") == ""
+    hits = [{"first_seen": "2026-02-28T17:30:00+00:00", "labels": ["high_yield"]},
+            {"first_seen": "2026-02-28T15:30:00+00:00", "labels": ["high_yield"]}]
+    assert by_month(hits, ZoneInfo("Asia/Shanghai")) == [
+        {"month": "2026-02", "counts": {"high_yield": 1}}, {"month": "2026-03", "counts": {"high_yield": 1}}]

@@ -126,11 +126,13 @@ def opinion_posts(rows: list[dict]) -> list[dict]:
     return sorted(out, key=lambda r: (r["first_seen"], r["id"]), reverse=True)
 
 
-def _by_month(hits: list[dict]) -> list[dict]:
+def by_month(hits: list[dict], zone: ZoneInfo) -> list[dict]:
+    """Labels per month of first sight, months of ``zone`` (a hit at 07:00 on 1 March in Beijing is March's)."""
     table: dict[str, Counter] = defaultdict(Counter)
     for h in hits:
+        month = f"{datetime.fromisoformat(h['first_seen']).astimezone(zone):%Y-%m}"
         for label in h["labels"]:
-            table[h["first_seen"][:7]][label] += 1
+            table[month][label] += 1
     return [{"month": m, "counts": dict(table[m])} for m in sorted(table)]
 
 
@@ -160,15 +162,16 @@ def dossier(config: PatrolConfig, db: StateDB, target: Target) -> dict:
     live = [h for h in hits if not h["removed_at"]]
     replaced = [h for h in hits if h["removed_at"] and h["replaced_by"]]
     yields = {y.get("text"): {**y, "hit": h["id"]} for h in hits for y in h["yields"]}
+    zone = ZoneInfo(config.alerts.timezone)
     return {
-        "generated_at": iso(utcnow()),
+        "generated_at": iso(utcnow()), "timezone": zone.key,
         "identity": {"id": target.id, "name": target.name, "aliases": list(target.aliases),
                      "credit_code": target.credit_code, "business": target.business, "urls": list(target.urls),
                      "allowed_domains": list(target.allowed_domains),
                      "restricted_words": list(screen_name(target.name))},
         "coverage": coverage, "runs": runs,
         "grade": grade_hits(config, hits).to_dict(),
-        "hits": hits, "by_month": _by_month(hits),
+        "hits": hits, "by_month": by_month(hits, zone),
         "categories": category_info(),
         "yields": sorted(yields.values(), key=lambda y: -(y.get("high_annual_pct") or 0)),
         "changes": changes,

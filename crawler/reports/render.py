@@ -12,7 +12,9 @@ from __future__ import annotations
 import base64
 import logging
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from markupsafe import Markup
@@ -33,7 +35,20 @@ def md_escape(value) -> str:
     return str(value).translate(_MD_SPECIAL)
 
 
-def _environment(fmt: str) -> Environment:
+def local_time(value, zone: str) -> str:
+    """An ISO time as the office reads it, ``2026-11-29 17:01`` in ``zone``; a date alone,
+    or anything else, as it is."""
+    if not value or len(str(value)) <= 10:
+        return value or ""
+    try:
+        moment = datetime.fromisoformat(str(value))
+    except ValueError:
+        return value
+    moment = moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+    return f"{moment.astimezone(ZoneInfo(zone)):%Y-%m-%d %H:%M}"
+
+
+def _environment(fmt: str, zone: str) -> Environment:
     if fmt == "html":
         env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html", "j2"]),
                           undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
@@ -42,6 +57,7 @@ def _environment(fmt: str) -> Environment:
                           undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
     env.filters["pct"] = lambda v: "" if v is None else f"{v:g}%"
     env.filters["zh"] = zh
+    env.filters["local"] = lambda value: local_time(value, zone)
     return env
 
 
@@ -82,7 +98,7 @@ def render_dossier(data: dict, fmt: str, out: Path | None = None) -> Rendered:
     ranked = sorted(counts.items(), key=lambda kv: -kv[1])
     images = {"categories.png": charts.bar_chart([names.get(c, c) for c, _ in ranked], [n for _, n in ranked],
                                                   f"{data['identity']['name']}：命中类别")}
-    template = _environment(fmt).get_template(f"dossier.{fmt}.j2")
+    template = _environment(fmt, data["timezone"]).get_template(f"dossier.{fmt}.j2")
     text = template.render(d=data, names=names, charts=_chart_sources(images, out, fmt))
     return Rendered(text, images if out is not None else {})
 
@@ -96,6 +112,6 @@ def render_report(data: dict, fmt: str, out: Path | None = None) -> Rendered:
         "categories.png": charts.bar_chart([f"{c['name_zh']}" for c in data["by_category"]],
                                            [c["count"] for c in data["by_category"]], "命中类别分布"),
     }
-    template = _environment(fmt).get_template(f"report.{fmt}.j2")
+    template = _environment(fmt, data["timezone"]).get_template(f"report.{fmt}.j2")
     text = template.render(r=data, names=names, charts=_chart_sources(images, out, fmt))
     return Rendered(text, images if out is not None else {})
