@@ -29,8 +29,8 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
-from crawler.alerts.config import AlertsConfig, RoutingConfig, SmtpConfig
-from crawler.config_channels import Channels, Sources
+from crawler.alerts.config import AlertsConfig, RoutingConfig, SmtpConfig, unknown_id
+from crawler.config_channels import Channels, Sources, pseudo_target
 from crawler.config_yaml import (
     alias_loop,
     duplicate_keys,
@@ -270,6 +270,13 @@ class PatrolConfig(_Frozen):
                 if wanted not in ids:
                     choices = ", ".join(sorted(ids)) or "none configured"
                     problems.append((("schedules", "jobs", i, "targets", j), f"unknown {kind} {wanted!r} (known: {choices})"))
+        # per-target alert rules are looked up by the id the pages are stored under
+        pages_of = [t.id for t in self.targets] + [pseudo_target("channel", c.id) for c in self.channels]
+        pages_of += [pseudo_target("source", s.id) for s in self.sources]
+        for key in self.alerts.targets:
+            if key not in pages_of:
+                listed = [p for p in (pseudo_target("channel", key), pseudo_target("source", key)) if p in pages_of]
+                problems.append((("alerts", "targets", key), unknown_id("target", key, pages_of, *listed[:1])))
         if problems:
             raise _field_errors(problems)
         return self

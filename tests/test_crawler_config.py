@@ -313,3 +313,49 @@ def test_a_start_url_outside_allowed_domains_is_an_error(tmp_path):
                                      "urls: [https://www.example.com/, https://www.example.org/]\n"
                                      "    allowed_domains: [example.com]"), tmp_path)
     assert "line 8: targets[0].urls[1]: https://www.example.org/ is outside allowed_domains (example.com)" in message
+
+
+def test_a_misspelt_category_id_in_alert_rules_is_named_with_the_id_meant(tmp_path):
+    message = errors_of(GOOD + "alerts:\n  rules:\n    - {categories: [guaranteed_returns], action: immediate}\n"
+                        "    - {categories: ['*'], action: digest}\n  opinion:\n    categories: [colapse_signal]\n"
+                        "grading:\n  rules:\n    - {grade: 高风险, when: {categories: [ilegal_fundraising]}}\n",
+                        tmp_path)
+    assert ("line 18: alerts.rules[0].categories: unknown category id(s) guaranteed_returns: "
+            "did you mean 'guaranteed_return'?") in message
+    assert "line 21: alerts.opinion.categories: unknown category id(s) colapse_signal: did you mean 'collapse_signal'?" \
+        in message
+    assert ("line 24: grading.rules[0].when.categories: unknown category id(s) ilegal_fundraising: "
+            "did you mean 'illegal_fundraising'?") in message
+    assert "alerts.rules[1]" not in message, "'*' stands for any category"
+
+
+def test_a_misspelt_routing_key_or_unit_is_an_error_at_its_own_field(tmp_path):
+    message = errors_of(GOOD + "routing:\n  business: {insurence: [finance_office]}\n  categories:\n"
+                        "    ilegal_fundraising: {units: [police], min_risk: medium}\n"
+                        "    mass_incident:\n      units: [opinion, polise]\n  opinion_units: [opinion, newunit]\n",
+                        tmp_path)
+    assert "line 17: routing.business.insurence: unknown business type 'insurence': did you mean 'insurance'?" \
+        in message
+    assert ("line 19: routing.categories.ilegal_fundraising: unknown category id 'ilegal_fundraising': "
+            "did you mean 'illegal_fundraising'?") in message
+    assert "line 21: routing.categories.mass_incident.units[1]: unknown unit id 'polise': did you mean 'police'?" \
+        in message
+    assert ("line 22: routing.opinion_units[1]: unknown unit id 'newunit'; known: cbrc, finance_office, pboc, "
+            "market_regulator, police, opinion, office, housing, operator; define new units under routing.units") \
+        in message
+
+
+def test_alert_rules_of_an_unknown_target_are_an_error_channels_and_sources_by_their_stored_id(tmp_path):
+    listings = ("channels:\n  - {id: sousuo, url: 'https://s.example/?q={keyword}', selectors: {item: li, link: a}}\n"
+                "sources:\n  - {id: bbs, kind: feed, url: 'https://bbs.example/feed.xml'}\n")
+    rules = ("alerts:\n  targets:\n    local: [{action: ignore}]\n    channel:sousuo: [{action: ignore}]\n"
+             "    source:bbs: [{action: ignore}]\n")
+    path = tmp_path / "patrol.yaml"
+    path.write_text(GOOD + listings + rules, encoding="utf-8")
+    assert list(load_config(path).alerts.targets) == ["local", "channel:sousuo", "source:bbs"]
+    message = errors_of(GOOD + listings + rules + "    xinyingbo: [{action: ignore}]\n    sousuo: [{action: ignore}]\n"
+                        "    compliantbank: [{action: ignore}]\n", tmp_path)
+    assert "line 25: alerts.targets.xinyingbo: unknown target 'xinyingbo': did you mean 'xinyingbao'?" in message
+    assert "line 26: alerts.targets.sousuo: unknown target 'sousuo': did you mean 'channel:sousuo'?" in message
+    assert ("line 27: alerts.targets.compliantbank: unknown target 'compliantbank'; "
+            "known: xinyingbao, local, channel:sousuo, source:bbs") in message

@@ -10,13 +10,26 @@ and collapse / 维权 signals alert at once, the rest goes into a daily digest a
 
 from __future__ import annotations
 
+import difflib
 import re
+from collections.abc import Iterable
 from datetime import time
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
+from classifiers.taxonomy import CATEGORIES
 from crawler.config_yaml import as_written
 
 RISKS = ("none", "low", "medium", "high")
@@ -50,6 +63,38 @@ def _clock(value) -> time:
     return time(int(match.group(1)), int(match.group(2)))
 
 
+def unknown_id(kind: str, value: str, known: Iterable[str], meant: str | None = None, how: str = "") -> str:
+    """``unknown unit id 'polise': did you mean 'police'?``: the closest known id (``meant``
+    if given, else difflib's, as for an unknown setting), or every known id when none is
+    close, then ``how`` (e.g. how to add a new one)."""
+    known = list(known)
+    close = [meant] if meant else difflib.get_close_matches(value, known, n=1)
+    if close:
+        return f"unknown {kind} {value!r}: did you mean {close[0]!r}?"
+    return f"unknown {kind} {value!r}; known: {', '.join(known) or 'none configured'}" + (f"; {how}" if how else "")
+
+
+def check_categories(value: tuple[str, ...], any_allowed: bool = False) -> tuple[str, ...]:
+    """Every id must be one of the taxonomy's (``*`` too with ``any_allowed``): a typo would
+    silently match nothing. Shared by ``alerts`` and ``grading``."""
+    unknown = [c for c in value if c not in CATEGORIES and not (any_allowed and c == "*")]
+    if not unknown:
+        return value
+    told = f"unknown category id(s) {', '.join(unknown)}"
+    close = [m[0] for c in unknown if (m := difflib.get_close_matches(c, list(CATEGORIES), n=1))]
+    if len(close) == len(unknown):
+        raise ValueError(f"{told}: did you mean {', '.join(map(repr, close))}?")
+    raise ValueError(f"{told}; known: {', '.join(CATEGORIES)}" + (", or * for any" if any_allowed else ""))
+
+
+def _at_fields(problems: list[tuple[tuple, str]]) -> ValidationError:
+    """Errors at the given paths (relative to the field or model being validated), each with its own line."""
+    return ValidationError.from_exception_data("routing", [
+        InitErrorDetails(type=PydanticCustomError("value_error", "{why}", {"why": why}), loc=loc, input=None)
+        for loc, why in problems
+    ])
+
+
 Seconds = Annotated[float, BeforeValidator(_duration), Field(ge=0)]
 Clock = Annotated[time, BeforeValidator(_clock)]
 
@@ -73,6 +118,11 @@ class Rule(_Frozen):
     """Category ids, ``*`` for any."""
     min_risk: Risk = "low"
     action: Literal["immediate", "digest", "ignore"]
+
+    @field_validator("categories")
+    @classmethod
+    def _known(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return check_categories(value, any_allowed=True)
 
 
 DEFAULT_RULES = (
@@ -106,12 +156,18 @@ class OpinionConfig(_Frozen):
     first_mass_incident: bool = True
     """The first ``mass_incident`` hit of an institution alerts at once."""
 
+    @field_validator("categories")
+    @classmethod
+    def _known(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return check_categories(value)
+
 
 class AlertsConfig(_Frozen):
     enabled: bool = True
     rules: tuple[Rule, ...] = DEFAULT_RULES
     targets: dict[str, tuple[Rule, ...]] = {}
-    """Per-target rules, tried before ``rules`` (e.g. ignore a bank's own compliant pages)."""
+    """Per-target rules, tried before ``rules`` (e.g. ignore a bank's own compliant pages); keyed
+    by target id, or ``channel:<id>`` / ``source:<id>`` (checked by ``PatrolConfig``, which knows them)."""
     urgent_risk: Risk = "high"
     """Immediate alerts at or above this risk ignore quiet hours (opinion alerts always do)."""
     timezone: Annotated[str, BeforeValidator(check_timezone)] = "Asia/Shanghai"
@@ -201,6 +257,43 @@ class RoutingConfig(_Frozen):
                              f"({', '.join(DEFAULT_UNITS)}) have one")
         return value
 
+    @field_validator("business")
+    @classmethod
+    def _business(cls, value: dict[str, tuple[str, ...]], info: ValidationInfo) -> dict[str, tuple[str, ...]]:
+        problems = [((key,), unknown_id("business type", key, DEFAULT_BUSINESS))
+                    for key in value if key not in DEFAULT_BUSINESS]
+        problems += _unit_problems(info, [((key, i), unit) for key, units in value.items()
+                                          for i, unit in enumerate(units)])
+        if problems:
+            raise _at_fields(problems)
+        return value
+
+    @field_validator("categories")
+    @classmethod
+    def _categories(cls, value: dict[str, CategoryRoute], info: ValidationInfo) -> dict[str, CategoryRoute]:
+        problems = [((key,), unknown_id("category id", key, CATEGORIES)) for key in value if key not in CATEGORIES]
+        problems += _unit_problems(info, [((key, "units", i), unit) for key, route in value.items()
+                                          for i, unit in enumerate(route.units)])
+        if problems:
+            raise _at_fields(problems)
+        return value
+
+    @field_validator("opinion_units")
+    @classmethod
+    def _opinion_units(cls, value: tuple[str, ...], info: ValidationInfo) -> tuple[str, ...]:
+        problems = _unit_problems(info, [((i,), unit) for i, unit in enumerate(value)])
+        if problems:
+            raise _at_fields(problems)
+        return value
+
+    @field_validator("operator_unit", "fallback_unit")
+    @classmethod
+    def _unit(cls, value: str, info: ValidationInfo) -> str:
+        problems = _unit_problems(info, [((), value)])
+        if problems:
+            raise ValueError(problems[0][1])
+        return value
+
     @model_validator(mode="after")
     def _merge_defaults(self) -> "RoutingConfig":
         units = dict(DEFAULT_UNITS)
@@ -209,11 +302,7 @@ class RoutingConfig(_Frozen):
         object.__setattr__(self, "units", units)
         object.__setattr__(self, "business", {**DEFAULT_BUSINESS, **self.business})
         object.__setattr__(self, "categories", {**DEFAULT_CATEGORIES, **self.categories})
-        unknown = sorted({u for u in self.routed_units() if u not in units})
-        if unknown:
-            raise ValueError(f"unknown unit id(s) {', '.join(unknown)}; define them under routing.units")
         return self
-
 
     def routed_units(self) -> list[str]:
         """Every unit some alert can go to, in the order the routing names them."""
@@ -221,6 +310,15 @@ class RoutingConfig(_Frozen):
         named += [u for us in self.business.values() for u in us]
         named += [u for route in self.categories.values() for u in route.units]
         return list(dict.fromkeys(named))
+
+
+def _unit_problems(info: ValidationInfo, named: list[tuple[tuple, str]]) -> list[tuple[tuple, str]]:
+    """Each (path, unit id) naming a unit that is neither a default unit nor one of ``routing.units``."""
+    if "units" not in info.data:
+        return []  # routing.units is itself wrong: its own error says so
+    known = [*DEFAULT_UNITS, *(u for u in info.data["units"] if u not in DEFAULT_UNITS)]
+    return [(loc, unknown_id("unit id", unit, known, how="define new units under routing.units"))
+            for loc, unit in named if unit not in known]
 
 
 class SmtpConfig(_Frozen):

@@ -21,15 +21,12 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from crawler.alerts.config import check_categories
+
 logger = logging.getLogger(__name__)
 
 GRADES = ("高风险", "重点关注", "一般关注", "正常")
 RISK_RANK = {"none": 0, "low": 1, "medium": 2, "high": 3}
-CATEGORY_IDS = (
-    "guaranteed_return", "high_yield", "false_advertising", "fund_pool", "self_financing",
-    "illegal_fundraising", "unlicensed_business", "real_estate_finance", "equity_crowdfunding",
-    "payment_violation", "collapse_signal", "mass_incident",
-)
 OPINION_CATEGORIES = frozenset({"collapse_signal", "mass_incident"})
 
 
@@ -49,10 +46,7 @@ class When(_Frozen):
     @field_validator("categories")
     @classmethod
     def _known(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        unknown = [c for c in value if c not in CATEGORY_IDS]
-        if unknown:
-            raise ValueError(f"unknown category id(s) {', '.join(unknown)}; known: {', '.join(CATEGORY_IDS)}")
-        return value
+        return check_categories(value)
 
 
 class GradeRule(_Frozen):
