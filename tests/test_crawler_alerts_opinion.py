@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from email import message_from_bytes, policy
+from hashlib import sha256
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -13,7 +14,13 @@ from smtp_fixtures import finding, store_hits, verdict
 from crawler.alerts.models import Alert
 from crawler.alerts.service import deliver
 from crawler.config import load_config
+from crawler.discovery.attribution import Attributor
+from crawler.items import PageItem
+from crawler.pipelines.attribute import AttributePipeline
+from crawler.reports.data import institution_hits, opinion_posts
 from crawler.store.db import StateDB
+from crawler.store.pages import save_pages
+from crawler.store.runs import finish_run, start_run
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=ZoneInfo("Asia/Shanghai"))
 
@@ -147,3 +154,124 @@ def test_an_old_post_found_again_is_no_first_mass_incident(env):
     store_hits(db, [post(1, "维权群", "mass_incident")], when=NOW)  # its page, fetched a month later
     deliver(config, db, now=NOW)
     assert [a.payload["reason"] for a in opinion_alerts(db)] == before
+
+
+# Publish dates and attribution: the posts as a patrol stores them (the store, then the
+# attribute pipeline for a source's results), the forum also configured as a target.
+
+FORUM_HEADER = "江津生活论坛\n江津人自己的网上家园\n论坛首页 > 投资理财\n"
+
+
+def page_item(target_id: str, url: str, text: str, v: dict, when: datetime, **fields) -> PageItem:
+    body = text.encode()
+    return PageItem(target_id=target_id, url=url, final_url=url.split("#")[0], status=200, headers={}, body=body,
+                    encoding="utf-8", fetched_at=when.astimezone(UTC).isoformat(), sha256=sha256(body).hexdigest(),
+                    title=text.split("\n")[-1][:30], text=text, text_fingerprint=sha256(body).hexdigest(), verdict=v,
+                    **fields)
+
+
+class Stats:
+    def inc_value(self, key, count=1, start=0):
+        pass
+
+
+def patrol(config, db, items: list[PageItem], when: datetime) -> None:
+    """One run storing ``items``, then the attribute pipeline over those found through a source."""
+    run_id = start_run(db, "opinion", when.astimezone(UTC))
+    for item, saved in zip(items, save_pages(db, items, run_id), strict=True):
+        item.page_id, item.hit_id = saved.page_id, saved.hit_id
+    attribute = AttributePipeline(config, Stats())
+    attribute.db, attribute.attributor = db, Attributor(config.targets)
+    attribute.hosts = {"source:board": "127.0.0.1:9"}  # the board is on the forum's host
+    for item in items:
+        attribute.process_item(item)
+    finish_run(db, run_id, "finished", {}, {t: {"pages": 1, "failed": 0, "hits": 1, "new_hits": 1, "errors": {}}
+                                          for t in {i.target_id for i in items}})
+
+
+def thread(n: int, when: datetime, posted_at: str | None = None, page_published: str | None = None,
+           word: str = "提现困难", category: str = "collapse_signal", text: str = "") -> list[PageItem]:
+    """A thread of the forum read through the board (source:board): its listed row and its page."""
+    url = f"http://127.0.0.1:9/f/thread-{n}.html"
+    text = text or f"鑫盈宝{word}，已经三天没到账了。帖子{n}"
+    v = verdict([finding(category, word, text)], "medium")
+    listed = dict(origin="source", origin_id="board", kind="forum", list_url="http://127.0.0.1:9/f/board.html",
+                  author="渝江散户", posted_at=posted_at)
+    return [page_item("source:board", f"{url}#listed", text, v, when, slot_only=True, slot_title=text,
+                      published=posted_at[:10] if posted_at else None, **listed),
+            page_item("source:board", url, FORUM_HEADER + text, v, when, published=page_published, **listed)]
+
+
+def mail_texts(config) -> list[str]:
+    return [message_from_bytes(f.read_bytes(), policy=policy.default).get_body(("plain",)).get_content()
+            for f in sorted((config.state_dir / "outbox").rglob("*.eml"))]
+
+
+def test_posts_published_long_ago_and_first_seen_now_are_no_spike_nor_first_mass_incident(env):
+    config, db = env
+    # the forum's first patrol: seven threads of 2016 and a 维权 thread, each page dating itself
+    old = [page_item("forum", f"http://127.0.0.1:9/f/t{n}", f"鑫盈宝提现困难，帖子{n}", verdict(
+        [finding("collapse_signal", "提现困难")], "medium"), NOW, published=f"2016-10-{10 + n}") for n in range(7)]
+    old.append(page_item("forum", "http://127.0.0.1:9/f/t9", "鑫盈宝受害人维权群，明天集体报案", verdict(
+        [finding("mass_incident", "维权群")], "high"), NOW, published="2016-10-20"))
+    patrol(config, db, old, NOW)
+    deliver(config, db, now=NOW)
+    assert opinion_alerts(db) == [], "eight posts of 2016 seen for the first time are no 24-hour spike"
+    # three threads published yesterday and today (a day's slack for time zones) and one with no date
+    recent = [page_item("forum", f"http://127.0.0.1:9/f/n{n}", f"鑫盈宝提现困难，新帖{n}", verdict(
+        [finding("collapse_signal", "提现困难")], "medium"), NOW + timedelta(hours=1), published=date)
+        for n, date in enumerate(["2026-11-26", "2026-11-27", None])]
+    patrol(config, db, recent, NOW + timedelta(hours=1))
+    deliver(config, db, now=NOW + timedelta(hours=1))
+    (alert,) = opinion_alerts(db)
+    assert (alert.target_id, alert.payload["reason"], alert.payload["count"]) == ("xyb", "spike", 3)
+    assert [s["published"] for s in alert.payload["signals"]] == ["2026-11-26", "2026-11-27", None]
+    mail = next(m for m in mail_texts(config) if "风险信号 3 条" in m)
+    assert "http://127.0.0.1:9/f/n0（发布于 2026-11-26）" in mail and "http://127.0.0.1:9/f/n2\n" in mail
+
+
+def test_a_listed_publish_time_makes_an_old_post_no_new_signal(env):
+    config, db = env
+    items = [item for n in range(6) for item in thread(n, NOW, posted_at=f"2016-10-{12 + n}T20:31:00+08:00")]
+    items += thread(9, NOW, posted_at="2016-10-20T21:15:00+08:00", word="维权群", category="mass_incident")
+    patrol(config, db, items, NOW)
+    deliver(config, db, now=NOW)
+    assert opinion_alerts(db) == [], "the board dates each thread in 2016: no spike, no first mass incident"
+    fresh = [item for n in range(20, 23) for item in thread(n, NOW, posted_at="2026-11-27T09:30:00+08:00")]
+    patrol(config, db, fresh, NOW + timedelta(minutes=5))
+    deliver(config, db, now=NOW + timedelta(minutes=5))
+    (alert,) = opinion_alerts(db)
+    assert alert.payload["count"] == 3 and alert.payload["reason"] == "spike"
+    assert any("（发布于 2026-11-27 09:30）" in m for m in mail_texts(config)), "in the alerts' time zone"
+
+
+def test_a_forum_page_about_an_institution_counts_for_it_not_for_the_forum(env):
+    config, db = env
+    # the forum patrolled as a target: its board page carries the forum's name in its header
+    board = FORUM_HEADER + "鑫盈宝受害人维权群，明天上午集体报案\n鑫盈宝提现困难"
+    store_hits(db, [("forum", "http://127.0.0.1:9/f/board.html", board,
+                     verdict([finding("mass_incident", "维权群", board)], "high"))], when=NOW)
+    deliver(config, db, now=NOW)
+    assert [(a.target_id, a.payload["reason"]) for a in opinion_alerts(db)] == [("xyb", "first_mass_incident")], \
+        "a forum's own header does not name the forum"
+    # a page of the forum about the forum itself still counts for it
+    closing = FORUM_HEADER + "江津生活论坛要关了？论坛里的理财群都提现困难"
+    store_hits(db, [("forum", "http://127.0.0.1:9/f/notice.html", closing,
+                     verdict([finding("mass_incident", "理财群", closing)], "high"))], when=NOW + timedelta(hours=1))
+    deliver(config, db, now=NOW + timedelta(hours=1))
+    assert [a.target_id for a in opinion_alerts(db)] == ["xyb", "forum"]
+
+
+def test_the_spike_counts_the_posts_the_dossier_attributes(env):
+    config, db = env
+    # threads of the forum read through its board, and the same threads on the forum's own patrol
+    items = [item for n in range(4) for item in thread(n, NOW)]
+    own = [page_item("forum", f"http://127.0.0.1:9/f/thread-{n}.html", FORUM_HEADER + f"鑫盈宝提现困难，帖子{n}",
+                     verdict([finding("collapse_signal", "提现困难")], "medium"), NOW) for n in range(4)]
+    patrol(config, db, items + own, NOW)
+    deliver(config, db, now=NOW)
+    assert [a.target_id for a in opinion_alerts(db)] == ["xyb"], "not for the forum whose header they carry"
+    (alert,) = opinion_alerts(db)
+    dossier = opinion_posts(institution_hits(db, "xyb"))
+    assert alert.target_id == "xyb" and alert.payload["count"] == len(dossier) == 4
+    assert sorted(s["url"] for s in alert.payload["signals"]) == sorted(p["url"] for p in dossier)

@@ -70,6 +70,20 @@ def local_time(context, value) -> str:
         return str(value)
 
 
+@pass_context
+def published(context, value) -> str:
+    """A post's publish date as its listing or page gives it (ISO 8601): a date as is, a time
+    with its offset in the alerts time zone (``local_time``), one without as written."""
+    value = str(value or "").strip()
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        return value
+    if len(value) <= 10:
+        return parsed.strftime("%Y-%m-%d")
+    return local_time(context, value) if parsed.tzinfo else parsed.strftime("%Y-%m-%d %H:%M")
+
+
 def safe_href(url) -> str:
     url = str(url or "")
     return url if urlsplit(url).scheme in ("http", "https") else "#"
@@ -84,7 +98,8 @@ _env = Environment(
 )
 _env.filters.update(
     highlight=highlight, highlight_text=highlight_text, safe_href=safe_href,
-    local_time=local_time, risk_zh=lambda r: RISK_ZH.get(r, r), risk_color=lambda r: RISK_COLOR.get(r, "#888"),
+    local_time=local_time, published=published,
+    risk_zh=lambda r: RISK_ZH.get(r, r), risk_color=lambda r: RISK_COLOR.get(r, "#888"),
 )
 
 

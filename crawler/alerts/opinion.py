@@ -2,14 +2,23 @@
 
 A signal is a post with a hit labelled with one of ``alerts.opinion.categories``.
 A post found several ways (on a target's site, on an opinion source, as a listed
-snippet) is one signal. It counts for every configured institution whose name or
-alias the post mentions (a forum post about 鑫盈宝 counts for 鑫盈宝, not for the
-forum), else for the targets it was found on. An institution alerts when its count
-of posts in the sliding ``window`` reaches ``threshold``, or reaches ``spike_factor``
-× its own mean per window over the ``baseline_days`` before, with at least
-``min_count``. A spike re-alerts only when the count doubles or after a window; the
-first ``mass_incident`` signal of an institution (none in the baseline period
-before) alerts at once.
+snippet) is one signal. It counts for the institution it is attributed to, by the
+attribution the dossier reads (``crawler.discovery.attribution``, one decision for
+both): the ``hit_attributions`` the patrol stored for its source and channel hits
+(by advertiser or name), else the same ``Attributor``'s name test on its title and
+text. A target's own site (the pages patrolled for it, or attributed to it by
+domain) does not name it: a forum page about 鑫盈宝 counts for 鑫盈宝, not for the
+forum whose header it carries; such a page counts for its site only when it names
+no other institution. A post attributed to no one counts for where it was found.
+
+A signal happened when it was first seen, unless its publish date (its listing's
+``posted_at``, else the date extracted from its page) is earlier: a post published
+years ago and first seen on a forum's first patrol is no new signal. An institution
+alerts when its count of posts in the sliding ``window`` reaches ``threshold``, or
+reaches ``spike_factor`` × its own mean per window over the ``baseline_days``
+before, with at least ``min_count``. A spike re-alerts only when the count doubles
+or after a window; the first ``mass_incident`` signal of an institution (none in the
+baseline period before) alerts at once.
 """
 
 from __future__ import annotations
@@ -18,15 +27,20 @@ import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import func, inspect, select
 
 from crawler.alerts.config import AlertsConfig, OpinionConfig
 from crawler.alerts.records import claim_mark, get_mark
+from crawler.discovery.attribution import Attributor
+from crawler.discovery.models import HitAttribution, ListedPage
 from crawler.items import listed_url, post_url
-from crawler.store.db import as_utc, iso
+from crawler.store.db import as_utc, iso, parse_time
 from crawler.store.models import Hit, HitCategory, Page
 
 logger = logging.getLogger(__name__)
+SLACK = timedelta(days=1)
+"""Time zones: a publish time may be a day off (a date alone: the end of that day, plus this)."""
+CHUNK = 400
 
 
 @dataclass(frozen=True)
@@ -55,10 +69,31 @@ class Signal:
     snippets: list[str]
     records: list[Record] = field(default_factory=list)
     institutions: list[str] = field(default_factory=list)
+    published: str | None = None
+    """The post's publish date as its listing gives it (``posted_at``), else as found on its
+    page (``pages.published``); the latest of its records'. None when unknown."""
 
     @property
     def found_on(self) -> list[str]:
         return list(dict.fromkeys(r.target_id for r in self.records))
+
+    @property
+    def at(self) -> datetime:
+        """When the post appeared, as far as known: first seen, or its publish date (plus
+        ``SLACK``) when that is earlier. Windows and baselines count posts by this."""
+        published = published_by(self.published)
+        return min(self.first_seen, published) if published else self.first_seen
+
+
+def published_by(value: str | None) -> datetime | None:
+    """The latest moment a post published at ``value`` (ISO 8601) can have appeared, plus ``SLACK``."""
+    if not value:
+        return None
+    try:
+        when = parse_time(value.strip())
+    except ValueError:
+        return None
+    return when + SLACK + (timedelta(days=1) if len(value.strip()) <= 10 else timedelta(0))
 
 
 @dataclass
@@ -70,31 +105,97 @@ class Spike:
     signals: list[Signal]
 
 
-def mentioned(text: str, targets) -> list[str]:
-    """Ids of the configured institutions whose name or an alias occurs in ``text``."""
-    return [t.id for t in targets if any(n and n in text for n in (t.name, *t.aliases))]
-
-
 def signals_between(session, opinion: OpinionConfig, since: datetime, until: datetime, targets) -> list[Signal]:
     """One signal per post with a hit first seen in [since, until], oldest first.
 
-    The hits of one post (``post_url``) make one signal: its labels, snippets and
-    institutions are those of all its hits.
+    The hits of one post (``post_url``) make one signal: its labels, snippets,
+    publish date and institutions are those of all its hits.
     """
     rows = session.execute(
-        select(Hit, Page.text)
+        select(Hit, Page.text, Page.published)
         .join(Page, Page.id == Hit.page_id)
         .where(Hit.id.in_(_opinion_hit_ids(opinion)))
         .where(Hit.first_seen >= since, Hit.first_seen <= until)
         .order_by(Hit.first_seen, Hit.id)
     )
     posts: dict[str, list[tuple[Hit, str]]] = {}
-    for hit, text in rows:
+    published: dict[int, str | None] = {}  # page id → its publish date: as listed, else as found on it
+    for hit, text, date in rows:
         posts.setdefault(post_url(hit.url), []).append((hit, text or ""))
+        published[hit.page_id] = date
+    hits = [hit for found in posts.values() for hit, _ in found]
+    listed, attributed = _discovery(session, [h.page_id for h in hits], [h.id for h in hits])
+    published.update(listed)
     earlier = _first_seen_before(session, opinion, since, list(posts))
-    out = [_signal(url, found, earlier.get(url), opinion, targets) for url, found in posts.items()]
+    attribution = PostInstitutions(targets, attributed)
+    out = []
+    for url, found in posts.items():
+        signal = _signal(url, found, earlier.get(url), opinion)
+        signal.published = _latest(published[hit.page_id] for hit, _ in found)
+        signal.institutions = attribution.institutions(signal, found)
+        out.append(signal)
     out.sort(key=lambda s: (s.first_seen, s.hit_id))
     return out
+
+
+class PostInstitutions:
+    """The institutions a post counts for: the dossier's attribution, its own site left out."""
+
+    def __init__(self, targets, attributed: dict[int, tuple[str, str]]):
+        self.targets = targets
+        self.ids = {t.id for t in targets}
+        self.attributed = attributed
+        self._attributor: Attributor | None = None
+
+    def institutions(self, signal: Signal, found: list[tuple[Hit, str]]) -> list[str]:
+        stored = [self.attributed[r.hit_id] for r in signal.records if r.hit_id in self.attributed]
+        # the target's own site: the pages patrolled for it, or attributed to it by domain
+        own = list(dict.fromkeys([t for t in signal.found_on if t in self.ids]
+                                 + [t for t, reason in stored if reason == "domain"]))
+        named = [t for t, reason in stored if reason != "domain" and t not in own]
+        if not named:
+            text = "\n".join(f"{hit.title}\n{body}" for hit, body in found)
+            named = self.named(text, own)
+        return list(dict.fromkeys(named)) or own or signal.found_on
+
+    def named(self, text: str, own: list[str]) -> list[str]:
+        """The institution ``text`` names most often (``Attributor.mentions``), ``own`` left out."""
+        lowered = text.lower()
+        if not any(n and n.lower() in lowered for t in self.targets if t.id not in own
+                   for n in (t.name, *t.aliases)):
+            return []  # names are tokens of the text only if they are in it: no need to cut it
+        if self._attributor is None:
+            self._attributor = Attributor(self.targets)
+        counts = self._attributor.mentions(text)
+        for target_id in own:
+            counts.pop(target_id, None)
+        return [counts.most_common(1)[0][0]] if counts else []
+
+
+def _discovery(session, page_ids: list[int], hit_ids: list[int]):
+    """(page id → publish time as listed, hit id → (target, reason) stored by the attribute pipeline)."""
+    listed: dict[int, str] = {}
+    attributed: dict[int, tuple[str, str]] = {}
+    tables = inspect(session.connection())
+    if tables.has_table(ListedPage.__tablename__):
+        page_ids = sorted(set(page_ids))
+        for start in range(0, len(page_ids), CHUNK):
+            listed.update((page_id, posted) for page_id, posted in session.execute(
+                select(ListedPage.page_id, ListedPage.posted_at)
+                .where(ListedPage.page_id.in_(page_ids[start:start + CHUNK]))) if posted)
+    if tables.has_table(HitAttribution.__tablename__):
+        for start in range(0, len(hit_ids), CHUNK):
+            attributed.update((hit_id, (target_id, reason)) for hit_id, target_id, reason in session.execute(
+                select(HitAttribution.hit_id, HitAttribution.target_id, HitAttribution.reason)
+                .where(HitAttribution.hit_id.in_(hit_ids[start:start + CHUNK]))))
+    return listed, attributed
+
+
+def _latest(dates) -> str | None:
+    """The latest of ISO 8601 publish dates (unreadable ones left out), as written; of one
+    day's, the one with a time (a listing's ``2016-10-12T20:31:00+08:00`` over its page's ``2016-10-12``)."""
+    readable = [d.strip() for d in dates if published_by(d)]
+    return max(readable, key=lambda d: (d[:10], len(d))) if readable else None
 
 
 def _opinion_hit_ids(opinion: OpinionConfig):
@@ -104,8 +205,8 @@ def _opinion_hit_ids(opinion: OpinionConfig):
 def _first_seen_before(session, opinion: OpinionConfig, since: datetime, urls: list[str]) -> dict[str, datetime]:
     """Post URL → first seen, for the posts among ``urls`` already recorded before ``since``."""
     found: dict[str, datetime] = {}
-    for start in range(0, len(urls), 400):
-        chunk = urls[start:start + 400]
+    for start in range(0, len(urls), CHUNK):
+        chunk = urls[start:start + CHUNK]
         stored = [*chunk, *(listed_url(u) for u in chunk)]
         rows = session.execute(
             select(Hit.url, func.min(Hit.first_seen))
@@ -118,26 +219,23 @@ def _first_seen_before(session, opinion: OpinionConfig, since: datetime, urls: l
     return found
 
 
-def _signal(url: str, found: list[tuple[Hit, str]], earlier: datetime | None, opinion: OpinionConfig,
-            targets) -> Signal:
+def _signal(url: str, found: list[tuple[Hit, str]], earlier: datetime | None, opinion: OpinionConfig) -> Signal:
     hits = [hit for hit, _ in found]
     lead = min(hits, key=lambda h: (h.url != url, h.first_seen, h.id))  # the page itself before its listing
     snippets = [f.get("snippet") or f.get("text", "") for h in hits for f in h.findings
                 if f.get("category") in opinion.categories and not f.get("negated")]
     records = [Record(h.id, h.target_id, as_utc(h.first_seen), tuple(h.labels)) for h in hits]
     first_seen = min([r.first_seen for r in records] + ([earlier] if earlier else []))
-    signal = Signal(lead.id, lead.target_id, url, lead.title, list(dict.fromkeys(c for h in hits for c in h.labels)),
-                    first_seen, list(dict.fromkeys(snippets))[:3], records)
-    text = "\n".join(f"{hit.title}\n{body}" for hit, body in found)
-    signal.institutions = mentioned(text, targets) or signal.found_on
-    return signal
+    return Signal(lead.id, lead.target_id, url, lead.title, list(dict.fromkeys(c for h in hits for c in h.labels)),
+                  first_seen, list(dict.fromkeys(snippets))[:3], records)
 
 
 def first_mass_incidents(session, config: AlertsConfig, signals: list[Signal], new_ids: set[int], now: datetime):
     """(institution, signal) for each institution whose first mass_incident signal is new now.
 
     ``new_ids``: the hits first seen in this window; one of them must carry the label,
-    and the post itself must be new: first seen in the window, by any of its records.
+    and the post itself must be new: first seen in the window, by any of its records,
+    and not published before it (``Signal.at``).
     """
     opinion = config.opinion
     if not opinion.first_mass_incident:
@@ -146,7 +244,7 @@ def first_mass_incidents(session, config: AlertsConfig, signals: list[Signal], n
     window_start = now - timedelta(seconds=opinion.window)
     found = []
     for signal in signals:
-        if signal.first_seen < window_start:  # an old post found again another way is no new incident
+        if signal.at < window_start:  # an old post, found again another way or first now, is no new incident
             continue
         if not any(r.hit_id in new_ids and "mass_incident" in r.labels for r in signal.records):
             continue
@@ -166,8 +264,8 @@ def spikes(session, config: AlertsConfig, signals: list[Signal], institutions: s
     out = []
     for inst in sorted(institutions):
         mine = [s for s in signals if inst in s.institutions]
-        current = [s for s in mine if s.first_seen >= start]
-        mean = sum(1 for s in mine if baseline_start <= s.first_seen < start) / periods
+        current = [s for s in mine if s.at >= start]
+        mean = sum(1 for s in mine if baseline_start <= s.at < start) / periods
         count = len(current)
         if count >= opinion.threshold:
             reason = "threshold"
@@ -187,6 +285,7 @@ def spikes(session, config: AlertsConfig, signals: list[Signal], institutions: s
 def signal_dict(signal: Signal) -> dict:
     return {
         "hit_id": signal.hit_id, "target": signal.target_id, "url": signal.url, "title": signal.title,
-        "labels": signal.labels, "first_seen": iso(signal.first_seen), "snippets": signal.snippets,
+        "labels": signal.labels, "first_seen": iso(signal.first_seen), "published": signal.published,
+        "snippets": signal.snippets,
         "hit_ids": [r.hit_id for r in signal.records], "found_on": signal.found_on,
     }
