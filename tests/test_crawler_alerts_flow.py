@@ -232,8 +232,6 @@ def _hit_alert_rows(db) -> list[Alert]:
         return list(session.scalars(select(Alert).where(Alert.kind == "hit").order_by(Alert.id)))
 
 
-# The service passes utcnow(): a ``now`` in another zone is stored as its wall-clock time
-# (see the xfail below), which would stretch these windows by 8 hours.
 SENT_AT = MORNING.astimezone(UTC)
 POST_URL = "http://127.0.0.1:9/forum/thread-11.html"
 LISTED = ("source:board", POST_URL + "#listed", "鑫盈宝提现困难",
@@ -298,8 +296,6 @@ def test_a_record_left_out_because_its_post_was_told_does_not_hold_back_the_next
     assert sorted(m["X-Finpatrol-Unit"] for m in sink.wait_for(4)[2:]) == POST_UNITS
 
 
-@pytest.mark.xfail(strict=True, reason="evaluate() stores a non-UTC `now` as wall-clock time, read back as UTC; "
-                   "normalising it changes what tests/test_crawler_alerts_opinion.py relies on")
 def test_renotify_after_counts_from_the_alert_whatever_zone_now_is_given_in(setup, sink):
     """A ``now`` in Asia/Shanghai is stored as UTC: the window is not 8 hours longer than configured."""
     config, db = setup({"renotify_after": "7d"})

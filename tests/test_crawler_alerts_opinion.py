@@ -82,8 +82,8 @@ def test_spike_against_own_baseline_is_attributed_to_the_institution_named(env):
 def test_no_spike_when_the_count_is_usual_for_this_institution(env):
     config, db = env
     n = 0
-    for day in range(1, 8):  # three posts every day: a noisy but steady institution
-        store_hits(db, [post(n := n + 1), post(n := n + 1), post(n := n + 1)], when=NOW - timedelta(days=day))
+    for day in range(1, 8):  # three posts every day (an hour before each window): a noisy but steady institution
+        store_hits(db, [post(n := n + 1), post(n := n + 1), post(n := n + 1)], when=NOW - timedelta(days=day, hours=1))
     deliver(config, db, now=NOW - timedelta(hours=25))
     before = len(opinion_alerts(db))
     store_hits(db, [post(n + 1), post(n + 2), post(n + 3), post(n + 4)], when=NOW)
