@@ -82,6 +82,8 @@ def test_immediate_alert_reaches_lead_unit_with_legal_basis_and_highlight(setup,
     assert "【保本保息】" in text
     assert "二(一)1" in html and "二(一)1" in text
     assert "http://127.0.0.1:9/xyb/a.html" in text
+    assert "机构：重庆鑫盈宝网络科技有限公司（P2P网络借贷，编号 xyb）" in text, "the business named in Chinese"
+    assert "风险：高风险" in text and "（P2P网络借贷，编号 xyb）" in html
     # nothing more to send
     assert deliver(config, db, now=MORNING + timedelta(minutes=5)).sent == []
     assert len(sink.received) == 1

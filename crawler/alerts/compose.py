@@ -25,6 +25,7 @@ from crawler.alerts.models import Alert, AlertState, Delivery, OutboxMessage, en
 from crawler.alerts.rules import digest_due, in_quiet_hours, local
 from crawler.config import PatrolConfig
 from crawler.store.db import StateDB, parse_time, utcnow
+from crawler.wording import zh
 
 logger = logging.getLogger(__name__)
 LAST_DIGEST = "last_digest_at"
@@ -193,6 +194,6 @@ def subject_for(alerts: list[Alert]) -> str:
         return f"【舆情预警】{p['institution']}：{p['window_hours']}小时内风险信号{p['count']}条{more}"
     if alert.kind == "operator":
         return f"【巡查运行异常】{p['subject']}"
-    risk = message.RISK_ZH.get(alert.risk, alert.risk)
+    risk = zh(alert.risk, "risk")
     kinds = f"等{categories}类" if categories > 1 else ""
     return f"【{risk}】{p['category_zh']}{kinds} - {p['institution']}{more}"

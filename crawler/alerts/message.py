@@ -24,9 +24,9 @@ from markupsafe import Markup, escape
 
 from crawler.alerts.routing import addresses
 from crawler.config import PatrolConfig
+from crawler.wording import zh
 
 logger = logging.getLogger(__name__)
-RISK_ZH = {"high": "高风险", "medium": "中风险", "low": "低风险", "none": "无"}
 RISK_COLOR = {"high": "#b00", "medium": "#d80", "low": "#888", "none": "#888"}
 MAX_SCREENSHOT = 5 * 1024 * 1024
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
@@ -99,7 +99,7 @@ _env = Environment(
 _env.filters.update(
     highlight=highlight, highlight_text=highlight_text, safe_href=safe_href,
     local_time=local_time, published=published,
-    risk_zh=lambda r: RISK_ZH.get(r, r), risk_color=lambda r: RISK_COLOR.get(r, "#888"),
+    zh=zh, risk_zh=lambda r: zh(r, "risk"), risk_color=lambda r: RISK_COLOR.get(r, "#888"),
 )
 
 
