@@ -120,3 +120,73 @@ def test_every_limit_option_says_which_rows_it_keeps():
         help_text = cli(*command, "--help").stdout
         limit = help_text[help_text.index("--limit"):].split("\n  -")[0]
         assert "first" in limit, (command, limit)
+
+
+def test_coverage_and_schedule_list_before_the_first_patrol_leave_no_state_db_behind(tmp_path):
+    config = tmp_path / "patrol.yaml"
+    config.write_text("schedules:\n  jobs: [{id: hourly, interval: 3600}]\n" + CONFIG, encoding="utf-8")
+    (row,) = json_lines(cli("coverage", "--config", str(config), "--json").stdout)
+    assert row["id"] == "local" and row["status"] == "never" and row["next_scheduled"], row
+    listed = cli("schedule", "list", "--config", str(config), "--json")
+    assert listed.returncode == 0, listed.stderr
+    (job,) = json_lines(listed.stdout)
+    assert job["state"] == "not stored: serve not started" and job["next_run"]
+    assert not (tmp_path / "patrolled-nowhere").exists(), "coverage and schedule list made a state DB"
+    for command in (("hits",), ("evidence", "verify")):  # so these still name the mistyped state_dir
+        result = cli(*command, "--config", str(config))
+        assert result.returncode == 1 and "no state DB at" in result.stderr, (command, result.stdout)
+
+
+CHANNEL_CONFIG = CONFIG + """\
+channels:
+  - id: sousuo
+    url: "http://127.0.0.1:9/s?q={keyword}"
+    selectors: {item: div, link: a}
+"""
+
+
+def test_an_unknown_target_id_is_a_usage_error_that_says_what_it_may_be(tmp_path):
+    config = tmp_path / "patrol.yaml"
+    config.write_text(CHANNEL_CONFIG, encoding="utf-8")
+    ad = ("channel:sousuo", "http://127.0.0.1:9/ad.html", *claim("ad")[2:])
+    removed = ("retired", "http://127.0.0.1:9/retired.html", *claim("retired")[2:])  # since removed from the config
+    with StateDB(load_config(config).db_url) as db:
+        store_hits(db, [claim("a"), ad, removed], when=T1)
+    for command in (("hits",), ("search", "保本保息"), ("changes",)):
+        for given, meant in (("nosuch", None), ("locl", "'local'"), ("channel:sousou", "'channel:sousuo'")):
+            result = cli(*command, "--config", str(config), "--target", given)
+            assert result.returncode == 2, (command, given, result.stdout)
+            assert f"Invalid value for '--target': unknown id '{given}'" in result.stderr, result.stderr
+            assert (f"(did you mean {meant}?)" in result.stderr) if meant else ("did you mean" not in result.stderr)
+            assert "channel:sousuo" in result.stderr and "Traceback" not in result.stderr
+    def urls(given: str) -> list[str]:
+        return [h["url"] for h in json_lines(cli("hits", "--config", str(config), "--json", "--target", given).stdout)]
+
+    assert urls("local") == [claim("a")[1]] and urls("retired") == [removed[1]], "a removed target's hits stay listed"
+    assert urls("sousuo") == urls("channel:sousuo") == [ad[1]], "a channel by its id, or as its hits are stored"
+    changed = json_lines(cli("changes", "--config", str(config), "--json", "--target", "sousuo").stdout)
+    assert {c["url"] for c in changed} == {ad[1]}, "a channel's changes by its bare id too"
+
+
+def test_an_output_path_that_cannot_be_written_is_one_line_not_a_traceback(tmp_path):
+    config = tmp_path / "patrol.yaml"
+    config.write_text(CONFIG + "  - {id: quiet, name: 无命中, business: p2p, urls: ['http://127.0.0.1:9/q']}\n",
+                      encoding="utf-8")
+    with StateDB(load_config(config).db_url) as db:
+        store_hits(db, [claim("a")], when=T1)
+    assert cli("alerts", "send", "--config", str(config)).returncode == 0
+    message = json_lines(cli("alerts", "list", "--config", str(config), "--json").stdout)[0]["id"]
+    a_file = tmp_path / "a-file"
+    a_file.write_text("not a folder")
+    missing, under_a_file = tmp_path / "nonexistent" / "a.eml", a_file / "x.html"
+    for command, expected in (
+        (("alerts", "preview", str(message), "--eml", str(missing)), f"cannot write {missing}: No such file"),
+        (("report", "--out", str(under_a_file)), f"cannot write {under_a_file}: "),
+        (("dossier", "quiet", "--out", str(under_a_file)), f"cannot write {under_a_file}: "),
+        (("dossier", "local", "--format", "json", "--out", str(missing.with_suffix(".json"))),
+         f"cannot write {missing.with_suffix('.json')}: No such file"),
+    ):
+        result = cli(*command, "--config", str(config))
+        lines = result.stderr.strip().splitlines()
+        assert result.returncode == 1 and len(lines) == 1, (command, result.stderr)
+        assert lines[0].startswith("Error: " + expected), lines

@@ -25,7 +25,8 @@ from crawler.store.db import StateDB  # noqa: E402
 from crawler.store.changes import mark_gone  # noqa: E402
 from crawler.store.pages import save_pages  # noqa: E402
 from crawler.store.runs import start_run, sync_targets  # noqa: E402
-from crawler.config import Target  # noqa: E402
+from crawler.config import Target, load_config  # noqa: E402
+from conftest import cli  # noqa: E402
 
 CLAIM = "本平台承诺保本保息，年化收益18%"
 
@@ -248,3 +249,40 @@ def test_evidence_config_block_is_validated_with_its_field_path():
     with pytest.raises(ConfigError) as error:
         parse_config("evidence:\n  archive: everything\n")
     assert "line 2: evidence.archive" in str(error.value)
+
+
+def test_export_refuses_a_folder_holding_files_and_names_a_folder_it_cannot_write(tmp_path):
+    config = tmp_path / "patrol.yaml"
+    config.write_text("state_dir: state\ntargets:\n"
+                      "  - {id: xyb, name: 鑫盈宝, business: p2p, urls: ['http://xyb.test/']}\n", encoding="utf-8")
+    with StateDB(load_config(config).db_url) as db:
+        run_id = start_run(db, "test")
+        shot, plain = store(db, [page_item("http://xyb.test/", CLAIM, screenshot=png_bytes()),
+                                 page_item("http://xyb.test/p2", "另一页：" + CLAIM)], run_id)
+        archive = Archive(db, tmp_path / "state" / "evidence", EvidenceConfig())
+        archive.capture(shot, run_id)
+        archive.capture(plain, run_id)
+        archive.close()
+
+    def export(hit_id: int, folder):
+        return cli("evidence", "export", str(hit_id), str(folder), "--config", str(config))
+
+    out = tmp_path / "handover"
+    assert export(shot.hit_id, out).returncode == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    assert "screenshot.png" in before
+    for hit_id in (plain.hit_id, shot.hit_id):  # another hit, or the same one again: a folder with files is refused
+        refused = export(hit_id, out)
+        assert refused.returncode == 1 and f"Error: {out} is not empty" in refused.stderr, refused.stderr
+        assert "new (or empty) folder" in refused.stderr
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before, "hit 1's screenshot beside hit 2's manifest"
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert export(plain.hit_id, empty).returncode == 0, "an empty folder is fine"
+    assert json.loads((empty / "manifest.json").read_text(encoding="utf-8"))["hit_id"] == plain.hit_id
+    assert not (empty / "screenshot.png").exists()
+    a_file = tmp_path / "a-file"
+    a_file.write_text("not a folder")
+    unwritable = export(plain.hit_id, a_file / "out")
+    assert unwritable.returncode == 1, unwritable.stderr
+    assert unwritable.stderr.strip().splitlines() == [f"Error: cannot write {a_file / 'out'}: Not a directory"]

@@ -9,7 +9,9 @@ from rich.markup import escape
 from rich.table import Table
 from sqlalchemy import select
 
-from crawler.commands.common import ROW_COUNT, config_option, console, emit_json, json_option, load_or_exit, open_db
+from crawler.commands.common import (
+    ROW_COUNT, config_option, console, emit_json, json_option, load_or_exit, open_db, writing,
+)
 from crawler.store.db import iso
 
 STATUSES = ("pending", "sending", "sent", "unaddressed")
@@ -82,7 +84,7 @@ def preview(config_file, message_id, as_html, eml):
     click.echo(f"Status: {row.status} (attempts {row.attempts})\n")
     click.echo(msg.get_body(("html",) if as_html else ("plain",)).get_content())
     if eml:
-        with open(eml, "wb") as fh:
+        with writing(eml), open(eml, "wb") as fh:
             fh.write(row.raw)
 
 

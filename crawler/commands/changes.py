@@ -6,7 +6,8 @@ import click
 from rich.markup import escape
 
 from crawler.commands.common import (
-    ROW_COUNT, config_option, console, emit_json, json_option, load_or_exit, office_time, open_db, time_value,
+    ROW_COUNT, config_option, console, emit_json, json_option, load_or_exit, office_time, open_db, store_ids,
+    target_option, time_value,
 )
 from crawler.store.change_report import list_changes, summarize
 
@@ -43,7 +44,7 @@ def reworded(removed: dict, hits: dict) -> str:
 @click.command()
 @config_option
 @json_option
-@click.option("--target", "targets", multiple=True, metavar="ID", help="Only this target (repeatable).")
+@target_option
 @click.option("--since", callback=time_value, metavar="DATE",
               help="Only changes from this time on (a date: its start in alerts.timezone).")
 @click.option("--run", "run_id", type=ROW_COUNT, metavar="N", help="Only the changes found by patrol run N.")
@@ -51,7 +52,7 @@ def changes(config_file, as_json, targets, since, run_id):
     """List pages added, changed and gone per patrol and target, with the changed passages."""
     config = load_or_exit(config_file)
     with open_db(config) as db:
-        rows = list_changes(db, tuple(targets), office_time(since, config), run_id)
+        rows = list_changes(db, store_ids(config, targets, db), office_time(since, config), run_id)
     if as_json:
         emit_json(rows)
         return

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import difflib
 import json
 import logging
+import tempfile
+from contextlib import contextmanager
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 from pathlib import Path
@@ -31,17 +34,66 @@ def load_or_exit(path: str | None) -> PatrolConfig:
         raise click.ClickException(str(e)) from None
 
 
+def missing_db_file(config: PatrolConfig) -> str | None:
+    """The path of the SQLite state DB when that file does not exist yet; None when it does
+    (or the DB is not a SQLite file)."""
+    url = make_url(config.db_url)
+    if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
+        if not Path(url.database).exists():
+            return url.database
+    return None
+
+
 def open_db(config: PatrolConfig, create: bool = False) -> StateDB:
     """The state DB. Unless ``create``, a SQLite file that does not exist is an error, not
-    an empty DB: a mistyped ``state_dir`` must not answer "no hits"."""
-    url = make_url(config.db_url)
-    if not create and url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
-        if not Path(url.database).exists():
-            raise click.ClickException(
-                f"{config.source}: no state DB at {url.database}: nothing has been patrolled with this "
-                "config yet; check state_dir, or run `finpatrol patrol` first"
-            )
+    an empty DB: a mistyped ``state_dir`` must not answer "no hits". Only the commands that
+    write what they found (``patrol``, ``demo``) create it; ``serve`` opens it itself."""
+    missing = None if create else missing_db_file(config)
+    if missing is not None:
+        raise click.ClickException(
+            f"{config.source}: no state DB at {missing}: nothing has been patrolled with this "
+            "config yet; check state_dir, or run `finpatrol patrol` first"
+        )
     return StateDB(config.db_url)
+
+
+@contextmanager
+def open_db_or_empty(config: PatrolConfig):
+    """The state DB if it exists, else an empty stand-in, never a new state DB: for the commands
+    that answer from the config before the first patrol too (``coverage``: every target "never";
+    ``schedule list``: the jobs as their triggers give them). The stand-in is a throwaway file,
+    not an in-memory DB, since reading the job store disposes of the engine's connections."""
+    if missing_db_file(config) is None:
+        with StateDB(config.db_url) as db:
+            yield db
+        return
+    with tempfile.TemporaryDirectory(prefix="finpatrol-empty-") as folder, \
+            StateDB(f"sqlite:///{Path(folder) / 'empty.db'}") as db:
+        yield db
+
+
+def cannot_write(path, error: OSError) -> click.ClickException:
+    """``cannot write PATH: No such file or directory``, naming the folder on the way when that is at fault."""
+    where = f" ({error.filename})" if error.filename and str(error.filename) != str(path) else ""
+    return click.ClickException(f"cannot write {path}: {error.strerror or error}{where}")
+
+
+@contextmanager
+def writing(path, *also):
+    """Turn an OSError about the output ``path`` (the file, a file in it, a folder on its way
+    there) or the other paths ``also`` written with it into one line naming ``path``, instead of
+    a traceback; other OSErrors (reading the evidence, say) pass on unchanged."""
+    try:
+        yield
+    except OSError as e:
+        if e.filename is None or any(_related(Path(p), Path(e.filename)) for p in (path, *also)):
+            raise cannot_write(path, e) from None
+        raise
+
+
+def _related(path: Path, other: Path) -> bool:
+    path, other = path.absolute(), other.absolute()
+    return path == other or other in path.parents or path in other.parents
 
 
 def config_option(fn):
@@ -87,17 +139,90 @@ def filter_options(fn):
                       help="Only from this time on (a date: its start in alerts.timezone).")(fn)
     fn = click.option("--risk", type=click.Choice(RISKS), help="Only this risk level.")(fn)
     fn = click.option("--category", metavar="ID", help="Only this category id (see README).")(fn)
-    fn = click.option("--target", "targets", multiple=True, metavar="ID", help="Only this target (repeatable).")(fn)
+    fn = target_option(fn)
     return fn
 
 
-def make_filters(config: PatrolConfig, targets, category, risk, since, until) -> Filters:
+def target_option(fn):
+    return click.option("--target", "targets", multiple=True, metavar="ID",
+                        help="Only this target, channel or source (repeatable; channel:ID, source:ID too).")(fn)
+
+
+def store_ids(config: PatrolConfig, targets, db: StateDB | None = None) -> tuple[str, ...]:
+    """The ids the state DB stores the pages of ``--target`` ids under.
+
+    A target's id is its own; a channel's or source's pages are stored as ``channel:ID`` or
+    ``source:ID`` (the ids `hits` shows), and either form is accepted, as `patrol --target`
+    takes the bare one. An id that is no longer configured but has pages or patrols in the
+    state DB (a target removed from the config) is kept: its hits are still there. Any
+    other id is a usage error, with the close ids it may have meant.
+    """
+    from crawler.config_channels import pseudo_target
+
+    names: dict[str, list[str]] = {}
+    for t in config.targets:
+        names.setdefault(t.id, []).append(t.id)
+    for kind, listings in (("channel", config.channels), ("source", config.sources)):
+        for listing in listings:
+            stored = pseudo_target(kind, listing.id)
+            names.setdefault(listing.id, []).append(stored)
+            names.setdefault(stored, []).append(stored)
+    out: list[str] = []
+    unknown = []
+    for given in targets:
+        if given in names:
+            out += names[given]
+        else:
+            unknown.append(given)
+    if unknown:
+        in_db = _stored_target_ids(config, db, unknown)
+        out += [given for given in unknown if given in in_db]
+        unknown = [given for given in unknown if given not in in_db]
+        if unknown:
+            message = _unknown_ids(config, unknown, sorted(set(names) | in_db))
+            raise click.BadParameter(message, param_hint="'--target'")
+    return tuple(dict.fromkeys(out))
+
+
+def _unknown_ids(config: PatrolConfig, unknown: list[str], known: list[str]) -> str:
+    parts = []
+    for given in unknown:
+        close = difflib.get_close_matches(given, known, n=3)
+        parts.append(f"{given!r}" + (f" (did you mean {' or '.join(repr(c) for c in close)}?)" if close else ""))
+    example = " / ".join([f"channel:{c.id}" for c in config.channels[:1]]
+                         + [f"source:{s.id}" for s in config.sources[:1]])
+    ids = "ids" if len(parts) > 1 else "id"
+    return (f"unknown {ids} {', '.join(parts)}: not a target, channel or source of {config.source}, and the "
+            f"state DB has nothing of it; write a target's id, or a channel's or source's id alone or as they are "
+            f"stored ({example or 'channel:ID, source:ID'}); `finpatrol coverage` lists every id")
+
+
+def _stored_target_ids(config: PatrolConfig, db: StateDB | None, given: list[str]) -> set[str]:
+    """The ids of every target (and channel, source) patrolled into the state DB, and those of
+    ``given`` that have pages, hits or patrols there; none before the first patrol."""
+    if db is None:
+        if missing_db_file(config) is not None:
+            return set()
+        with StateDB(config.db_url) as opened:
+            return _stored_target_ids(config, opened, given)
+    from sqlalchemy import select, union
+
+    from crawler.store.models import Hit, Page, RunTarget, TargetRow
+
+    query = union(select(TargetRow.id), *(select(column).where(column.in_(given)).distinct()
+                                          for column in (Page.target_id, Hit.target_id, RunTarget.target_id)))
+    with db.new_session() as session:
+        return set(session.scalars(query))
+
+
+def make_filters(config: PatrolConfig, targets, category, risk, since, until, db: StateDB | None = None) -> Filters:
     if category:
         from classifiers import CATEGORIES
 
         if category not in CATEGORIES:
             raise click.BadParameter(f"unknown category {category!r}; known: {', '.join(CATEGORIES)}")
-    return Filters(tuple(targets), category, risk, office_time(since, config), office_time(until, config, end=True))
+    return Filters(store_ids(config, targets, db), category, risk, office_time(since, config),
+                   office_time(until, config, end=True))
 
 
 def emit_json(rows) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 from rich.table import Table
 
-from crawler.commands.common import config_option, console, emit_json, json_option, load_or_exit, open_db
+from crawler.commands.common import config_option, console, emit_json, json_option, load_or_exit, open_db_or_empty
 
 STYLE = {"ok": "green", "partial": "yellow", "never": "red", "offline": "red", "blocked": "red",
          "domain_gone": "red", "not_found": "red", "other": "red", "failed": "red"}
@@ -19,7 +19,7 @@ def coverage(config_file, as_json):
     from crawler.reports.coverage import coverage_rows
 
     config = load_or_exit(config_file)
-    with open_db(config, create=True) as db:  # before the first patrol: every target "never"
+    with open_db_or_empty(config) as db:  # before the first patrol: every target "never", no DB file made
         rows = coverage_rows(config, db)
     if as_json:
         emit_json(rows)

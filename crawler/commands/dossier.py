@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from crawler.commands.common import config_option, console, load_or_exit, open_db
+from crawler.commands.common import config_option, console, load_or_exit, open_db, writing
 
 
 @click.command()
@@ -31,7 +31,8 @@ def dossier(config_file, target_id, fmt, out):
     if fmt == "json":
         text = json.dumps(data, ensure_ascii=False, indent=2, default=str)
         if out:
-            out.write_text(text + "\n", encoding="utf-8")
+            with writing(out):
+                out.write_text(text + "\n", encoding="utf-8")
             console.print(f"dossier of {target_id} → {out}")
         else:
             click.echo(text)
@@ -40,7 +41,8 @@ def dossier(config_file, target_id, fmt, out):
     if out is None:
         click.echo(rendered.text)
         return
-    files = rendered.write(out)
+    with writing(out, out.parent):  # the charts go beside it
+        files = rendered.write(out)
     console.print(f"dossier of {target_id} ({data['grade']['grade']}) → {out} (+{len(files) - 1} chart file(s))")
 
 

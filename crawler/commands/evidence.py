@@ -9,6 +9,7 @@ from rich.markup import escape
 
 from crawler.commands.common import (
     ROW_COUNT, config_option, console, emit_json, json_option, load_or_exit, office_time, open_db, time_value,
+    writing,
 )
 from crawler.evidence.archive import evidence_root
 from crawler.evidence.export import ExportError, export_hit
@@ -48,12 +49,13 @@ def verify_command(config_file, as_json, since):
 @config_option
 @click.option("--latest", is_flag=True, help="Export the latest capture instead of the first.")
 def export_command(hit_id, directory, config_file, latest):
-    """Write a hit's page bytes, screenshot, headers and manifest.json into DIRECTORY."""
+    """Write a hit's page bytes, screenshot, headers and manifest.json into DIRECTORY (new or empty)."""
     config = load_or_exit(config_file)
     db = open_db(config)
     try:
-        manifest = export_hit(db, evidence_root(config.state_dir), hit_id, directory,
-                              "latest" if latest else "first")
+        with writing(directory):
+            manifest = export_hit(db, evidence_root(config.state_dir), hit_id, directory,
+                                  "latest" if latest else "first")
     except ExportError as e:
         for problem in e.problems:
             console.print(f"[bold red]FAIL[/] {escape(str(problem))}")

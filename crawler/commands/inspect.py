@@ -46,7 +46,7 @@ def hits(config_file, targets, category, risk, since, until, as_json, limit):
     """List hits (pages flagged by the classifier), newest first: last seen latest, then the larger id."""
     config = load_or_exit(config_file)
     with open_db(config) as db:
-        rows = list_hits(db, make_filters(config, targets, category, risk, since, until), limit)
+        rows = list_hits(db, make_filters(config, targets, category, risk, since, until, db), limit)
     if as_json:
         emit_json(rows)
     elif rows:

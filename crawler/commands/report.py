@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from crawler.commands.common import config_option, console, load_or_exit, office_time, open_db, time_value
+from crawler.commands.common import config_option, console, load_or_exit, office_time, open_db, time_value, writing
 from crawler.store.db import utcnow
 
 
@@ -36,7 +36,8 @@ def report(config_file, since, until, fmt, out):
     if out is None:
         click.echo(rendered.text)
         return
-    files = rendered.write(out)
+    with writing(out, out.parent):  # the charts go beside it
+        files = rendered.write(out)
     console.print(f"report {data['period']} → {out} (+{len(files) - 1} chart file(s))")
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 from rich.table import Table
 
-from crawler.commands.common import config_option, console, emit_json, json_option, load_or_exit, open_db
+from crawler.commands.common import config_option, console, emit_json, json_option, load_or_exit, open_db_or_empty
 from crawler.config import PatrolConfig
 
 
@@ -49,7 +49,7 @@ def list_(config_file, as_json):
     from crawler.schedule.listing import schedule_rows
 
     config = load_or_exit(config_file)
-    with open_db(config, create=True) as db:  # the configured jobs, before `serve` first ran too
+    with open_db_or_empty(config) as db:  # the configured jobs, before `serve` first ran too; no DB file made
         rows = schedule_rows(config, db)
     if as_json:
         emit_json(rows)

@@ -1,6 +1,6 @@
 """Export one hit's evidence as plain files an investigator can hand over.
 
-``DIR`` receives the page bytes as fetched (``page.html``), the screenshot
+``DIR`` (a new or empty folder) receives the page bytes as fetched (``page.html``), the screenshot
 (``screenshot.png``), the HTTP response and request headers (``.txt``), the
 capture's WARC records (``evidence.warc.gz``, byte-identical to the archive),
 and ``manifest.json``: URL, final URL, fetch time in UTC and Asia/Shanghai,
@@ -68,7 +68,13 @@ def _page_name(content_type: str) -> str:
 
 
 def export_hit(db: StateDB, root: Path, hit_id: int, out_dir: Path, capture: str = "first") -> dict:
-    """Write the files and manifest of a hit's first (or latest) capture; return the manifest."""
+    """Write the files and manifest of a hit's first (or latest) capture; return the manifest.
+
+    ``out_dir`` must be new or empty: files of an earlier export left beside this one (another
+    hit's screenshot, say) would be taken for this hit's evidence."""
+    if out_dir.is_dir() and any(out_dir.iterdir()):
+        raise ExportError(f"{out_dir} is not empty: export each hit into a new (or empty) folder, "
+                          "so that no other hit's files end up beside its manifest")
     with db.new_session() as session:
         hit = session.get(Hit, hit_id)
         if hit is None:
