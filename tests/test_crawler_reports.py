@@ -225,3 +225,23 @@ def test_document_times_are_the_offices_and_months_are_its_months():
             {"first_seen": "2026-02-28T15:30:00+00:00", "labels": ["high_yield"]}]
     assert by_month(hits, ZoneInfo("Asia/Shanghai")) == [
         {"month": "2026-02", "counts": {"high_yield": 1}}, {"month": "2026-03", "counts": {"high_yield": 1}}]
+
+
+def test_a_dossier_names_a_hit_without_evidence_capture_instead_of_failing(tmp_path):
+    """A hit whose page was never archived (or whose capture failed) still has its row and digest."""
+    from smtp_fixtures import finding, store_hits, verdict
+
+    from crawler.config import load_config
+    from crawler.store.db import StateDB
+
+    config = tmp_path / "patrol.yaml"
+    config.write_text(yaml.safe_dump({"state_dir": "state", "targets": [
+        {"id": "xyb", "name": "重庆鑫盈宝网络科技有限公司", "business": "p2p", "urls": ["http://127.0.0.1:9/"]}]},
+        allow_unicode=True), encoding="utf-8")
+    db = StateDB(load_config(config).db_url)
+    store_hits(db, [("xyb", "http://127.0.0.1:9/a.html", "本平台保本保息", verdict([finding("guaranteed_return", "保本保息")]))])
+    db.close()
+    for fmt in ("md", "html"):
+        result = cli("dossier", "xyb", "--config", str(config), "--format", fmt)
+        assert result.returncode == 0, result.stderr
+        assert "未存证" in result.stdout and "http://127.0.0.1:9/a.html" in result.stdout

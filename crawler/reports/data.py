@@ -58,8 +58,10 @@ def _hit_row(hit: Hit, attribution: HitAttribution | None, ev, listed) -> dict:
         "yields": [y for y in hit.yields or () if isinstance(y, dict)],
         "max_yield": _max_yield(hit.yields),
         "snippets": [f.get("snippet") or f.get("text") for f in hit.findings or () if not f.get("negated")][:3],
+        # no capture (never archived, or its capture failed and is reported): the page's digest alone
         "evidence": {"warc_file": ev.warc_file, "record_id": ev.record_id, "sha256": ev.payload_sha256,
-                     "screenshot": bool(ev.screenshot_record_id)} if ev else {"sha256": hit.sha256},
+                     "screenshot": bool(ev.screenshot_record_id)} if ev else
+        {"warc_file": None, "record_id": None, "sha256": hit.sha256, "screenshot": False},
     }
 
 
