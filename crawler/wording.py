@@ -1,4 +1,4 @@
-"""Chinese names of finpatrol's codes, for the documents people read.
+"""Chinese names of finpatrol's codes, and times in the office's zone, for what people read.
 
 Codes (``high``, ``p2p``, ``partial``, ``own_site``…) stay as they are in the state DB,
 in ``--json`` output and in Elasticsearch, which programs read. Dossiers, reports and
@@ -8,6 +8,9 @@ name here is shown as it is.
 """
 
 from __future__ import annotations
+
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
 
 RISK = {"high": "高风险", "medium": "中风险", "low": "低风险", "none": "无"}
 BUSINESS = {
@@ -34,3 +37,20 @@ def zh(code: str | None, table: str) -> str:
     if code is None:
         return ""
     return TABLES[table].get(code, code)
+
+
+def local_time(value, zone: str) -> str:
+    """An ISO time as the office reads it, ``2026-11-29 17:01`` in ``zone`` (a time without
+    offset is UTC, as the state DB keeps it); a date alone, or anything else, as it is.
+
+    The state DB, ``--json`` and Elasticsearch keep UTC ISO times for programs; tables,
+    dossiers, reports and mails show them this way.
+    """
+    if not value or len(str(value)) <= 10:
+        return str(value or "")
+    try:
+        moment = datetime.fromisoformat(str(value))
+    except ValueError:
+        return str(value)
+    moment = moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+    return f"{moment.astimezone(ZoneInfo(zone)):%Y-%m-%d %H:%M}"

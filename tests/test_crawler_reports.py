@@ -15,7 +15,7 @@ from channel_sites import LIST_SELECTORS, html, opinion_routes, platform_routes,
 from conftest import cli, closed_port_url, json_lines
 from crawler.demo.server import SiteServer, routes
 from crawler.reports.data import by_month
-from crawler.reports.render import local_time
+from crawler.wording import local_time
 
 EVIL = '<script>alert("x")</script><img src=x onerror=alert(1)>'
 EVIL_TEXT = EVIL.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")  # text that reads as markup

@@ -17,14 +17,13 @@ from email.message import EmailMessage
 from email.utils import format_datetime
 from pathlib import Path
 from urllib.parse import urlsplit
-from zoneinfo import ZoneInfo
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, pass_context, select_autoescape
 from markupsafe import Markup, escape
 
 from crawler.alerts.routing import addresses
 from crawler.config import PatrolConfig
-from crawler.wording import zh
+from crawler.wording import local_time, zh
 
 logger = logging.getLogger(__name__)
 RISK_COLOR = {"high": "#b00", "medium": "#d80", "low": "#888", "none": "#888"}
@@ -59,21 +58,15 @@ def highlight_text(finding: dict) -> str:
 
 
 @pass_context
-def local_time(context, value) -> str:
+def shown_time(context, value) -> str:
     """ISO 8601 (UTC) → ``2026-11-27 18:00`` in the alerts time zone (``tz`` of the context)."""
-    zone = context.get("tz") or "Asia/Shanghai"
-    if not value:
-        return "—"
-    try:
-        return datetime.fromisoformat(str(value)).astimezone(ZoneInfo(zone)).strftime("%Y-%m-%d %H:%M")
-    except ValueError:
-        return str(value)
+    return local_time(value, context.get("tz") or "Asia/Shanghai") or "—"
 
 
 @pass_context
 def published(context, value) -> str:
     """A post's publish date as its listing or page gives it (ISO 8601): a date as is, a time
-    with its offset in the alerts time zone (``local_time``), one without as written."""
+    with its offset in the alerts time zone (``shown_time``), one without as written."""
     value = str(value or "").strip()
     try:
         parsed = datetime.fromisoformat(value)
@@ -81,7 +74,7 @@ def published(context, value) -> str:
         return value
     if len(value) <= 10:
         return parsed.strftime("%Y-%m-%d")
-    return local_time(context, value) if parsed.tzinfo else parsed.strftime("%Y-%m-%d %H:%M")
+    return shown_time(context, value) if parsed.tzinfo else parsed.strftime("%Y-%m-%d %H:%M")
 
 
 def safe_href(url) -> str:
@@ -98,7 +91,7 @@ _env = Environment(
 )
 _env.filters.update(
     highlight=highlight, highlight_text=highlight_text, safe_href=safe_href,
-    local_time=local_time, published=published,
+    local_time=shown_time, published=published,
     zh=zh, risk_zh=lambda r: zh(r, "risk"), risk_color=lambda r: RISK_COLOR.get(r, "#888"),
 )
 

@@ -12,15 +12,13 @@ from __future__ import annotations
 import base64
 import logging
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from markupsafe import Markup
 
 from crawler.reports import charts
-from crawler.wording import zh
+from crawler.wording import local_time, zh
 
 logger = logging.getLogger(__name__)
 TEMPLATES = Path(__file__).parent / "templates"
@@ -33,19 +31,6 @@ def md_escape(value) -> str:
     if isinstance(value, Markup):
         return str(value)
     return str(value).translate(_MD_SPECIAL)
-
-
-def local_time(value, zone: str) -> str:
-    """An ISO time as the office reads it, ``2026-11-29 17:01`` in ``zone``; a date alone,
-    or anything else, as it is."""
-    if not value or len(str(value)) <= 10:
-        return value or ""
-    try:
-        moment = datetime.fromisoformat(str(value))
-    except ValueError:
-        return value
-    moment = moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
-    return f"{moment.astimezone(ZoneInfo(zone)):%Y-%m-%d %H:%M}"
 
 
 def _environment(fmt: str, zone: str) -> Environment:
