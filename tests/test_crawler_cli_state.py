@@ -100,6 +100,12 @@ def test_hits_since_and_until_a_date_mean_that_day_in_the_offices_time_zone(tmp_
     utc = cli("hits", "--config", str(config), "--json", "--since", "2026-11-27T00:00+00:00",
               "--until", "2026-11-28T00:00+00:00")
     assert [h["url"] for h in json_lines(utc.stdout)] == [claim("late")[1]], "an offset given is kept"
+    assert json_lines(utc.stdout)[0]["last_seen"] == "2026-11-27T17:00:00+00:00", "JSON keeps UTC for programs"
+    table = cli("hits", "--config", str(config), "--since", "2026-11-28").stdout
+    assert "2026-11-28 01:00" in table and "times in Asia/Shanghai" in table, "tables show the office's time"
+    (late_id,) = [h["id"] for h in json_lines(utc.stdout)]
+    shown = cli("show", str(late_id), "--config", str(config)).stdout
+    assert "first seen 2026-11-28 01:00" in shown and "Asia/Shanghai" in shown
 
 
 def test_runs_show_when_each_run_started_and_how_long_it_took(tmp_path):

@@ -7,16 +7,16 @@ from rich.markup import escape
 
 from crawler.commands.common import (
     ROW_COUNT, config_option, console, emit_json, json_option, load_or_exit, office_time, open_db, store_ids,
-    target_option, time_value,
+    shown_time, target_option, time_value,
 )
 from crawler.store.change_report import list_changes, summarize
 
 KIND_STYLE = {"added": "green", "changed": "yellow", "gone": "red"}
 
 
-def print_change(change: dict) -> None:
+def print_change(change: dict, config) -> None:
     style = KIND_STYLE[change["kind"]]
-    console.print(f"  [{style}]{change['kind']:7}[/] {escape(change['url'])}  [dim]{change['at']}[/]")
+    console.print(f"  [{style}]{change['kind']:7}[/] {escape(change['url'])}  [dim]{shown_time(change['at'], config)}[/]")
     for passage in change["removed_passages"]:
         console.print(f"      [red]- {escape(passage)}[/]")
     for passage in change["added_passages"]:
@@ -60,12 +60,13 @@ def changes(config_file, as_json, targets, since, run_id):
         console.print("no changes match")
         return
     counts = summarize(rows)
+    console.print(f"[dim]times in {config.alerts.timezone}[/]")
     for (run, target), kinds in counts.items():
         summary = ", ".join(f"{n} {k}" for k, n in kinds.items())
         console.print(f"[bold]run {run}, target {escape(target)}[/]: {summary}")
         for change in rows:
             if (change["run"], change["target"]) == (run, target):
-                print_change(change)
+                print_change(change, config)
 
 
 COMMANDS = (changes,)

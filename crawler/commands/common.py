@@ -18,6 +18,7 @@ from sqlalchemy.engine import make_url
 from crawler.config import ConfigError, PatrolConfig, config_path, load_config
 from crawler.store.db import StateDB
 from crawler.store.search import Filters
+from crawler.wording import local_time
 
 logger = logging.getLogger(__name__)
 console = Console(highlight=False, soft_wrap=True)  # piped lines stay whole (sha256sum -c, grep)
@@ -116,6 +117,11 @@ def time_value(ctx, param, value):
     except ValueError:
         raise click.BadParameter(f"expected a date like 2026-11-27 or 2026-11-27T08:00+08:00, got {value!r}")
     return value
+
+
+def shown_time(value: str | None, config: PatrolConfig) -> str:
+    """A stored (UTC) time as tables show it: ``2026-11-29 17:01`` in ``alerts.timezone``."""
+    return local_time(value, config.alerts.timezone)
 
 
 def office_time(value: str | None, config: PatrolConfig, end: bool = False) -> datetime | None:

@@ -5,7 +5,9 @@ from __future__ import annotations
 import click
 from rich.table import Table
 
-from crawler.commands.common import config_option, console, emit_json, json_option, load_or_exit, open_db_or_empty
+from crawler.commands.common import (
+    config_option, console, emit_json, json_option, load_or_exit, open_db_or_empty, shown_time,
+)
 
 STYLE = {"ok": "green", "partial": "yellow", "never": "red", "offline": "red", "blocked": "red",
          "domain_gone": "red", "not_found": "red", "other": "red", "failed": "red"}
@@ -24,14 +26,14 @@ def coverage(config_file, as_json):
     if as_json:
         emit_json(rows)
         return
-    table = Table(title="巡查覆盖 coverage")
+    table = Table(title="巡查覆盖 coverage", caption=f"times in {config.alerts.timezone}")
     for column in ("id", "kind", "name", "status", "last success", "pages", "failures", "next scheduled"):
         table.add_column(column, overflow="fold")
     for r in rows:
         failures = r["failure_summary"] or "-"
         status = f"[{STYLE.get(r['status'], 'white')}]{r['status']}[/]"
-        table.add_row(r["id"], r["kind"], r["name"], status, r["last_success"] or "never",
-                      str(r["last_success_pages"]), failures, r["next_scheduled"] or "-")
+        table.add_row(r["id"], r["kind"], r["name"], status, shown_time(r["last_success"], config) or "never",
+                      str(r["last_success_pages"]), failures, shown_time(r["next_scheduled"], config) or "-")
     console.print(table)
     missing = [r["id"] for r in rows if r["kind"] == "target" and r["enabled"] and r["last_success"] is None]
     if missing:

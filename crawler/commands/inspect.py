@@ -8,33 +8,37 @@ from rich.table import Table
 
 from crawler.commands.common import (
     ROW_COUNT, config_option, console, emit_json, filter_options, json_option, load_or_exit, make_filters, open_db,
+    shown_time,
 )
 from crawler.store.queries import get_hit, list_hits
 
 RISK_STYLE = {"high": "bold red", "medium": "yellow", "low": "cyan", "none": "dim"}
 
 
-def hits_table(rows: list[dict]) -> Table:
-    table = Table()
+def hits_table(rows: list[dict], config) -> Table:
+    table = Table(caption=f"times in {config.alerts.timezone}")
     for column in ("id", "target", "risk", "labels", "title", "url", "last seen", "state"):
         table.add_column(column, overflow="fold")
     for hit in rows:
         table.add_row(
             str(hit["id"]), hit["target"], f"[{RISK_STYLE[hit['risk']]}]{hit['risk']}[/]",
-            ", ".join(hit["labels"]), escape(hit["title"][:40]), escape(hit["url"]), hit["last_seen"],
-            hit_state(hit),
+            ", ".join(hit["labels"]), escape(hit["title"][:40]), escape(hit["url"]), shown_time(hit["last_seen"], config),
+            hit_state(hit, config),
         )
     return table
 
 
-def hit_state(hit: dict) -> str:
+def hit_state(hit: dict, config) -> str:
     """open, replaced (reworded: the hit that says it now), or removed (its verdict left the page:
-    rectified, or the page is gone) since when."""
+    rectified, or the page is gone) since when (the office's day)."""
+    def day(value: str) -> str:
+        return shown_time(value, config)[:10]
+
     if hit["removed_at"] and hit.get("replaced_by"):
-        return f"[yellow]replaced by hit {hit['replaced_by']} {hit['removed_at'][:10]}[/]"
+        return f"[yellow]replaced by hit {hit['replaced_by']} {day(hit['removed_at'])}[/]"
     if hit["removed_at"]:
-        return f"[green]removed {hit['removed_at'][:10]}[/]"
-    return f"reopened {hit['reopened_at'][:10]}" if hit["reopened_at"] else "open"
+        return f"[green]removed {day(hit['removed_at'])}[/]"
+    return f"reopened {day(hit['reopened_at'])}" if hit["reopened_at"] else "open"
 
 
 @click.command()
@@ -50,7 +54,7 @@ def hits(config_file, targets, category, risk, since, until, as_json, limit):
     if as_json:
         emit_json(rows)
     elif rows:
-        console.print(hits_table(rows))
+        console.print(hits_table(rows, config))
         more_may_follow(rows, limit)
     else:
         console.print("no hits match")
@@ -141,9 +145,10 @@ def show(hit_id, config_file, as_json):
     console.print(f"[bold]hit {hit['id']}[/]  [{style}]{hit['risk']}[/] score {hit['score']}  {', '.join(hit['labels'])}")
     console.print(f"target {hit['target']}  {escape(hit['url'])}")
     console.print(f"title  {escape(hit['title'])}")
-    console.print(f"first seen {hit['first_seen']} (run {hit['first_run']}), last seen {hit['last_seen']} (run {hit['last_run']})")
+    console.print(f"first seen {shown_time(hit['first_seen'], config)} (run {hit['first_run']}), "
+                  f"last seen {shown_time(hit['last_seen'], config)} (run {hit['last_run']}), {config.alerts.timezone}")
     console.print(f"body sha256 {hit['sha256']}  context {hit['context'] or '-'}")
-    console.print(f"state  {hit_state(hit)}")
+    console.print(f"state  {hit_state(hit, config)}")
     for f in hit["findings"]:
         state = "[dim]negated by " + escape(str(f.get("negated_by"))) + "[/]" if f.get("negated") else "[bold]asserted[/]"
         console.print(f"  • {f['category']} {escape('[' + f['rule_id'] + ']')} {state}: " + marked(f))
