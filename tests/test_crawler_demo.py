@@ -1,15 +1,24 @@
 """`finpatrol demo` end to end: what a new user sees after the one setup command."""
 
 from collections import defaultdict
+from email import message_from_bytes, policy
 
+import pytest
 import yaml
 from conftest import cli, json_lines
 
 
-def test_demo_patrols_every_institution_twice_and_reports(tmp_path):
-    state = tmp_path / "demo"
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory):
+    """One ``finpatrol demo`` run (about 20 s) that the tests below read: (state dir, its result)."""
+    state = tmp_path_factory.mktemp("demo") / "demo"
     result = cli("demo", "--state-dir", str(state), timeout=600)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return state, result
+
+
+def test_demo_patrols_every_institution_twice_and_reports(demo_run):
+    state, result = demo_run
     assert "patrol run 1: ok" in result.stdout and "patrol run 2: ok" in result.stdout
     config = str(state / "patrol.yaml")
     targets = yaml.safe_load((state / "patrol.yaml").read_text(encoding="utf-8"))["targets"]
@@ -64,3 +73,22 @@ def test_demo_patrols_every_institution_twice_and_reports(tmp_path):
     for command in (("show", "99999999999999999999"), ("hits", "--limit", "0")):
         refused = cli(*command, "--config", config)
         assert refused.returncode == 2 and "not in the range" in refused.stderr and "Traceback" not in refused.stderr
+
+
+def test_demo_raises_the_public_opinion_early_warning(demo_run):
+    """The demo's forum and complaint posts are dated days before the run (``__DAYS_AGO_<n>__``), so the
+    collapse of 鑫盈宝 is news: a 24-hour spike and its first mass incident, with recent publish dates."""
+    state, _ = demo_run
+    config = str(state / "patrol.yaml")
+    subjects = [m["subject"] for m in json_lines(cli("alerts", "list", "--config", config, "--json",
+                                                     "--limit", "1000").stdout)]
+    spikes = [s for s in subjects if s.startswith("【舆情预警】重庆鑫盈宝网络科技有限公司：24小时内风险信号")]
+    assert spikes, subjects
+    assert any(s.startswith("【舆情预警·群体性事件苗头】重庆鑫盈宝网络科技有限公司") for s in subjects), subjects
+    bodies = []
+    for path in (state / "outbox").glob("*.eml"):
+        mail = message_from_bytes(path.read_bytes(), policy=policy.default)
+        if str(mail["Subject"]).startswith("【舆情预警"):
+            bodies.append(mail.get_body(("plain",)).get_content())
+    assert bodies and all("发布于 20" in body and "发布于 2016" not in body for body in bodies), \
+        "the posts show this week's publish dates"

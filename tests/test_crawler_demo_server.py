@@ -11,10 +11,12 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
 
+import crawler.demo.server as server_module
 from crawler.demo.server import SITES_DIR, Reply, Request, SiteServer, routes, serve_demo_sites, static_site
 
 DEMO_SITES = {"xinyingbao", "zhongchou", "compliantbank", "posagent", "gbkfinance", "forum", "jsplatform",
@@ -148,6 +150,35 @@ def test_placeholders_are_replaced_with_base_urls(tmp_path):
         assert fetch(server.url("/logo.png"))[2] == b"\x89PNG __BASE_URL__"  # binary files untouched
         subs["__SITE_other__"] = "http://127.0.0.1:2"  # read at request time
         assert b"127.0.0.1:2/x" in fetch(server.url("/"))[2]
+
+
+def test_days_ago_placeholders_are_beijing_dates_at_request_time(tmp_path, monkeypatch):
+    clock = [datetime(2024, 3, 1, 17, 30, tzinfo=timezone.utc)]  # 2024-03-02 01:30 in Beijing
+
+    class Clock(datetime):
+        @classmethod
+        def now(cls, tz=None):
+            return clock[0].astimezone(tz)
+
+    monkeypatch.setattr(server_module, "datetime", Clock, raising=False)
+    (tmp_path / "t.html").write_bytes(
+        '<time datetime="__DAYS_AGO_1__T21:15:00+08:00">__DAYS_AGO_1__ 21:15</time> 今天__DAYS_AGO_0__'.encode("gbk"))
+    (tmp_path / "feed.xml").write_text("<pubDate>__RFC822_DAYS_AGO_1__ 08:00:00 +0800</pubDate>"
+                                       "<pubDate>__RFC822_DAYS_AGO_10__ 08:00:00 +0800</pubDate>")
+    (tmp_path / "_site.json").write_text('{"charset": "gbk"}')
+    with SiteServer(static_site(tmp_path)) as server:
+        body = fetch(server.url("/t.html"))[2].decode("gbk")
+        assert body == '<time datetime="2024-03-01T21:15:00+08:00">2024-03-01 21:15</time> 今天2024-03-02', \
+            "the day in Beijing, not in UTC"
+        assert fetch(server.url("/feed.xml"))[2] == (b"<pubDate>Fri, 01 Mar 2024 08:00:00 +0800</pubDate>"
+                                                     b"<pubDate>Wed, 21 Feb 2024 08:00:00 +0800</pubDate>")
+        clock[0] += timedelta(days=3)  # computed per request, not when the server started
+        assert "2024-03-04 21:15" in fetch(server.url("/t.html"))[2].decode("gbk")
+    monkeypatch.undo()
+    with SiteServer(static_site(SITES_DIR / "forum")) as server:  # the bundled posts, by the real clock
+        yesterday = (datetime.now(timezone(timedelta(hours=8))) - timedelta(days=1)).date().isoformat()
+        thread = fetch(server.url("/thread-104.html"))[2].decode()
+        assert f'datetime="{yesterday}T21:15:00+08:00"' in thread and "DAYS_AGO" not in thread
 
 
 # --- routes() and hostile replies --------------------------------------------------------------

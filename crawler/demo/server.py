@@ -17,7 +17,14 @@ A static site's ``_site.json`` may set::
      "redirects": {"/old": "/new"}}     # 301 redirects; keys with a query match first
 
 In text files ``__SITE_<id>__`` placeholders are replaced from ``substitutions``
-and ``__BASE_URL__`` by the serving server's own base URL.
+and ``__BASE_URL__`` by the serving server's own base URL. Dates relative to the
+day of the request, in Beijing time (UTC+8, Asia/Shanghai), keep the demo's posts
+recent however long ago the sites were written: ``__DAYS_AGO_<n>__`` becomes that
+day's ``YYYY-MM-DD`` (so ``__DAYS_AGO_1__ 21:15`` and
+``datetime="__DAYS_AGO_1__T21:15:00+08:00"`` are yesterday evening) and
+``__RFC822_DAYS_AGO_<n>__`` its RFC 822 date for feeds (``Sat, 22 Oct 2016``, to go
+before ``08:00:00 +0800``). Use days ago with times of day that have passed by any
+hour the demo runs: ``__DAYS_AGO_0__ 09:00`` is in the future before nine.
 """
 
 from __future__ import annotations
@@ -27,12 +34,14 @@ import json
 import logging
 import mimetypes
 import posixpath
+import re
 import socket
 import struct
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
+from datetime import date, datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
@@ -42,6 +51,10 @@ logger = logging.getLogger(__name__)
 SITES_DIR = Path(__file__).parent / "sites"
 TEXT_TYPES = ("text/", "application/xml", "application/javascript", "application/json",
               "image/svg+xml", "application/rss+xml", "application/atom+xml")
+BEIJING = timezone(timedelta(hours=8), "Asia/Shanghai")  # no daylight saving since 1991
+DAYS_AGO = re.compile(rb"__(RFC822_)?DAYS_AGO_(\d{1,4})__")
+WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 NOT_FOUND_PAGE = ("<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>404 Not Found</title>"
                   "</head><body><h1>404 Not Found</h1><p>页面不存在</p></body></html>").encode()
 
@@ -304,11 +317,29 @@ def _content_type(path: Path, config: dict, url_path: str) -> str:
     return ctype
 
 
+def days_ago(n: int, today: date | None = None) -> date:
+    """The day ``n`` days before ``today`` (default: today in Beijing, at call time)."""
+    return (today or datetime.now(BEIJING).date()) - timedelta(days=n)
+
+
+def rfc822_date(day: date) -> str:
+    """``Sat, 22 Oct 2016``: the date part of an RFC 822 time, in English whatever the locale."""
+    return f"{WEEKDAYS[day.weekday()]}, {day.day:02d} {MONTHS[day.month - 1]} {day.year}"
+
+
 def _substitute(data: bytes, substitutions: Mapping[str, str], charset: str) -> bytes:
     for key, value in substitutions.items():
         token = key.encode("ascii")
         if token in data:
             data = data.replace(token, value.encode(charset))
+    if b"DAYS_AGO_" in data:
+        today = datetime.now(BEIJING).date()  # once per file: one page, one today
+
+        def date_for(match: re.Match) -> bytes:
+            day = days_ago(int(match[2]), today)
+            return (rfc822_date(day) if match[1] else day.isoformat()).encode(charset)
+
+        data = DAYS_AGO.sub(date_for, data)
     return data
 
 
