@@ -3,6 +3,10 @@ the real CLI; attribution by domain, advertiser and name; an unregistered site f
 
 from __future__ import annotations
 
+import json
+import re
+import shutil
+
 import pytest
 import yaml
 
@@ -119,22 +123,102 @@ def test_unregistered_site_reached_through_an_ad_becomes_a_candidate(swept):
     assert {"guaranteed_return"} <= set(candidate["categories"]) and candidate["hit_ids"]
 
 
-def test_candidates_promote_and_dismiss(swept, tmp_path):
-    config, *_ = swept
-    candidate = json_lines(cli("candidates", "list", "--config", str(config), "--json").stdout)[0]
+def decided_copy(config, tmp_path):
+    """The swept config and state DB copied, so that a decision leaves the others' candidate open."""
+    shutil.copytree(config.parent / "state", tmp_path / "state")
     copy = tmp_path / "patrol.yaml"
-    copy.write_text(config.read_text(encoding="utf-8").replace("state_dir: state", f"state_dir: {config.parent / 'state'}"),
-                    encoding="utf-8")
+    copy.write_text(config.read_text(encoding="utf-8"), encoding="utf-8")
+    return copy
+
+
+def candidate_of(config) -> dict:
+    (row,) = json_lines(cli("candidates", "list", "--config", str(config), "--json").stdout)
+    return row
+
+
+def test_candidates_promote_and_dismiss(swept, tmp_path):
+    copy = decided_copy(swept[0], tmp_path)
+    candidate = candidate_of(copy)
     result = cli("candidates", "promote", str(candidate["id"]), "--config", str(copy), "--id", "jinniu",
-                 "--business", "asset_management")
+                 "--business", "asset_management", "--note", "假冒理财")
     assert result.returncode == 0, result.stderr
+    promoted_at = candidate_of(copy)["decided_at"]
     target = load_config(copy).target("jinniu")
     assert target.name == "重庆金牛财富管理有限公司" and target.urls[0].endswith(candidate["domain"] + "/")
-    again = cli("candidates", "promote", str(candidate["id"]), "--config", str(copy), "--id", "jinniu")
-    assert again.returncode != 0 and "exists already" in again.stderr
+    again = cli("candidates", "promote", str(candidate["id"]), "--config", str(copy), "--id", "jinniu2")
+    assert again.returncode != 0 and "was promoted to target jinniu on" in again.stderr, again.stderr
+    assert [t.id for t in load_config(copy).targets].count("jinniu2") == 0, "refused before the config is touched"
     assert json_lines(cli("candidates", "list", "--config", str(copy), "--json", "--status", "promoted").stdout)
-    assert cli("candidates", "dismiss", str(candidate["id"]), "--config", str(copy)).returncode == 0
+    dismissed = cli("candidates", "dismiss", str(candidate["id"]), "--config", str(copy), "--note", "oops")
+    assert dismissed.returncode == 1 and "dismissed" not in dismissed.stdout
+    assert "was promoted to target jinniu on" in dismissed.stderr and "enabled: false" in dismissed.stderr
+    assert str(copy) in dismissed.stderr and "Traceback" not in dismissed.stderr
+    kept = candidate_of(copy)
+    assert (kept["status"], kept["promoted_target"], kept["note"]) == ("promoted", "jinniu", "假冒理财"), \
+        "the promotion is not lost"
+    assert kept["decided_at"] == promoted_at
     assert cli("candidates", "dismiss", "999", "--config", str(copy)).returncode != 0
+
+
+def test_a_dismissed_candidate_promoted_later_keeps_the_dismissal(swept, tmp_path):
+    copy = decided_copy(swept[0], tmp_path)
+    candidate = candidate_of(copy)
+    assert cli("candidates", "dismiss", str(candidate["id"]), "--config", str(copy), "--note", "像是中介").returncode == 0
+    dismissed_at = candidate_of(copy)["decided_at"]
+    result = cli("candidates", "promote", str(candidate["id"]), "--config", str(copy), "--note", "核实为非法集资")
+    assert result.returncode == 0, result.stderr
+    assert "it had been dismissed on" in result.stdout and "像是中介" in result.stdout
+    row = candidate_of(copy)
+    assert row["status"] == "promoted" and row["note"].startswith("核实为非法集资")
+    assert f"[earlier: dismissed {dismissed_at}: 像是中介]" in row["note"]
+
+
+def test_a_promoted_target_id_names_the_port_and_is_not_taken(swept, tmp_path):
+    copy = decided_copy(swept[0], tmp_path)
+    candidate = candidate_of(copy)
+    host, port = candidate["domain"].split(":")
+    slug = f"{host.replace('.', '-')}-{port}"
+    document = yaml.safe_load(copy.read_text(encoding="utf-8"))
+    document["targets"].append({"id": slug, "name": "同一主机的另一端口", "business": "other",
+                                "urls": [f"http://{host}:9/"]})
+    copy.write_text(yaml.safe_dump(document, allow_unicode=True), encoding="utf-8")
+    result = cli("candidates", "promote", str(candidate["id"]), "--config", str(copy))
+    assert result.returncode == 0, result.stderr
+    assert f"→ target {slug}-2 " in result.stdout
+    target = load_config(copy).target(f"{slug}-2")
+    assert target.allowed_domains == (candidate["domain"],)
+    assert candidate_of(copy)["promoted_target"] == f"{slug}-2"
+
+
+def test_target_ids_of_candidates_on_two_ports_of_one_host_differ():
+    from crawler.discovery.candidates import target_slug
+
+    first = {"domain": "127.0.0.1:8080", "urls": ["http://127.0.0.1:8080/a.html"]}
+    second = {"domain": "127.0.0.1:8081", "urls": ["http://127.0.0.1:8081/"]}
+    plain = {"domain": "licai.example.com", "urls": ["https://LiCai.Example.com/x"]}
+    assert (target_slug(first), target_slug(second)) == ("127-0-0-1-8080", "127-0-0-1-8081")
+    assert target_slug(plain) == "licai-example-com"
+    assert target_slug(plain, {"licai-example-com", "licai-example-com-2"}) == "licai-example-com-3"
+    long = {"domain": "a" * 80 + ".cn", "urls": []}
+    assert len(target_slug(long)) <= 64 and len(target_slug(long, {target_slug(long)})) <= 64
+    assert re.fullmatch(r"[a-z0-9_-]+", target_slug({"domain": "例子.中国", "urls": ["http://例子.中国/"]}))
+
+
+def test_a_promoted_candidates_hits_are_in_the_new_targets_dossier(swept, tmp_path):
+    copy = decided_copy(swept[0], tmp_path)
+    candidate = candidate_of(copy)
+    result = cli("candidates", "promote", str(candidate["id"]), "--config", str(copy), "--id", "jinniu")
+    assert result.returncode == 0, result.stderr
+    assert f"{len(candidate['hit_ids'])} of its hit(s) attributed to jinniu (domain)" in result.stdout
+    assert "taken over from jd" in result.stdout, "an attribution by advertiser gives way to the domain"
+    dossier = cli("dossier", "jinniu", "--config", str(copy), "--format", "json")
+    assert dossier.returncode == 0, dossier.stderr
+    hits = json.loads(dossier.stdout)["hits"]
+    assert sorted(h["id"] for h in hits) == sorted(candidate["hit_ids"])
+    assert {h["attribution"]["reason"] for h in hits} == {"domain"}
+    assert {h["attribution"]["detail"] for h in hits} == {candidate["domain"]}
+    jd = json.loads(cli("dossier", "jd", "--config", str(copy), "--format", "json").stdout)["hits"]
+    assert not {h["id"] for h in jd} & set(candidate["hit_ids"])
 
 
 def test_a_listed_result_is_found_by_its_own_words_not_by_its_neighbours_on_the_list(swept):

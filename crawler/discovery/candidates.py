@@ -4,7 +4,10 @@ A domain reached from a channel or source whose page carries a promotional categ
 (see ``classifiers.taxonomy.PROMOTIONAL``) and that is in no target's scope becomes
 a candidate, with the company names on the page (footer, ICP line, advertiser) and
 the restricted-name screen (``classifiers.screen_name``, 三(一)). The operator then
-promotes it (a target is added to ``patrol.yaml``) or dismisses it.
+promotes it (a target is added to ``patrol.yaml`` and the candidate's hits are
+attributed to it) or dismisses it. A promoted candidate is not dismissed (its target
+is disabled in the config instead); a dismissed one may be promoted later, the
+dismissal kept in its note.
 """
 
 from __future__ import annotations
@@ -20,8 +23,9 @@ from sqlalchemy import select
 
 from classifiers import screen_name
 from crawler.config import ConfigError, load_config
-from crawler.discovery.models import Candidate
+from crawler.discovery.models import Candidate, HitAttribution, ListedPage
 from crawler.store.db import StateDB, iso, utcnow
+from crawler.store.models import Hit
 
 logger = logging.getLogger(__name__)
 
@@ -114,23 +118,109 @@ def list_candidates(db: StateDB, status: str | None = None) -> list[dict]:
         return [candidate_dict(r) for r in session.scalars(query)]
 
 
+class DecisionError(ValueError):
+    """A decision the candidate's earlier one rules out (a promoted candidate dismissed or promoted again)."""
+
+
+def get_candidate(db: StateDB, candidate_id: int) -> dict | None:
+    with db.new_session() as session:
+        row = session.get(Candidate, candidate_id)
+        return candidate_dict(row) if row is not None else None
+
+
+def _earlier(row: Candidate) -> str:
+    """The decision being replaced, as it is kept at the end of the note."""
+    target = f" → target {row.promoted_target}" if row.promoted_target else ""
+    note = f": {row.note}" if row.note else ""
+    return f"[earlier: {row.status} {iso(row.decided_at)}{target}{note}]"
+
+
 def decide(db: StateDB, candidate_id: int, status: str, note: str = "", target_id: str | None = None) -> dict:
+    """Record a decision (``promoted`` with ``target_id``, or ``dismissed``).
+
+    A promoted candidate stays promoted: its target is in the config, so dismissing it
+    (or promoting it again) raises :class:`DecisionError`. A dismissed one may be
+    promoted later, or dismissed again; the earlier decision, its time and note, is kept
+    at the end of the note. Promoting attributes the candidate's hits to the new target
+    (:func:`attribute_hits`); the result carries ``attributed`` and ``earlier``.
+    """
     with db.new_session() as session, session.begin():
         row = session.get(Candidate, candidate_id)
         if row is None:
             raise KeyError(candidate_id)
-        row.status, row.decided_at, row.note = status, utcnow(), note
+        if row.status == "promoted":
+            raise DecisionError(f"candidate {row.id} ({row.domain}) was promoted to target {row.promoted_target} "
+                                f"on {iso(row.decided_at)}")
+        earlier = candidate_dict(row) if row.status != "open" else None
+        kept = _earlier(row) if earlier else ""
+        row.status, row.decided_at = status, utcnow()
+        row.note = "\n".join(part for part in (note, kept) if part)
         row.promoted_target = target_id
-        return candidate_dict(row)
+        attributed = attribute_hits(session, row, target_id) if status == "promoted" and target_id else {}
+        return candidate_dict(row) | {"attributed": attributed, "earlier": earlier}
 
 
-def suggested_target(row: dict, target_id: str | None, name: str | None, business: str) -> dict:
-    """The ``targets:`` entry a promoted candidate becomes."""
+def attribute_hits(session, row: Candidate, target_id: str) -> dict:
+    """Attribute the candidate's hits to its new target by domain (caller commits).
+
+    What the attribute pipeline would have stored had the target been configured: the
+    domain is checked first there, so an attribution by advertiser or name to another
+    target gives way, and one by domain (a hop of the landing chain on a registered
+    site) stays. Returns ``{"added": n, "moved": {hit id: earlier target}, "kept": {hit id: target}}``.
+    """
+    added, moved, kept = 0, {}, {}
+    for hit_id in row.hit_ids or ():
+        hit = session.get(Hit, hit_id)
+        if hit is None:
+            continue
+        current = session.get(HitAttribution, hit_id)
+        if current is not None and (current.target_id == target_id or current.reason == "domain"):
+            if current.target_id != target_id:
+                kept[hit_id] = current.target_id
+            continue
+        listed = session.get(ListedPage, hit.page_id)
+        origin, _, origin_id = hit.target_id.partition(":")
+        if listed is not None:
+            origin, origin_id = listed.origin, listed.origin_id
+            listed.attributed_target, listed.attribution_reason = target_id, "domain"
+            listed.attribution_detail = row.domain
+        if current is None:
+            added += 1
+            session.add(HitAttribution(hit_id=hit_id, page_id=hit.page_id, target_id=target_id, reason="domain",
+                                       detail=row.domain, origin=origin, origin_id=origin_id, at=utcnow()))
+        else:
+            moved[hit_id] = current.target_id
+            current.target_id, current.reason, current.detail, current.at = target_id, "domain", row.domain, utcnow()
+    return {"added": added, "moved": moved, "kept": kept}
+
+
+TARGET_ID_LENGTH = 64
+"""The state DB's target id columns are ``String(64)``."""
+
+
+def target_slug(row: dict, taken: set[str] | frozenset = frozenset()) -> str:
+    """A target id from the candidate's host and port (``127-0-0-1-8080``), none of ``taken``."""
     url = row["urls"][0] if row["urls"] else f"http://{row['domain']}/"
     parts = urlsplit(url)
-    slug = re.sub(r"[^a-z0-9_-]+", "-", (parts.hostname or "site").lower()).strip("-")
+    host = f"{parts.hostname or 'site'}-{parts.port}" if parts.port else (parts.hostname or "site")
+    slug = re.sub(r"[^a-z0-9_-]+", "-", host.lower()).strip("-") or "site"
+    slug = slug[:TARGET_ID_LENGTH].rstrip("-")
+    number, unique = 1, slug
+    while unique in taken:
+        number += 1
+        suffix = f"-{number}"
+        unique = slug[:TARGET_ID_LENGTH - len(suffix)].rstrip("-") + suffix
+    return unique
+
+
+def suggested_target(row: dict, target_id: str | None, name: str | None, business: str,
+                     taken: set[str] | frozenset = frozenset()) -> dict:
+    """The ``targets:`` entry a promoted candidate becomes; without ``target_id``, one from
+    its host and port that is none of ``taken`` (the ids already configured)."""
+    url = row["urls"][0] if row["urls"] else f"http://{row['domain']}/"
+    parts = urlsplit(url)
     return {
-        "id": target_id or slug, "name": name or (row["company_names"] or [row["domain"]])[0],
+        "id": target_id or target_slug(row, taken), "name": name or (row["company_names"] or [row["domain"]])[0],
         "business": business, "urls": [f"{parts.scheme}://{parts.netloc}/"],
     }
 
