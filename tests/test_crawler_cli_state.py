@@ -196,3 +196,26 @@ def test_an_output_path_that_cannot_be_written_is_one_line_not_a_traceback(tmp_p
         lines = result.stderr.strip().splitlines()
         assert result.returncode == 1 and len(lines) == 1, (command, result.stderr)
         assert lines[0].startswith("Error: " + expected), lines
+
+
+def test_alerts_list_cut_at_its_limit_says_so_as_hits_does(tmp_path):
+    from crawler.alerts.models import OutboxMessage, ensure_schema
+
+    config = tmp_path / "patrol.yaml"
+    config.write_text(CONFIG, encoding="utf-8")
+    with StateDB(load_config(config).db_url) as db:
+        ensure_schema(db)
+        with db.new_session() as session, session.begin():
+            session.add_all(OutboxMessage(message_id=f"<{i}@finpatrol.test>", kind="immediate", unit="cbrc",
+                                          recipients=["duty@cbrc.test"], subject=f"预警 {i}", raw=b"", status="sent",
+                                          next_attempt_at=T1, created_at=T1) for i in range(3))
+    cut = cli("alerts", "list", "--config", str(config), "--limit", "2")
+    assert cut.returncode == 0, cut.stderr
+    assert "the first 2 shown; more may match (--limit N)" in cut.stderr, "the wording of `hits` and `search`"
+    assert "预警 2" in cut.stdout and "预警 0" not in cut.stdout, "newest first"
+    for whole in (("--limit", "3"), ()):
+        listed = cli("alerts", "list", "--config", str(config), *whole)
+        assert listed.returncode == 0 and "预警 0" in listed.stdout
+        assert "more may match" not in listed.stderr, "all shown: no hint"
+    as_json = cli("alerts", "list", "--config", str(config), "--limit", "2", "--json")
+    assert [m["subject"] for m in json_lines(as_json.stdout)] == ["预警 2", "预警 1"]

@@ -40,18 +40,26 @@ def outbox_dict(row) -> dict:
 def list_(config_file, as_json, status, limit):
     """Outbox messages, newest first, with their delivery state."""
     from crawler.alerts.models import OutboxMessage, ensure_schema
+    from crawler.commands.inspect import more_may_follow
 
     config = load_or_exit(config_file)
     with open_db(config) as db:
         ensure_schema(db)
-        query = select(OutboxMessage).order_by(OutboxMessage.id.desc()).limit(limit)
+        query = select(OutboxMessage).order_by(OutboxMessage.id.desc()).limit(limit + 1)  # one more: is it cut?
         if status:
             query = query.where(OutboxMessage.status == status)
         with db.new_session() as session:
             rows = [outbox_dict(r) for r in session.scalars(query)]
+    cut, rows = len(rows) > limit, rows[:limit]
     if as_json:
         emit_json(rows)
         return
+    _outbox_table(rows)
+    if cut:  # as `hits` and `search` say it
+        more_may_follow(rows, limit)
+
+
+def _outbox_table(rows: list[dict]) -> None:
     table = Table(title="预警邮件 outbox")
     for column in ("id", "kind", "unit", "status", "tries", "created", "subject", "error"):
         table.add_column(column, overflow="fold")
