@@ -219,3 +219,31 @@ def test_alerts_list_cut_at_its_limit_says_so_as_hits_does(tmp_path):
         assert "more may match" not in listed.stderr, "all shown: no hint"
     as_json = cli("alerts", "list", "--config", str(config), "--limit", "2", "--json")
     assert [m["subject"] for m in json_lines(as_json.stdout)] == ["预警 2", "预警 1"]
+
+
+SOURCE_CONFIG = CHANNEL_CONFIG + """\
+sources:
+  - id: luntan
+    kind: forum
+    url: "http://127.0.0.1:9/forum/{page}"
+    selectors: {item: div, link: a}
+"""
+
+
+def test_patrol_given_an_id_of_another_kind_names_the_flag_that_patrols_it(tmp_path):
+    config = tmp_path / "patrol.yaml"
+    config.write_text(SOURCE_CONFIG, encoding="utf-8")
+    for flags, given, said in (
+        (("--sources",), "local", "local is a target, not a source: targets are patrolled with --sites (or no spider flag)"),
+        (("--channels", "--sources"), "local", "local is a target, not a channel or source: targets are patrolled "
+                                               "with --sites"),
+        ((), "sousuo", "sousuo is a channel, not a target: channels are patrolled with --channels"),
+        (("--sites",), "luntan", "luntan is a source, not a target: sources are patrolled with --sources"),
+        (("--channels",), "channel:sousuo", "give the channel as --target sousuo (with --channels)"),
+        (("--sources",), "nosuch", "unknown id nosuch: not a configured target, channel or source"),
+    ):
+        result = cli("patrol", "--config", str(config), *flags, "--target", given)
+        assert result.returncode == 1, (flags, given, result.stdout)
+        assert said in result.stderr, result.stderr
+        assert "Traceback" not in result.stderr
+    assert not (tmp_path / "patrolled-nowhere").exists(), "refused before the patrol starts"

@@ -82,8 +82,28 @@ def chosen_ids(config: PatrolConfig, targets: tuple[str, ...], spiders: tuple[st
     known = {i for name in spiders for i, _, _ in pools[name]}
     unknown = [t for t in targets if t not in known]
     if unknown:
-        raise click.ClickException(f"unknown id(s): {', '.join(unknown)}")
+        raise click.ClickException("; ".join(_not_patrolled(t, pools, spiders) for t in unknown))
     return [pid for name in spiders for i, pid, on in pools[name] if on and (not targets or i in targets)]
+
+
+SPIDER_KINDS = {"site_patrol": ("target", "--sites (or no spider flag)"), "ad_channel": ("channel", "--channels"),
+                "opinion": ("source", "--sources")}
+
+
+def _not_patrolled(given: str, pools: dict, spiders: tuple[str, ...]) -> str:
+    """Why ``--target given`` is not among what ``spiders`` crawl: a configured id of another
+    kind names the flag that patrols it; ``channel:ID``/``source:ID`` names ``--target ID``."""
+    asked = " or ".join(SPIDER_KINDS[name][0] for name in spiders)
+    other = [name for name, pool in pools.items() if any(i == given for i, _, _ in pool)]
+    if other:
+        kinds = " and ".join(f"a {SPIDER_KINDS[name][0]}" for name in other)
+        flags = "; ".join(f"{SPIDER_KINDS[name][0]}s are patrolled with {SPIDER_KINDS[name][1]}" for name in other)
+        return f"{given} is {kinds}, not a {asked}: {flags}"
+    pseudo = [(name, i) for name, pool in pools.items() for i, pid, _ in pool if pid == given]
+    if pseudo:
+        name, bare = pseudo[0]
+        return f"{given}: give the {SPIDER_KINDS[name][0]} as --target {bare} (with {SPIDER_KINDS[name][1]})"
+    return f"unknown id {given}: not a configured target, channel or source (see `finpatrol targets list`)"
 
 
 def run_and_report(config: PatrolConfig, targets: tuple[str, ...], quiet: bool = False,
