@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 from pathlib import Path
 
 import pytest
@@ -162,3 +163,31 @@ def test_unhealthy_crawl_mails_the_operator_once(tmp_path):
         assert "巡查任务 broken：failed" in notice["Subject"]
         assert "crawl-broken-" in notice.get_body(("plain",)).get_content()
         assert len(sink.received) == 1, "the same failure mails the operator once per operator_renotify"
+
+
+def test_serve_says_it_is_running_with_the_config_its_jobs_the_next_run_and_how_to_stop(tmp_path):
+    config = write_config(tmp_path, "http://127.0.0.1:9/", 9, [
+        {"id": "newyear", "cron": "0 3 1 1 *", "targets": ["xyb"]},
+        {"id": "midyear", "cron": "0 4 1 7 *", "targets": ["xyb"], "enabled": False},
+    ], timezone="Asia/Shanghai")
+    served = Served(config)
+    try:
+        line = wait_until(lambda: next((l for l in served.output().splitlines() if "Ctrl-C" in l), None),
+                          timeout=60, what="the start-up line")
+        assert served.proc.poll() is None, "still running after saying so"
+    finally:
+        assert served.stop() == 0, served.output()
+    year = datetime.now(UTC).astimezone(ZoneInfo("Asia/Shanghai")).year + 1
+    assert line == (f"finpatrol serve: {config}, 1 job(s) scheduled, next run newyear at {year}-01-01 03:00:00 CST; "
+                    "alert mail every 1 s; stop with Ctrl-C (or SIGTERM)"), served.output()
+
+
+def test_serve_without_crawl_jobs_says_it_only_sends_alert_mail(tmp_path):
+    config = write_config(tmp_path, "http://127.0.0.1:9/", 9, [])
+    served = Served(config)
+    try:
+        line = wait_until(lambda: next((l for l in served.output().splitlines() if "Ctrl-C" in l), None),
+                          timeout=60, what="the start-up line")
+    finally:
+        assert served.stop() == 0, served.output()
+    assert f"finpatrol serve: {config}, 0 job(s) scheduled, no crawl (none in schedules.jobs): only alert mail" in line

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
+
 import click
 from rich.table import Table
 
@@ -23,17 +26,44 @@ def check_jobs(config: PatrolConfig) -> None:
             )
 
 
+def started_line(config: PatrolConfig, jobs, now: datetime | None = None) -> str:
+    """What ``serve`` says once its jobs are scheduled: config, jobs, next run, how to stop.
+
+    ``jobs``: the scheduler's crawl jobs (APScheduler ``Job``: ``id``, ``next_run_time``)."""
+    schedules = config.schedules
+    now = now or datetime.now(UTC)
+    upcoming = sorted((j for j in jobs if j.next_run_time is not None), key=lambda j: j.next_run_time)
+    if upcoming:
+        first = upcoming[0]
+        when = first.next_run_time.astimezone(ZoneInfo(schedules.timezone))
+        shown = f"{when:%Y-%m-%d %H:%M:%S %Z}"
+        next_run = f"next run {first.id} now (due {shown})" if when <= now else f"next run {first.id} at {shown}"
+    elif jobs:
+        next_run = "none has a next run"
+    else:
+        enabled = "none enabled in" if schedules.jobs else "none in"
+        next_run = f"no crawl ({enabled} schedules.jobs): only alert mail"
+    return (f"finpatrol serve: {config.source}, {len(jobs)} job(s) scheduled, {next_run}; alert mail every "
+            f"{schedules.alerts_every:g} s; stop with Ctrl-C (or SIGTERM)")
+
+
 @click.command()
 @config_option
 def serve(config_file):
-    """Run the patrol service: scheduled crawls, early-warning mail, until SIGTERM."""
-    from crawler.schedule.service import Service
+    """Run the patrol service: scheduled crawls, early-warning mail, until Ctrl-C or SIGTERM.
+
+    Says once it has started: the config, the scheduled jobs and the next run."""
+    from crawler.schedule.service import ALERTS_JOB, Service
+
+    class Announced(Service):
+        def sync_jobs(self) -> None:
+            super().sync_jobs()
+            jobs = [j for j in self.scheduler.get_jobs() if j.id != ALERTS_JOB]
+            console.print(started_line(self.config, jobs))
 
     config = load_or_exit(config_file)
     check_jobs(config)
-    if not config.schedules.jobs:
-        console.print("no schedules.jobs configured: only alert mail will be processed")
-    Service(config).run()
+    Announced(config).run()
 
 
 @click.group()
