@@ -117,8 +117,8 @@ def test_runs_show_when_each_run_started_and_how_long_it_took(tmp_path):
         with db.new_session() as session, session.begin():
             session.get(PatrolRun, done).finished_at = T1 + timedelta(minutes=3, seconds=25)
     text = cli("runs", "--config", str(config)).stdout
-    assert f"patrol run {done}: ok (finished), started 2026-11-27T02:00:00+00:00, took 3 min 25 s" in text
-    assert f"patrol run {running}: running, started 2026-11-27T04:00:00+00:00, not finished" in text
+    assert f"patrol run {done}: ok (finished), started 2026-11-27 10:00 (Asia/Shanghai), took 3 min 25 s" in text
+    assert f"patrol run {running}: running, started 2026-11-27 12:00 (Asia/Shanghai), not finished" in text
 
 
 def test_every_limit_option_says_which_rows_it_keeps():
@@ -213,6 +213,7 @@ def test_alerts_list_cut_at_its_limit_says_so_as_hits_does(tmp_path):
     assert cut.returncode == 0, cut.stderr
     assert "the first 2 shown; more may match (--limit N)" in cut.stderr, "the wording of `hits` and `search`"
     assert "预警 2" in cut.stdout and "预警 0" not in cut.stdout, "newest first"
+    assert "2026-11-27 10:00" in cut.stdout and "times in Asia/Shanghai" in cut.stdout, "created, in the office's time"
     for whole in (("--limit", "3"), ()):
         listed = cli("alerts", "list", "--config", str(config), *whole)
         assert listed.returncode == 0 and "预警 0" in listed.stdout

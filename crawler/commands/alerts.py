@@ -10,7 +10,7 @@ from rich.table import Table
 from sqlalchemy import select
 
 from crawler.commands.common import (
-    ROW_COUNT, config_option, console, emit_json, json_option, load_or_exit, open_db, writing,
+    ROW_COUNT, config_option, console, emit_json, json_option, load_or_exit, open_db, shown_time, writing,
 )
 from crawler.store.db import iso
 
@@ -54,18 +54,18 @@ def list_(config_file, as_json, status, limit):
     if as_json:
         emit_json(rows)
         return
-    _outbox_table(rows)
+    _outbox_table(rows, config)
     if cut:  # as `hits` and `search` say it
         more_may_follow(rows, limit)
 
 
-def _outbox_table(rows: list[dict]) -> None:
-    table = Table(title="预警邮件 outbox")
+def _outbox_table(rows: list[dict], config) -> None:
+    table = Table(title="预警邮件 outbox", caption=f"times in {config.alerts.timezone}")
     for column in ("id", "kind", "unit", "status", "tries", "created", "subject", "error"):
         table.add_column(column, overflow="fold")
     for r in rows:
         status = f"{r['status']} (file)" if r["transport"] == "file" else r["status"]
-        table.add_row(str(r["id"]), r["kind"], r["unit"], status, str(r["attempts"]), r["created_at"],
+        table.add_row(str(r["id"]), r["kind"], r["unit"], status, str(r["attempts"]), shown_time(r["created_at"], config),
                       escape(r["subject"]), escape((r["last_error"] or "")[:60]))
     console.print(table)
 

@@ -7,7 +7,7 @@ from rich.live import Live
 from rich.table import Table
 
 from crawler.commands.common import (
-    ADD_TARGETS, ROW_COUNT, config_option, console, emit_json, json_option, load_or_exit, open_db,
+    ADD_TARGETS, ROW_COUNT, config_option, console, emit_json, json_option, load_or_exit, open_db, shown_time,
 )
 from crawler.config import PatrolConfig
 from crawler.store.db import parse_time
@@ -28,7 +28,7 @@ def progress_table(config: PatrolConfig, chosen: list[str], progress) -> Table:
 
 
 def summary_table(config: PatrolConfig, run: dict) -> Table:
-    table = Table(title=run_title(run))
+    table = Table(title=run_title(run, config))
     for column in ("target", "pages", "failed", "hits", "new hits", "errors"):
         table.add_column(column)
     for target_id, counts in run["targets"].items():
@@ -40,16 +40,17 @@ def summary_table(config: PatrolConfig, run: dict) -> Table:
     return table
 
 
-def run_title(run: dict) -> str:
-    """'patrol run 3: ok (finished), started 2026-11-27T02:00:00+00:00, took 3 min 25 s': the
-    times as stored (UTC), so that they read like `hits` and `changes`."""
+def run_title(run: dict, config: PatrolConfig) -> str:
+    """'patrol run 3: ok (finished), started 2026-11-27 10:00 (Asia/Shanghai), took 3 min 25 s':
+    the start in ``alerts.timezone``, as `hits` and `changes` show times."""
     reason = f" ({run['finish_reason']})" if run["finish_reason"] else ""
     if run["finished_at"]:
         seconds = (parse_time(run["finished_at"]) - parse_time(run["started_at"])).total_seconds()
         took = f"took {duration(seconds)}"
     else:
         took = "not finished"
-    return f"patrol run {run['id']}: {run['status']}{reason}, started {run['started_at']}, {took}"
+    started = f"{shown_time(run['started_at'], config)} ({config.alerts.timezone})"
+    return f"patrol run {run['id']}: {run['status']}{reason}, started {started}, {took}"
 
 
 def duration(seconds: float) -> str:
