@@ -22,13 +22,14 @@ _WARM_UP_PAGE = "<html><head><title>预热</title></head><body><p>平台承诺�
 def start_pool(workers: int, rule_files: tuple[str, ...], ceiling: float) -> ProcessPoolExecutor:
     """A pool of ``workers`` processes started with forkserver, every one warmed up at once.
 
-    A pool starts its processes at the first job, and a worker imports trafilatura and
-    loads the classifier at its own first page: half a second each, during which the
-    first pages of the patrol wait. Started here, while the first pages are fetched.
+    A pool starts a process for each job that finds no idle one, and a worker imports
+    trafilatura and loads the classifier at its own first page: half a second each, during
+    which the first pages of the patrol wait. Started here, while the first pages are fetched.
     """
     pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("forkserver"),
                                initializer=warm_up, initargs=(rule_files, ceiling))
-    pool.submit(int)  # a pool starts its processes at the first job
+    for _ in range(workers):  # a forkserver pool starts one process per job that finds none idle
+        pool.submit(int)
     return pool
 
 
