@@ -275,3 +275,34 @@ def test_the_spike_counts_the_posts_the_dossier_attributes(env):
     dossier = opinion_posts(institution_hits(db, "xyb"))
     assert alert.target_id == "xyb" and alert.payload["count"] == len(dossier) == 4
     assert sorted(s["url"] for s in alert.payload["signals"]) == sorted(p["url"] for p in dossier)
+
+
+def test_an_institutions_own_notice_counts_for_it_and_a_post_naming_two_equally_for_both(tmp_path):
+    document = {
+        "state_dir": "state",
+        "alerts": {"quiet_hours": None, "rules": [{"categories": ["*"], "action": "ignore"}]},
+        "targets": [
+            {"id": "xyb", "name": "重庆鑫盈宝网络科技有限公司", "aliases": ["鑫盈宝"], "business": "p2p",
+             "urls": ["http://127.0.0.1:9/x/"]},
+            {"id": "jnh", "name": "重庆金牛汇投资管理有限公司", "aliases": ["金牛汇"], "business": "asset_management",
+             "urls": ["http://127.0.0.1:9/j/"]},
+            {"id": "bank", "name": "江津农商银行", "business": "other", "urls": ["http://127.0.0.1:9/b/"]},
+            {"id": "forum", "name": "江津生活论坛", "business": "other", "urls": ["http://127.0.0.1:9/f/"]},
+        ],
+    }
+    path = tmp_path / "patrol.yaml"
+    path.write_text(yaml.safe_dump(document, allow_unicode=True), encoding="utf-8")
+    config = load_config(path)
+    db = StateDB(config.db_url)
+    # 鑫盈宝's own notice names its depository bank once: still 鑫盈宝's
+    notice = "鑫盈宝关于延期兑付的公告\n鑫盈宝部分标的逾期，鑫盈宝资金存管于江津农商银行，请出借人到鑫盈宝办公室集体登记"
+    store_hits(db, [("xyb", "http://127.0.0.1:9/x/notice.html", notice,
+                     verdict([finding("mass_incident", "集体登记", notice)], "high"))], when=NOW)
+    deliver(config, db, now=NOW)
+    assert [a.target_id for a in opinion_alerts(db)] == ["xyb"], "its own site naming it is no reason to drop it"
+    # a forum thread naming two platforms as often as each other counts for both
+    both = FORUM_HEADER + "金牛汇和鑫盈宝都跑路了，受害人维权群集合"
+    store_hits(db, [("forum", "http://127.0.0.1:9/f/t1.html", both,
+                     verdict([finding("mass_incident", "维权群", both)], "high"))], when=NOW + timedelta(hours=1))
+    deliver(config, db, now=NOW + timedelta(hours=1))
+    assert sorted(a.target_id for a in opinion_alerts(db)[1:]) == ["jnh"], "金牛汇's first; 鑫盈宝 had one already"

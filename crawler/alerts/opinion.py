@@ -2,14 +2,15 @@
 
 A signal is a post with a hit labelled with one of ``alerts.opinion.categories``.
 A post found several ways (on a target's site, on an opinion source, as a listed
-snippet) is one signal. It counts for the institution it is attributed to, by the
-attribution the dossier reads (``crawler.discovery.attribution``, one decision for
-both): the ``hit_attributions`` the patrol stored for its source and channel hits
-(by advertiser or name), else the same ``Attributor``'s name test on its title and
-text. A target's own site (the pages patrolled for it, or attributed to it by
-domain) does not name it: a forum page about 鑫盈宝 counts for 鑫盈宝, not for the
-forum whose header it carries; such a page counts for its site only when it names
-no other institution. A post attributed to no one counts for where it was found.
+snippet) is one signal. It counts for the institution it is attributed to: the
+``hit_attributions`` the patrol stored for its source and channel hits (by advertiser
+or name; the dossier lists those hits there too), else the same ``Attributor``'s name
+test on its title and text, the institutions named most (all of them on a tie). On a
+target's own site (the pages patrolled for it, or attributed to it by domain) the
+site's name in each page's title and header does not count: a forum page about 鑫盈宝
+counts for 鑫盈宝, not for the forum (the dossier still files the page under the site
+it is on), and 鑫盈宝's own notice counts for 鑫盈宝 though it names its bank once. A post
+attributed to no one counts for where it was found.
 
 A signal happened when it was first seen, unless its publish date (its listing's
 ``posted_at``, else the date extracted from its page) is earlier: a post published
@@ -155,11 +156,15 @@ class PostInstitutions:
         named = [t for t, reason in stored if reason != "domain" and t not in own]
         if not named:
             text = "\n".join(f"{hit.title}\n{body}" for hit, body in found)
-            named = self.named(text, own)
+            named = self.named(text, own, [hit.title for hit, _ in found])
         return list(dict.fromkeys(named)) or own or signal.found_on
 
-    def named(self, text: str, own: list[str]) -> list[str]:
-        """The institution ``text`` names most often (``Attributor.mentions``), ``own`` left out."""
+    def named(self, text: str, own: list[str], titles: list[str]) -> list[str]:
+        """The institutions ``text`` names most often (``Attributor.mentions``; all of them on a
+        tie). A site's own name stands in each of its pages' title and header whatever the page
+        says: the mentions of an ``own`` target in the ``titles`` and one per page are taken off,
+        so a forum thread about 鑫盈宝 counts for 鑫盈宝, while 鑫盈宝's own notice that names its
+        depository bank once counts for 鑫盈宝."""
         lowered = text.lower()
         if not any(n and n.lower() in lowered for t in self.targets if t.id not in own
                    for n in (t.name, *t.aliases)):
@@ -167,9 +172,13 @@ class PostInstitutions:
         if self._attributor is None:
             self._attributor = Attributor(self.targets)
         counts = self._attributor.mentions(text)
-        for target_id in own:
-            counts.pop(target_id, None)
-        return [counts.most_common(1)[0][0]] if counts else []
+        for title in titles:
+            in_title = self._attributor.mentions(title) if own else {}
+            for target_id in own:
+                counts[target_id] -= in_title.get(target_id, 0) + 1
+        counts = +counts  # drops what is left at zero or below
+        most = max(counts.values(), default=0)
+        return [target_id for target_id, n in counts.items() if n == most] if most else []
 
 
 def _discovery(session, page_ids: list[int], hit_ids: list[int]):
