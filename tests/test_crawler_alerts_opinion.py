@@ -306,3 +306,18 @@ def test_an_institutions_own_notice_counts_for_it_and_a_post_naming_two_equally_
                      verdict([finding("mass_incident", "维权群", both)], "high"))], when=NOW + timedelta(hours=1))
     deliver(config, db, now=NOW + timedelta(hours=1))
     assert sorted(a.target_id for a in opinion_alerts(db)[1:]) == ["jnh"], "金牛汇's first; 鑫盈宝 had one already"
+
+
+def test_a_new_reply_in_an_old_thread_is_a_new_signal(env):
+    """The thread's publish date (2016) dates its first post, not a 维权 reply added now."""
+    config, db = env
+    url = "http://127.0.0.1:9/f/t1"
+    quiet = "鑫盈宝提现经验分享，帖子1"
+    patrol(config, db, [page_item("forum", url, quiet, verdict([], "none"), NOW - timedelta(days=30),
+                                  published="2016-10-12")], NOW - timedelta(days=30))
+    deliver(config, db, now=NOW - timedelta(days=30))
+    reply = quiet + "\n回复：鑫盈宝受害人维权群已建，明天集体报案"
+    patrol(config, db, [page_item("forum", url, reply, verdict([finding("mass_incident", "维权群", reply)], "high"),
+                                  NOW, published="2016-10-12")], NOW)
+    deliver(config, db, now=NOW)
+    assert [(a.target_id, a.payload["reason"]) for a in opinion_alerts(db)] == [("xyb", "first_mass_incident")]

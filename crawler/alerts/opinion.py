@@ -73,6 +73,9 @@ class Signal:
     published: str | None = None
     """The post's publish date as its listing gives it (``posted_at``), else as found on its
     page (``pages.published``); the latest of its records'. None when unknown."""
+    new_on_known_page: bool = False
+    """A record's hit came to a page stored before it (a new reply in an old thread): the
+    publish date, the thread's, says nothing of when this appeared."""
 
     @property
     def found_on(self) -> list[str]:
@@ -81,8 +84,9 @@ class Signal:
     @property
     def at(self) -> datetime:
         """When the post appeared, as far as known: first seen, or its publish date (plus
-        ``SLACK``) when that is earlier. Windows and baselines count posts by this."""
-        published = published_by(self.published)
+        ``SLACK``) when that is earlier and the post's pages are new to the patrol (a forum's
+        first patrol). Windows and baselines count posts by this."""
+        published = None if self.new_on_known_page else published_by(self.published)
         return min(self.first_seen, published) if published else self.first_seen
 
 
@@ -113,7 +117,7 @@ def signals_between(session, opinion: OpinionConfig, since: datetime, until: dat
     publish date and institutions are those of all its hits.
     """
     rows = session.execute(
-        select(Hit, Page.text, Page.published)
+        select(Hit, Page.text, Page.published, Page.first_seen)
         .join(Page, Page.id == Hit.page_id)
         .where(Hit.id.in_(_opinion_hit_ids(opinion)))
         .where(Hit.first_seen >= since, Hit.first_seen <= until)
@@ -121,9 +125,12 @@ def signals_between(session, opinion: OpinionConfig, since: datetime, until: dat
     )
     posts: dict[str, list[tuple[Hit, str]]] = {}
     published: dict[int, str | None] = {}  # page id → its publish date: as listed, else as found on it
-    for hit, text, date in rows:
+    renewed: set[str] = set()  # posts with a hit that came to a page stored before it
+    for hit, text, date, page_first_seen in rows:
         posts.setdefault(post_url(hit.url), []).append((hit, text or ""))
         published[hit.page_id] = date
+        if as_utc(page_first_seen) < as_utc(hit.first_seen):
+            renewed.add(post_url(hit.url))
     hits = [hit for found in posts.values() for hit, _ in found]
     listed, attributed = _discovery(session, [h.page_id for h in hits], [h.id for h in hits])
     published.update(listed)
@@ -133,6 +140,7 @@ def signals_between(session, opinion: OpinionConfig, since: datetime, until: dat
     for url, found in posts.items():
         signal = _signal(url, found, earlier.get(url), opinion)
         signal.published = _latest(published[hit.page_id] for hit, _ in found)
+        signal.new_on_known_page = url in renewed
         signal.institutions = attribution.institutions(signal, found)
         out.append(signal)
     out.sort(key=lambda s: (s.first_seen, s.hit_id))
