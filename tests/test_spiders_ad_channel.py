@@ -12,6 +12,7 @@ import yaml
 
 from channel_sites import platform_routes, rogue_routes, search_routes
 from conftest import cli, json_lines
+from smtp_fixtures import finding, store_hits, verdict
 from crawler.config import load_config
 from crawler.demo.server import SiteServer, routes
 from crawler.discovery.models import HitAttribution, ListedPage
@@ -188,6 +189,22 @@ def test_a_promoted_target_id_names_the_port_and_is_not_taken(swept, tmp_path):
     target = load_config(copy).target(f"{slug}-2")
     assert target.allowed_domains == (candidate["domain"],)
     assert candidate_of(copy)["promoted_target"] == f"{slug}-2"
+
+
+def test_promote_refuses_an_id_a_channel_has_or_a_removed_target_had(swept, tmp_path):
+    copy = decided_copy(swept[0], tmp_path)
+    candidate = candidate_of(copy)
+    for taken in ("search", "channel:search"):  # the channel's id, and the id its pages are stored under
+        refused = cli("candidates", "promote", str(candidate["id"]), "--config", str(copy), "--id", taken)
+        assert refused.returncode == 1 and f"id {taken!r} is taken" in refused.stderr, refused.stderr
+    assert candidate_of(copy)["status"] == "open" and "search" not in [t.id for t in load_config(copy).targets]
+    with StateDB(load_config(copy).db_url) as db:  # kft patrolled once, then removed from the config
+        store_hits(db, [("kft", "http://kft.example/", "快付通个人POS机办理", verdict([finding("payment_violation", "个人POS机")]))])
+    document = yaml.safe_load(copy.read_text(encoding="utf-8"))
+    document["targets"] = [t for t in document["targets"] if t["id"] != "kft"]
+    copy.write_text(yaml.safe_dump(document, allow_unicode=True), encoding="utf-8")
+    refused = cli("candidates", "promote", str(candidate["id"]), "--config", str(copy), "--id", "kft")
+    assert refused.returncode == 1 and "id 'kft' is taken" in refused.stderr, "it would inherit kft's records"
 
 
 def test_target_ids_of_candidates_on_two_ports_of_one_host_differ():

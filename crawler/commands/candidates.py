@@ -6,7 +6,7 @@ import click
 from rich.table import Table
 
 from crawler.commands.common import (
-    ROW_COUNT, config_option, console, emit_json, json_option, load_or_exit, open_db, shown_time,
+    ROW_COUNT, config_option, console, emit_json, json_option, load_or_exit, open_db, shown_time, stored_target_ids,
 )
 from crawler.config import BUSINESS_TYPES, ConfigError
 
@@ -101,9 +101,13 @@ def promote(config_file, candidate_id, target_id, name, business, note):
     config = load_or_exit(config_file)
     with open_db(config) as db:
         row = _candidate(db, candidate_id)
+        # configured ids, and those of targets patrolled before (removed since: their hits remain)
+        taken = {i.id for i in (*config.targets, *config.channels, *config.sources)} | stored_target_ids(config, db)
     if row["status"] == "promoted":
         raise click.ClickException(_was_promoted(row, config, "promoted"))
-    taken = {i.id for i in (*config.targets, *config.channels, *config.sources)}
+    if target_id in taken:
+        raise click.ClickException(f"id {target_id!r} is taken (a target, channel or source, now or in the "
+                                   "state DB's past patrols); choose another with --id")
     entry = suggested_target(row, target_id, name, business, taken)
     try:
         add_target(config.source, entry)

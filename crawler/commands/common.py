@@ -181,7 +181,7 @@ def store_ids(config: PatrolConfig, targets, db: StateDB | None = None) -> tuple
         else:
             unknown.append(given)
     if unknown:
-        in_db = _stored_target_ids(config, db, unknown)
+        in_db = stored_target_ids(config, db, unknown)
         out += [given for given in unknown if given in in_db]
         unknown = [given for given in unknown if given not in in_db]
         if unknown:
@@ -203,20 +203,22 @@ def _unknown_ids(config: PatrolConfig, unknown: list[str], known: list[str]) -> 
             f"stored ({example or 'channel:ID, source:ID'}); `finpatrol coverage` lists every id")
 
 
-def _stored_target_ids(config: PatrolConfig, db: StateDB | None, given: list[str]) -> set[str]:
+def stored_target_ids(config: PatrolConfig, db: StateDB | None, given: list[str] | None = None) -> set[str]:
     """The ids of every target (and channel, source) patrolled into the state DB, and those of
-    ``given`` that have pages, hits or patrols there; none before the first patrol."""
+    ``given`` (without it: of any id) that have pages, hits or patrols there; none before the
+    first patrol."""
     if db is None:
         if missing_db_file(config) is not None:
             return set()
         with StateDB(config.db_url) as opened:
-            return _stored_target_ids(config, opened, given)
+            return stored_target_ids(config, opened, given)
     from sqlalchemy import select, union
 
     from crawler.store.models import Hit, Page, RunTarget, TargetRow
 
-    query = union(select(TargetRow.id), *(select(column).where(column.in_(given)).distinct()
-                                          for column in (Page.target_id, Hit.target_id, RunTarget.target_id)))
+    query = union(select(TargetRow.id), *(
+        (select(column) if given is None else select(column).where(column.in_(given))).distinct()
+        for column in (Page.target_id, Hit.target_id, RunTarget.target_id)))
     with db.new_session() as session:
         return set(session.scalars(query))
 
