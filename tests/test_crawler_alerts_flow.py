@@ -12,12 +12,12 @@ from smtp_fixtures import SmtpSink, finding, store_hits, verdict
 
 from classifiers import CATEGORIES
 from crawler.alerts.compose import compose
-from crawler.alerts.models import Alert, Delivery
+from crawler.alerts.models import Alert, Delivery, OutboxMessage
 from crawler.alerts.dispatch import dispatch
 from crawler.alerts.evaluate import evaluate
 from crawler.alerts.service import deliver
 from crawler.config import load_config
-from crawler.store.db import StateDB
+from crawler.store.db import StateDB, as_utc
 
 CST = ZoneInfo("Asia/Shanghai")
 MORNING = datetime(2026, 11, 27, 10, 0, tzinfo=CST)
@@ -305,6 +305,10 @@ def test_renotify_after_counts_from_the_alert_whatever_zone_now_is_given_in(setu
         store_hits(db, [ad("xyb", "a.html", "保本保息")], when=MORNING + later)
         deliver(config, db, now=MORNING + later)
     assert len(sink.wait_for(1)) == 2, "once at first, not an hour before the week is up, again an hour after"
+    with db.new_session() as session:
+        created = [as_utc(m.created_at) for m in session.scalars(select(OutboxMessage).order_by(OutboxMessage.id))]
+    assert created == [MORNING.astimezone(UTC), (MORNING + timedelta(days=7, hours=1)).astimezone(UTC)], \
+        "the outbox keeps the instant, not Beijing's wall clock read as UTC"
 
 
 def test_hourly_cap_rolls_excess_into_next_digest(setup, sink):

@@ -142,7 +142,7 @@ def test_restart_keeps_schedule_and_runs_a_missed_crawl_once(tmp_path, site):
         try:
             wait_until(lambda: any(r.status == "ok" for r in runs(config)), what="the missed run")
             sink.wait_for(1, timeout=60)
-            assert schedule(config)["newyear"]["next_run"].startswith(f"{datetime.now(UTC).year + 1}-")
+            assert datetime.fromisoformat(schedule(config)["newyear"]["next_run"]) == next_new_year_3am()
         finally:
             assert served.stop() == 0, served.output()
         assert len(runs(config)) == 1, "coalesced: one run for the missed time"
@@ -177,7 +177,7 @@ def test_serve_says_it_is_running_with_the_config_its_jobs_the_next_run_and_how_
         assert served.proc.poll() is None, "still running after saying so"
     finally:
         assert served.stop() == 0, served.output()
-    year = datetime.now(UTC).astimezone(ZoneInfo("Asia/Shanghai")).year + 1
+    year = next_new_year_3am().year
     assert line == (f"finpatrol serve: {config}, 1 job(s) scheduled, next run newyear at {year}-01-01 03:00:00 CST; "
                     "alert mail every 1 s; stop with Ctrl-C (or SIGTERM)"), served.output()
 
@@ -191,3 +191,11 @@ def test_serve_without_crawl_jobs_says_it_only_sends_alert_mail(tmp_path):
     finally:
         assert served.stop() == 0, served.output()
     assert f"finpatrol serve: {config}, 0 job(s) scheduled, no crawl (none in schedules.jobs): only alert mail" in line
+
+
+def next_new_year_3am() -> datetime:
+    """When the cron ``0 3 1 1 *`` (in Asia/Shanghai) runs next: this year's or next year's."""
+    zone = ZoneInfo("Asia/Shanghai")
+    now = datetime.now(zone)
+    this_year = datetime(now.year, 1, 1, 3, tzinfo=zone)
+    return this_year if this_year > now else this_year.replace(year=now.year + 1)

@@ -14,7 +14,7 @@ Settings: ``alerts.*`` (rules, opinion, renotify_after), ``routing.*``.
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import select
 
@@ -38,7 +38,7 @@ def evaluate(db: StateDB, config: PatrolConfig, now: datetime | None = None) -> 
     if not config.alerts.enabled:
         return []
     ensure_schema(db)
-    now = (now or utcnow()).astimezone(UTC)  # SQLite keeps wall-clock time: a non-UTC now would be read back shifted
+    now = as_utc(now or utcnow())  # SQLite keeps wall-clock time: a non-UTC now would be read back shifted
     with db.new_session() as session, session.begin():
         done = select(AlertRun.run_id)
         runs = session.execute(select(PatrolRun.id, PatrolRun.status).where(PatrolRun.id.not_in(done))).all()
@@ -174,7 +174,7 @@ def notify_operator(db: StateDB, config: PatrolConfig, subject: str, details: di
     if not (config.alerts.enabled and config.alerts.operator_alerts):
         return None
     ensure_schema(db)
-    now = (now or utcnow()).astimezone(UTC)  # SQLite keeps wall-clock time: a non-UTC now would be read back shifted
+    now = as_utc(now or utcnow())  # SQLite keeps wall-clock time: a non-UTC now would be read back shifted
     with db.new_session() as session, session.begin():
         if key and not claim_mark(session, "_operator", "operator", key[:64], now, config.alerts.operator_renotify):
             return None

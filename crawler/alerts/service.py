@@ -16,7 +16,7 @@ from crawler.alerts.compose import compose
 from crawler.alerts.dispatch import dispatch, outbox_dir
 from crawler.alerts.evaluate import evaluate
 from crawler.config import PatrolConfig
-from crawler.store.db import StateDB
+from crawler.store.db import StateDB, as_utc, utcnow
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +45,7 @@ def deliver(config: PatrolConfig, db: StateDB | None = None, now: datetime | Non
     """Evaluate new hits, compose what is due and send the outbox; never raises on SMTP trouble."""
     own = db is None
     db = db or StateDB(config.db_url)
+    now = as_utc(now or utcnow())  # one UTC time for every step: SQLite keeps wall-clock time
     try:
         result = Delivered(where=destination(config))
         result.alerts = evaluate(db, config, now)

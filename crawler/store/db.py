@@ -20,10 +20,11 @@ def utcnow() -> datetime:
 
 
 def as_utc(value: datetime | None) -> datetime | None:
-    """SQLite returns naive datetimes; every stored time is UTC."""
+    """A time in UTC: a naive one is UTC (SQLite returns stored times naive, and every stored
+    time is UTC); an aware one is converted, since SQLite would keep its wall-clock time."""
     if value is None:
         return None
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
+    return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def iso(value: datetime | None) -> str | None:
