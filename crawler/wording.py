@@ -54,3 +54,17 @@ def local_time(value, zone: str) -> str:
         return str(value)
     moment = moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
     return f"{moment.astimezone(ZoneInfo(zone)):%Y-%m-%d %H:%M}"
+
+
+def published_time(value, zone: str) -> str:
+    """A publish time as a site gives it (a listing's ``posted_at``, a page's date): a date as
+    it is, a time with an offset in ``zone``, a time without one as written (the site's own
+    clock, which this cannot know)."""
+    value = str(value or "").strip()
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        return value
+    if len(value) <= 10:
+        return f"{parsed:%Y-%m-%d}"
+    return local_time(value, zone) if parsed.tzinfo else f"{parsed:%Y-%m-%d %H:%M}"

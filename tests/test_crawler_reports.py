@@ -15,7 +15,7 @@ from channel_sites import LIST_SELECTORS, html, opinion_routes, platform_routes,
 from conftest import cli, closed_port_url, json_lines
 from crawler.demo.server import SiteServer, routes
 from crawler.reports.data import by_month
-from crawler.wording import local_time
+from crawler.wording import local_time, published_time
 
 EVIL = '<script>alert("x")</script><img src=x onerror=alert(1)>'
 EVIL_TEXT = EVIL.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")  # text that reads as markup
@@ -221,6 +221,10 @@ def test_document_times_are_the_offices_and_months_are_its_months():
     assert local_time("2016-10-20T21:15:00+08:00", "Asia/Shanghai") == "2016-10-20 21:15"
     assert local_time("2016-10-20", "Asia/Shanghai") == "2016-10-20", "a date alone is not moved"
     assert local_time(None, "Asia/Shanghai") == ""
+    # a site's publish time: with an offset in the office's zone, without one as the site wrote it
+    assert published_time("2016-10-20T13:15:00+00:00", "Asia/Shanghai") == "2016-10-20 21:15"
+    assert published_time("2016-10-20T21:15:00", "Asia/Shanghai") == "2016-10-20 21:15"
+    assert published_time("2016-10-20", "Asia/Shanghai") == "2016-10-20"
     hits = [{"first_seen": "2026-02-28T17:30:00+00:00", "labels": ["high_yield"]},
             {"first_seen": "2026-02-28T15:30:00+00:00", "labels": ["high_yield"]}]
     assert by_month(hits, ZoneInfo("Asia/Shanghai")) == [

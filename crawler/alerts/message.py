@@ -23,7 +23,7 @@ from markupsafe import Markup, escape
 
 from crawler.alerts.routing import addresses
 from crawler.config import PatrolConfig
-from crawler.wording import local_time, zh
+from crawler.wording import local_time, published_time, zh
 
 logger = logging.getLogger(__name__)
 RISK_COLOR = {"high": "#b00", "medium": "#d80", "low": "#888", "none": "#888"}
@@ -65,16 +65,8 @@ def shown_time(context, value) -> str:
 
 @pass_context
 def published(context, value) -> str:
-    """A post's publish date as its listing or page gives it (ISO 8601): a date as is, a time
-    with its offset in the alerts time zone (``shown_time``), one without as written."""
-    value = str(value or "").strip()
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        return value
-    if len(value) <= 10:
-        return parsed.strftime("%Y-%m-%d")
-    return shown_time(context, value) if parsed.tzinfo else parsed.strftime("%Y-%m-%d %H:%M")
+    """A post's publish date as its listing or page gives it (``wording.published_time``)."""
+    return published_time(value, context.get("tz") or "Asia/Shanghai")
 
 
 def safe_href(url) -> str:

@@ -18,7 +18,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 from markupsafe import Markup
 
 from crawler.reports import charts
-from crawler.wording import local_time, zh
+from crawler.wording import local_time, published_time, zh
 
 logger = logging.getLogger(__name__)
 TEMPLATES = Path(__file__).parent / "templates"
@@ -43,6 +43,7 @@ def _environment(fmt: str, zone: str) -> Environment:
     env.filters["pct"] = lambda v: "" if v is None else f"{v:g}%"
     env.filters["zh"] = zh
     env.filters["local"] = lambda value: local_time(value, zone)
+    env.filters["published"] = lambda value: published_time(value, zone)
     return env
 
 
