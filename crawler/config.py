@@ -42,11 +42,12 @@ from crawler.evidence.config import EvidenceConfig
 from crawler.reports.grading import GradingConfig
 from crawler.schedule.config import SchedulesConfig
 from crawler.store.elastic_config import ElasticConfig
+from crawler.wording import BUSINESS
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_CONFIG = "patrol.yaml"
-BUSINESS_TYPES = ("p2p", "crowdfunding", "insurance", "payment", "asset_management", "other")
+BUSINESS_TYPES = tuple(BUSINESS)  # the codes of crawler.wording's names: p2p, crowdfunding, … other
 TARGET_ID = re.compile(r"^[a-z0-9_-]+$")
 EXAMPLE_DB_URL = "postgresql://user:password@host/finpatrol or sqlite:////srv/finpatrol.db"
 
@@ -118,7 +119,7 @@ class Target(_Frozen):
     name: str = Field(min_length=1)
     aliases: tuple[str, ...] = ()
     credit_code: str | None = None
-    business: Literal["p2p", "crowdfunding", "insurance", "payment", "asset_management", "other"]
+    business: Literal[BUSINESS_TYPES]
     urls: tuple[HttpUrl, ...] = Field(min_length=1)
     allowed_domains: tuple[Domain, ...] = ()
     max_pages: int = Field(200, ge=1, le=1_000_000)

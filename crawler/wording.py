@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 RISK = {"high": "高风险", "medium": "中风险", "low": "低风险", "none": "无"}
-BUSINESS = {
+BUSINESS = {  # also the business types a target may have (crawler.config.BUSINESS_TYPES)
     "p2p": "P2P网络借贷", "crowdfunding": "股权众筹", "insurance": "互联网保险", "payment": "第三方支付",
     "asset_management": "互联网资产管理", "other": "其他",
 }
@@ -26,10 +26,9 @@ COVERAGE = {
 RUN = {"ok": "完成", "partial": "部分完成", "failed": "失败", "running": "进行中"}
 CHANGE = {"added": "新增", "changed": "变化", "gone": "下线"}
 ATTRIBUTION = {"own_site": "本机构网站", "domain": "域名", "advertiser": "广告主", "name": "名称提及"}
-KIND = {"target": "登记机构", "channel": "推广渠道", "source": "舆情来源"}
 
 TABLES = {"risk": RISK, "business": BUSINESS, "coverage": COVERAGE, "run": RUN, "change": CHANGE,
-          "attribution": ATTRIBUTION, "kind": KIND}
+          "attribution": ATTRIBUTION}
 
 
 def zh(code: str | None, table: str) -> str:
