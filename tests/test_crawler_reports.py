@@ -4,6 +4,7 @@ HTML well-formed, charts produced, crawled content escaped, grades explained."""
 from __future__ import annotations
 
 import json
+import re
 from datetime import datetime
 from zoneinfo import ZoneInfo
 from html.parser import HTMLParser
@@ -123,7 +124,10 @@ def test_dossier_json_and_markdown(crawled):
     assert "<script>" not in md and "\\<script\\>" in md
     assert "- 业态：P2P网络借贷" in md and "- 状态：正常；" in md, "codes are named in Chinese for people"
     assert "本机构网站" in md and "名称提及" in md and "own\\_site" not in md
-    assert "| 高风险 |" in md or "| 中风险 |" in md or "| 低风险 |" in md
+    first = data["hits"][0]
+    row = next(line for line in md.splitlines() if re.match(rf"\| {first['id']}[ （]", line))
+    risk = {"high": "高风险", "medium": "中风险", "low": "低风险"}[first["risk"]]
+    assert f"| {risk} | " in row, ("the hit's risk, in Chinese", row)
     assert "guaranteed\\_return" not in md and "承诺保本保息" in md
     assert "（Asia/Shanghai）" in md.splitlines()[2], "generated at, in the office's time zone"
     first = data["hits"][0]["first_seen"]
