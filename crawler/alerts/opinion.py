@@ -33,7 +33,8 @@ from sqlalchemy import func, inspect, select
 from crawler.alerts.config import AlertsConfig, OpinionConfig
 from crawler.alerts.records import claim_mark, get_mark
 from crawler.discovery.attribution import Attributor
-from crawler.discovery.models import HitAttribution, ListedPage
+from crawler.discovery.listed import IN_CHUNK, listed_publish_times
+from crawler.discovery.models import HitAttribution
 from crawler.items import listed_url, post_url
 from crawler.store.db import as_utc, iso, parse_time
 from crawler.store.models import Hit, HitCategory, Page
@@ -41,7 +42,6 @@ from crawler.store.models import Hit, HitCategory, Page
 logger = logging.getLogger(__name__)
 SLACK = timedelta(days=1)
 """Time zones: a publish time may be a day off (a date alone: the end of that day, plus this)."""
-CHUNK = 400
 
 
 @dataclass(frozen=True)
@@ -132,8 +132,8 @@ def signals_between(session, opinion: OpinionConfig, since: datetime, until: dat
         if as_utc(page_first_seen) < as_utc(hit.first_seen):
             renewed.add(post_url(hit.url))
     hits = [hit for found in posts.values() for hit, _ in found]
-    listed, attributed = _discovery(session, [h.page_id for h in hits], [h.id for h in hits])
-    published.update(listed)
+    published.update(listed_publish_times(session, [h.page_id for h in hits]))
+    attributed = _attributed(session, [h.id for h in hits])
     earlier = _first_seen_before(session, opinion, since, list(posts))
     attribution = PostInstitutions(targets, attributed)
     out = []
@@ -189,23 +189,16 @@ class PostInstitutions:
         return [target_id for target_id, n in counts.items() if n == most] if most else []
 
 
-def _discovery(session, page_ids: list[int], hit_ids: list[int]):
-    """(page id → publish time as listed, hit id → (target, reason) stored by the attribute pipeline)."""
-    listed: dict[int, str] = {}
+def _attributed(session, hit_ids: list[int]) -> dict[int, tuple[str, str]]:
+    """hit id → (target, reason), as the attribute pipeline stored them."""
+    if not inspect(session.connection()).has_table(HitAttribution.__tablename__):
+        return {}
     attributed: dict[int, tuple[str, str]] = {}
-    tables = inspect(session.connection())
-    if tables.has_table(ListedPage.__tablename__):
-        page_ids = sorted(set(page_ids))
-        for start in range(0, len(page_ids), CHUNK):
-            listed.update((page_id, posted) for page_id, posted in session.execute(
-                select(ListedPage.page_id, ListedPage.posted_at)
-                .where(ListedPage.page_id.in_(page_ids[start:start + CHUNK]))) if posted)
-    if tables.has_table(HitAttribution.__tablename__):
-        for start in range(0, len(hit_ids), CHUNK):
-            attributed.update((hit_id, (target_id, reason)) for hit_id, target_id, reason in session.execute(
-                select(HitAttribution.hit_id, HitAttribution.target_id, HitAttribution.reason)
-                .where(HitAttribution.hit_id.in_(hit_ids[start:start + CHUNK]))))
-    return listed, attributed
+    for start in range(0, len(hit_ids), IN_CHUNK):
+        attributed.update((hit_id, (target_id, reason)) for hit_id, target_id, reason in session.execute(
+            select(HitAttribution.hit_id, HitAttribution.target_id, HitAttribution.reason)
+            .where(HitAttribution.hit_id.in_(hit_ids[start:start + IN_CHUNK]))))
+    return attributed
 
 
 def _latest(dates) -> str | None:
@@ -222,8 +215,8 @@ def _opinion_hit_ids(opinion: OpinionConfig):
 def _first_seen_before(session, opinion: OpinionConfig, since: datetime, urls: list[str]) -> dict[str, datetime]:
     """Post URL → first seen, for the posts among ``urls`` already recorded before ``since``."""
     found: dict[str, datetime] = {}
-    for start in range(0, len(urls), CHUNK):
-        chunk = urls[start:start + CHUNK]
+    for start in range(0, len(urls), IN_CHUNK // 2):  # two parameters a post: its URL and its listing
+        chunk = urls[start:start + IN_CHUNK // 2]
         stored = [*chunk, *(listed_url(u) for u in chunk)]
         rows = session.execute(
             select(Hit.url, func.min(Hit.first_seen))

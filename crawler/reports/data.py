@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func, or_, select
 
 from crawler.config import PatrolConfig, Target
+from crawler.discovery.listed import listed_publish_times
 from crawler.discovery.models import HitAttribution, ListedPage, ensure_schema
 from crawler.evidence.models import Evidence
 from crawler.items import post_url
@@ -41,7 +42,6 @@ def _max_yield(yields: list) -> float | None:
 
 
 LISTED_COLUMNS = ("keyword", "rank", "is_ad", "advertiser", "landing_chain", "author", "posted_at", "replies", "kind")
-IN_CHUNK = 500  # bound parameters per IN (): well under SQLite's oldest limit of 999
 
 
 def _hit_row(hit: Hit, attribution: HitAttribution | None, ev, listed) -> dict:
@@ -257,7 +257,7 @@ def _opinion_trend(session, since: datetime, until: datetime, zone: ZoneInfo) ->
         first_seen = min(as_utc(r.first_seen) for r in group)
         if since <= first_seen < until:
             fresh.append((first_seen, group))
-    posted_at = _posted_at(session, {r.page_id for _, group in fresh for r in group})
+    posted_at = listed_publish_times(session, {r.page_id for _, group in fresh for r in group})
     first_day, last_day = since.astimezone(zone).date(), (until - timedelta(microseconds=1)).astimezone(zone).date()
     table: dict[date, Counter] = defaultdict(Counter)
     for first_seen, group in fresh:
@@ -275,16 +275,6 @@ def describe_period(since: datetime, until: datetime, zone: ZoneInfo) -> str:
     if start.time() == end.time() == time():
         return f"{start.date()} 至 {(end - timedelta(days=1)).date()}（含，{zone.key}）"
     return f"{start:%Y-%m-%d %H:%M} 至 {end:%Y-%m-%d %H:%M}（{zone.key}）"
-
-
-def _posted_at(session, page_ids: set[int]) -> dict[int, str]:
-    """page id → publish time as listed, for the listed pages among ``page_ids`` that have one."""
-    ids, out = sorted(page_ids), {}
-    for start in range(0, len(ids), IN_CHUNK):
-        out.update((page_id, posted) for page_id, posted in session.execute(
-            select(ListedPage.page_id, ListedPage.posted_at).where(ListedPage.page_id.in_(ids[start:start + IN_CHUNK])))
-            if posted)
-    return out
 
 
 def _day(posted_at: str) -> date | None:
