@@ -53,17 +53,11 @@ def serve(config_file):
     """Run the patrol service: scheduled crawls, early-warning mail, until Ctrl-C or SIGTERM.
 
     Says once it has started: the config, the scheduled jobs and the next run."""
-    from crawler.schedule.service import ALERTS_JOB, Service
-
-    class Announced(Service):
-        def sync_jobs(self) -> None:
-            super().sync_jobs()
-            jobs = [j for j in self.scheduler.get_jobs() if j.id != ALERTS_JOB]
-            console.print(started_line(self.config, jobs))
+    from crawler.schedule.service import Service
 
     config = load_or_exit(config_file)
     check_jobs(config)
-    Announced(config).run()
+    Service(config).run(on_started=lambda jobs: console.print(started_line(config, jobs)))
 
 
 @click.group()

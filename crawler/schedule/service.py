@@ -146,8 +146,10 @@ class Service:
     def request_stop(self, *_args) -> None:
         self.stop_event.set()
 
-    def run(self, install_signals: bool = True) -> None:
-        """Start, serve until SIGTERM/SIGINT (or :meth:`request_stop`), then stop cleanly."""
+    def run(self, install_signals: bool = True, on_started=None) -> None:
+        """Start, serve until SIGTERM/SIGINT (or :meth:`request_stop`), then stop cleanly.
+
+        ``on_started(jobs)`` is called once the crawl jobs are scheduled (APScheduler jobs)."""
         global _service
         _service = self
         if install_signals:
@@ -155,6 +157,8 @@ class Service:
             signal.signal(signal.SIGINT, self.request_stop)
         self.scheduler.start(paused=True)
         self.sync_jobs()
+        if on_started is not None:
+            on_started([job for job in self.scheduler.get_jobs() if job.id != ALERTS_JOB])
         self.scheduler.resume()
         logger.info("finpatrol serve: %d job(s) scheduled", len(self.config.schedules.jobs))
         try:
