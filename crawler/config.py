@@ -25,7 +25,6 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic_core import InitErrorDetails, PydanticCustomError
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
@@ -34,6 +33,7 @@ from crawler.config_channels import Channels, Sources, pseudo_target
 from crawler.config_yaml import (
     alias_loop,
     duplicate_keys,
+    field_errors,
     field_path,
     line_index,
     problems,
@@ -279,7 +279,7 @@ class PatrolConfig(_Frozen):
                 listed = [p for p in (pseudo_target("channel", key), pseudo_target("source", key)) if p in pages_of]
                 problems.append((("alerts", "targets", key), unknown_id("target", key, pages_of, *listed[:1])))
         if problems:
-            raise _field_errors(problems)
+            raise field_errors(problems)
         return self
 
     def warnings(self) -> list[str]:
@@ -317,14 +317,6 @@ class PatrolConfig(_Frozen):
     def private_scope(self) -> tuple[str, ...]:
         """Sites where private addresses are allowed: the scope of targets that allow them."""
         return tuple(d for t in self.targets if t.allow_private_networks for d in t.allowed_domains)
-
-
-def _field_errors(problems: list[tuple[tuple, str]]) -> ValidationError:
-    """A ValidationError whose errors sit at the given field paths, not at the model as a whole."""
-    return ValidationError.from_exception_data("PatrolConfig", [
-        InitErrorDetails(type=PydanticCustomError("value_error", "{why}", {"why": why}), loc=loc, input=None)
-        for loc, why in problems
-    ])
 
 
 def config_path(explicit: str | Path | None = None) -> Path:

@@ -13,7 +13,8 @@ from types import UnionType
 from typing import Annotated, Union, get_args, get_origin
 
 import yaml
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 
 def alias_loop(node: yaml.Node | None, inside: frozenset[int] = frozenset()) -> int | None:
@@ -101,6 +102,15 @@ EXPECTED = {
 BOUNDS = {"greater_than_equal": ("ge", "≥"), "greater_than": ("gt", ">"),
           "less_than_equal": ("le", "≤"), "less_than": ("lt", "<")}
 """Pydantic's numeric bound errors: the key of the bound in the error's context, and its sign."""
+
+
+def field_errors(problems: list[tuple[tuple, str]]) -> ValidationError:
+    """A ValidationError whose errors sit at the given field paths (relative to the field or
+    model being validated), not at the model as a whole, so each gets its own line."""
+    return ValidationError.from_exception_data("config", [
+        InitErrorDetails(type=PydanticCustomError("value_error", "{why}", {"why": why}), loc=loc, input=None)
+        for loc, why in problems
+    ])
 
 
 def follows_from(err: dict, errors: list[dict]) -> bool:

@@ -22,15 +22,13 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
-    ValidationError,
     ValidationInfo,
     field_validator,
     model_validator,
 )
-from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from classifiers.taxonomy import CATEGORIES
-from crawler.config_yaml import as_written
+from crawler.config_yaml import as_written, field_errors
 
 RISKS = ("none", "low", "medium", "high")
 Risk = Literal["none", "low", "medium", "high"]
@@ -85,14 +83,6 @@ def check_categories(value: tuple[str, ...], any_allowed: bool = False) -> tuple
     if len(close) == len(unknown):
         raise ValueError(f"{told}: did you mean {', '.join(map(repr, close))}?")
     raise ValueError(f"{told}; known: {', '.join(CATEGORIES)}" + (", or * for any" if any_allowed else ""))
-
-
-def _at_fields(problems: list[tuple[tuple, str]]) -> ValidationError:
-    """Errors at the given paths (relative to the field or model being validated), each with its own line."""
-    return ValidationError.from_exception_data("routing", [
-        InitErrorDetails(type=PydanticCustomError("value_error", "{why}", {"why": why}), loc=loc, input=None)
-        for loc, why in problems
-    ])
 
 
 Seconds = Annotated[float, BeforeValidator(_duration), Field(ge=0)]
@@ -265,7 +255,7 @@ class RoutingConfig(_Frozen):
         problems += _unit_problems(info, [((key, i), unit) for key, units in value.items()
                                           for i, unit in enumerate(units)])
         if problems:
-            raise _at_fields(problems)
+            raise field_errors(problems)
         return value
 
     @field_validator("categories")
@@ -275,7 +265,7 @@ class RoutingConfig(_Frozen):
         problems += _unit_problems(info, [((key, "units", i), unit) for key, route in value.items()
                                           for i, unit in enumerate(route.units)])
         if problems:
-            raise _at_fields(problems)
+            raise field_errors(problems)
         return value
 
     @field_validator("opinion_units")
@@ -283,7 +273,7 @@ class RoutingConfig(_Frozen):
     def _opinion_units(cls, value: tuple[str, ...], info: ValidationInfo) -> tuple[str, ...]:
         problems = _unit_problems(info, [((i,), unit) for i, unit in enumerate(value)])
         if problems:
-            raise _at_fields(problems)
+            raise field_errors(problems)
         return value
 
     @field_validator("operator_unit", "fallback_unit")
