@@ -43,6 +43,9 @@ def list_(config_file, as_json, status):
     console.print(table)
 
 
+_NO_CANDIDATE = "no candidate {}; see `finpatrol candidates list`"
+
+
 def _candidate(db, candidate_id: int) -> dict:
     from crawler.discovery.candidates import get_candidate
     from crawler.discovery.models import ensure_schema
@@ -50,7 +53,7 @@ def _candidate(db, candidate_id: int) -> dict:
     ensure_schema(db)
     row = get_candidate(db, candidate_id)
     if row is None:
-        raise click.ClickException(f"no candidate {candidate_id}; see `finpatrol candidates list`")
+        raise click.ClickException(_NO_CANDIDATE.format(candidate_id))
     return row
 
 
@@ -67,12 +70,14 @@ def _was_promoted(row: dict, config, status: str) -> str:
 def _decide(config, candidate_id: int, status: str, note: str, target_id: str | None = None) -> dict:
     """The decision, or a one-line error when the candidate is promoted already (decided meanwhile)."""
     from crawler.discovery.candidates import DecisionError, decide
+    from crawler.discovery.models import ensure_schema
 
     with open_db(config) as db:
+        ensure_schema(db)
         try:
             return decide(db, candidate_id, status, note, target_id)
         except KeyError:
-            raise click.ClickException(f"no candidate {candidate_id}") from None
+            raise click.ClickException(_NO_CANDIDATE.format(candidate_id)) from None
         except DecisionError:
             raise click.ClickException(_was_promoted(_candidate(db, candidate_id), config, status)) from None
 
@@ -137,12 +142,8 @@ def dismiss(config_file, candidate_id, note):
     """Mark the candidate as not of concern. A promoted candidate is not dismissed: disable its
     target in the config instead (`enabled: false`)."""
     config = load_or_exit(config_file)
-    with open_db(config) as db:
-        row = _candidate(db, candidate_id)
-    if row["status"] == "promoted":
-        raise click.ClickException(_was_promoted(row, config, "dismissed"))
-    decided = _decide(config, candidate_id, "dismissed", note)
-    console.print(f"candidate {candidate_id} ({row['domain']}) dismissed")
+    decided = _decide(config, candidate_id, "dismissed", note)  # refused for a promoted candidate
+    console.print(f"candidate {candidate_id} ({decided['domain']}) dismissed")
     if decided["earlier"]:
         console.print(_earlier(decided, config))
 
