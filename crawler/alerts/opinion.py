@@ -148,7 +148,8 @@ def signals_between(session, opinion: OpinionConfig, since: datetime, until: dat
 
 
 class PostInstitutions:
-    """The institutions a post counts for: the dossier's attribution, its own site left out."""
+    """The institutions a post counts for: the stored attribution, else the names in its text,
+    a site's own name in its titles and headers discounted."""
 
     def __init__(self, targets, attributed: dict[int, tuple[str, str]]):
         self.targets = targets
@@ -180,10 +181,10 @@ class PostInstitutions:
         if self._attributor is None:
             self._attributor = Attributor(self.targets)
         counts = self._attributor.mentions(text)
-        for title in titles:
-            in_title = self._attributor.mentions(title) if own else {}
+        for title in titles if own else ():
+            in_title = self._attributor.mentions(title)
             for target_id in own:
-                counts[target_id] -= in_title.get(target_id, 0) + 1
+                counts[target_id] -= in_title[target_id] + 1
         counts = +counts  # drops what is left at zero or below
         most = max(counts.values(), default=0)
         return [target_id for target_id, n in counts.items() if n == most] if most else []
