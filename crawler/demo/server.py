@@ -41,7 +41,8 @@ import threading
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, time, timedelta, timezone
+from email.utils import format_datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
@@ -53,8 +54,6 @@ TEXT_TYPES = ("text/", "application/xml", "application/javascript", "application
               "image/svg+xml", "application/rss+xml", "application/atom+xml")
 BEIJING = timezone(timedelta(hours=8), "Asia/Shanghai")  # no daylight saving since 1991
 DAYS_AGO = re.compile(rb"__(RFC822_)?DAYS_AGO_(\d{1,4})__")
-WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
-MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 NOT_FOUND_PAGE = ("<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>404 Not Found</title>"
                   "</head><body><h1>404 Not Found</h1><p>页面不存在</p></body></html>").encode()
 
@@ -323,8 +322,8 @@ def days_ago(n: int, today: date | None = None) -> date:
 
 
 def rfc822_date(day: date) -> str:
-    """``Sat, 22 Oct 2016``: the date part of an RFC 822 time, in English whatever the locale."""
-    return f"{WEEKDAYS[day.weekday()]}, {day.day:02d} {MONTHS[day.month - 1]} {day.year}"
+    """``Sat, 22 Oct 2016``: the date part of an RFC 822 time (the email package's, English whatever the locale)."""
+    return format_datetime(datetime.combine(day, time()))[:16]
 
 
 def _substitute(data: bytes, substitutions: Mapping[str, str], charset: str) -> bytes:
