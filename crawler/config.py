@@ -28,7 +28,7 @@ from pydantic import (
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
-from crawler.alerts.config import AlertsConfig, RoutingConfig, SmtpConfig, unknown_id
+from crawler.alerts.config import AlertsConfig, RoutingConfig, SmtpConfig
 from crawler.config_channels import Channels, Sources, pseudo_target
 from crawler.config_yaml import (
     alias_loop,
@@ -37,6 +37,7 @@ from crawler.config_yaml import (
     field_path,
     line_index,
     problems,
+    unknown_id,
 )
 from crawler.evidence.config import EvidenceConfig
 from crawler.reports.grading import GradingConfig

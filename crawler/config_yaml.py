@@ -9,6 +9,7 @@ of itself) and rewrites each error as ``line N: targets[3].urls[0]: expected …
 from __future__ import annotations
 
 import difflib
+from collections.abc import Iterable
 from types import UnionType
 from typing import Annotated, Union, get_args, get_origin
 
@@ -119,6 +120,23 @@ def follows_from(err: dict, errors: list[dict]) -> bool:
     return err["type"] == "too_short" and any(len(o["loc"]) > n and o["loc"][:n] == err["loc"] for o in errors)
 
 
+def closest(value: str, known: Iterable[str], n: int = 1) -> list[str]:
+    """Up to ``n`` of ``known`` close enough to ``value`` to be what was meant (difflib's
+    ratio of 0.6 or more), closest first: the one rule behind every "did you mean"."""
+    return difflib.get_close_matches(value, list(known), n=n)
+
+
+def unknown_id(kind: str, value: str, known: Iterable[str], meant: str | None = None, how: str = "") -> str:
+    """``unknown unit id 'polise': did you mean 'police'?``: the closest known id (``meant``
+    if given, else ``closest``), or every known id when none is close, then ``how`` (e.g.
+    how to add a new one)."""
+    known = list(known)
+    close = [meant] if meant else closest(value, known)
+    if close:
+        return f"unknown {kind} {value!r}: did you mean {close[0]!r}?"
+    return f"unknown {kind} {value!r}; known: {', '.join(known) or 'none configured'}" + (f"; {how}" if how else "")
+
+
 def as_written(value, text_expected: bool = False) -> str:
     """What was written: text and numbers are quoted back, except a number where text was
     expected, which is only named (it may be a password)."""
@@ -191,7 +209,7 @@ def _unknown_key(root: type[BaseModel], loc: tuple) -> str:
 def _close_key(root: type[BaseModel], loc: tuple) -> str | None:
     """The key of the mapping at ``loc[:-1]`` closest to the unknown ``loc[-1]``, if one is close."""
     model = _model_at(root, loc[:-1])
-    close = difflib.get_close_matches(str(loc[-1]), list(model.model_fields) if model else [], n=1)
+    close = closest(str(loc[-1]), model.model_fields if model else ())
     return close[0] if close else None
 
 

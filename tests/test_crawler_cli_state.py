@@ -151,6 +151,19 @@ channels:
 """
 
 
+def test_a_misspelt_category_is_a_usage_error_naming_the_category_meant(tmp_path):
+    config = tmp_path / "patrol.yaml"
+    config.write_text(CONFIG, encoding="utf-8")
+    with StateDB(load_config(config).db_url) as db:
+        store_hits(db, [claim("a")], when=T1)
+    for command in (("hits",), ("search", "保本保息")):
+        result = cli(*command, "--config", str(config), "--category", "guaranted_return")
+        assert result.returncode == 2, (command, result.stdout)
+        assert "unknown category 'guaranted_return': did you mean 'guaranteed_return'?" in result.stderr, result.stderr
+        far = cli(*command, "--config", str(config), "--category", "scam")
+        assert "unknown category 'scam'; known: guaranteed_return, high_yield" in far.stderr, far.stderr
+
+
 def test_an_unknown_target_id_is_a_usage_error_that_says_what_it_may_be(tmp_path):
     config = tmp_path / "patrol.yaml"
     config.write_text(CHANNEL_CONFIG, encoding="utf-8")

@@ -320,11 +320,11 @@ def test_a_misspelt_category_id_in_alert_rules_is_named_with_the_id_meant(tmp_pa
                         "    - {categories: ['*'], action: digest}\n  opinion:\n    categories: [colapse_signal]\n"
                         "grading:\n  rules:\n    - {grade: 高风险, when: {categories: [ilegal_fundraising]}}\n",
                         tmp_path)
-    assert ("line 18: alerts.rules[0].categories: unknown category id(s) guaranteed_returns: "
+    assert ("line 18: alerts.rules[0].categories: unknown category id 'guaranteed_returns': "
             "did you mean 'guaranteed_return'?") in message
-    assert "line 21: alerts.opinion.categories: unknown category id(s) colapse_signal: did you mean 'collapse_signal'?" \
+    assert "line 21: alerts.opinion.categories: unknown category id 'colapse_signal': did you mean 'collapse_signal'?" \
         in message
-    assert ("line 24: grading.rules[0].when.categories: unknown category id(s) ilegal_fundraising: "
+    assert ("line 24: grading.rules[0].when.categories: unknown category id 'ilegal_fundraising': "
             "did you mean 'illegal_fundraising'?") in message
     assert "alerts.rules[1]" not in message, "'*' stands for any category"
 

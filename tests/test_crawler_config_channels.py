@@ -68,7 +68,7 @@ def test_source_and_duplicate_errors():
         {"id": "f", "kind": "feed", "url": "http://h.example/rss"}])
     assert "schedules.jobs[1].id: duplicate job id 'j'" in problems(
         schedules={"jobs": [{"id": "j", "interval": 60}, {"id": "j", "interval": 120}]})
-    assert "grading.rules[0].when.categories: unknown category id(s) scam" in problems(
+    assert "grading.rules[0].when.categories: unknown category id 'scam'; known: guaranteed_return" in problems(
         grading={"rules": [{"grade": "高风险", "when": {"categories": ["scam"]}}]})
     assert "grading.rules[0].grade" in problems(grading={"rules": [{"grade": "极高", "when": {}}]})
 

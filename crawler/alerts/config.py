@@ -10,7 +10,6 @@ and collapse / 维权 signals alert at once, the rest goes into a daily digest a
 
 from __future__ import annotations
 
-import difflib
 import re
 from collections.abc import Iterable
 from datetime import time
@@ -28,7 +27,7 @@ from pydantic import (
 )
 
 from classifiers.taxonomy import CATEGORIES
-from crawler.config_yaml import as_written, field_errors
+from crawler.config_yaml import as_written, field_errors, unknown_id
 
 RISKS = ("none", "low", "medium", "high")
 Risk = Literal["none", "low", "medium", "high"]
@@ -61,28 +60,14 @@ def _clock(value) -> time:
     return time(int(match.group(1)), int(match.group(2)))
 
 
-def unknown_id(kind: str, value: str, known: Iterable[str], meant: str | None = None, how: str = "") -> str:
-    """``unknown unit id 'polise': did you mean 'police'?``: the closest known id (``meant``
-    if given, else difflib's, as for an unknown setting), or every known id when none is
-    close, then ``how`` (e.g. how to add a new one)."""
-    known = list(known)
-    close = [meant] if meant else difflib.get_close_matches(value, known, n=1)
-    if close:
-        return f"unknown {kind} {value!r}: did you mean {close[0]!r}?"
-    return f"unknown {kind} {value!r}; known: {', '.join(known) or 'none configured'}" + (f"; {how}" if how else "")
-
-
 def check_categories(value: tuple[str, ...], any_allowed: bool = False) -> tuple[str, ...]:
     """Every id must be one of the taxonomy's (``*`` too with ``any_allowed``): a typo would
     silently match nothing. Shared by ``alerts`` and ``grading``."""
-    unknown = [c for c in value if c not in CATEGORIES and not (any_allowed and c == "*")]
-    if not unknown:
-        return value
-    told = f"unknown category id(s) {', '.join(unknown)}"
-    close = [m[0] for c in unknown if (m := difflib.get_close_matches(c, list(CATEGORIES), n=1))]
-    if len(close) == len(unknown):
-        raise ValueError(f"{told}: did you mean {', '.join(map(repr, close))}?")
-    raise ValueError(f"{told}; known: {', '.join(CATEGORIES)}" + (", or * for any" if any_allowed else ""))
+    known = [*CATEGORIES, "*"] if any_allowed else list(CATEGORIES)
+    unknown = [c for c in value if c not in known]
+    if unknown:
+        raise ValueError("; ".join(unknown_id("category id", c, known) for c in unknown))
+    return value
 
 
 Seconds = Annotated[float, BeforeValidator(_duration), Field(ge=0)]

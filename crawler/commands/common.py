@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 import json
 import logging
 import tempfile
@@ -16,6 +15,7 @@ from rich.console import Console
 from sqlalchemy.engine import make_url
 
 from crawler.config import ConfigError, PatrolConfig, config_path, load_config
+from crawler.config_yaml import closest, unknown_id
 from crawler.store.db import StateDB
 from crawler.store.search import Filters
 from crawler.wording import local_time
@@ -193,7 +193,7 @@ def store_ids(config: PatrolConfig, targets, db: StateDB | None = None) -> tuple
 def _unknown_ids(config: PatrolConfig, unknown: list[str], known: list[str]) -> str:
     parts = []
     for given in unknown:
-        close = difflib.get_close_matches(given, known, n=3)
+        close = closest(given, known, n=3)
         parts.append(f"{given!r}" + (f" (did you mean {' or '.join(repr(c) for c in close)}?)" if close else ""))
     example = " / ".join([f"channel:{c.id}" for c in config.channels[:1]]
                          + [f"source:{s.id}" for s in config.sources[:1]])
@@ -228,7 +228,7 @@ def make_filters(config: PatrolConfig, targets, category, risk, since, until, db
         from classifiers import CATEGORIES
 
         if category not in CATEGORIES:
-            raise click.BadParameter(f"unknown category {category!r}; known: {', '.join(CATEGORIES)}")
+            raise click.BadParameter(unknown_id("category", category, CATEGORIES))
     return Filters(store_ids(config, targets, db), category, risk, office_time(since, config),
                    office_time(until, config, end=True))
 
