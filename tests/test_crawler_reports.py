@@ -229,10 +229,20 @@ def test_document_times_are_the_offices_and_months_are_its_months():
     assert published_time("2016-10-20T13:15:00+00:00", "Asia/Shanghai") == "2016-10-20 21:15"
     assert published_time("2016-10-20T21:15:00", "Asia/Shanghai") == "2016-10-20 21:15"
     assert published_time("2016-10-20", "Asia/Shanghai") == "2016-10-20"
-    hits = [{"first_seen": "2026-02-28T17:30:00+00:00", "labels": ["high_yield"]},
-            {"first_seen": "2026-02-28T15:30:00+00:00", "labels": ["high_yield"]}]
+    hits = [{"post": "http://a/1", "first_seen": "2026-02-28T17:30:00+00:00", "labels": ["high_yield"]},
+            {"post": "http://a/2", "first_seen": "2026-02-28T15:30:00+00:00", "labels": ["high_yield"]}]
     assert by_month(hits, ZoneInfo("Asia/Shanghai")) == [
         {"month": "2026-02", "counts": {"high_yield": 1}}, {"month": "2026-03", "counts": {"high_yield": 1}}]
+
+
+def test_dossier_months_count_pages_as_the_period_report_does():
+    """A page reworded in a later month is one page, counted in the month its label was first seen."""
+    hits = [{"post": "http://a/1", "first_seen": "2026-04-02T02:00:00+00:00", "labels": ["high_yield", "fund_pool"]},
+            {"post": "http://a/1", "first_seen": "2026-03-10T02:00:00+00:00", "labels": ["high_yield"]},
+            {"post": "http://a/1", "first_seen": "2026-03-20T02:00:00+00:00", "labels": ["high_yield"]},
+            {"post": "http://a/2", "first_seen": "2026-03-05T02:00:00+00:00", "labels": ["high_yield"]}]
+    assert by_month(hits, ZoneInfo("Asia/Shanghai")) == [
+        {"month": "2026-03", "counts": {"high_yield": 2}}, {"month": "2026-04", "counts": {"fund_pool": 1}}]
 
 
 def test_a_dossier_names_a_hit_without_evidence_capture_instead_of_failing(tmp_path):

@@ -129,12 +129,18 @@ def opinion_posts(rows: list[dict]) -> list[dict]:
 
 
 def by_month(hits: list[dict], zone: ZoneInfo) -> list[dict]:
-    """Labels per month of first sight, months of ``zone`` (a hit at 07:00 on 1 March in Beijing is March's)."""
-    table: dict[str, Counter] = defaultdict(Counter)
+    """Pages per month and label, as the period report counts them: a page (``post``) counts
+    once for a label, in the month (of ``zone``: 07:00 on 1 March in Beijing is March) it
+    was first seen with that label. Its reworded versions, each a hit, add nothing."""
+    first: dict[tuple[str, str], datetime] = {}
     for h in hits:
-        month = f"{datetime.fromisoformat(h['first_seen']).astimezone(zone):%Y-%m}"
+        seen = datetime.fromisoformat(h["first_seen"])
         for label in h["labels"]:
-            table[month][label] += 1
+            key = (h["post"], label)
+            first[key] = min(first.get(key, seen), seen)
+    table: dict[str, Counter] = defaultdict(Counter)
+    for (_, label), seen in first.items():
+        table[f"{seen.astimezone(zone):%Y-%m}"][label] += 1
     return [{"month": m, "counts": dict(table[m])} for m in sorted(table)]
 
 
