@@ -54,11 +54,29 @@ def test_each_category_fires(text, kind, label):
     "平台仅提供信息撮合服务，不提供任何担保。",
     "本产品不保本不保息，最终收益以实际为准。",
     "我们承诺：不设资金池、不自融、不承诺保本保息。",
+    "本产品不具备保本保息特征。",  # a bank's risk disclosure
+    "本产品不具有保本保息功能，本行不对本产品保本保息。",
+    "请勿相信任何保本保息的承诺。",
+    "出借人资金由江津农商银行存管，安全保障，不设资金池，平台不承诺保本保息。",  # custody is required of P2P
 ])
 def test_negation_and_compliance_never_flag(text):
     v = classify(text, kind="platform_page")
     assert v.labels == (), v.to_dict()
     assert v.risk == "none"
+
+
+@pytest.mark.parametrize("text,kind,label", [
+    ("投资1万元，每月稳拿300元利息，到期还本，公司兜底，本金有保障。", "ad", "guaranteed_return"),
+    ("推荐好友投资，即可获得好友投资额10%的奖励，推荐越多赚得越多。", "ad", "illegal_fundraising"),
+])
+def test_common_promises_and_referral_rewards_are_flagged(text, kind, label):
+    assert label in classify(text, kind=kind).labels
+
+
+def test_a_pos_deposit_refund_is_no_illegal_fundraising():
+    """押金全额返还 is a POS agent's terms, not a pyramid scheme's pay-back: no police mail."""
+    v = classify("个人POS机免费办理，激活后押金全额返还。", kind="platform_page")
+    assert v.labels == ("payment_violation",), v.to_dict()
 
 
 def test_cancelled_findings_stay_visible_with_the_cue():
