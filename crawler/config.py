@@ -127,6 +127,10 @@ class Target(_Frozen):
     max_depth: int = Field(3, ge=0, le=50)
     render: Literal["auto", "always", "never"] = "auto"
     screenshot: Literal["hits", "always"] = "hits"
+    kind: Literal["platform_page", "forum", "complaint", "news", "social_post"] = "platform_page"
+    """How the classifier reads the site's pages: an institution's own site speaks for it
+    (platform_page); a forum, complaint board or news site registered as a target holds
+    posts and reports about others, read as an opinion source's posts are."""
     obey_robots: bool | None = None
     allow_private_networks: bool = False
     """Allow loopback/private addresses inside this target's allowed_domains only."""

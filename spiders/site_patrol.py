@@ -212,6 +212,7 @@ class SitePatrolSpider(scrapy.Spider):
         base, hrefs = extract_hrefs(response.text)
         base = urljoin(response.url, base) if base else response.url
         item = page_item(response, crawl.target.id, depth)
+        item.kind = crawl.target.kind
         item.links = pack_links(base, hrefs)
         yield item
         yield from self._follow(crawl, base, hrefs, depth)

@@ -412,3 +412,17 @@ def test_a_meta_refresh_is_followed_like_a_redirect(make_config, patrol):
         assert {"/real.html", "/real2.html"} <= set(site.requests)
         hits = json_lines(cli("hits", "--config", str(config), "--json").stdout)
         assert [h["url"] for h in hits] == [site.url("/go.html")], "the claim behind the refresh is found"
+
+
+def test_a_target_of_kind_forum_is_read_as_posts_about_others(make_config, patrol):
+    """A forum registered as a target: a victim quoting the platform's promise is no advert of the forum's."""
+    post = page("鑫盈宝还能提现吗", "说好的风险准备金先行赔付呢？现在提现不了，投资人都去维权了。")
+    with SiteServer(routes({"/": post})) as forum, SiteServer(routes({"/": post})) as platform:
+        config = make_config([{"id": "forum", "urls": [forum.url("/")], "kind": "forum"},
+                              {"id": "platform", "urls": [platform.url("/")]}])
+        assert patrol(config).returncode == 0
+    hits = {h["target"]: h for h in json_lines(cli("hits", "--config", str(config), "--json").stdout)}
+    assert hits["platform"]["context"] == "promotional" and "guaranteed_return" in hits["platform"]["labels"]
+    assert hits["forum"]["context"] == "reporting", hits["forum"]
+    assert "guaranteed_return" not in hits["forum"]["labels"]
+    assert {"collapse_signal", "mass_incident"} & set(hits["forum"]["labels"]), "the post still counts as opinion"

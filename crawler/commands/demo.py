@@ -26,14 +26,14 @@ from crawler.commands.common import console, load_or_exit, open_db
 from crawler.demo.server import SITES_DIR, serve_demo_sites
 
 MARKER = ".finpatrol-demo"
-DEMO_TARGETS = {
-    "xinyingbao": ("重庆鑫盈宝网络科技有限公司", ["鑫盈宝"], "p2p"),
-    "zhongchou": ("重庆众筹通股权投资有限公司", ["众筹通"], "crowdfunding"),
-    "compliantbank": ("江津农商银行理财频道", [], "asset_management"),
-    "posagent": ("重庆快付通信息技术有限公司", ["快付通"], "payment"),
-    "gbkfinance": ("重庆金鼎财富管理有限公司", ["金鼎财富"], "asset_management"),
-    "jsplatform": ("重庆云端普惠金融信息服务有限公司", ["云端普惠"], "p2p"),
-    "forum": ("江津生活论坛", [], "other"),
+DEMO_TARGETS = {  # id: (name, aliases, business, further settings)
+    "xinyingbao": ("重庆鑫盈宝网络科技有限公司", ["鑫盈宝"], "p2p", {}),
+    "zhongchou": ("重庆众筹通股权投资有限公司", ["众筹通"], "crowdfunding", {}),
+    "compliantbank": ("江津农商银行理财频道", [], "asset_management", {}),
+    "posagent": ("重庆快付通信息技术有限公司", ["快付通"], "payment", {}),
+    "gbkfinance": ("重庆金鼎财富管理有限公司", ["金鼎财富"], "asset_management", {}),
+    "jsplatform": ("重庆云端普惠金融信息服务有限公司", ["云端普惠"], "p2p", {}),
+    "forum": ("江津生活论坛", [], "other", {"kind": "forum"}),  # its posts are about others
 }
 # The rectification between the two patrols: (site, page, old text, new text); None deletes.
 EDITS = (
@@ -84,11 +84,11 @@ def demo_config(urls: dict[str, str]) -> dict:
     for site_id, base_url in urls.items():
         if site_id in CHANNEL_SITES:
             continue
-        name, aliases, business = DEMO_TARGETS.get(site_id, (site_id, [], "other"))
+        name, aliases, business, settings = DEMO_TARGETS.get(site_id, (site_id, [], "other", {}))
         targets.append({
             "id": site_id, "name": name, "aliases": aliases, "business": business,
             "urls": [base_url + "/"], "max_pages": 50, "max_depth": 3,
-        })
+        } | settings)
     # every lead unit gets a demo address, so the .eml files show who would receive what
     routing = {"units": {unit: {"emails": [f"{unit}@demo.invalid"]} for unit in DEFAULT_UNITS}}
     return ({"state_dir": ".", "allow_private_networks": True, "targets": targets} | demo_channels(urls)
