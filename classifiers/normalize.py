@@ -1,8 +1,9 @@
 """Text normalisation with an offset map back to the caller's original string.
 
 Matching runs on a normalised copy: full-width digits, letters and number signs folded
-to half-width, ASCII upper case folded to lower case, line separators unified to ``\\n`` (all 1:1 character maps, so
-offsets do not move), then whitespace, control characters, zero-width characters, lone
+to half-width, ASCII upper case folded to lower case, traditional characters folded to
+simplified (穩賺不賠 matches 稳赚不赔), line separators unified to ``\\n`` (all 1:1 character
+maps, so offsets do not move), then whitespace, control characters, zero-width characters, lone
 surrogates, emoji and decoration symbols (★, ※, ♥ …) deleted, so that "保 本 保 息" or
 "保★本" still match "保本保息". Deleted runs are recorded so that an offset in the
 normalised text maps back to the original in O(log n) (:meth:`Normalized.orig_span`)
@@ -34,6 +35,35 @@ _TABLE.update({c: chr(c + 32) for c in range(ord("A"), ord("Z") + 1)})
 _TABLE[0x3000] = " "
 for _c in ("\r", "\x0b", "\x0c", "\x85", "\u2028", "\u2029"):
     _TABLE[ord(_c)] = "\n"
+
+
+def _simplified() -> dict[int, str]:
+    """Traditional -> simplified, one character for one, from OpenCC's t2s dictionary.
+
+    Only characters outside GB2312 (the simplified set) are folded, so simplified text
+    never changes: 著, 乾 and 於 are simplified characters too and stay as written. A
+    Big5 page's 個人POS機 then matches the rules' 个人pos机.
+    """
+    import opencc
+
+    ideographs = (chr(c) for c in (*range(0x3400, 0x4DC0), *range(0x4E00, 0xA000)))
+    traditional = [c for c in ideographs if not _in_gb2312(c)]
+    simplified = opencc.OpenCC("t2s").convert("\n".join(traditional)).split("\n")
+    if len(simplified) != len(traditional):  # never seen; fold nothing rather than misalign
+        logger.warning("OpenCC t2s changed the line count; traditional characters are not folded")
+        return {}
+    return {ord(t): s for t, s in zip(traditional, simplified) if len(s) == 1 and s != t}
+
+
+def _in_gb2312(char: str) -> bool:
+    try:
+        char.encode("gb2312")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+_TABLE.update(_simplified())
 _FOLD = re.compile("[" + "".join(re.escape(chr(c)) for c in sorted(_TABLE)) + "]+")
 
 

@@ -73,6 +73,16 @@ def test_common_promises_and_referral_rewards_are_flagged(text, kind, label):
     assert label in classify(text, kind=kind).labels
 
 
+def test_traditional_characters_match_the_simplified_rules_with_original_offsets():
+    text = "本平台保本保息，穩賺不賠；個人POS機免費辦理。"
+    v = classify(text, kind="ad")
+    assert {"guaranteed_return", "payment_violation"} <= set(v.labels), v.to_dict()
+    found = {f.text for f in v.findings}
+    assert "穩賺不賠" in found and "個人POS" in found
+    assert all(text[f.start:f.end] == f.text for f in v.findings)
+    assert classify("著名的乾坤大挪移，於是", kind="ad").labels == ()  # simplified characters stay as written
+
+
 def test_a_pos_deposit_refund_is_no_illegal_fundraising():
     """押金全额返还 is a POS agent's terms, not a pyramid scheme's pay-back: no police mail."""
     v = classify("个人POS机免费办理，激活后押金全额返还。", kind="platform_page")

@@ -141,6 +141,17 @@ def test_gbk_page_without_charset_header_is_decoded_classified_and_searchable(ma
     assert not json_lines(cli("search", "股权众筹", "--config", str(config), "--json").stdout)
 
 
+def test_a_big5_page_in_traditional_characters_is_classified(make_config, patrol):
+    body = page("金鼎財富", "本平台穩賺不賠，個人POS機免費辦理，資金池產品隨存隨取。").replace(
+        "<meta charset='utf-8'>", "<meta charset='big5'>").replace("重庆测试", "重慶測試").replace("备", "備").replace("号", "號")
+    with SiteServer(routes({"/": Reply(headers={"Content-Type": "text/html"}, body=body.encode("big5"))})) as site:
+        config = make_config([{"id": "big5", "urls": [site.url("/")]}])
+        assert patrol(config).returncode == 0
+    (hit,) = json_lines(cli("hits", "--config", str(config), "--json").stdout)
+    assert {"guaranteed_return", "payment_violation", "fund_pool"} <= set(hit["labels"]), hit
+    assert "穩賺不賠" in {f["text"] for f in hit["findings"]}, "findings quote the page as written"
+
+
 def test_reindex_gives_pages_indexed_by_an_older_version_the_words_cut_today(make_config, patrol):
     body = page("快付通", "快付通个人POS机办理，免费领取，无需营业执照。")
     with SiteServer(routes({"/": body})) as site:
