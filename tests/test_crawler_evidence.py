@@ -286,3 +286,75 @@ def test_export_refuses_a_folder_holding_files_and_names_a_folder_it_cannot_writ
     unwritable = export(plain.hit_id, a_file / "out")
     assert unwritable.returncode == 1, unwritable.stderr
     assert unwritable.stderr.strip().splitlines() == [f"Error: cannot write {a_file / 'out'}: Not a directory"]
+
+
+def listed_forum_post(db, run_id: int, url: str = "http://bbs.test/thread-104.html#listed", attributed: bool = True):
+    """A forum post as an opinion source lists it: stored under ``source:forum``, its listing row,
+    and (as the attribute pipeline stores it) its attribution to the registered target ``xyb``."""
+    from crawler.discovery.models import HitAttribution, ListedPage, ensure_schema
+    from crawler.store.db import utcnow
+    from crawler.store.models import TargetRow
+
+    ensure_schema(db)
+    with db.new_session() as session, session.begin():
+        session.merge(TargetRow(id="source:forum", name="舆情来源 江津生活论坛 投资理财", business="other",
+                                aliases=[], urls=[], updated_at=utcnow()))
+    item = page_item(url, "鑫盈宝" + CLAIM)
+    item.target_id, item.final_url = "source:forum", "http://bbs.test/forum-licai-1.html"
+    (item,) = store(db, [item], run_id)
+    with db.new_session() as session, session.begin():
+        session.add(ListedPage(
+            page_id=item.page_id, origin="source", origin_id="forum", kind="forum", slot=True,
+            list_url="http://bbs.test/forum-licai-1.html", keyword="", rank=1, is_ad=None, advertiser="",
+            landing_chain=[], slot_title="鑫盈宝维权", slot_text="鑫盈宝" + CLAIM, author="维权志愿者",
+            posted_at="2026-11-28T21:15:00+08:00", replies=203, last_seen=utcnow()))
+        if attributed:
+            session.add(HitAttribution(hit_id=item.hit_id, page_id=item.page_id, target_id="xyb", reason="name",
+                                       detail="鑫盈宝×2", origin="source", origin_id="forum", at=utcnow()))
+    return item
+
+
+LISTING = {
+    "origin": "source", "origin_id": "forum", "list_url": "http://bbs.test/forum-licai-1.html", "slot": True,
+    "keyword": "", "rank": 1, "is_ad": None, "advertiser": "", "landing_chain": [], "author": "维权志愿者",
+    "posted_at": "2026-11-28T21:15:00+08:00", "replies": 203, "kind": "forum", "slot_title": "鑫盈宝维权",
+    "slot_text": "鑫盈宝" + CLAIM,
+}
+
+
+def test_export_names_the_institution_an_opinion_hit_concerns_and_how_it_was_listed(state, tmp_path):
+    db, root = state
+    run_id = start_run(db, "test")
+    post = listed_forum_post(db, run_id)
+    other = listed_forum_post(db, run_id, "http://bbs.test/thread-105.html#listed", attributed=False)
+    archive = Archive(db, root, EvidenceConfig())
+    archive.capture(post, run_id)
+    archive.capture(other, run_id)
+    archive.close()
+    manifest = export_hit(db, root, post.hit_id, tmp_path / "handover")
+    assert manifest["target"] == {"id": "source:forum", "name": "舆情来源 江津生活论坛 投资理财",
+                                  "credit_code": None, "business": "other"}, "kept as it was"
+    assert manifest["attributed_to"] == {
+        "id": "xyb", "name": "鑫盈宝（重庆）网络借贷信息中介有限公司", "credit_code": "91500116MA5U000000",
+        "business": "p2p", "reason": "name", "reason_zh": "名称提及", "detail": "鑫盈宝×2"}
+    assert manifest["listed"] == LISTING
+    assert json.loads((tmp_path / "handover" / "manifest.json").read_text(encoding="utf-8")) == manifest
+    nobody = export_hit(db, root, other.hit_id, tmp_path / "other")
+    assert nobody["attributed_to"] is None, "attributed to no registered institution: none is named"
+    assert nobody["listed"]["rank"] == 1
+
+
+def test_export_of_an_own_site_hit_names_its_target_and_no_listing(state, tmp_path):
+    db, root = state
+    run_id = start_run(db, "test")
+    (item,) = store(db, [page_item("http://xyb.test/", CLAIM)], run_id)
+    archive = Archive(db, root, EvidenceConfig())
+    archive.capture(item, run_id)
+    archive.close()
+    manifest = export_hit(db, root, item.hit_id, tmp_path / "handover")
+    assert manifest["attributed_to"] == {
+        "id": "xyb", "name": "鑫盈宝（重庆）网络借贷信息中介有限公司", "credit_code": "91500116MA5U000000",
+        "business": "p2p", "reason": "own_site", "reason_zh": "本机构网站", "detail": ""}
+    assert manifest["listed"] is None
+    assert manifest["files"]["page.html"]["description"] == "page bytes as fetched (after gzip/br decoding)"
+

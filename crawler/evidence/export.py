@@ -1,12 +1,13 @@
 """Export one hit's evidence as plain files an investigator can hand over.
 
 ``DIR`` (a new or empty folder) receives the page bytes as fetched (``page.html``), the screenshot
-(``screenshot.png``), the HTTP response and request headers (``.txt``), the
-capture's WARC records (``evidence.warc.gz``, byte-identical to the archive),
-and ``manifest.json``: URL, final URL, fetch time in UTC and Asia/Shanghai,
-SHA-256 of every file, target, labels, findings, rule ids and the legal basis
-of each category (the seed section, 江津府办发〔2016〕52号). The capture is
-verified first; export refuses evidence that fails verification.
+(``screenshot.png``), the HTTP response and request headers (``.txt``), the capture's WARC records
+(``evidence.warc.gz``, byte-identical to the archive), and ``manifest.json``: URL, final URL, fetch
+time in UTC and Asia/Shanghai, SHA-256 of every file, target, the institution the hit
+concerns (``attributed_to``) and how a channel or source listed it (``listed``), labels,
+findings, rule ids and the legal basis of each category (the seed section,
+江津府办发〔2016〕52号). The capture is verified first; export refuses evidence that fails
+verification.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 
 from crawler.evidence.archive import live_rule_ids
+from crawler.evidence.concerns import attributed_to, listing
 from crawler.evidence.models import Evidence
 from crawler.evidence.verify import Problem, check_capture
 from crawler.store.db import StateDB, as_utc
@@ -83,6 +85,7 @@ def export_hit(db: StateDB, root: Path, hit_id: int, out_dir: Path, capture: str
         if not captures:
             raise ExportError(f"hit {hit_id} has no WARC capture (was the evidence pipeline enabled?)")
         target = session.get(TargetRow, hit.target_id)
+        concerns = {"attributed_to": attributed_to(session, hit), "listed": listing(session, hit)}
     chosen = captures[0] if capture == "first" else captures[-1]
     problems, loaded = check_capture(root, chosen)
     if problems:
@@ -98,11 +101,11 @@ def export_hit(db: StateDB, root: Path, hit_id: int, out_dir: Path, capture: str
     }
     if loaded.screenshot is not None:
         files["screenshot.png"] = (loaded.screenshot, "full-page screenshot (PNG) taken by the browser")
-    listing = {}
+    written = {}
     for name, (data, description) in files.items():
         (out_dir / name).write_bytes(data)
-        listing[name] = {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data), "description": description}
-    manifest = _manifest(hit, target, chosen, captures, listing)
+        written[name] = {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data), "description": description}
+    manifest = _manifest(hit, target, concerns, chosen, captures, written)
     (out_dir / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False, indent=2), encoding="utf-8")
     logger.info("exported hit %s (capture %s) to %s", hit_id, chosen.id, out_dir)
     return manifest
@@ -115,7 +118,8 @@ def _head(meta: dict) -> str:
     return "\r\n".join(lines) + "\r\n"
 
 
-def _manifest(hit: Hit, target: TargetRow | None, ev: Evidence, captures: list[Evidence], files: dict) -> dict:
+def _manifest(hit: Hit, target: TargetRow | None, concerns: dict, ev: Evidence, captures: list[Evidence],
+              files: dict) -> dict:
     return {
         "hit_id": hit.id,
         "url": ev.url,
@@ -135,6 +139,8 @@ def _manifest(hit: Hit, target: TargetRow | None, ev: Evidence, captures: list[E
             "credit_code": target.credit_code if target else None,
             "business": target.business if target else "",
         },
+        "attributed_to": concerns["attributed_to"],
+        "listed": concerns["listed"],
         "labels": list(hit.labels),
         "risk": hit.risk,
         "rule_ids": live_rule_ids(hit.findings),
