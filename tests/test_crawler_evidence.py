@@ -338,6 +338,7 @@ def test_export_names_the_institution_an_opinion_hit_concerns_and_how_it_was_lis
         "id": "xyb", "name": "鑫盈宝（重庆）网络借贷信息中介有限公司", "credit_code": "91500116MA5U000000",
         "business": "p2p", "reason": "name", "reason_zh": "名称提及", "detail": "鑫盈宝×2"}
     assert manifest["listed"] == LISTING
+    assert "list page that shows the hit as an entry" in manifest["files"]["page.html"]["description"]
     assert json.loads((tmp_path / "handover" / "manifest.json").read_text(encoding="utf-8")) == manifest
     nobody = export_hit(db, root, other.hit_id, tmp_path / "other")
     assert nobody["attributed_to"] is None, "attributed to no registered institution: none is named"
@@ -358,3 +359,20 @@ def test_export_of_an_own_site_hit_names_its_target_and_no_listing(state, tmp_pa
     assert manifest["listed"] is None
     assert manifest["files"]["page.html"]["description"] == "page bytes as fetched (after gzip/br decoding)"
 
+
+def test_export_of_a_rendered_page_says_the_page_is_the_dom_and_the_headers_the_servers(state, tmp_path):
+    db, root = state
+    run_id = start_run(db, "test")
+    (item,) = store(db, [page_item("http://xyb.test/app", CLAIM, screenshot=png_bytes(), rendered=True)], run_id)
+    archive = Archive(db, root, EvidenceConfig())
+    archive.capture(item, run_id)
+    archive.close()
+    files = export_hit(db, root, item.hit_id, tmp_path / "handover")["files"]
+    page, response, request = (files[name]["description"] for name in
+                               ("page.html", "response-headers.txt", "request-headers.txt"))
+    assert page.startswith("DOM serialised by Chromium after rendering")
+    assert "not the bytes the server sent" in page and "not archived" in page
+    assert "as fetched" not in page
+    assert response.startswith("the server's status and response headers")
+    assert "not page.html" in response and "not archived" in response
+    assert "Chromium" in request

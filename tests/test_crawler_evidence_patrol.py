@@ -106,6 +106,21 @@ def test_patrol_archives_hits_verifies_detects_tampering_and_exports(make_config
                                       "request-headers.txt", "evidence.warc.gz"}
     for name, entry in manifest["files"].items():
         assert hashlib.sha256((out / name).read_bytes()).hexdigest() == entry["sha256"]
+    # Chromium's DOM, not the server's bytes; the headers are the server's, of the script-only page
+    assert "资金池运作" in (out / "page.html").read_text(encoding="utf-8")
+    assert "资金池运作" not in JS_SHELL.split("<script>")[0]
+    page_is = manifest["files"]["page.html"]["description"]
+    headers_are = manifest["files"]["response-headers.txt"]["description"]
+    assert page_is.startswith("DOM serialised by Chromium after rendering") and "not archived" in page_is
+    assert "as fetched" not in page_is
+    assert headers_are.startswith("the server's status and response headers") and "not page.html" in headers_are
+    assert manifest["attributed_to"] == {"id": "xyb", "name": "xyb", "credit_code": None, "business": "p2p",
+                                         "reason": "own_site", "reason_zh": "本机构网站", "detail": ""}
+    assert manifest["listed"] is None
+    static_out = tmp_path / "handover-static"
+    assert cli("evidence", "export", str(static_hit["id"]), str(static_out), "--config", str(config)).returncode == 0
+    static_manifest = json.loads((static_out / "manifest.json").read_text(encoding="utf-8"))
+    assert static_manifest["files"]["page.html"]["description"] == "page bytes as fetched (after gzip/br decoding)"
 
     warc = evidence_dir / static.warc_file
     data = bytearray(warc.read_bytes())

@@ -1,9 +1,10 @@
 """Export one hit's evidence as plain files an investigator can hand over.
 
-``DIR`` (a new or empty folder) receives the page bytes as fetched (``page.html``), the screenshot
-(``screenshot.png``), the HTTP response and request headers (``.txt``), the capture's WARC records
-(``evidence.warc.gz``, byte-identical to the archive), and ``manifest.json``: URL, final URL, fetch
-time in UTC and Asia/Shanghai, SHA-256 of every file, target, the institution the hit
+``DIR`` (a new or empty folder) receives the page (``page.html``: the bytes as fetched, or for a
+page rendered by Chromium the DOM it serialised), the screenshot (``screenshot.png``), the
+HTTP response and request headers (``.txt``), the capture's WARC records (``evidence.warc.gz``,
+byte-identical to the archive), and ``manifest.json``: URL, final URL, fetch time in UTC and
+Asia/Shanghai, SHA-256 and a description of every file, target, the institution the hit
 concerns (``attributed_to``) and how a channel or source listed it (``listed``), labels,
 findings, rule ids and the legal basis of each category (the seed section,
 江津府办发〔2016〕52号). The capture is verified first; export refuses evidence that fails
@@ -64,6 +65,25 @@ def legal_basis(labels: list[str]) -> list[dict]:
     return out
 
 
+FETCHED = {
+    "page": "page bytes as fetched (after gzip/br decoding)",
+    "response": "HTTP status line and response headers as received, but for a Content-Encoding that Scrapy "
+                "decoded (gzip/br), which it drops; a Content-Length is the length the server sent",
+    "request": "HTTP request as sent",
+}
+RENDERED = {
+    "page": "DOM serialised by Chromium after rendering (UTF-8), not the bytes the server sent: "
+            "for a rendered page those are not archived",
+    "response": "the server's status and response headers for the page, as Chromium reported them; they "
+                "describe the server's response, not page.html (Content-Length is the length of the bytes "
+                "the server sent, which are not archived; Content-Encoding is dropped; the browser does not "
+                "report the HTTP version, so HTTP/1.1 in the status line is assumed)",
+    "request": "the navigation request as handed to Chromium (Scrapy's headers; Chromium may add its own); "
+               "the requests the page's scripts made are not recorded",
+}
+"""What each file is, for a page fetched as it is and for one rendered by Chromium."""
+
+
 def _page_name(content_type: str) -> str:
     kind = content_type.split(";")[0].strip().lower()
     return {"text/html": "page.html", "application/xhtml+xml": "page.xhtml"}.get(kind, "page.bin")
@@ -93,10 +113,14 @@ def export_hit(db: StateDB, root: Path, hit_id: int, out_dir: Path, capture: str
     out_dir.mkdir(parents=True, exist_ok=True)
     meta = loaded.metadata or {}
     headers = meta.get("http", {}).get("headers", {})
+    said = RENDERED if chosen.rendered else FETCHED
+    page_is = said["page"]
+    if concerns["listed"] and concerns["listed"]["slot"]:
+        page_is += "; this is the list page that shows the hit as an entry (see listed)"
     files = {
-        _page_name(headers.get("content-type", "text/html")): (loaded.payload, "page bytes as fetched (after gzip/br decoding)"),
-        "response-headers.txt": (_head(meta).encode("utf-8"), "HTTP status line and response headers as received"),
-        "request-headers.txt": (loaded.request_head.encode("utf-8"), "HTTP request as sent"),
+        _page_name(headers.get("content-type", "text/html")): (loaded.payload, page_is),
+        "response-headers.txt": (_head(meta).encode("utf-8"), said["response"]),
+        "request-headers.txt": (loaded.request_head.encode("utf-8"), said["request"]),
         "evidence.warc.gz": (b"".join(loaded.members), "the capture's WARC records, byte-identical to the archive"),
     }
     if loaded.screenshot is not None:
