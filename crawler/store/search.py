@@ -2,9 +2,10 @@
 
 Tokens are produced by ``classifiers.tokenize`` (the project's one jieba
 module) and stored space-separated, so FTS5's plain ``unicode61`` tokenizer
-sees exactly jieba's words and no SQLite extension is needed. Snippets are cut
-from the original text, not from the token stream, so investigators read the
-page's own words.
+sees exactly jieba's words and no SQLite extension is needed. Pages and queries
+are cut from width-folded text (``classifiers.tokenize.fold``: １８ is 18, ＰＯＳ is
+pos). Snippets are cut from the original text, not from the token stream, so
+investigators read the page's own words; the matches are found in a folded copy.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy import text
 
-from classifiers.tokenize import index_terms, tokenize
+from classifiers.tokenize import fold_chars, index_terms, query_tokens
 
 logger = logging.getLogger(__name__)
 
@@ -138,8 +139,9 @@ def result(row, cut: str) -> dict:
 
 
 def query_terms(query: str) -> list[str]:
+    """The query's distinct words, folded and cut as pages are (``classifiers.tokenize.query_tokens``)."""
     seen: list[str] = []
-    for token in tokenize(query):
+    for token in query_tokens(query):
         if token not in seen:
             seen.append(token)
     return seen
@@ -172,15 +174,25 @@ def sql_time(value: datetime) -> str:
 
 
 def snippet(body: str, query: str, terms: list[str]) -> str:
-    """A window of the original text around the first match, matches marked 【…】."""
-    words = sorted({query.strip(), *terms}, key=len, reverse=True)
+    """A window of the original text around the first match, matches marked 【…】.
+
+    Matches are looked for in a copy of the text with its compatibility characters
+    folded one for one (``classifiers.tokenize.fold_chars``), so a query for 18% marks
+    １８％ and the other way round.
+    """
+    words = sorted({fold_chars(query.strip()), *terms}, key=len, reverse=True)
     words = [w for w in words if w]
     if not words or not body:
         return body[: 2 * SNIPPET_RADIUS]
     pattern = re.compile("|".join(re.escape(w) for w in words), re.IGNORECASE)
-    first = pattern.search(body)
+    folded = fold_chars(body)
+    first = pattern.search(folded)
     start = max(0, first.start() - SNIPPET_RADIUS) if first else 0
     end = min(len(body), (first.end() if first else 0) + SNIPPET_RADIUS)
-    window = body[start:end].replace("\n", " ")
-    marked = pattern.sub(lambda m: f"【{m.group(0)}】", window)
-    return ("…" if start > 0 else "") + marked + ("…" if end < len(body) else "")
+    marked, at = [], start
+    for m in pattern.finditer(folded, start, end):
+        marked += [body[at:m.start()], "【", body[m.start():m.end()], "】"]
+        at = m.end()
+    marked.append(body[at:end])
+    window = "".join(marked).replace("\n", " ")
+    return ("…" if start > 0 else "") + window + ("…" if end < len(body) else "")
