@@ -1,5 +1,6 @@
 """``finpatrol search`` on the embedded index (real patrols, real FTS5) and on a real search
-server: words written in full width, and letters and digits inside longer words."""
+server: words written in full width, letters and digits inside longer words, and what
+became of a page or hit since it was indexed."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import hashlib
 
 from conftest import cli, json_lines
 from crawler.config import Target, load_config
-from crawler.demo.server import SiteServer, routes
+from crawler.demo.server import Reply, SiteServer, routes
 from crawler.items import PageItem
 from crawler.store import elastic_queue as queue
 from crawler.store.db import StateDB
@@ -81,11 +82,43 @@ def test_letters_and_digits_inside_a_longer_word_are_words_of_their_own(make_con
     assert [r["url"] for r in search(config, "POS")] == [r["url"] for r in search(config, "qq")] == [home]
 
 
+def test_a_page_gone_since_and_its_removed_hit_say_so_in_json_and_table(make_config, patrol):
+    site_routes = {"/": page("首页", "欢迎访问。", ("/buyback.html", "/still.html")),
+                   "/buyback.html": page("股权项目", "本项目保底回购，每年固定分红，欢迎认购。"),
+                   "/still.html": page("另一项目", "该项目承诺保底回购，名额有限。")}
+    with SiteServer(routes(site_routes)) as site:
+        config = make_config([{"id": "equity", "urls": [site.url("/")]}])
+        assert patrol(config).returncode == 0
+        gone, still = site.url("/buyback.html"), site.url("/still.html")
+        before = {r["url"]: r for r in search(config, "保底回购")}
+        assert set(before) == {gone, still} and before[gone]["hit_id"]
+        assert before[gone]["gone_at"] is None and before[gone]["hit_removed_at"] is None
+        site_routes["/buyback.html"] = Reply(status=404, body=b"not found")
+        assert patrol(config).returncode == 0
+
+    after = {r["url"]: r for r in search(config, "保底回购")}
+    assert set(after) == {gone, still}, "a gone page is still found: it is evidence"
+    assert after[gone]["gone_at"] and after[gone]["hit_removed_at"], after[gone]
+    assert after[gone]["hit_id"] == before[gone]["hit_id"] and after[gone]["hit_replaced_by"] is None
+    assert (after[still]["gone_at"], after[still]["hit_removed_at"], after[still]["hit_replaced_by"]) == (None, None, None)
+    assert set(after[still]) == {  # a stable interface: fields are added, none renamed or dropped
+        "page_id", "hit_id", "target", "url", "final_url", "title", "labels", "risk", "score", "fetched_at",
+        "snippet", "rank", "gone_at", "hit_removed_at", "hit_replaced_by"}
+
+    table = cli("search", "保底回购", "--config", str(config))
+    assert table.returncode == 0, table.stderr
+    lines = table.stdout.splitlines()
+    title_of = {url: lines[i - 1] for i, line in enumerate(lines) for url in (gone, still) if url in line}
+    day = after[gone]["gone_at"][:4]
+    assert "page gone " + day in title_of[gone] and "hit removed (rectified) " + day in title_of[gone]
+    assert "gone" not in title_of[still] and "removed" not in title_of[still]
+
+
 def run(coro):
     return asyncio.run(coro)
 
 
-def test_the_cluster_finds_folded_and_inner_words(cluster, tmp_path):
+def test_the_cluster_finds_folded_and_inner_words_and_its_results_get_the_state_too(cluster, tmp_path):
     db = StateDB(f"sqlite:///{tmp_path / 'state.db'}")
     sync_targets(db, [Target(id="alpha", name="阿尔法", business="p2p", urls=["http://alpha.example/"])])
     items = []
@@ -118,5 +151,9 @@ def test_the_cluster_finds_folded_and_inner_words(cluster, tmp_path):
                         "POS": {"wide", "pos"}, "qq": {"pos"}, "200": {"pos"}}
         embedded = {q: {r["url"].rsplit("/", 1)[1] for r in db.index.search(q, Filters(), 20)} for q in got}
         assert embedded == urls, "both indexes answer the same"
+        from crawler.store.search import with_state
+
+        stated = with_state(db, got["qq"])
+        assert stated[0]["gone_at"] is None and stated[0]["hit_removed_at"] is None
     finally:
         db.close()

@@ -11,6 +11,7 @@ from crawler.commands.common import (
     shown_time,
 )
 from crawler.store.queries import get_hit, list_hits
+from crawler.store.search import with_state
 
 RISK_STYLE = {"high": "bold red", "medium": "yellow", "low": "cyan", "none": "dim"}
 
@@ -74,17 +75,26 @@ def more_may_follow(rows: list, limit: int) -> None:
 @click.option("--limit", type=ROW_COUNT, default=20, show_default=True,
               help="At most this many pages, best match first.")
 def search(query, config_file, targets, category, risk, since, until, as_json, limit):
-    """Full-text search of patrolled pages (Chinese words segmented with jieba)."""
-    config = load_or_exit(config_file)
-    if getattr(config, "elasticsearch", None) is not None:
-        from crawler.store.elastic_search import ClusterUnavailable, search_cluster
+    """Full-text search of patrolled pages (Chinese words segmented with jieba).
 
-        try:
-            results = search_cluster(config.elasticsearch, query, make_filters(config, targets, category, risk, since, until), limit)
-        except ClusterUnavailable as e:
-            raise click.ClickException(str(e)) from None
-    else:
-        results = embedded_search(config, query, make_filters(config, targets, category, risk, since, until), limit)
+    A page that is gone, or whose hit was removed since, is still found (it is evidence)
+    and says so.
+    """
+    config = load_or_exit(config_file)
+    filters = make_filters(config, targets, category, risk, since, until)
+    with open_db(config) as db:
+        if getattr(config, "elasticsearch", None) is not None:
+            from crawler.store.elastic_search import ClusterUnavailable, search_cluster
+
+            try:
+                results = search_cluster(config.elasticsearch, query, filters, limit)
+            except ClusterUnavailable as e:
+                raise click.ClickException(str(e)) from None
+        else:
+            if db.index is None:
+                raise click.ClickException("the embedded index needs a SQLite state DB")
+            results = db.index.search(query, filters, limit)
+        results = with_state(db, results)
     if as_json:
         emit_json(results)
         return
@@ -92,10 +102,28 @@ def search(query, config_file, targets, category, risk, since, until, as_json, l
         console.print(f"no page matches {query!r}")
     for r in results:
         labels = ", ".join(r["labels"]) or "no hit"
-        console.print(f"[bold]{escape(r['title'] or r['url'])}[/]  [{RISK_STYLE[r['risk']]}]{r['risk']}[/] {labels}")
+        state = result_state(r, config)
+        console.print(f"[bold]{escape(r['title'] or r['url'])}[/]  [{RISK_STYLE[r['risk']]}]{r['risk']}[/] {labels}"
+                      + (f"  {state}" if state else ""))
         console.print(f"  {escape(r['url'])}  target={r['target']} hit={r['hit_id'] or '-'}")
         console.print("  " + escape(r["snippet"]).replace("【", "[reverse]【").replace("】", "】[/reverse]"))
     more_may_follow(results, limit)
+
+
+def result_state(result: dict, config) -> str:
+    """What became of a search result's page and hit since (the office's day), or "" while both are live:
+    page gone, hit removed (rectified: its claim left the page, or the page went) or replaced by a reworded hit."""
+    def day(value: str) -> str:
+        return shown_time(value, config)[:10]
+
+    parts = []
+    if result["gone_at"]:
+        parts.append(f"[bold red]page gone {day(result['gone_at'])}[/]")
+    if result["hit_removed_at"] and result["hit_replaced_by"]:
+        parts.append(f"[yellow]hit replaced by hit {result['hit_replaced_by']} {day(result['hit_removed_at'])}[/]")
+    elif result["hit_removed_at"]:
+        parts.append(f"[green]hit removed (rectified) {day(result['hit_removed_at'])}[/]")
+    return ", ".join(parts)
 
 
 @click.command()
@@ -118,13 +146,6 @@ def reindex(config_file, as_json):
         with console.status("re-indexing pages…") as status:
             pages = db.index.rebuild(progress=lambda done: status.update(f"re-indexing pages… {done} done"))
     console.print(f"re-indexed {pages} pages")
-
-
-def embedded_search(config, query, filters, limit) -> list[dict]:
-    with open_db(config) as db:
-        if db.index is None:
-            raise click.ClickException("the embedded index needs a SQLite state DB")
-        return db.index.search(query, filters, limit)
 
 
 @click.command()

@@ -6,6 +6,8 @@ sees exactly jieba's words and no SQLite extension is needed. Pages and queries
 are cut from width-folded text (``classifiers.tokenize.fold``: １８ is 18, ＰＯＳ is
 pos). Snippets are cut from the original text, not from the token stream, so
 investigators read the page's own words; the matches are found in a folded copy.
+Whether a result's page is gone, or its hit removed, comes from the state DB
+(:func:`with_state`), for the cluster's results too.
 """
 
 from __future__ import annotations
@@ -16,13 +18,16 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import text
+from sqlalchemy import select, text
 
 from classifiers.tokenize import fold_chars, index_terms, query_tokens
+from crawler.store.db import iso
+from crawler.store.models import Hit, Page
 
 logger = logging.getLogger(__name__)
 
 SNIPPET_RADIUS = 40
+_IN_CHUNK = 500
 
 
 @dataclass(frozen=True)
@@ -136,6 +141,37 @@ def result(row, cut: str) -> dict:
         "snippet": cut,
         "rank": round(row["rank"], 4),
     }
+
+
+def with_state(db, results: list[dict]) -> list[dict]:
+    """The results, each with what the state DB says of its page and hit now.
+
+    ``gone_at``: when a complete patrol of the target no longer found the page (None while
+    it is online); ``hit_removed_at``: when the result's hit left its page (rectified, or
+    the page gone; None while the page says it, and when the result has no hit);
+    ``hit_replaced_by``: the hit that says the same in other words, when it was reworded
+    rather than rectified. The index keeps a gone page's last words so that it is still
+    found (it is evidence), so these are what tells it from a live one; the state DB
+    answers for the cluster's results too, since it is the source of truth.
+    """
+    page_ids = sorted({r["page_id"] for r in results if r.get("page_id") is not None})
+    hit_ids = sorted({r["hit_id"] for r in results if r.get("hit_id") is not None})
+    gone, hits = {}, {}
+    with db.new_session() as session:
+        for at in range(0, max(len(page_ids), len(hit_ids)), _IN_CHUNK):  # a --limit in the thousands too
+            some_pages, some_hits = page_ids[at:at + _IN_CHUNK], hit_ids[at:at + _IN_CHUNK]
+            gone.update(session.execute(select(Page.id, Page.gone_at).where(Page.id.in_(some_pages))).all())
+            hits.update((row.id, row) for row in session.execute(
+                select(Hit.id, Hit.removed_at, Hit.replaced_by).where(Hit.id.in_(some_hits))))
+    out = []
+    for r in results:
+        hit = hits.get(r.get("hit_id"))
+        out.append(r | {
+            "gone_at": iso(gone.get(r.get("page_id"))),
+            "hit_removed_at": iso(hit.removed_at) if hit else None,
+            "hit_replaced_by": hit.replaced_by if hit else None,
+        })
+    return out
 
 
 def query_terms(query: str) -> list[str]:
