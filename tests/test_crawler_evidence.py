@@ -345,6 +345,28 @@ def test_export_names_the_institution_an_opinion_hit_concerns_and_how_it_was_lis
     assert nobody["listed"]["rank"] == 1
 
 
+def test_show_names_the_institution_and_the_listing(tmp_path):
+    config = tmp_path / "patrol.yaml"
+    config.write_text("state_dir: state\ntargets:\n  - {id: xyb, name: 鑫盈宝（重庆）网络借贷信息中介有限公司, "
+                      "credit_code: 91500116MA5U000000, business: p2p, urls: ['http://xyb.test/']}\n",
+                      encoding="utf-8")
+    with StateDB(load_config(config).db_url) as db:
+        sync_targets(db, load_config(config).targets)
+        post = listed_forum_post(db, start_run(db, "test"))
+    shown = cli("show", str(post.hit_id), "--config", str(config), "--json")
+    assert shown.returncode == 0, shown.stderr
+    (hit,) = [json.loads(line) for line in shown.stdout.splitlines()]
+    assert hit["target"] == "source:forum" and hit["id"] == post.hit_id
+    assert hit["attributed_to"]["id"] == "xyb" and hit["attributed_to"]["reason_zh"] == "名称提及"
+    assert hit["attributed_to"]["credit_code"] == "91500116MA5U000000"
+    assert hit["listed"] == LISTING
+    table = cli("show", str(post.hit_id), "--config", str(config)).stdout
+    assert ("concerns xyb 鑫盈宝（重庆）网络借贷信息中介有限公司 (统一社会信用代码 91500116MA5U000000), "
+            "名称提及 (name): 鑫盈宝×2") in table
+    assert ("listed source forum, rank 1, author 维权志愿者, posted 2026-11-28 21:15, 203 replies, "
+            "entry on http://bbs.test/forum-licai-1.html") in table
+
+
 def test_export_of_an_own_site_hit_names_its_target_and_no_listing(state, tmp_path):
     db, root = state
     run_id = start_run(db, "test")

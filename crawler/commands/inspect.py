@@ -10,8 +10,10 @@ from crawler.commands.common import (
     ROW_COUNT, config_option, console, emit_json, filter_options, json_option, load_or_exit, make_filters, open_db,
     shown_time,
 )
+from crawler.evidence.concerns import hit_concerns
 from crawler.store.queries import get_hit, list_hits
 from crawler.store.search import with_state
+from crawler.wording import published_time
 
 RISK_STYLE = {"high": "bold red", "medium": "yellow", "low": "cyan", "none": "dim"}
 
@@ -153,12 +155,14 @@ def reindex(config_file, as_json):
 @config_option
 @json_option
 def show(hit_id, config_file, as_json):
-    """One hit: findings with the matched words marked, yields, page and patrol info."""
+    """One hit: the institution it concerns, how a listing showed it, findings with the matched
+    words marked, yields, page and patrol info."""
     config = load_or_exit(config_file)
     with open_db(config) as db:
         hit = get_hit(db, hit_id)
-    if hit is None:
-        raise click.ClickException(f"no hit with id {hit_id}")
+        if hit is None:
+            raise click.ClickException(f"no hit with id {hit_id}")
+        hit |= hit_concerns(db, hit_id)
     if as_json:
         emit_json([hit])
         return
@@ -170,6 +174,9 @@ def show(hit_id, config_file, as_json):
                   f"last seen {shown_time(hit['last_seen'], config)} (run {hit['last_run']}), {config.alerts.timezone}")
     console.print(f"body sha256 {hit['sha256']}  context {hit['context'] or '-'}")
     console.print(f"state  {hit_state(hit, config)}")
+    console.print(f"concerns {concerns_line(hit['attributed_to'])}")
+    if hit["listed"]:
+        console.print(f"listed {listed_line(hit['listed'], config)}")
     for f in hit["findings"]:
         state = "[dim]negated by " + escape(str(f.get("negated_by"))) + "[/]" if f.get("negated") else "[bold]asserted[/]"
         console.print(f"  • {f['category']} {escape('[' + f['rule_id'] + ']')} {state}: " + marked(f))
@@ -178,6 +185,35 @@ def show(hit_id, config_file, as_json):
             f"  ¥ {escape(y['text'])} → {y['low_annual_pct']:.2f}%–{y['high_annual_pct']:.2f}% a year"
             f" ({y['period']}{', promised' if y.get('promised') else ''})"
         )
+
+
+def concerns_line(attributed: dict | None) -> str:
+    """The institution a hit concerns and why, e.g.
+    ``xinyingbao 重庆鑫盈宝… (统一社会信用代码 …), 名称提及 (name): 鑫盈宝×2``."""
+    if attributed is None:
+        return "no registered institution (not attributed)"
+    code = f" (统一社会信用代码 {attributed['credit_code']})" if attributed["credit_code"] else ""
+    detail = f": {attributed['detail']}" if attributed["detail"] else ""
+    return escape(f"{attributed['id']} {attributed['name']}{code}, "
+                  f"{attributed['reason_zh']} ({attributed['reason']}){detail}")
+
+
+def listed_line(listed: dict, config) -> str:
+    """How a channel or source listed the page: where, keyword, rank, ad slot, advertiser, author, time."""
+    parts = [f"{listed['origin']} {listed['origin_id']}"]
+    if listed["keyword"]:
+        parts.append(f"keyword {listed['keyword']}")
+    if listed["rank"] is not None:
+        parts.append(f"rank {listed['rank']}" + (", ad" if listed["is_ad"] else ""))
+    for label in ("advertiser", "author"):
+        if listed[label]:
+            parts.append(f"{label} {listed[label]}")
+    if listed["posted_at"]:
+        parts.append(f"posted {published_time(listed['posted_at'], config.alerts.timezone)}")
+    if listed["replies"] is not None:
+        parts.append(f"{listed['replies']} replies")
+    parts.append(f"{'entry on' if listed['slot'] else 'linked from'} {listed['list_url']}")
+    return escape(", ".join(parts))
 
 
 def marked(finding: dict) -> str:
