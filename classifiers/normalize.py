@@ -63,8 +63,25 @@ def _in_gb2312(char: str) -> bool:
     return True
 
 
-_TABLE.update(_simplified())
-_FOLD = re.compile("[" + "".join(re.escape(chr(c)) for c in sorted(_TABLE)) + "]+")
+_SIMPLIFIED = _simplified()
+_TABLE.update(_SIMPLIFIED)
+_TRADITIONAL_CLASS = "[" + "".join(map(chr, sorted(_SIMPLIFIED))) + "]"
+# Searching for one character of a class takes re's fast path: 4x faster than for a run of them.
+_TRADITIONAL_CHAR, _TRADITIONAL = re.compile(_TRADITIONAL_CLASS), re.compile(_TRADITIONAL_CLASS + "+")
+
+
+def _simplify_run(m: re.Match) -> str:
+    return m.group().translate(_SIMPLIFIED)
+
+
+def simplify(text: str) -> str:
+    """``text`` with its traditional characters folded to simplified as :func:`normalize`
+    folds them, one for one (offsets stay): for search terms cut like the rules match."""
+    return _TRADITIONAL.sub(_simplify_run, text) if _TRADITIONAL_CHAR.search(text) else text
+
+
+_FOLD_CLASS = "[" + "".join(re.escape(chr(c)) for c in sorted(_TABLE)) + "]"
+_FOLD_CHAR, _FOLD = re.compile(_FOLD_CLASS), re.compile(_FOLD_CLASS + "+")
 
 
 def _fold(m: re.Match) -> str:
@@ -140,7 +157,7 @@ class Normalized:
 
 def normalize(original: str) -> Normalized:
     """Fold and clean ``original``; never raises on any ``str``."""
-    folded = _FOLD.sub(_fold, original) if _FOLD.search(original) else original
+    folded = _FOLD.sub(_fold, original) if _FOLD_CHAR.search(original) else original
     pieces = _NOISE_SPLIT.split(folded)
     if len(pieces) == 1:
         return Normalized(folded)

@@ -35,6 +35,8 @@ import unicodedata
 from functools import lru_cache
 from typing import Iterable
 
+from classifiers.normalize import simplify
+
 logger = logging.getLogger(__name__)
 
 _lock = threading.Lock()
@@ -150,7 +152,8 @@ def _fold_run(m: re.Match) -> str:
 
 
 def fold(clean: str) -> str:
-    """``clean`` (what :func:`words` gives) with letters and digits NFKC-normalised and lower-cased.
+    """``clean`` (what :func:`words` gives) with letters and digits NFKC-normalised and lower-cased,
+    and traditional characters simplified as the classifier simplifies them (聚財寶 → 聚财宝).
 
     Full-width ＰＯＳ１８ becomes pos18, ① becomes 1, ⑴ becomes " 1 " (what NFKC makes of
     punctuation is blanked, as :func:`words` blanks it). Search terms are cut from this,
@@ -159,6 +162,7 @@ def fold(clean: str) -> str:
     only the runs of compatibility characters are normalised, and the whole text only
     when something outside those blocks (a decomposed accent) is still not normal.
     """
+    clean = simplify(clean)
     if unicodedata.is_normalized("NFKC", clean):
         return clean
     folded = _COMPAT.sub(_fold_run, clean)
@@ -174,9 +178,9 @@ def _fold_char(m: re.Match) -> str:
 
 def fold_chars(text: str) -> str:
     """``text`` with each compatibility character whose NFKC form is one character replaced
-    by it (Ａ → A, １ → 1, ％ → %), so offsets in the result are offsets in ``text``: for
-    finding a folded term in a page's own words (search snippets)."""
-    return _COMPAT_CHAR.sub(_fold_char, text)
+    by it (Ａ → A, １ → 1, ％ → %) and traditional characters simplified, so offsets in the
+    result are offsets in ``text``: for finding a folded term in a page's own words (search snippets)."""
+    return simplify(_COMPAT_CHAR.sub(_fold_char, text))
 
 
 def _cut(clean: str, for_index: bool) -> list[str]:

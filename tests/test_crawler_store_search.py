@@ -61,6 +61,20 @@ def test_full_width_letters_and_digits_find_and_are_found_by_half_width_ones(mak
     assert "【ＰＯＳ机】" in search(config, "POS机")[0]["snippet"]
 
 
+def test_traditional_and_simplified_characters_find_each_other(make_config, patrol):
+    site_routes = {"/": page("首页", "欢迎访问。", ("/trad.html", "/simp.html")),
+                   "/trad.html": page("聚財寶", "聚財寶平台穩賺不賠，個人POS機免費辦理。"),
+                   "/simp.html": page("聚财宝", "聚财宝平台稳赚不赔。")}
+    with SiteServer(routes(site_routes)) as site:
+        config = make_config([{"id": "site", "urls": [site.url("/")]}])
+        assert patrol(config).returncode == 0
+        trad, simp = site.url("/trad.html"), site.url("/simp.html")
+    for query in ("稳赚不赔", "穩賺不賠", "聚财宝", "聚財寶"):
+        assert {r["url"] for r in search(config, query)} == {trad, simp}, query
+    assert [r["url"] for r in search(config, "个人POS机")] == [trad]
+    assert "【穩賺不賠】" in {r["url"]: r["snippet"] for r in search(config, "稳赚不赔")}[trad], "marked as written"
+
+
 def test_letters_and_digits_inside_a_longer_word_are_words_of_their_own(make_config, patrol):
     with SiteServer(routes({"/": page("快付通", POS)})) as site:
         config = make_config([{"id": "pos", "urls": [site.url("/")]}])
