@@ -18,6 +18,7 @@ from crawler.alerts.evaluate import evaluate
 from crawler.alerts.service import deliver
 from crawler.config import load_config
 from crawler.store.db import StateDB, as_utc
+from crawler.store.models import Hit
 
 CST = ZoneInfo("Asia/Shanghai")
 MORNING = datetime(2026, 11, 27, 10, 0, tzinfo=CST)
@@ -309,6 +310,81 @@ def test_renotify_after_counts_from_the_alert_whatever_zone_now_is_given_in(setu
         created = [as_utc(m.created_at) for m in session.scalars(select(OutboxMessage).order_by(OutboxMessage.id))]
     assert created == [MORNING.astimezone(UTC), (MORNING + timedelta(days=7, hours=1)).astimezone(UTC)], \
         "the outbox keeps the instant, not Beijing's wall clock read as UTC"
+
+
+THREAD = "http://127.0.0.1:9/forum/thread-21.html"
+OLD_WORDS, NEW_WORDS = ["保本保息", "稳赚不赔", "刚性兑付"], ["本金安全有保障", "投资零风险"]
+
+
+def claim(target: str, url: str, words: list[str]) -> tuple:
+    """A record of a thread promising returns in ``words`` (guaranteed_return, high risk)."""
+    return (target, url, "鑫盈宝" + "，".join(words), verdict([finding("guaranteed_return", w) for w in words]))
+
+
+def hit_ids(db, url: str) -> list[int]:
+    with db.new_session() as session:
+        return list(session.scalars(select(Hit.id).where(Hit.url == url).order_by(Hit.id)))
+
+
+def test_a_claim_reworded_on_its_page_alerts_again_naming_the_earlier_hit(setup, sink):
+    """The board listed the thread first, so its page was left out as told; then the page
+    changed its words. The unit was told of the old words only: the rewording is news."""
+    config, db = setup({"renotify_after": "7d", "opinion": {"threshold": 99, "first_mass_incident": False}})
+    store_hits(db, [claim("source:board", THREAD + "#listed", OLD_WORDS)], when=SENT_AT)
+    deliver(config, db, now=SENT_AT)
+    store_hits(db, [claim("forum", THREAD, OLD_WORDS)], when=SENT_AT + timedelta(hours=2))
+    deliver(config, db, now=SENT_AT + timedelta(hours=2))
+    assert told_of(db) == [(THREAD + "#listed", ["office"])], "the page is the post already told"
+    reworded = SENT_AT + timedelta(days=1)  # well inside renotify_after
+    store_hits(db, [claim("forum", THREAD, NEW_WORDS)], when=reworded)
+    assert deliver(config, db, now=reworded).alerts, "a rewording alerts"
+    assert told_of(db)[1:] == [(THREAD, ["office"])]
+    earlier, _now = hit_ids(db, THREAD)
+    msg = sink.wait_for(2)[1]
+    assert msg["Subject"].endswith("（改写后仍违规） - 江津生活论坛")
+    said = f"改写后仍违规：同一页面此前的命中 #{earlier}（首次发现 2026-11-27 12:00，原表述：保本保息、稳赚不赔、刚性兑付）"
+    assert said in msg.get_body(("plain",)).get_content()
+    html = msg.get_body(("html",)).get_content()
+    assert f"同一页面此前的命中 #{earlier}" in html and "原表述：保本保息、稳赚不赔、刚性兑付" in html
+
+
+def test_a_rewording_found_several_ways_is_told_once_and_a_second_rewording_again(setup, sink):
+    """The forum's page and the board's copy of it are two records of one post: the board
+    finding the same rewording a patrol later tells nobody again, nor does the listing."""
+    config, db = setup({"renotify_after": "7d", "opinion": {"threshold": 99, "first_mass_incident": False}})
+    store_hits(db, [claim("forum", THREAD, OLD_WORDS)], when=SENT_AT)
+    deliver(config, db, now=SENT_AT)
+    store_hits(db, [claim("source:board", THREAD, OLD_WORDS)], when=SENT_AT + timedelta(hours=1))
+    deliver(config, db, now=SENT_AT + timedelta(hours=1))
+    day = SENT_AT + timedelta(days=1)
+    for at, record in [(day, claim("forum", THREAD, NEW_WORDS)),
+                       (day + timedelta(hours=1), claim("source:board", THREAD, NEW_WORDS)),
+                       (day + timedelta(hours=2), claim("source:board", THREAD + "#listed", NEW_WORDS))]:
+        store_hits(db, [record], when=at)
+        deliver(config, db, now=at)
+    assert told_of(db) == [(THREAD, ["office"]), (THREAD, ["office"])], "the old words, then the rewording once"
+    assert [bool(a.payload.get("reworded_from")) for a in _hit_alert_rows(db)] == [False, True]
+    again = SENT_AT + timedelta(days=2)
+    store_hits(db, [claim("forum", THREAD, ["100%本息保障"])], when=again)
+    deliver(config, db, now=again)
+    assert told_of(db)[2:] == [(THREAD, ["office"])], "a second rewording within the window is news too"
+    assert _hit_alert_rows(db)[2].payload["reworded_from"]["words"] == NEW_WORDS
+    assert len(sink.wait_for(3)) == 3
+
+
+def test_a_rewording_that_keeps_a_categorys_words_does_not_repeat_that_category(setup, sink):
+    config, db = setup({"renotify_after": "7d"})
+    url = "http://127.0.0.1:9/xyb/security.html"
+    page = lambda promise: ("xyb", url, f"银行担保，{promise}", verdict(
+        [finding("false_advertising", "银行担保"), finding("guaranteed_return", promise)]))
+    store_hits(db, [page("保本保息")], when=MORNING)
+    deliver(config, db, now=MORNING)
+    store_hits(db, [page("100%本息保障")], when=MORNING + timedelta(hours=1))
+    deliver(config, db, now=MORNING + timedelta(hours=1))
+    assert [(a.category, bool(a.payload.get("reworded_from"))) for a in _hit_alert_rows(db)] == [
+        ("false_advertising", False), ("guaranteed_return", False), ("guaranteed_return", True)]
+    msg = sink.wait_for(3)[2]  # after the first page's mails to cbrc and market_regulator
+    assert msg["Subject"] == f"【高风险】{CATEGORIES['guaranteed_return'].name_zh}（改写后仍违规） - 重庆鑫盈宝网络科技有限公司"
 
 
 def test_hourly_cap_rolls_excess_into_next_digest(setup, sink):

@@ -196,4 +196,6 @@ def subject_for(alerts: list[Alert]) -> str:
         return f"【巡查运行异常】{p['subject']}"
     risk = zh(alert.risk, "risk")
     kinds = f"等{categories}类" if categories > 1 else ""
-    return f"【{risk}】{p['category_zh']}{kinds} - {p['institution']}{more}"
+    reworded = any(a.kind == "hit" and a.hit_id == alert.hit_id and a.payload.get("reworded_from") for a in alerts)
+    note = "（改写后仍违规）" if reworded else ""
+    return f"【{risk}】{p['category_zh']}{kinds}{note} - {p['institution']}{more}"

@@ -25,6 +25,7 @@ from crawler.alerts.routing import units_for_hit, units_for_opinion
 from crawler.alerts.rules import decide, is_urgent
 from crawler.alerts.taxonomy import category_text
 from crawler.config import PatrolConfig
+from crawler.discovery.listed import IN_CHUNK
 from crawler.evidence.models import Evidence
 from crawler.items import post_url
 from crawler.store.db import StateDB, as_utc, iso, utcnow
@@ -69,10 +70,13 @@ def _hit_alerts(session, config: PatrolConfig, hits: list[Hit], now: datetime) -
 
     A post found several ways (a target's page, an opinion source's page, its listed
     snippet) alerts each unit once per category, unless a later record of it is more
-    urgent or riskier; its page goes before its listing.
+    urgent or riskier; its page goes before its listing. A hit that replaced its page's
+    earlier hit with new words for a category (a rewording: still breaking the rule)
+    alerts the units told of the earlier claim again, and its message names the earlier hit.
     """
     alerts, ids = config.alerts, []
     since = now - timedelta(seconds=alerts.renotify_after)
+    earlier = replaced_hits(session, [hit.id for hit in hits])
     for hit in sorted(hits, key=lambda h: (post_url(h.url) != h.url, h.id)):
         name, business = institution(session, config, hit.target_id)
         post = post_url(hit.url)
@@ -81,20 +85,51 @@ def _hit_alerts(session, config: PatrolConfig, hits: list[Hit], now: datetime) -
             if action == "ignore":
                 continue
             fingerprint = text_fingerprint(category, hit.findings)
+            before = _reworded(earlier.get(hit.id), category, fingerprint)
+            reworded_at = as_utc(before.removed_at) if before is not None else None
             units = units_for_hit(config.routing, business, category, hit.risk)
-            told = units_told_of_post(session, post, category, hit.page_id, units, action, hit.risk, since)
+            told = units_told_of_post(session, post, category, hit.page_id, units, action, hit.risk, since,
+                                      reworded_at=reworded_at)
             units = [unit for unit in units if unit not in told]
             # a record left out (its post told) claims no mark: it would hold back the next telling
             if not units or not claim_mark(session, hit.target_id, category, fingerprint, now, alerts.renotify_after):
                 continue
-            mark_post_told(session, post, category, hit.page_id, units, action, hit.risk, now)
+            mark_post_told(session, post, category, hit.page_id, units, action, hit.risk, now,
+                           reworded=before is not None)
+            payload = hit_payload(session, hit, category, name, business)
+            if before is not None:
+                payload["reworded_from"] = reworded_from(before, category)
             alert = add_alert(
                 session, kind="hit", target_id=hit.target_id, hit_id=hit.id, category=category,
                 risk=hit.risk, action=action, urgent=is_urgent(alerts, hit.risk), fingerprint=fingerprint,
-                payload=hit_payload(session, hit, category, name, business), units=units, now=now,
+                payload=payload, units=units, now=now,
             )
             ids.append(alert.id)
     return ids
+
+
+def replaced_hits(session, hit_ids: list[int]) -> dict[int, Hit]:
+    """hit id → the earlier hit of its page it replaced (``replaced_by``: reworded, not rectified)."""
+    out: dict[int, Hit] = {}
+    for start in range(0, len(hit_ids), IN_CHUNK):
+        query = select(Hit).where(Hit.replaced_by.in_(hit_ids[start:start + IN_CHUNK])).order_by(Hit.removed_at)
+        out.update((hit.replaced_by, hit) for hit in session.scalars(query))
+    return out
+
+
+def _reworded(before: Hit | None, category: str, fingerprint: str) -> Hit | None:
+    """``before`` when it broke ``category`` too, in other words; else None (a new claim, or the same words)."""
+    if before is None or before.removed_at is None or category not in before.labels:
+        return None
+    return before if text_fingerprint(category, before.findings) != fingerprint else None
+
+
+def reworded_from(before: Hit, category: str) -> dict:
+    """What a rewording alert says of the earlier claim: its hit, when seen, its words for ``category``."""
+    words = list(dict.fromkeys(f.get("text", "") for f in before.findings
+                               if f.get("category") == category and not f.get("negated")))
+    return {"id": before.id, "first_seen": iso(before.first_seen), "removed_at": iso(before.removed_at),
+            "words": words}
 
 
 def hit_payload(session, hit: Hit, category: str, name: str, business: str) -> dict:

@@ -142,10 +142,21 @@ def by_hit(alerts: list[dict]) -> list[dict]:
         category = {key: alert.get(key) for key in ("category", "category_zh", "seed_section")}
         entry = merged.get(alert["hit"]["id"])
         if entry is None:
-            entry = merged[alert["hit"]["id"]] = {**alert, "categories": []}
+            entry = merged[alert["hit"]["id"]] = {**alert, "categories": [], "reworded_from": None}
             out.append(entry)
         entry["categories"].append(category)
+        _merge_rewording(entry, alert.get("reworded_from"))
     return out
+
+
+def _merge_rewording(entry: dict, earlier: dict | None) -> None:
+    """One ``reworded_from`` per entry: the earlier hit, with the old words of every reworded category."""
+    if not earlier:
+        return
+    if entry["reworded_from"] is None:
+        entry["reworded_from"] = {**earlier, "words": []}
+    words = entry["reworded_from"]["words"]
+    words += [word for word in earlier.get("words", []) if word not in words]
 
 
 def _screenshots(groups: list[dict]) -> list[tuple[str, bytes]]:

@@ -99,35 +99,54 @@ def _level(action: str, risk: str) -> int:
     return ACTION_RANK[action] * 10 + risk_rank(risk)
 
 
+REWORDED = "r"
+"""Prefix of a post mark's ``fingerprint`` (``r`` + page id) recording that the page told a rewording."""
+
+
 def units_told_of_post(session, post: str, category: str, page_id: int, units: list[str], action: str,
-                       risk: str, since: datetime) -> set[str]:
+                       risk: str, since: datetime, reworded_at: datetime | None = None) -> set[str]:
     """The ``units`` another record of this post (another target's page of it, its listed
     snippet) already alerted about ``category`` since ``since``, at this action and risk or above.
 
     One mark per (post, unit, category, page): a page with new wording is the same
     record and alerts again; a listed snippet queued for the digest does not stand
     for its page's urgent alert.
+
+    ``reworded_at``: this record replaced its earlier claim with new words, found then.
+    A unit told of the post before that was told of the old words, so the rewording is
+    news to it; what stands for it is another record telling it since ``reworded_at``,
+    or another record telling it a rewording (the same rewording found another way).
     """
     keys = {_post_key(post, unit): unit for unit in units}
+    own = [str(page_id), f"{REWORDED}{page_id}"]
     marks = session.scalars(select(AlertMark).where(
-        AlertMark.target_id.in_(list(keys)), AlertMark.category == category, AlertMark.fingerprint != str(page_id),
+        AlertMark.target_id.in_(list(keys)), AlertMark.category == category, AlertMark.fingerprint.not_in(own),
     ))
     level = _level(action, risk)
-    return {keys[m.target_id] for m in marks
-            if as_utc(m.last_alerted) >= since and m.count // 10 >= level // 10 and m.count % 10 >= level % 10}
+
+    def stands(mark: AlertMark) -> bool:
+        at = as_utc(mark.last_alerted)
+        if reworded_at is not None and not mark.fingerprint.startswith(REWORDED) and at < as_utc(reworded_at):
+            return False
+        return at >= since and mark.count // 10 >= level // 10 and mark.count % 10 >= level % 10
+
+    return {keys[m.target_id] for m in marks if stands(m)}
 
 
 def mark_post_told(session, post: str, category: str, page_id: int, units: list[str], action: str, risk: str,
-                   now: datetime) -> None:
-    """Record that this record of ``post`` alerted ``units`` (see :func:`units_told_of_post`)."""
+                   now: datetime, reworded: bool = False) -> None:
+    """Record that this record of ``post`` alerted ``units`` (see :func:`units_told_of_post`);
+    ``reworded``: of a rewording of its earlier claim."""
     level = _level(action, risk)
+    fingerprints = [str(page_id)] + ([f"{REWORDED}{page_id}"] if reworded else [])
     for unit in units:
         key = _post_key(post, unit)
-        mark = get_mark(session, key, category, str(page_id))
-        if mark is None:
-            mark = AlertMark(target_id=key, category=category, fingerprint=str(page_id), count=0)
-            session.add(mark)
-        mark.last_alerted, mark.count = now, level
+        for fingerprint in fingerprints:
+            mark = get_mark(session, key, category, fingerprint)
+            if mark is None:
+                mark = AlertMark(target_id=key, category=category, fingerprint=fingerprint, count=0)
+                session.add(mark)
+            mark.last_alerted, mark.count = now, level
     session.flush()
 
 
