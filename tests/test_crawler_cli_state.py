@@ -3,6 +3,7 @@ empty schedule) and how `hits`, `runs` and `search` present a state DB written d
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from importlib.metadata import version
 
@@ -261,3 +262,29 @@ def test_patrol_given_an_id_of_another_kind_names_the_flag_that_patrols_it(tmp_p
         assert said in result.stderr, result.stderr
         assert "Traceback" not in result.stderr
     assert not (tmp_path / "patrolled-nowhere").exists(), "refused before the patrol starts"
+
+
+def test_a_renamed_target_is_named_by_check_config_and_keeps_its_dossier(tmp_path):
+    from crawler.store.runs import sync_targets
+
+    config = tmp_path / "patrol.yaml"
+    config.write_text(CONFIG + "    allow_private_networks: true\n", encoding="utf-8")
+    with StateDB(load_config(config).db_url) as db:
+        sync_targets(db, load_config(config).targets)
+        store_hits(db, [claim("a"), claim("b")], when=T1)
+    assert "no longer configured" not in cli("check-config", "--config", str(config)).stderr
+    config.write_text(CONFIG.replace("id: local", "id: local_p2p") + "    allow_private_networks: true\n",
+                      encoding="utf-8")
+    checked = cli("check-config", "--config", str(config))
+    assert checked.returncode == 0, checked.stderr
+    assert "the state DB holds 2 open hit(s) of target 'local' (本地测试), which is no longer configured" \
+        in checked.stderr, checked.stderr
+    shown = cli("dossier", "local", "--config", str(config), "--format", "md")
+    assert shown.returncode == 0, shown.stderr
+    assert "已不在巡查配置中" in shown.stdout and "本地测试" in shown.stdout and "a理财产品保本保息" in shown.stdout
+    data = json.loads(cli("dossier", "local", "--config", str(config), "--format", "json").stdout)
+    assert data["identity"]["configured"] is False and len(data["hits"]) == 2
+    assert json.loads(cli("dossier", "local_p2p", "--config", str(config), "--format", "json").stdout
+                      )["identity"]["configured"] is True
+    typo = cli("dossier", "locl", "--config", str(config))
+    assert typo.returncode == 1 and "unknown target id 'locl': did you mean 'local'?" in typo.stderr, typo.stderr

@@ -8,6 +8,8 @@ from pathlib import Path
 import click
 
 from crawler.commands.common import config_option, console, load_or_exit, open_db, writing
+from crawler.config_yaml import unknown_id
+from crawler.store.runs import stored_target, unconfigured_targets
 
 
 @click.command()
@@ -22,11 +24,8 @@ def dossier(config_file, target_id, fmt, out):
     from crawler.reports.render import render_dossier
 
     config = load_or_exit(config_file)
-    try:
-        target = config.target(target_id)
-    except KeyError:
-        raise click.ClickException(f"unknown target id {target_id!r}") from None
     with open_db(config) as db:
+        target = _target(config, db, target_id)
         data = build(config, db, target)
     if fmt == "json":
         text = json.dumps(data, ensure_ascii=False, indent=2, default=str)
@@ -44,6 +43,20 @@ def dossier(config_file, target_id, fmt, out):
     with writing(out, out.parent):  # the charts go beside it
         files = rendered.write(out)
     console.print(f"dossier of {target_id} ({data['grade']['grade']}) → {out} (+{len(files) - 1} chart file(s))")
+
+
+def _target(config, db, target_id: str):
+    """The configured target, else one removed from the config whose records remain."""
+    try:
+        return config.target(target_id)
+    except KeyError:
+        pass
+    target = stored_target(db, target_id)
+    if target is None:
+        configured = [t.id for t in config.targets]
+        known = configured + [removed for removed, *_ in unconfigured_targets(db, configured)]
+        raise click.ClickException(unknown_id("target id", target_id, known))
+    return target
 
 
 COMMANDS = (dossier,)

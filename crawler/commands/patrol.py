@@ -7,7 +7,8 @@ from rich.live import Live
 from rich.table import Table
 
 from crawler.commands.common import (
-    ADD_TARGETS, ROW_COUNT, config_option, console, emit_json, json_option, load_or_exit, open_db, shown_time,
+    ADD_TARGETS, ROW_COUNT, config_option, console, emit_json, json_option, load_or_exit, missing_db_file, open_db,
+    shown_time,
 )
 from crawler.config import PatrolConfig
 from crawler.store.db import parse_time
@@ -162,6 +163,8 @@ def check_config(config_file):
         click.echo(f"{config.source}: warning: {warning}", err=True)
     if not config.targets:
         click.echo(f"{config.source}: warning: no targets yet; {ADD_TARGETS}", err=True)
+    for warning in _unconfigured_warnings(config):
+        click.echo(f"{config.source}: warning: {warning}", err=True)
     console.print(f"{config.source}: OK, {len(config.targets)} target(s), state in {config.state_dir}")
 
 
@@ -181,6 +184,19 @@ def runs(config_file, as_json, limit):
         console.print(f"no patrol runs yet in {config.state_dir}")
     for run in records:
         console.print(summary_table(config, run))
+
+
+def _unconfigured_warnings(config) -> list[str]:
+    """Stored targets gone from the config (removed or renamed) whose hits are still open."""
+    from crawler.store.runs import unconfigured_targets
+
+    if missing_db_file(config) is not None:
+        return []
+    with open_db(config) as db:
+        stale = unconfigured_targets(db, [t.id for t in config.targets])
+    return [f"the state DB holds {hits} open hit(s) of target {target_id!r} ({name}), which is no longer "
+            f"configured; if it was renamed, give it its old id back, else its hits stay open "
+            f"(`finpatrol dossier {target_id}` still shows them)" for target_id, name, hits in stale]
 
 
 COMMANDS = (patrol, check_config, runs)

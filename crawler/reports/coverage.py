@@ -18,7 +18,7 @@ from datetime import datetime
 
 from sqlalchemy import select
 
-from crawler.config import PatrolConfig
+from crawler.config import PatrolConfig, Target
 from crawler.config_channels import pseudo_target
 from crawler.store.db import StateDB, iso
 from crawler.store.models import PatrolRun, RunTarget
@@ -95,35 +95,42 @@ SPIDER_OF = {"target": "site_patrol", "channel": "ad_channel", "source": "opinio
 
 def coverage_rows(config: PatrolConfig, db: StateDB) -> list[dict]:
     upcoming = next_runs(config, db)
-    rows = []
     with db.new_session() as session:
-        for ident, store_id, name, kind, enabled in _subjects(config):
-            attempts = session.execute(
-                select(RunTarget, PatrolRun).join(PatrolRun, PatrolRun.id == RunTarget.run_id)
-                .where(RunTarget.target_id == store_id, PatrolRun.status != "running")
-                .order_by(PatrolRun.id.desc())
-            ).all()
-            success = next(((rt, run) for rt, run in attempts if rt.pages > 0), None)
-            last = attempts[0] if attempts else None
-            spider = SPIDER_OF[kind]
-            candidates = [upcoming.get((spider, ident)), upcoming.get((spider, "*"))]
-            nxt = min((c for c in candidates if c is not None), default=None) if enabled else None
-            failures = classify_errors(last[0].errors) if last else {}
-            rows.append({
-                "id": ident, "kind": kind, "name": name, "enabled": enabled,
-                "status": _status(last, failures),
-                "last_success": iso(success[1].finished_at or success[1].started_at) if success else None,
-                "last_success_run": success[1].id if success else None,
-                "last_success_pages": success[0].pages if success else 0,
-                "last_attempt": iso(last[1].finished_at or last[1].started_at) if last else None,
-                "last_attempt_run": last[1].id if last else None,
-                "failures": failures,
-                "errors": dict(last[0].errors or {}) if last else {},
-                "failure_summary": describe_failures(last[0].errors or {}) if last else "",
-                "next_scheduled": iso(nxt),
-                "runs": len(attempts),
-            })
-    return rows
+        return [_row(session, upcoming, *subject) for subject in _subjects(config)]
+
+
+def target_coverage(config: PatrolConfig, db: StateDB, target: Target) -> dict:
+    """The coverage row of one target, also of one removed from the config (never scheduled then)."""
+    with db.new_session() as session:
+        return _row(session, next_runs(config, db), target.id, target.id, target.name, "target", target.enabled)
+
+
+def _row(session, upcoming: dict, ident: str, store_id: str, name: str, kind: str, enabled: bool) -> dict:
+    attempts = session.execute(
+        select(RunTarget, PatrolRun).join(PatrolRun, PatrolRun.id == RunTarget.run_id)
+        .where(RunTarget.target_id == store_id, PatrolRun.status != "running")
+        .order_by(PatrolRun.id.desc())
+    ).all()
+    success = next(((rt, run) for rt, run in attempts if rt.pages > 0), None)
+    last = attempts[0] if attempts else None
+    spider = SPIDER_OF[kind]
+    candidates = [upcoming.get((spider, ident)), upcoming.get((spider, "*"))]
+    nxt = min((c for c in candidates if c is not None), default=None) if enabled else None
+    failures = classify_errors(last[0].errors) if last else {}
+    return {
+        "id": ident, "kind": kind, "name": name, "enabled": enabled,
+        "status": _status(last, failures),
+        "last_success": iso(success[1].finished_at or success[1].started_at) if success else None,
+        "last_success_run": success[1].id if success else None,
+        "last_success_pages": success[0].pages if success else 0,
+        "last_attempt": iso(last[1].finished_at or last[1].started_at) if last else None,
+        "last_attempt_run": last[1].id if last else None,
+        "failures": failures,
+        "errors": dict(last[0].errors or {}) if last else {},
+        "failure_summary": describe_failures(last[0].errors or {}) if last else "",
+        "next_scheduled": iso(nxt),
+        "runs": len(attempts),
+    }
 
 
 def _status(last, failures: dict[str, int]) -> str:

@@ -20,7 +20,7 @@ from crawler.discovery.listed import listed_publish_times
 from crawler.discovery.models import HitAttribution, ListedPage, ensure_schema
 from crawler.evidence.models import Evidence
 from crawler.items import post_url
-from crawler.reports.coverage import coverage_rows
+from crawler.reports.coverage import target_coverage
 from crawler.reports.grading import OPINION_CATEGORIES, Grade, HitFacts, grade
 from crawler.store.db import StateDB, as_utc, iso, utcnow
 from crawler.store.models import Hit, HitCategory, PageChange, PatrolRun, RunTarget
@@ -164,7 +164,7 @@ def dossier(config: PatrolConfig, db: StateDB, target: Target) -> dict:
     from classifiers import screen_name
 
     hits = institution_hits(db, target.id)
-    coverage = next((r for r in coverage_rows(config, db) if r["kind"] == "target" and r["id"] == target.id), {})
+    coverage = target_coverage(config, db, target)
     with db.new_session() as session:
         changes, runs = _changes(session, target.id), _runs(session, target.id)
     live = [h for h in hits if not h["removed_at"]]
@@ -176,7 +176,9 @@ def dossier(config: PatrolConfig, db: StateDB, target: Target) -> dict:
         "identity": {"id": target.id, "name": target.name, "aliases": list(target.aliases),
                      "credit_code": target.credit_code, "business": target.business, "urls": list(target.urls),
                      "allowed_domains": list(target.allowed_domains),
-                     "restricted_words": list(screen_name(target.name))},
+                     "restricted_words": list(screen_name(target.name)),
+                     # False: removed from the config (or renamed); its records remain
+                     "configured": any(t.id == target.id for t in config.targets)},
         "coverage": coverage, "runs": runs,
         "grade": grade_hits(config, hits).to_dict(),
         "hits": hits, "by_month": by_month(hits, zone),

@@ -11,7 +11,7 @@ from typing import Iterable
 
 from crawler.config import Target
 from crawler.store.db import StateDB, utcnow
-from crawler.store.models import PatrolRun, RunTarget, TargetRow
+from crawler.store.models import Hit, PatrolRun, RunTarget, TargetRow
 
 
 def sync_targets(db: StateDB, targets: Iterable[Target]) -> None:
@@ -23,6 +23,32 @@ def sync_targets(db: StateDB, targets: Iterable[Target]) -> None:
             row.name, row.business, row.aliases = target.name, target.business, list(target.aliases)
             row.credit_code, row.urls, row.updated_at = target.credit_code, list(target.urls), now
             session.merge(row)
+
+
+def stored_target(db: StateDB, target_id: str) -> Target | None:
+    """A target as it was last configured (``sync_targets``), for one since removed from the
+    config (or renamed) whose records remain; None if it was never patrolled. Disabled."""
+    with db.new_session() as session:
+        row = session.get(TargetRow, target_id)
+        if row is None:
+            return None
+        return Target.model_validate({
+            "id": row.id, "name": row.name, "business": row.business, "aliases": row.aliases or [],
+            "credit_code": row.credit_code, "urls": row.urls, "enabled": False})
+
+
+def unconfigured_targets(db: StateDB, configured: Iterable[str]) -> list[tuple[str, str, int]]:
+    """(id, name, open hits) of every stored target that is not in the config and still has hits
+    not removed: a renamed or removed target, whose hits would otherwise stay open unnoticed."""
+    from sqlalchemy import func, select
+
+    configured = set(configured)
+    with db.new_session() as session:
+        rows = session.execute(
+            select(TargetRow.id, TargetRow.name, func.count(Hit.id))
+            .join(Hit, Hit.target_id == TargetRow.id).where(Hit.removed_at.is_(None))
+            .group_by(TargetRow.id, TargetRow.name).order_by(TargetRow.id)).all()
+    return [(row[0], row[1], row[2]) for row in rows if row[0] not in configured]
 
 
 def start_run(db: StateDB, spider: str, started_at: datetime | None = None) -> int:
