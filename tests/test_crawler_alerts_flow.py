@@ -18,7 +18,7 @@ from crawler.alerts.evaluate import evaluate
 from crawler.alerts.service import deliver
 from crawler.config import load_config
 from crawler.store.db import StateDB, as_utc
-from crawler.store.models import Hit
+from crawler.store.models import Hit, Page
 
 CST = ZoneInfo("Asia/Shanghai")
 MORNING = datetime(2026, 11, 27, 10, 0, tzinfo=CST)
@@ -385,6 +385,77 @@ def test_a_rewording_that_keeps_a_categorys_words_does_not_repeat_that_category(
         ("false_advertising", False), ("guaranteed_return", False), ("guaranteed_return", True)]
     msg = sink.wait_for(3)[2]  # after the first page's mails to cbrc and market_regulator
     assert msg["Subject"] == f"【高风险】{CATEGORIES['guaranteed_return'].name_zh}（改写后仍违规） - 重庆鑫盈宝网络科技有限公司"
+
+
+NEXT_DIGEST = MORNING.replace(hour=8, minute=30) + timedelta(days=1)
+
+
+def take_down(db, url: str, when: datetime) -> None:
+    """What the store records when a patrol finds ``url`` answering 404: the page gone, its hit removed."""
+    with db.new_session() as session, session.begin():
+        page = session.scalar(select(Page).where(Page.url == url))
+        hit = session.get(Hit, page.current_hit_id)
+        page.gone_at = hit.removed_at = when.astimezone(UTC)
+
+
+def test_a_digest_sets_apart_what_was_rectified_or_taken_down_before_it_went_out(setup, sink):
+    config, db = setup({"digest_time": "08:30"})
+    deliver(config, db, now=MORNING - timedelta(hours=1))
+    store_hits(db, [ad("zct", f"project-100{n}.html", word, "equity_crowdfunding", "medium")
+                    for n, word in ((1, "保底回购"), (2, "固定分红"), (3, "溢价回购"))], when=MORNING)
+    deliver(config, db, now=MORNING)
+    later = MORNING + timedelta(hours=2)
+    store_hits(db, [("zct", "http://127.0.0.1:9/zct/project-1002.html", "本项目介绍", verdict([], risk="none"))],
+               when=later)  # the claim deleted from its page
+    take_down(db, "http://127.0.0.1:9/zct/project-1003.html", later)
+    deliver(config, db, now=NEXT_DIGEST)
+    (digest,) = sink.wait_for(1)
+    assert digest["Subject"] == "【每日汇总】unit finance_office 2026-11-28：1条巡查发现，涉及1家机构；另2条已整改或已下线"
+    body = digest.get_body(("plain",)).get_content()
+    current, _, past = body.partition("== 已整改或已下线（2 条")
+    assert "project-1001.html" in current and "现状" not in current
+    assert "project-1002.html" in past and "project-1003.html" in past, "kept on record, apart from current findings"
+    assert "现状：已整改：页面已删去以下违规表述（2026-11-27 12:00 巡查发现）" in past
+    assert "现状：已下线：页面已删除（2026-11-27 12:00 巡查发现），以下是删除前的内容" in past
+    html = digest.get_body(("html",)).get_content()
+    assert html.count("现状：") == 2 and "已下线</b>" in html and "已整改</b>" in html
+
+
+def test_a_digest_tells_a_reworded_claim_once_with_its_new_words(setup, sink):
+    """a.html is reworded (its new words alert, naming the old hit: the old entry goes);
+    b.html takes the words c.html alerted with already (no new alert: the old entry stays, marked)."""
+    config, db = setup({"digest_time": "08:30"})
+    deliver(config, db, now=MORNING - timedelta(hours=1))
+    store_hits(db, [ad("xyb", "a.html", "保本保息", risk="low"), ad("xyb", "b.html", "零风险", risk="low"),
+                    ad("xyb", "c.html", "刚性兑付", risk="low")], when=MORNING)
+    deliver(config, db, now=MORNING)
+    store_hits(db, [ad("xyb", "a.html", "稳赚不赔", risk="low"), ad("xyb", "b.html", "刚性兑付", risk="low")],
+               when=MORNING + timedelta(hours=1))
+    deliver(config, db, now=MORNING + timedelta(hours=1))
+    deliver(config, db, now=NEXT_DIGEST)
+    (digest,) = sink.wait_for(1)
+    (old_a, new_a), (old_b, new_b) = hit_ids(db, "http://127.0.0.1:9/xyb/a.html"), hit_ids(db, "http://127.0.0.1:9/xyb/b.html")
+    body = digest.get_body(("plain",)).get_content()
+    assert "3条巡查发现" in digest["Subject"], "a.html, b.html and c.html: each page once"
+    assert f"命中 #{old_a}；" not in body and f"命中 #{new_a}；" in body
+    assert f"改写后仍违规：同一页面此前的命中 #{old_a}" in body
+    assert f"命中 #{old_b}；" in body and f"现状：表述已改写，仍违规：现为命中 #{new_b}，以下是改写前的表述" in body
+    with db.new_session() as session:
+        states = dict(session.execute(select(Alert.hit_id, Delivery.state).join(Delivery)).all())
+    assert states[old_a] == "superseded" and states[old_b] == "mailed"
+
+
+def test_a_claim_reworded_before_alerts_ran_is_told_once_as_the_rewording(setup, sink):
+    """Two patrols before the alerts run (as ``finpatrol demo`` does): the old words are not mailed as current."""
+    config, db = setup()
+    store_hits(db, [ad("xyb", "a.html", "保本保息")], when=MORNING)
+    store_hits(db, [ad("xyb", "a.html", "稳赚不赔")], when=MORNING + timedelta(hours=1))
+    deliver(config, db, now=MORNING + timedelta(hours=1))
+    (msg,) = sink.wait_for(1)
+    old, new = hit_ids(db, "http://127.0.0.1:9/xyb/a.html")
+    body = msg.get_body(("plain",)).get_content()
+    assert f"命中 #{new}；" in body and f"改写后仍违规：同一页面此前的命中 #{old}" in body
+    assert deliver(config, db, now=MORNING + timedelta(hours=2)).sent == [] and len(sink.received) == 1
 
 
 def test_hourly_cap_rolls_excess_into_next_digest(setup, sink):

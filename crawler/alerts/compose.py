@@ -23,6 +23,7 @@ from crawler.alerts import message
 from crawler.alerts.config import risk_rank
 from crawler.alerts.models import Alert, AlertState, Delivery, OutboxMessage, ensure_schema
 from crawler.alerts.rules import digest_due, in_quiet_hours, local
+from crawler.alerts.standing import PAST, standings
 from crawler.config import PatrolConfig
 from crawler.store.db import StateDB, parse_time, utcnow
 from crawler.wording import zh
@@ -53,13 +54,16 @@ def compose_immediate(db: StateDB, config: PatrolConfig, now: datetime) -> list[
             groups[(delivery.unit, alert.hit_id or -alert.id)].append((delivery, alert))
         sent_last_hour = _recent_counts(session, now)
         for (unit, _key), items in groups.items():
+            items, standing = _sort_out(session, unit, items)
+            if not items:
+                continue
             capped = all(a.kind == "hit" for _d, a in items)
             if capped and sent_last_hour[unit] >= config.alerts.max_per_recipient_per_hour:
                 for delivery, _a in items:
                     delivery.state = "digest"
                 logger.info("unit %s over its hourly cap: %d alert(s) go to the digest", unit, len(items))
                 continue
-            out.append(_queue(session, config, unit, [a for _d, a in items], [d for d, _a in items], now))
+            out.append(_queue(session, config, unit, items, standing, now))
             sent_last_hour[unit] += 1
     return out
 
@@ -76,13 +80,31 @@ def _recent_counts(session, now: datetime) -> dict[str, int]:
     return counts
 
 
-def _queue(session, config, unit, alerts: list[Alert], deliveries: list[Delivery], now) -> int:
+def _sort_out(session, unit: str, items: list) -> tuple[list, dict[int, dict]]:
+    """The (delivery, alert) items still worth telling ``unit``, and the standing of those
+    whose hit is no longer live (:mod:`crawler.alerts.standing`). A superseded item (the
+    unit has an alert for the rewording that replaced it) is dropped: its delivery
+    becomes ``superseded``, never mailed."""
+    standing = standings(session, unit, [a for _d, a in items])
+    kept = []
+    for delivery, alert in items:
+        if standing.get(alert.id, {}).get("state") == "superseded":
+            delivery.state = "superseded"
+            logger.info("alert %s to %s: hit %s reworded since, told as hit %s", alert.id, unit, alert.hit_id,
+                        standing[alert.id]["latest"])
+        else:
+            kept.append((delivery, alert))
+    return kept, standing
+
+
+def _queue(session, config, unit, items: list, standing: dict[int, dict], now) -> int:
+    alerts, deliveries = [a for _d, a in items], [d for d, _a in items]
     alerts.sort(key=lambda a: (a.kind != "opinion", a.kind != "hit", -risk_rank(a.risk)))
     kind = "opinion" if alerts[0].kind == "opinion" else ("operator" if alerts[0].kind == "operator" else "immediate")
     ids = "-".join(str(a.id) for a in sorted(alerts, key=lambda a: a.id))
     msg_id = _message_id(config, f"alert-{ids}.{unit}")
-    subject = subject_for(alerts)
-    groups = [{"title": "", "alerts": [_payload(a, session, config) for a in alerts]}]
+    subject = subject_for(alerts, standing)
+    groups = [{"title": "", "alerts": [_payload(a, session, config, standing) for a in alerts]}]
     msg = message.build(config, unit, subject=subject, message_id=msg_id, groups=groups, now=now)
     return _add_outbox(session, kind, unit, msg, now, deliveries)
 
@@ -106,7 +128,9 @@ def compose_digests(db: StateDB, config: PatrolConfig, now: datetime, force: boo
         for delivery, alert in rows:
             per_unit[delivery.unit].append((delivery, alert))
         for unit, items in sorted(per_unit.items()):
-            out.append(_digest(session, config, unit, items, now))
+            outbox_id = _digest(session, config, unit, items, now)
+            if outbox_id is not None:
+                out.append(outbox_id)
         if state is None:
             state = AlertState(key=LAST_DIGEST, value="")
             session.add(state)
@@ -114,24 +138,46 @@ def compose_digests(db: StateDB, config: PatrolConfig, now: datetime, force: boo
     return out
 
 
-def _digest(session, config, unit, items, now) -> int:
+def _digest(session, config, unit, items, now) -> int | None:
+    """One digest for ``unit``: current findings by institution, highest risk first, then
+    those rectified or gone since they were found, apart and marked; None when nothing is left."""
+    ids = sorted(a.id for _d, a in items)
+    items, standing = _sort_out(session, unit, items)
+    if not items:
+        return None
+    past = {a.id for _d, a in items if standing.get(a.id, {}).get("state") in PAST}
+    current = [a for _d, a in items if a.id not in past]
     by_inst: dict[str, list[Alert]] = defaultdict(list)
-    for _d, alert in items:
+    for alert in current:
         by_inst[alert.payload.get("institution") or alert.target_id or "—"].append(alert)
     unit_name = config.routing.units[unit].name
     day = local(config.alerts, now).date().isoformat()
     groups = [
-        {"title": f"{inst}（{findings(alerts)} 条）", "alerts": [_payload(a) for a in alerts]}
+        {"title": f"{inst}（{findings(alerts)} 条）", "alerts": [_payload(a, standing=standing) for a in alerts]}
         for inst, alerts in sorted(by_inst.items(), key=lambda kv: -max(risk_rank(a.risk) for a in kv[1]))
     ]
-    total = findings([a for _d, a in items])
-    subject = f"【每日汇总】{unit_name} {day}：{total}条巡查发现，涉及{len(by_inst)}家机构"
-    intro = f"{day} 汇总：{total} 条巡查发现（一个页面违反多项规定计为一条），按机构分组，风险高者在前。"
-    ids = sorted(a.id for _d, a in items)
+    gone = [a for _d, a in items if a.id in past]
+    if gone:
+        groups.append({"title": f"已整改或已下线（{findings(gone)} 条，发现后已不在网上，无需处置，留档备查）",
+                       "alerts": [_payload(a, standing=standing) for a in gone]})
+    subject, intro = _digest_heading(unit_name, day, findings(current), len(by_inst), findings(gone))
     msg_id = _message_id(config, f"digest-{day}-{ids[0]}-{ids[-1]}-{len(ids)}.{unit}")
     msg = message.build(config, unit, subject=subject, message_id=msg_id, groups=groups, now=now,
                         digest=True, intro=intro)
     return _add_outbox(session, "digest", unit, msg, now, [d for d, _a in items])
+
+
+def _digest_heading(unit_name: str, day: str, current: int, institutions: int, past: int) -> tuple[str, str]:
+    """(subject, intro) of a digest: ``current`` findings still online, ``past`` ones no longer."""
+    gone = f"；另{past}条已整改或已下线" if past else ""
+    if current or not past:
+        subject = f"【每日汇总】{unit_name} {day}：{current}条巡查发现，涉及{institutions}家机构{gone}"
+    else:
+        subject = f"【每日汇总】{unit_name} {day}：{past}条巡查发现均已整改或已下线"
+    intro = f"{day} 汇总：{current} 条巡查发现（一个页面违反多项规定计为一条），按机构分组，风险高者在前。"
+    if past:
+        intro += f"另有 {past} 条在汇总前已整改或已下线，列于末尾，仅供留档。"
+    return subject, intro
 
 
 def _add_outbox(session, kind, unit, msg, now, deliveries) -> int:
@@ -148,8 +194,8 @@ def _add_outbox(session, kind, unit, msg, now, deliveries) -> int:
     return row.id
 
 
-def _payload(alert: Alert, session=None, config: PatrolConfig | None = None) -> dict:
-    payload = {**alert.payload, "kind": alert.kind, "alert_id": alert.id}
+def _payload(alert: Alert, session=None, config: PatrolConfig | None = None, standing: dict | None = None) -> dict:
+    payload = {**alert.payload, "kind": alert.kind, "alert_id": alert.id, "standing": (standing or {}).get(alert.id)}
     evidence = payload.get("evidence") or {}
     if session is not None and evidence.get("screenshot") and evidence.get("evidence_id"):
         payload["screenshot_png"] = _screenshot(session, config, evidence["evidence_id"])
@@ -182,8 +228,9 @@ def findings(alerts: list[Alert]) -> int:
     return len({("hit", a.hit_id) if a.kind == "hit" else ("alert", a.id) for a in alerts})
 
 
-def subject_for(alerts: list[Alert]) -> str:
-    """The subject of an immediate message; ``alerts[0]`` leads, sorted as :func:`_queue` does."""
+def subject_for(alerts: list[Alert], standing: dict[int, dict] | None = None) -> str:
+    """The subject of an immediate message; ``alerts[0]`` leads, sorted as :func:`_queue` does.
+    ``standing``: alert id → standing of a hit no longer live (:mod:`crawler.alerts.standing`)."""
     alert, p = alerts[0], alerts[0].payload
     categories = sum(1 for a in alerts if a.kind == "hit" and a.hit_id == alert.hit_id) if alert.kind == "hit" else 1
     others = findings(alerts) - 1
@@ -197,5 +244,7 @@ def subject_for(alerts: list[Alert]) -> str:
     risk = zh(alert.risk, "risk")
     kinds = f"等{categories}类" if categories > 1 else ""
     reworded = any(a.kind == "hit" and a.hit_id == alert.hit_id and a.payload.get("reworded_from") for a in alerts)
+    state = (standing or {}).get(alert.id, {}).get("state")
     note = "（改写后仍违规）" if reworded else ""
+    note += {"rectified": "（已整改）", "gone": "（页面已下线）"}.get(state, "")
     return f"【{risk}】{p['category_zh']}{kinds}{note} - {p['institution']}{more}"

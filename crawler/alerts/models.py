@@ -56,7 +56,8 @@ class Delivery(Base):
     alert_id: Mapped[int] = mapped_column(ForeignKey("alerts.id"), primary_key=True)
     unit: Mapped[str] = mapped_column(String(64), primary_key=True)
     state: Mapped[str] = mapped_column(String(16), default="pending")
-    """pending (immediate, not yet mailed) | digest (waits for the digest) | mailed"""
+    """pending (immediate, not yet mailed) | digest (waits for the digest) | mailed | superseded (never
+    mailed: before it was composed its hit was reworded and the unit has an alert for the new words)"""
     outbox_id: Mapped[int | None] = mapped_column(Integer)
 
 
