@@ -289,8 +289,8 @@ class PatrolConfig(_Frozen):
 
     def warnings(self) -> list[str]:
         """Valid settings that will not work as written: start URLs the network guard will
-        refuse, alerts routed to units that have no e-mail address."""
-        found = []
+        refuse, one institution under two ids, alerts routed to units that have no e-mail address."""
+        found = self._same_institution()
         for i, target in enumerate(self.targets):
             for j, url in enumerate(target.urls):
                 host = urlsplit(url).hostname or ""
@@ -304,6 +304,23 @@ class PatrolConfig(_Frozen):
             found.append(f"routing.units: no e-mail address for {', '.join(unaddressed)}; their alerts are only kept "
                          f"in {unaddressed_dir(self)} (set routing.units.<unit>.emails, "
                          "then run `finpatrol alerts send --unaddressed`)")
+        return found
+
+    def _same_institution(self) -> list[str]:
+        """Targets that share a credit code, a name or a start URL with an earlier one: most
+        likely one institution under a mistyped second id, which splits its records in two."""
+        found, first = [], {}
+        for i, target in enumerate(self.targets):
+            keys = [("credit code", target.credit_code), ("name", target.name)]
+            keys += [("start URL", str(url).rstrip("/")) for url in target.urls]
+            for what, value in keys:
+                earlier = first.setdefault((what, value), i) if value else i
+                if earlier != i:
+                    other = self.targets[earlier].id
+                    found.append(f"{field_path(('targets', i, 'id'))}: {target.id!r} has the {what} of "
+                                 f"{other!r} ({field_path(('targets', earlier))}): one institution under two ids "
+                                 f"splits its hits and dossier; if {target.id!r} is a typo, use {other!r}")
+                    break
         return found
 
     @property

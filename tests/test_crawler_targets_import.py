@@ -91,6 +91,21 @@ def test_reimport_updates_by_id_instead_of_duplicating(tmp_path, config):
     assert listed[1]["name"] == "Alpha Payments"
 
 
+def test_a_new_id_for_a_known_institution_is_imported_with_a_warning_naming_the_id_meant(tmp_path, config):
+    imported(config, write_csv(tmp_path, EN_CSV))
+    typo = write_csv(tmp_path, "id,name,business,urls\na-1,Alpha Pay,payment,http://127.0.0.1:8101/\n"
+                               "c3,Gamma Fund,other,http://127.0.0.1:8102\n")
+    result = cli("targets", "import", str(typo), "--config", str(config))
+    assert result.returncode == 0 and "2 target(s) added" in result.stdout, result.stderr
+    assert ("warning: targets[3].id: 'a-1' has the name of 'a1' (targets[1]): one institution under two ids "
+            "splits its hits and dossier; if 'a-1' is a typo, use 'a1'") in result.stderr, result.stderr
+    assert "targets[4].id: 'c3' has the start URL of 'b2' (targets[2])" in result.stderr, "with or without a /"
+    checked = cli("check-config", "--config", str(config))
+    assert checked.returncode == 0 and "'a-1' has the name of 'a1'" in checked.stderr
+    assert "has the" not in cli("targets", "import", str(write_csv(tmp_path, EN_CSV)), "--config",
+                                str(tmp_path / "fresh.yaml")).stderr
+
+
 def test_targets_list_shows_imported_targets(tmp_path, config):
     imported(config, write_csv(tmp_path, EN_CSV))
     result = cli("targets", "list", "--config", str(config))

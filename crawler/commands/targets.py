@@ -8,7 +8,7 @@ import click
 from rich.table import Table
 
 from crawler.commands.common import ADD_TARGETS, config_option, console, emit_json, json_option, load_or_exit
-from crawler.config import ConfigError, config_path
+from crawler.config import ConfigError, config_path, load_config
 
 
 @click.group()
@@ -63,6 +63,8 @@ def import_targets_command(csv_file, config_file):
         console.print(f"{path}: {added} target(s) added, {updated} updated from {csv_file}")
     else:  # said plainly: a mistyped --config would otherwise look like a successful import
         console.print(f"[yellow]{path} did not exist: created it[/] with {added} target(s) from {csv_file}")
+    for warning in load_config(path).warnings():
+        click.echo(f"{path}: warning: {warning}", err=True)
 
 
 COMMANDS = (targets,)
