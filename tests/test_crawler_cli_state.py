@@ -288,3 +288,14 @@ def test_a_renamed_target_is_named_by_check_config_and_keeps_its_dossier(tmp_pat
                       )["identity"]["configured"] is True
     typo = cli("dossier", "locl", "--config", str(config))
     assert typo.returncode == 1 and "unknown target id 'locl': did you mean 'local'?" in typo.stderr, typo.stderr
+
+
+def test_changes_of_a_run_that_does_not_exist_is_an_error_not_an_empty_answer(tmp_path):
+    config = tmp_path / "patrol.yaml"
+    config.write_text(CONFIG, encoding="utf-8")
+    with StateDB(load_config(config).db_url) as db:
+        run_id = store_hits(db, [claim("a")], when=T1)
+    assert cli("changes", "--config", str(config), "--run", str(run_id)).returncode == 0
+    missing = cli("changes", "--config", str(config), "--run", str(run_id + 98))
+    assert missing.returncode == 1, missing.stdout
+    assert f"no patrol run {run_id + 98} in" in missing.stderr and "finpatrol runs" in missing.stderr

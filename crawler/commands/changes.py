@@ -10,6 +10,7 @@ from crawler.commands.common import (
     shown_time, target_option, time_value,
 )
 from crawler.store.change_report import list_changes, summarize
+from crawler.store.queries import get_run
 
 KIND_STYLE = {"added": "green", "changed": "yellow", "gone": "red"}
 
@@ -52,6 +53,8 @@ def changes(config_file, as_json, targets, since, run_id):
     """List pages added, changed and gone per patrol and target, with the changed passages."""
     config = load_or_exit(config_file)
     with open_db(config) as db:
+        if run_id is not None and get_run(db, run_id) is None:
+            raise click.ClickException(f"no patrol run {run_id} in {config.state_dir}; `finpatrol runs` lists them")
         rows = list_changes(db, store_ids(config, targets, db), office_time(since, config), run_id)
     if as_json:
         emit_json(rows)
