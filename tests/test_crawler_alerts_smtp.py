@@ -7,6 +7,7 @@ from email import message_from_bytes, policy
 
 import pytest
 import yaml
+from sqlalchemy import select
 from smtp_fixtures import PASSWORD, USER, SmtpSink, finding, make_cert, server_context, store_hits, verdict
 
 from classifiers import CATEGORIES
@@ -40,6 +41,14 @@ def setup(tmp_path, smtp: dict | None, emails: tuple[str, ...] = ("duty@cbrc.tes
     store_hits(db, [("xyb", "http://127.0.0.1:9/a", "保本保息", verdict([finding("guaranteed_return", "保本保息")]))],
                when=NOW)
     return config, db
+
+
+def db_hit_id(db: StateDB) -> int:
+    from crawler.store.models import Hit
+
+    with db.new_session() as session:
+        (hit_id,) = session.scalars(select(Hit.id)).all()
+    return hit_id
 
 
 @pytest.fixture
@@ -126,6 +135,9 @@ def test_a_unit_without_an_address_keeps_its_message_as_a_file_not_sent(tmp_path
         assert sink.received == []
         listed = json_lines(cli("alerts", "list", "--config", str(config.source), "--json").stdout)
         assert [(m["status"], m["sent_at"]) for m in listed] == [("unaddressed", None)], "reached nobody"
+        hit_id = db_hit_id(db)
+        assert [(a["kind"], a["category"], a["target"], a["hit_id"]) for a in listed[0]["alerts"]] == [
+            ("hit", "guaranteed_return", "xyb", hit_id)], "the JSON says which hit the mail tells of"
         assert deliver(config, db, now=NOW).unaddressed == [], "kept once, not retried"
         send = cli("alerts", "send", "--config", str(config.source))
         assert send.returncode == 0 and "0 sent" in send.stdout

@@ -22,14 +22,30 @@ def alerts():
     """Early-warning mail: list the outbox, preview a message, send what is due."""
 
 
-def outbox_dict(row) -> dict:
+def outbox_dict(row, alerts: list[dict] | None = None) -> dict:
+    """One outbox message; ``alerts``: what it tells (``told_in``), for a script to link a mail to its hits."""
     return {
         "id": row.id, "message_id": row.message_id, "kind": row.kind, "unit": row.unit,
         "recipients": row.recipients, "subject": row.subject, "status": row.status,
         "attempts": row.attempts, "created_at": iso(row.created_at), "sent_at": iso(row.sent_at),
         "next_attempt_at": iso(row.next_attempt_at) if row.status in ("pending", "sending") else None,
-        "transport": row.transport, "last_error": row.last_error,
+        "transport": row.transport, "last_error": row.last_error, "alerts": alerts or [],
     }
+
+
+def told_in(session, outbox_ids: list[int]) -> dict[int, list[dict]]:
+    """outbox id → the alerts its message tells: id, kind, category, target, hit id."""
+    from crawler.alerts.models import Alert, Delivery
+    from crawler.discovery.listed import IN_CHUNK
+
+    told: dict[int, list[dict]] = {}
+    for start in range(0, len(outbox_ids), IN_CHUNK):
+        rows = session.execute(select(Delivery.outbox_id, Alert).join(Alert, Alert.id == Delivery.alert_id)
+                               .where(Delivery.outbox_id.in_(outbox_ids[start:start + IN_CHUNK])).order_by(Alert.id))
+        for outbox_id, alert in rows:
+            told.setdefault(outbox_id, []).append({"id": alert.id, "kind": alert.kind, "category": alert.category,
+                                                   "target": alert.target_id, "hit_id": alert.hit_id})
+    return told
 
 
 @alerts.command("list")
@@ -49,7 +65,9 @@ def list_(config_file, as_json, status, limit):
         if status:
             query = query.where(OutboxMessage.status == status)
         with db.new_session() as session:
-            rows = [outbox_dict(r) for r in session.scalars(query)]
+            messages = list(session.scalars(query))
+            told = told_in(session, [m.id for m in messages])
+            rows = [outbox_dict(m, told.get(m.id)) for m in messages]
     cut, rows = len(rows) > limit, rows[:limit]
     if as_json:
         emit_json(rows)
