@@ -391,7 +391,8 @@ def parse_config(text: str, path: str | Path = "<string>") -> PatrolConfig:
     slips = problems([], data, lines, PatrolConfig)
     if slips:
         raise ConfigError(path, slips)
-    base = path.parent if path.name != "<string>" else Path.cwd()
+    # Absolute, so a path means the same to a crawl subprocess started in another directory.
+    base = path.absolute().parent if path.name != "<string>" else Path.cwd()
     state_dir = _resolve(base, config.state_dir)
     if state_dir.exists() and not state_dir.is_dir():
         where = f"line {lines[('state_dir',)]}: " if ("state_dir",) in lines else ""  # default var/ has no line

@@ -359,3 +359,18 @@ def test_alert_rules_of_an_unknown_target_are_an_error_channels_and_sources_by_t
     assert "line 26: alerts.targets.sousuo: unknown target 'sousuo': did you mean 'channel:sousuo'?" in message
     assert ("line 27: alerts.targets.compliantbank: unknown target 'compliantbank'; "
             "known: xinyingbao, local, channel:sousuo, source:bbs") in message
+
+
+def test_relative_paths_resolve_against_the_config_file_as_absolute_paths(tmp_path, monkeypatch):
+    """A relative config path (`cd dir; finpatrol serve`) still gives absolute paths: the scheduler's
+    crawl subprocess runs in another directory and must find the same state_dir."""
+    (tmp_path / "conf").mkdir()
+    (tmp_path / "conf" / "patrol.yaml").write_text(GOOD.replace("state_dir: state", "state_dir: state\n"
+                                                                "rules_files: [rules.yaml]"), encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    config = load_config(Path("conf/patrol.yaml"))
+    assert config.state_dir.is_absolute() and config.state_dir == tmp_path / "conf" / "state"
+    assert config.rules_files == (tmp_path / "conf" / "rules.yaml",)
+    assert config.db_url == f"sqlite:///{tmp_path / 'conf' / 'state' / 'finpatrol.db'}"
+    monkeypatch.chdir(tmp_path / "conf")
+    assert load_config(Path("patrol.yaml")).state_dir == tmp_path / "conf" / "state"
