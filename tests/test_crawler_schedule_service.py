@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -18,7 +19,8 @@ from conftest import REPO, cli
 from smtp_fixtures import SmtpSink
 
 from crawler.config import load_config
-from crawler.demo.server import SiteServer, routes
+from crawler.demo.server import Reply, SiteServer, routes
+from crawler.schedule.runner import Runner
 from crawler.schedule.service import job_store
 from crawler.store.db import StateDB
 from crawler.store.models import PatrolRun
@@ -55,13 +57,14 @@ def write_config(tmp_path: Path, site_url: str, smtp_port: int, jobs: list[dict]
 
 
 class Served:
-    """``finpatrol serve`` in a subprocess, stopped with SIGTERM."""
+    """``finpatrol serve`` in a subprocess (in ``cwd``, default the repository), stopped with SIGTERM."""
 
-    def __init__(self, config: Path):
+    def __init__(self, config: Path, cwd: Path = REPO, verbose: bool = True):
         env = os.environ | {"PYTHONPATH": os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p)}
-        self.log = open(config.parent / f"serve-{time.monotonic_ns()}.log", "wb")
-        self.proc = subprocess.Popen([sys.executable, "-m", "crawler.cli", "-v", "serve", "--config", str(config)],
-                                     cwd=REPO, env=env, stdout=self.log, stderr=subprocess.STDOUT)
+        self.log = open((cwd / config).parent / f"serve-{time.monotonic_ns()}.log", "wb")
+        self.proc = subprocess.Popen([sys.executable, "-m", "crawler.cli", *(["-v"] if verbose else []), "serve",
+                                      "--config", str(config)],
+                                     cwd=cwd, env=env, stdout=self.log, stderr=subprocess.STDOUT)
 
     def stop(self) -> int:
         if self.proc.poll() is None:
@@ -199,3 +202,93 @@ def next_new_year_3am() -> datetime:
     now = datetime.now(zone)
     this_year = datetime(now.year, 1, 1, 3, tzinfo=zone)
     return this_year if this_year > now else this_year.replace(year=now.year + 1)
+
+
+def test_serve_started_in_the_config_directory_with_a_relative_path_patrols(tmp_path, site):
+    """The README's layout: `cd dir; finpatrol serve` with `state_dir: state` relative to patrol.yaml.
+    The crawl subprocess runs in another directory and must still find its log file and state DB."""
+    with SmtpSink() as sink:
+        config = write_config(tmp_path, site.url("/"), sink.port, [{"id": "fast", "interval": 2, "targets": ["xyb"]}])
+        served = Served(Path("patrol.yaml"), cwd=tmp_path)
+        try:
+            wait_until(lambda: any(r.status == "ok" for r in runs(config)), timeout=90, what=f"an ok run: "
+                       f"{[p.read_text(errors='replace')[-300:] for p in (tmp_path / 'state' / 'logs').glob('*.err')]}")
+        finally:
+            assert served.stop() == 0, served.output()
+        logs = list((tmp_path / "state" / "logs").glob("crawl-fast-*.log"))
+        assert logs and all(p.stat().st_size > 0 for p in logs)
+
+
+def test_runner_in_another_directory_with_a_relative_config_path(tmp_path, site, monkeypatch):
+    write_config(tmp_path, site.url("/"), 9, [])
+    monkeypatch.chdir(tmp_path)
+    config = load_config(Path("patrol.yaml"))
+    outcome = Runner(stop_grace=10).run(config, "once", ("xyb",), timeout=120)
+    assert (outcome.status, outcome.reason) == ("ok", "finished"), \
+        Path(outcome.log_file).with_suffix(".err").read_text(errors="replace")
+    assert Path(outcome.log_file).is_absolute() and Path(outcome.log_file).is_file()
+    assert [r.id for r in runs(tmp_path / "patrol.yaml")] == [outcome.run_id]
+
+
+def test_a_crawl_that_crashes_is_an_error_on_the_console_and_the_mail_names_its_traceback(tmp_path, site):
+    with SmtpSink() as sink:
+        config = write_config(tmp_path, site.url("/"), sink.port, [{"id": "crashing", "interval": 2}])
+        served = Served(config, verbose=False)
+        try:
+            wait_until(lambda: "Ctrl-C" in served.output(), timeout=60, what="the start-up line")
+            # Edited under the running service: the next crawl cannot load it and exits non-zero.
+            config.write_text(config.read_text(encoding="utf-8") + "\nunknown_setting: 1\n", encoding="utf-8")
+            (notice, *_) = sink.wait_for(1, timeout=120)
+            line = wait_until(lambda: next((l for l in served.output().splitlines() if "crawl crashing" in l), None),
+                              timeout=30, what="the console line")
+        finally:
+            assert served.stop() == 0, served.output()
+    err = next((tmp_path / "state" / "logs").glob("crawl-crashing-*.err"))
+    assert "ConfigError" in err.read_text(errors="replace")
+    assert "ERROR" in line and "exit_1" in line and str(err) in line, served.output()
+    assert "exit_1" in notice["Subject"]
+    body = notice.get_body(("plain",)).get_content()
+    assert str(err) in body, body
+
+
+def group_members(pgid: int) -> list[int]:
+    """Live (not zombie) processes in process group ``pgid``, from /proc."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # exited meanwhile
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            found.append(int(stat.parent.name))
+    return found
+
+
+@pytest.mark.parametrize("how", ["stop", "timeout"])
+def test_a_stopped_or_timed_out_crawl_leaves_no_process_of_its_group(tmp_path, how):
+    with SiteServer(routes({"/": Reply(hang=True, headers={"Content-Type": "text/html"}, body=AD.encode())})) as slow:
+        path = write_config(tmp_path, slow.url("/"), 9, [])
+        path.write_text(path.read_text(encoding="utf-8").replace("download_timeout: 5", "download_timeout: 300"),
+                        encoding="utf-8")
+        config = load_config(path)
+        runner = Runner(stop_grace=1)  # the hanging download keeps Scrapy from closing in time: killed
+        outcomes = []
+        thread = threading.Thread(target=lambda: outcomes.append(
+            runner.run(config, "slow", ("xyb",), timeout=600 if how == "stop" else 20)))
+        thread.start()
+        try:
+            pgid = wait_until(lambda: next(iter(runner._procs), None), timeout=30, what="the crawl process")
+            wait_until(lambda: "/" in slow.requests and len(group_members(pgid)) >= 3, timeout=90,
+                       what="the crawl, its forkserver and workers, fetching the slow page")
+            if how == "stop":
+                runner.stop_all()
+        finally:
+            thread.join(timeout=120)
+    try:
+        (outcome,) = outcomes
+        assert outcome.reason == ("stopped" if how == "stop" else "killed"), outcome
+        assert outcome.returncode == -signal.SIGKILL and outcome.status == "failed", outcome
+        wait_until(lambda: not group_members(pgid), timeout=10, what=f"no process left in group {pgid}")
+    finally:  # a failing run leaves no orphans on the machine either
+        if group_members(pgid):
+            os.killpg(pgid, signal.SIGKILL)

@@ -29,7 +29,7 @@ from crawler.alerts.evaluate import notify_operator
 from crawler.alerts.models import ensure_schema
 from crawler.alerts.service import deliver
 from crawler.config import PatrolConfig
-from crawler.schedule.runner import Runner
+from crawler.schedule.runner import CrawlOutcome, Runner
 from crawler.schedule.triggers import build_trigger, spec_hash
 from crawler.store.db import StateDB
 
@@ -56,6 +56,20 @@ def job_store(db: StateDB) -> SQLAlchemyJobStore:
 
 def job_name(job, schedules) -> str:
     return f"{job.id}#{spec_hash(job, schedules)}"
+
+
+def report(outcome: CrawlOutcome) -> None:
+    """One line on the console for a crawl: ERROR when it did not start, crashed or was killed,
+    WARNING when its run is partial or failed, naming the files that say why."""
+    files = " and ".join(outcome.files().values())
+    if outcome.crashed:
+        logger.error("crawl %s %s (%s, exit code %s): see %s", outcome.job_id, outcome.status, outcome.reason,
+                     outcome.returncode, files)
+    elif not outcome.healthy and outcome.reason != "stopped":
+        logger.warning("crawl %s %s (%s, run %s): see %s", outcome.job_id, outcome.status, outcome.reason,
+                       outcome.run_id, files)
+    else:
+        logger.info("crawl %s %s (%s, run %s)", outcome.job_id, outcome.status, outcome.reason, outcome.run_id)
 
 
 class Service:
@@ -106,11 +120,12 @@ class Service:
         job = next(j for j in schedules.jobs if j.id == job_id)
         timeout = job.timeout or schedules.crawl_timeout
         outcome = self.runner.run(self.config, job_id, job.targets, timeout, job.spider)
+        report(outcome)
         if not outcome.healthy and outcome.reason != "stopped":
             notify_operator(self.db, self.config, f"巡查任务 {job_id}：{outcome.status}（{outcome.reason}）", {
                 "job": job_id, "targets": ",".join(job.targets) or "(all)", "run_id": outcome.run_id,
                 "status": outcome.status, "reason": outcome.reason, "exit_code": outcome.returncode,
-                "log": outcome.log_file,
+                **outcome.files(),
             }, key=f"{job_id}:{outcome.status}:{outcome.reason}")
         self.alerts_tick()
 
