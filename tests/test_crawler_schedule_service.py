@@ -292,3 +292,24 @@ def test_a_stopped_or_timed_out_crawl_leaves_no_process_of_its_group(tmp_path, h
     finally:  # a failing run leaves no orphans on the machine either
         if group_members(pgid):
             os.killpg(pgid, signal.SIGKILL)
+
+
+def test_a_second_serve_on_the_same_state_dir_is_refused_naming_the_lock_and_its_holder(tmp_path):
+    config = write_config(tmp_path, "http://127.0.0.1:9/", 9, [{"id": "newyear", "cron": "0 3 1 1 *"}])
+    first = Served(config)
+    try:
+        wait_until(lambda: "Ctrl-C" in first.output(), timeout=60, what="the first service to start")
+        second = cli("serve", "--config", str(config), timeout=60)
+        assert first.proc.poll() is None, "the first service runs on"
+    finally:
+        assert first.stop() == 0, first.output()
+    lock = tmp_path / "state" / "serve.lock"
+    assert second.returncode != 0
+    (line,) = second.stderr.strip().splitlines()
+    assert str(lock) in line and f"pid {first.proc.pid}" in line, line
+    # Once the first has stopped, the lock is free again.
+    again = Served(config)
+    try:
+        wait_until(lambda: "Ctrl-C" in again.output(), timeout=60, what="a service after the first stopped")
+    finally:
+        assert again.stop() == 0, again.output()

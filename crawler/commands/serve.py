@@ -52,12 +52,24 @@ def started_line(config: PatrolConfig, jobs, now: datetime | None = None) -> str
 def serve(config_file):
     """Run the patrol service: scheduled crawls, early-warning mail, until Ctrl-C or SIGTERM.
 
-    Says once it has started: the config, the scheduled jobs and the next run."""
+    Says once it has started: the config, the scheduled jobs and the next run. One service
+    per state_dir: a second one is refused (it names the lock file and the pid holding it)."""
+    from crawler.schedule.lock import AlreadyRunning, ServeLock
     from crawler.schedule.service import Service
 
     config = load_or_exit(config_file)
     check_jobs(config)
-    Service(config).run(on_started=lambda jobs: console.print(started_line(config, jobs)))
+    lock = ServeLock(config.state_dir)
+    try:
+        lock.acquire()
+    except AlreadyRunning as e:
+        raise click.ClickException(str(e)) from None
+    except OSError as e:
+        raise click.ClickException(f"cannot create the serve lock {lock.path}: {e}") from None
+    try:
+        Service(config).run(on_started=lambda jobs: console.print(started_line(config, jobs)))
+    finally:
+        lock.release()
 
 
 @click.group()
