@@ -21,7 +21,7 @@ from smtp_fixtures import SmtpSink
 from crawler.config import load_config
 from crawler.demo.server import Reply, SiteServer, routes
 from crawler.schedule.runner import Runner
-from crawler.schedule.service import job_store
+from crawler.schedule.service import Service, job_store
 from crawler.store.db import StateDB
 from crawler.store.models import PatrolRun
 
@@ -313,3 +313,34 @@ def test_a_second_serve_on_the_same_state_dir_is_refused_naming_the_lock_and_its
         wait_until(lambda: "Ctrl-C" in again.output(), timeout=60, what="a service after the first stopped")
     finally:
         assert again.stop() == 0, again.output()
+
+
+def test_schedule_list_and_coverage_mark_a_stored_next_run_in_the_past_as_overdue(tmp_path):
+    config = write_config(tmp_path, "http://127.0.0.1:9/", 9, [{"id": "newyear", "cron": "0 3 1 1 *"},
+                                                               {"id": "midyear", "cron": "0 4 1 7 *"}])
+    service = Service(load_config(config))  # stores the jobs as `serve` does, without running any
+    service.scheduler.start(paused=True)
+    service.sync_jobs()
+    service.scheduler.shutdown(wait=False)
+    service.db.close()
+    assert not any(row["overdue"] for row in schedule(config).values()), "stored, in the future"
+    db = StateDB(load_config(config).db_url)
+    store = job_store(db)
+    store.start(None, "default")
+    job = store.lookup_job("newyear")
+    job.next_run_time = datetime.now(UTC) - timedelta(hours=2)
+    store.update_job(job)
+    db.close()
+    rows = schedule(config)
+    assert (rows["newyear"]["state"], rows["newyear"]["overdue"]) == ("stored", True)
+    assert rows["midyear"]["overdue"] is False
+    table = cli("schedule", "list", "--config", str(config))
+    assert table.returncode == 0, table.stderr
+    (line,) = [l for l in table.stdout.splitlines() if "newyear" in l]
+    assert "overdue: is `finpatrol serve` running?" in line, table.stdout
+    assert "overdue" not in next(l for l in table.stdout.splitlines() if "midyear" in l)
+    covered = cli("coverage", "--config", str(config), "--json")
+    assert covered.returncode == 0, covered.stderr
+    (xyb,) = [row for row in map(json.loads, covered.stdout.splitlines()) if row["id"] == "xyb"]
+    assert xyb["next_scheduled_overdue"] is True
+    assert "overdue: is `finpatrol serve` running?" in cli("coverage", "--config", str(config)).stdout

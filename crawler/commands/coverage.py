@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import click
 from rich.table import Table
 
@@ -19,10 +21,14 @@ STYLE = {"ok": "green", "partial": "yellow", "never": "red", "offline": "red", "
 def coverage(config_file, as_json):
     """Every target (and channel, source): last successful patrol, next scheduled one, failures."""
     from crawler.reports.coverage import coverage_rows
+    from crawler.schedule.listing import OVERDUE
 
     config = load_or_exit(config_file)
     with open_db_or_empty(config) as db:  # before the first patrol: every target "never", no DB file made
         rows = coverage_rows(config, db)
+    now = datetime.now(UTC)
+    for r in rows:  # a stored next run in the past: the service has not run it
+        r["next_scheduled_overdue"] = bool(r["next_scheduled"]) and datetime.fromisoformat(r["next_scheduled"]) < now
     if as_json:
         emit_json(rows)
         return
@@ -33,11 +39,17 @@ def coverage(config_file, as_json):
         failures = r["failure_summary"] or "-"
         status = f"[{STYLE.get(r['status'], 'white')}]{r['status']}[/]"
         table.add_row(r["id"], r["kind"], r["name"], status, shown_time(r["last_success"], config) or "never",
-                      str(r["last_success_pages"]), failures, shown_time(r["next_scheduled"], config) or "-")
+                      str(r["last_success_pages"]), failures, next_scheduled(r, config, OVERDUE))
     console.print(table)
     missing = [r["id"] for r in rows if r["kind"] == "target" and r["enabled"] and r["last_success"] is None]
     if missing:
         console.print(f"[red]never patrolled successfully: {', '.join(missing)}[/]")
+
+
+def next_scheduled(row: dict, config, overdue: str) -> str:
+    """The next scheduled patrol, marked when it is in the past (the service did not run it)."""
+    shown = shown_time(row["next_scheduled"], config) or "-"
+    return f"[red]{shown} ({overdue})[/]" if row["next_scheduled_overdue"] else shown
 
 
 COMMANDS = (coverage,)

@@ -82,7 +82,7 @@ def schedule():
 @json_option
 def list_(config_file, as_json):
     """Every scheduled job and its next run."""
-    from crawler.schedule.listing import schedule_rows
+    from crawler.schedule.listing import OVERDUE, schedule_rows
 
     config = load_or_exit(config_file)
     with open_db_or_empty(config) as db:  # the configured jobs, before `serve` first ran too; no DB file made
@@ -98,8 +98,9 @@ def list_(config_file, as_json):
     for column in ("job", "targets", "trigger", "next run", "state"):
         table.add_column(column, overflow="fold")
     for r in rows:
-        table.add_row(r["id"], ", ".join(r["targets"]), r["trigger"], r["next_run_local"] or r["next_run"] or "-",
-                      r["state"])
+        next_run = r["next_run_local"] or r["next_run"] or "-"
+        table.add_row(r["id"], ", ".join(r["targets"]), r["trigger"],
+                      f"[red]{next_run} ({OVERDUE})[/]" if r["overdue"] else next_run, r["state"])
     console.print(table)
 
 

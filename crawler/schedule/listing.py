@@ -2,7 +2,9 @@
 
 Read from the job store in the state DB without starting a scheduler; a job the
 service has not stored yet (or whose config changed since) shows the next run
-its trigger would give now.
+its trigger would give now. A stored next run in the past is ``overdue``: a running
+service would have run it and stored the next one, so the service is most likely
+not running.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from crawler.schedule.triggers import describe, next_fire_times
 from crawler.store.db import StateDB, iso, utcnow
 
 logger = logging.getLogger(__name__)
+OVERDUE = "overdue: is `finpatrol serve` running?"
 
 
 def stored_jobs(db: StateDB) -> dict:
@@ -34,10 +37,12 @@ def schedule_rows(config: PatrolConfig, db: StateDB, now: datetime | None = None
     rows = []
     for job in schedules.jobs:
         entry = stored.get(job.id)
+        overdue = False
         if not job.enabled:
             state, next_run = "disabled", None
         elif entry is not None and entry.name == job_name(job, schedules):
             state, next_run = "stored", entry.next_run_time
+            overdue = next_run is not None and next_run < now
         else:
             state = "changed: applied when serve starts" if entry is not None else "not stored: serve not started"
             upcoming = next_fire_times(job, schedules.timezone, now, 1)
@@ -46,11 +51,11 @@ def schedule_rows(config: PatrolConfig, db: StateDB, now: datetime | None = None
             "id": job.id, "targets": list(job.targets) or ["(all enabled)"], "trigger": describe(job),
             "jitter": job.jitter, "next_run": iso(next_run) if next_run else None,
             "next_run_local": next_run.astimezone(next_run.tzinfo).strftime("%Y-%m-%d %H:%M %Z") if next_run else None,
-            "state": state,
+            "state": state, "overdue": overdue,
         })
     for job_id, entry in stored.items():
         if job_id != ALERTS_JOB and job_id not in {j.id for j in schedules.jobs}:
             rows.append({"id": job_id, "targets": [], "trigger": str(entry.trigger), "jitter": 0,
                          "next_run": iso(entry.next_run_time), "next_run_local": None,
-                         "state": "removed when serve starts"})
+                         "state": "removed when serve starts", "overdue": False})
     return rows
