@@ -409,10 +409,21 @@ def parse_config(text: str, path: str | Path = "<string>") -> PatrolConfig:
         update={
             "state_dir": state_dir,
             "rules_files": tuple(_resolve(base, p) for p in config.rules_files),
+            "database_url": _resolve_sqlite(base, config.database_url),
             "elasticsearch": elastic,
             "source": path,
         }
     )
+
+
+def _resolve_sqlite(base: Path, database_url: str | None) -> str | None:
+    """A SQLite URL's relative file path made absolute against ``base``, as state_dir is."""
+    if database_url is None:
+        return None
+    url = make_url(database_url)
+    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
+        return database_url
+    return url.set(database=str(_resolve(base, Path(url.database)))).render_as_string(hide_password=False)
 
 
 def _resolve(base: Path, value: Path) -> Path:

@@ -374,3 +374,9 @@ def test_relative_paths_resolve_against_the_config_file_as_absolute_paths(tmp_pa
     assert config.db_url == f"sqlite:///{tmp_path / 'conf' / 'state' / 'finpatrol.db'}"
     monkeypatch.chdir(tmp_path / "conf")
     assert load_config(Path("patrol.yaml")).state_dir == tmp_path / "conf" / "state"
+    monkeypatch.chdir(tmp_path)
+    for url, expected in (("sqlite:///db/patrol.db", f"sqlite:///{tmp_path / 'conf' / 'db' / 'patrol.db'}"),
+                          ("sqlite:////srv/patrol.db", "sqlite:////srv/patrol.db"),
+                          ("postgresql://u:p@127.0.0.1/finpatrol", "postgresql://u:p@127.0.0.1/finpatrol")):
+        (tmp_path / "conf" / "patrol.yaml").write_text(GOOD + f"database_url: {url!r}\n", encoding="utf-8")
+        assert load_config(Path("conf/patrol.yaml")).db_url == expected, "a SQLite file, like state_dir"
