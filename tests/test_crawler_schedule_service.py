@@ -334,6 +334,8 @@ def test_schedule_list_and_coverage_mark_a_stored_next_run_in_the_past_as_overdu
     rows = schedule(config)
     assert (rows["newyear"]["state"], rows["newyear"]["overdue"]) == ("stored", True)
     assert rows["midyear"]["overdue"] is False
+    assert rows["midyear"]["next_run_local"].endswith("-07-01 04:00 CST"), "in the schedule's zone, as written"
+    assert rows["newyear"]["next_run_local"].endswith(" CST"), "a time stored in UTC is shown in the schedule's zone"
     table = cli("schedule", "list", "--config", str(config))
     assert table.returncode == 0, table.stderr
     (line,) = [l for l in table.stdout.splitlines() if "newyear" in l]

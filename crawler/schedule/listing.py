@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime
+from zoneinfo import ZoneInfo
 
 from crawler.config import PatrolConfig
 from crawler.schedule.service import ALERTS_JOB, job_name, job_store
@@ -28,6 +29,12 @@ def stored_jobs(db: StateDB) -> dict:
         return {job.id: job for job in store.get_all_jobs()}
     finally:
         store.shutdown()
+
+
+def _local(when: datetime | None, timezone: str) -> str | None:
+    """``2026-11-30 03:00 CST``: in the schedule's zone, as the job's trigger reads (the job
+    store gives stored times back in UTC)."""
+    return when.astimezone(ZoneInfo(timezone)).strftime("%Y-%m-%d %H:%M %Z") if when else None
 
 
 def schedule_rows(config: PatrolConfig, db: StateDB, now: datetime | None = None) -> list[dict]:
@@ -50,12 +57,13 @@ def schedule_rows(config: PatrolConfig, db: StateDB, now: datetime | None = None
         rows.append({
             "id": job.id, "targets": list(job.targets) or ["(all enabled)"], "trigger": describe(job),
             "jitter": job.jitter, "next_run": iso(next_run) if next_run else None,
-            "next_run_local": next_run.astimezone(next_run.tzinfo).strftime("%Y-%m-%d %H:%M %Z") if next_run else None,
+            "next_run_local": _local(next_run, schedules.timezone),
             "state": state, "overdue": overdue,
         })
     for job_id, entry in stored.items():
         if job_id != ALERTS_JOB and job_id not in {j.id for j in schedules.jobs}:
             rows.append({"id": job_id, "targets": [], "trigger": str(entry.trigger), "jitter": 0,
-                         "next_run": iso(entry.next_run_time), "next_run_local": None,
+                         "next_run": iso(entry.next_run_time),
+                         "next_run_local": _local(entry.next_run_time, schedules.timezone),
                          "state": "removed when serve starts", "overdue": False})
     return rows
