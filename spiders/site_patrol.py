@@ -2,7 +2,15 @@
 
 Each target keeps its own dedup set and limits (``max_pages``, ``max_depth``,
 trap budgets), so two targets sharing a domain are patrolled independently.
-Counts go to stats under ``patrol/target/<id>/...`` and ``patrol/trap/...``.
+When the link crawl is done (``spider_idle``), every stored page of the target with an
+open hit (``TargetCrawl.revisit``, filled by the store pipeline when it opens) that was
+not asked for is asked for directly: not cut by ``max_depth`` or ``max_pages`` (they
+bound discovery; these few pages are what a patrol must check), its links not followed,
+robots.txt still obeyed. One now outside the target's scope is not asked for, only
+counted. URLs answered 404/410 are collected in ``TargetCrawl.gone``: the store marks
+those pages gone, and no others.
+Counts go to stats under ``patrol/target/<id>/...`` (``revisited``, ``out_of_scope``
+among them) and ``patrol/trap/...``.
 """
 
 from __future__ import annotations
@@ -13,8 +21,10 @@ from dataclasses import dataclass, field
 from urllib.parse import urljoin, urlsplit
 
 import scrapy
+from scrapy import signals
 from scrapy.exceptions import (
     CannotResolveHostError,
+    DontCloseSpider,
     DownloadCancelledError,
     DownloadConnectionRefusedError,
     DownloadFailedError,
@@ -48,6 +58,7 @@ _FAILURES = (
 
 
 RENDER_SLOT = "finpatrol-render"
+GONE_STATUSES = frozenset({404, 410})
 
 
 @dataclass
@@ -55,6 +66,11 @@ class TargetCrawl:
     target: Target
     budget: LinkBudget = field(default_factory=LinkBudget)
     scheduled: int = 0
+    revisit: list[str] = field(default_factory=list)
+    """Stored URLs of the target's pages with an open hit, to ask for when the links did not
+    lead there (set before the crawl, by the store pipeline: spiders do not read the state DB)."""
+    gone: set[str] = field(default_factory=set)
+    """URLs (as requested) the server answered 404 or 410 in this crawl: evidence the page is gone."""
 
     @property
     def renders_all(self) -> bool:
@@ -104,6 +120,8 @@ class SitePatrolSpider(scrapy.Spider):
         spider.rendered_count = 0
         spider.context_inflight = Counter()  # context name → rendered requests not yet finished
         spider.context_objects = {}  # context name → its BrowserContext, once a page showed it
+        spider.revisits_asked = False
+        crawler.signals.connect(spider.idle, signal=signals.spider_idle)
         return spider
 
     async def start(self):
@@ -123,13 +141,16 @@ class SitePatrolSpider(scrapy.Spider):
                     priority=10,
                 )
 
-    def _meta(self, crawl: TargetCrawl, depth: int) -> dict:
+    def _meta(self, crawl: TargetCrawl, depth: int, revisit: bool = False) -> dict:
         target = crawl.target
-        return {
+        meta = {
             "finpatrol_target": target.id,
             "finpatrol_depth": depth,
             "dont_obey_robotstxt": not self.config.obeys_robots(target),
         }
+        if revisit:
+            meta["finpatrol_revisit"] = True  # asked for directly: its links are not followed
+        return meta
 
     def _request(self, crawl: TargetCrawl, url: str, depth: int) -> scrapy.Request | None:
         target, budget = crawl.target, crawl.budget
@@ -146,9 +167,12 @@ class SitePatrolSpider(scrapy.Spider):
         if canonical is None:
             return None
         crawl.scheduled += 1
+        return self._fetch(crawl, url, depth)
+
+    def _fetch(self, crawl: TargetCrawl, url: str, depth: int, revisit: bool = False) -> scrapy.Request:
         if crawl.renders_all:
-            return self._render_request(crawl, url, depth)
-        meta = self._meta(crawl, depth) | {"finpatrol_url": url, "finpatrol_conditional": True}
+            return self._render_request(crawl, url, depth, revisit=revisit)
+        meta = self._meta(crawl, depth, revisit) | {"finpatrol_url": url, "finpatrol_conditional": True}
         return scrapy.Request(
             url,
             callback=self.parse,
@@ -158,10 +182,48 @@ class SitePatrolSpider(scrapy.Spider):
             priority=-depth,
         )
 
+    def idle(self):
+        """The link crawl is done: ask for the pages with open hits it did not reach, once."""
+        if self.revisits_asked:
+            return
+        self.revisits_asked = True
+        asked = 0
+        for crawl in self.crawls.values():
+            for request in self._revisits(crawl):
+                self.crawler.engine.crawl(request)
+                asked += 1
+        if asked:
+            raise DontCloseSpider
+
+    def _revisits(self, crawl: TargetCrawl):
+        """Requests for the target's stored pages with open hits that this crawl has not asked for.
+
+        Outside the target's scope now (host changed, domain no longer allowed): not asked
+        for, counted and logged; their hits stay as they are.
+        """
+        target, budget = crawl.target, crawl.budget
+        stats, prefix = self.crawler.stats, f"patrol/target/{target.id}"
+        outside = 0
+        for url in crawl.revisit:
+            if not is_followable(url) or not in_scope(url, target.allowed_domains):
+                outside += 1
+                continue
+            if url in budget.decided:  # asked for (or met under another spelling) by the crawl
+                continue
+            budget.decided.add(url)
+            stats.inc_value(f"{prefix}/revisited")
+            yield self._fetch(crawl, url, depth=0, revisit=True)
+        if outside:
+            stats.set_value(f"{prefix}/out_of_scope", outside)
+            logger.warning(
+                "target %s: %d stored page(s) with open hits are outside its scope now (allowed_domains %s): "
+                "not checked, their hits stay as they are", target.id, outside, ", ".join(target.allowed_domains))
+
     def _context_name(self) -> str:
         return f"finpatrol-{self.rendered_count // self.pages_per_context}"
 
-    def _render_request(self, crawl: TargetCrawl, url: str, depth: int, retry: bool = False):
+    def _render_request(self, crawl: TargetCrawl, url: str, depth: int, retry: bool = False,
+                        revisit: bool = False):
         """A request through Chromium; the page comes back open to the callback, which closes it.
 
         All rendered requests share one download slot (FINPATROL_RENDER_CONCURRENCY pages
@@ -170,7 +232,7 @@ class SitePatrolSpider(scrapy.Spider):
         self.rendered_count += 1
         context_name = self._context_name()
         self.context_inflight[context_name] += 1
-        meta = self._meta(crawl, depth) | {
+        meta = self._meta(crawl, depth, revisit) | {
             "finpatrol_url": url,
             "finpatrol_render_retry": retry,
             "download_slot": RENDER_SLOT,
@@ -194,15 +256,15 @@ class SitePatrolSpider(scrapy.Spider):
             yield from self._not_modified(crawl, response, depth)
             return
         if response.status >= 400:
-            stats.inc_value(f"{prefix}/failed")
-            stats.inc_value(f"{prefix}/errors/http_{response.status}")
+            self._http_error(crawl, response)
             return
         if not is_html(response):
             stats.inc_value(f"{prefix}/skipped_non_html")
             return
         if crawl.target.render == "auto" and is_js_shell(response):
             stats.inc_value("render/auto_escalations")
-            yield self._render_request(crawl, response.meta["finpatrol_url"], depth)
+            yield self._render_request(crawl, response.meta["finpatrol_url"], depth,
+                                       revisit=response.meta.get("finpatrol_revisit", False))
             return
         stats.inc_value(f"{prefix}/pages")
         yield from self._page(crawl, response, depth)
@@ -215,7 +277,16 @@ class SitePatrolSpider(scrapy.Spider):
         item.kind = crawl.target.kind
         item.links = pack_links(base, hrefs)
         yield item
-        yield from self._follow(crawl, base, hrefs, depth)
+        if not response.meta.get("finpatrol_revisit"):
+            yield from self._follow(crawl, base, hrefs, depth)
+
+    def _http_error(self, crawl: TargetCrawl, response: Response) -> None:
+        """Count an HTTP error; a 404/410 is evidence the page is gone (``TargetCrawl.gone``)."""
+        prefix = f"patrol/target/{crawl.target.id}"
+        self.crawler.stats.inc_value(f"{prefix}/failed")
+        self.crawler.stats.inc_value(f"{prefix}/errors/http_{response.status}")
+        if response.status in GONE_STATUSES:
+            crawl.gone.add(response.meta["finpatrol_url"])
 
     def _not_modified(self, crawl: TargetCrawl, response: Response, depth: int):
         """A 304 answer to a conditional request: the stored page stands; follow its stored links."""
@@ -224,8 +295,9 @@ class SitePatrolSpider(scrapy.Spider):
         item = page_item(response, crawl.target.id, depth)
         item.unchanged = True
         yield item
-        base, hrefs = unpack_links(response.meta["finpatrol_links"])
-        yield from self._follow(crawl, base, hrefs, depth)
+        if not response.meta.get("finpatrol_revisit"):
+            base, hrefs = unpack_links(response.meta["finpatrol_links"])
+            yield from self._follow(crawl, base, hrefs, depth)
 
     def _follow(self, crawl: TargetCrawl, base: str, hrefs: list[str], depth: int):
         if depth >= crawl.target.max_depth or crawl.scheduled >= crawl.target.max_pages:
@@ -254,8 +326,7 @@ class SitePatrolSpider(scrapy.Spider):
         await self._release(page, response.meta["playwright_context"])
         stats.inc_value("render/pages")
         if response.status >= 400:
-            stats.inc_value(f"patrol/target/{crawl.target.id}/failed")
-            stats.inc_value(f"patrol/target/{crawl.target.id}/errors/http_{response.status}")
+            self._http_error(crawl, response)
             return
         rendered = response.replace(body=html.encode("utf-8"), encoding="utf-8")
         rendered.meta["finpatrol_screenshot"] = screenshot
@@ -296,7 +367,8 @@ class SitePatrolSpider(scrapy.Spider):
             self.crawler.stats.inc_value("render/retries")
             crawl = self.crawls[request.meta["finpatrol_target"]]
             yield self._render_request(
-                crawl, request.meta["finpatrol_url"], request.meta["finpatrol_depth"], retry=True
+                crawl, request.meta["finpatrol_url"], request.meta["finpatrol_depth"], retry=True,
+                revisit=request.meta.get("finpatrol_revisit", False),
             )
             return
         self._count_failure(request, error)

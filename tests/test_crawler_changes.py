@@ -9,7 +9,7 @@ import pytest
 from crawler.items import PageItem
 from crawler.store.change_report import diff_passages, list_changes, passages, summarize
 from crawler.store import elastic_queue as queue
-from crawler.store.changes import gone_candidates, mark_gone
+from crawler.store.changes import mark_gone
 from crawler.store.db import StateDB
 from crawler.store.models import Hit, Page, PageVersion
 from crawler.store.pages import save_pages
@@ -51,7 +51,11 @@ def item(url: str, text: str, when: str, known: dict | None = None) -> PageItem:
 
 
 class Site:
-    """Patrol a dict of url → text through save_pages, as the pipelines do."""
+    """Patrol a dict of url → text through save_pages, as the pipelines do.
+
+    A stored page missing from the dict was deleted: the patrol found it answered 404
+    (as the spider reports it to the store), unless ``gone`` is False.
+    """
 
     def __init__(self, db: StateDB):
         self.db = db
@@ -60,10 +64,11 @@ class Site:
     def patrol(self, pages: dict[str, str], when: str, gone: bool = True) -> int:
         run_id = start_run(self.db, "test")
         saved = save_pages(self.db, [item(u, t, when, self.known) for u, t in pages.items()], run_id)
+        deleted = [url for url in self.known if url not in pages]
         with self.db.new_session() as session:
             self.known = {p.url: p.sha256 for p in session.query(Page)}
         if gone:
-            mark_gone(self.db, run_id, ["site"])
+            mark_gone(self.db, run_id, {"site": deleted})
         return run_id, saved
 
 
@@ -179,14 +184,23 @@ def test_since_and_target_filters(db):
     assert list_changes(db, targets=("other",)) == []
 
 
-def test_pages_are_gone_only_after_a_clean_complete_patrol():
-    ok = {"pages": 3, "failed": 1, "errors": {"http_404": 1}}
-    assert gone_candidates({"t": ok}, "finished", {"t": 50}) == ["t"]
-    assert gone_candidates({"t": ok}, "shutdown", {"t": 50}) == []
-    assert gone_candidates({"t": ok}, "finished", {"t": 4}) == [], "page limit reached: the rest is unknown"
-    flaky = {"pages": 3, "failed": 1, "errors": {"timeout": 1}}
-    assert gone_candidates({"t": flaky, "u": ok}, "finished", {}) == ["u"]
-    assert gone_candidates({"t": {"pages": 0, "failed": 0, "errors": {}}}, "finished", {}) == []
+def test_only_pages_answered_404_or_410_are_gone_not_those_merely_not_fetched(db):
+    site = Site(db)
+    site.patrol({"http://s/a": "平台承诺保本保息。", "http://s/b": "资金池运作。", "http://s/c": "年化收益18%。"},
+                "2026-11-01T02:00:00+00:00")
+    run2 = start_run(db, "test")
+    save_pages(db, [item("http://s/c", "年化收益18%。", "2026-11-08T02:00:00+00:00")], run2)
+    # /a answered 404; /b was not reached; /c was answered 404 after being stored in this run
+    # (not possible from one crawl, but stored this run means online); /x is no stored page;
+    # "other" is another target that has no page at that URL.
+    counts = mark_gone(db, run2, {"site": ["http://s/a", "http://s/c", "http://s/x"], "other": ["http://s/b"]})
+    assert counts == {"site": 1}
+    hits = hits_by_labels(db)
+    assert hits[("a", "guaranteed_return")].removed_run_id == run2
+    assert hits[("b", "fund_pool")].removed_at is None, "not reached is not deleted"
+    assert hits[("c", "high_yield")].removed_at is None
+    assert [(c["url"], c["kind"]) for c in list_changes(db, run_id=run2)] == [("http://s/a", "gone")]
+    assert mark_gone(db, start_run(db, "test"), {"site": ["http://s/a"]}) == {}, "gone once, not again"
 
 
 def test_passages_split_lines_and_sentences():

@@ -8,7 +8,7 @@ import json
 
 from channel_sites import html
 from conftest import cli, json_lines
-from crawler.demo.server import SiteServer, routes
+from crawler.demo.server import Reply, SiteServer, routes
 
 SECURITY = "<p>借款人逾期时，{}，100%本息保障。</p>"
 
@@ -68,3 +68,141 @@ def test_a_reworded_guarantee_is_replaced_not_rectified_and_a_removed_claim_is_r
     assert f"| {old_guarantee['id']}（已改写，见 {new_guarantee['id']}） |" in dossier_md
     assert f"| {old_promo['id']}（已整改） |" in dossier_md
     assert f"| {old_guarantee['id']}（已整改） |" not in dossier_md
+
+
+# A page is gone only when the server says so (404/410). A page the crawl did not reach
+# through links is still a page: its open hit is checked by asking for it directly.
+
+PROMO = html("鑫盈宝新手标", "<p>鑫盈宝新手标，保本保息，年化收益率高达18%。</p>")
+PROMO_RECTIFIED = html("鑫盈宝新手标", "<p>鑫盈宝新手标，市场有风险，投资需谨慎。</p>")
+
+
+def home(*links: str) -> str:
+    return html("鑫盈宝", "<p>" + " ".join(f"<a href='{link}'>{link}</a>" for link in links) + "</p>")
+
+
+def patrolled(config: str) -> int:
+    """Patrol once with the real CLI; the new run's id."""
+    result = cli("patrol", "--config", config)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return max(r["id"] for r in json_lines(cli("runs", "--config", config, "--json").stdout))
+
+
+def hits_of(config: str) -> dict[str, dict]:
+    """path → hit (one hit per page in these tests)."""
+    return {h["url"].split("/", 3)[3]: h for h in json_lines(cli("hits", "--config", config, "--json").stdout)}
+
+
+def changes_of(config: str, run: int) -> dict[str, dict]:
+    return {c["url"].split("/", 3)[3]: c
+            for c in json_lines(cli("changes", "--config", config, "--run", str(run), "--json").stdout)}
+
+
+def run_stats(config: str, run: int) -> dict:
+    from crawler.config import load_config
+    from crawler.store.db import StateDB
+    from crawler.store.models import PatrolRun
+
+    with StateDB(load_config(config).db_url) as db, db.new_session() as session:
+        return session.get(PatrolRun, run).stats
+
+
+def write_target(make_config, url: str, **fields) -> str:
+    return str(make_config([{"id": "xyb", "urls": [url]} | fields]))
+
+
+def test_a_page_no_longer_linked_but_online_is_checked_directly_and_not_rectified(make_config):
+    site_routes = {"/": home("promo.html", "about.html"), "/promo.html": PROMO,
+                   "/about.html": html("关于我们", "<p>公司介绍。</p>")}
+    with SiteServer(routes(site_routes)) as site:
+        config = write_target(make_config, site.url("/"))
+        patrolled(config)
+        hit = hits_of(config)["promo.html"]
+
+        site_routes["/"] = home("about.html")  # the promo is unlinked, but still online with its claim
+        run2 = patrolled(config)
+        changes = changes_of(config, run2)
+        assert set(changes) == {""} and changes[""]["kind"] == "changed", "only the home page changed: no page gone"
+        after = hits_of(config)["promo.html"]
+        assert after["id"] == hit["id"] and after["removed_at"] is None
+        assert after["last_run"] == run2, "the page was asked for directly and its claim seen again"
+        assert run_stats(config, run2)["patrol/target/xyb/revisited"] == 1
+
+        site_routes["/promo.html"] = PROMO_RECTIFIED  # still unlinked: the next patrol still checks it
+        run3 = patrolled(config)
+    promo = changes_of(config, run3)["promo.html"]
+    assert promo["kind"] == "changed" and promo["hits"]["removed"]["id"] == hit["id"]
+    assert f"hit {hit['id']} removed (rectified)" in cli("changes", "--config", config, "--run", str(run3)).stdout
+    assert hits_of(config)["promo.html"]["removed_at"], "taken down: rectified, on evidence"
+
+
+def test_a_lower_max_depth_neither_rectifies_deeper_hits_nor_reopens_them_later(make_config):
+    site_routes = {"/": home("products.html"), "/products.html": html("产品", "<p><a href='promo.html'>新手标</a></p>"),
+                   "/promo.html": PROMO}
+    with SiteServer(routes(site_routes)) as site:
+        config = write_target(make_config, site.url("/"), max_depth=3)
+        patrolled(config)
+        hit = hits_of(config)["promo.html"]
+
+        write_target(make_config, site.url("/"), max_depth=0)  # the operator lowers the depth
+        run2 = patrolled(config)
+        assert changes_of(config, run2) == {}, "pages beyond the new depth are not gone"
+        assert hits_of(config)["promo.html"]["removed_at"] is None
+        assert hits_of(config)["promo.html"]["last_run"] == run2, "the hit page is checked whatever its depth"
+
+        write_target(make_config, site.url("/"), max_depth=3)  # and restores it
+        run3 = patrolled(config)
+    assert changes_of(config, run3) == {}
+    final = hits_of(config)["promo.html"]
+    assert final["id"] == hit["id"] and final["removed_at"] is None
+    dossier = json.loads(cli("dossier", "xyb", "--config", config, "--format", "json").stdout)
+    assert dossier["rectification"] == {"live": 1, "removed": 0, "replaced": 0, "reopened": 0}
+    report = cli("report", "--config", config, "--since", "2000-01-01", "--format", "md").stdout
+    assert "本期整改 0 条" in report and "整改后复现 0 条" in report, report
+
+
+def test_a_changed_host_leaves_the_old_pages_hits_as_they_are_and_says_how_many(make_config):
+    site_routes = {"/": home("promo.html"), "/promo.html": PROMO}
+    with SiteServer(routes(site_routes)) as site:
+        config = write_target(make_config, site.url("/"))
+        patrolled(config)
+        (old,) = json_lines(cli("hits", "--config", config, "--json").stdout)
+
+        moved = site.url("/").replace("127.0.0.1", "localhost")  # the same site under another host name
+        write_target(make_config, moved)
+        result = cli("patrol", "--config", config)
+        assert result.returncode == 0, result.stdout + result.stderr
+    run2 = max(r["id"] for r in json_lines(cli("runs", "--config", config, "--json").stdout))
+    hits = {h["id"]: h for h in json_lines(cli("hits", "--config", config, "--json").stdout)}
+    assert hits[old["id"]]["removed_at"] is None, "out of scope now, not deleted: not rectified"
+    assert [h["url"] for h in hits.values() if h["id"] != old["id"]] == [moved + "promo.html"]
+    assert all(c["kind"] != "gone" for c in changes_of(config, run2).values())
+    assert run_stats(config, run2)["patrol/target/xyb/out_of_scope"] == 1
+    assert "1 stored page(s) with open hits are outside its scope" in result.stdout + result.stderr
+
+
+def test_a_deleted_page_is_gone_and_rectified_while_a_failing_one_stays(make_config):
+    site_routes = {"/": home("promo.html", "pool.html", "offer.html"), "/promo.html": PROMO,
+                   "/pool.html": html("活期宝", "<p>平台资金池随存随取，保本保息。</p>"),
+                   "/offer.html": html("限时活动", "<p>月息2分，到期刚性兑付，保本保息。</p>")}
+    with SiteServer(routes(site_routes)) as site:
+        config = write_target(make_config, site.url("/"))
+        patrolled(config)
+        before = hits_of(config)
+        assert set(before) == {"promo.html", "pool.html", "offer.html"}
+
+        del site_routes["/promo.html"]                            # deleted, still linked: 404
+        site_routes["/"] = home("promo.html", "offer.html")
+        site_routes["/pool.html"] = Reply(status=410, body=b"gone")  # deleted and unlinked: 410
+        site_routes["/offer.html"] = Reply(status=500, body=b"oops")  # failing: no evidence of anything
+        run2 = patrolled(config)
+    changes = changes_of(config, run2)
+    assert {path: c["kind"] for path, c in changes.items()} == {
+        "": "changed", "promo.html": "gone", "pool.html": "gone"}, "the home page lost a link"
+    assert changes["promo.html"]["hits"]["removed"]["id"] == before["promo.html"]["id"]
+    text = cli("changes", "--config", config, "--run", str(run2)).stdout
+    assert f"hit {before['pool.html']['id']} removed (rectified)" in text, text
+    after = hits_of(config)
+    assert after["promo.html"]["removed_at"] and after["pool.html"]["removed_at"]
+    assert after["offer.html"]["removed_at"] is None, "a server error is not a deletion"
+    assert run_stats(config, run2)["patrol/target/xyb/gone"] == 2

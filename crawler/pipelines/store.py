@@ -2,7 +2,10 @@
 
 The run's per-target counts come from Scrapy's stats (``patrol/target/<id>/...``)
 when the spider closes, so a crawl is judged by what happened, not by its exit code.
-Then pages of fully patrolled targets that this run did not fetch are marked gone.
+Then the pages the server answered 404/410 for (the spider's ``crawls[id].gone``) are
+marked gone; a page merely not fetched is not. When the spider opens, it is told the
+stored URLs of each target's pages with open hits (``crawls[id].revisit``), which it
+asks for if its links do not lead there.
 Pages are written in batches, one transaction each, on a writer thread: the reactor
 keeps downloading while SQLite works, and commits are shared by many pages.
 Settings: FINPATROL_CONFIG, FINPATROL_STORE_BATCH (pages per transaction).
@@ -18,9 +21,9 @@ from scrapy import signals
 
 from crawler.config import load_config
 from crawler.items import PageItem
-from crawler.store.changes import gone_candidates, mark_gone
+from crawler.store.changes import mark_gone
 from crawler.store.db import StateDB
-from crawler.store.pages import save_pages
+from crawler.store.pages import open_hit_urls, save_pages
 from crawler.store.runs import finish_run, start_run, sync_targets
 
 logger = logging.getLogger(__name__)
@@ -108,6 +111,9 @@ class StorePipeline:
         crawls = getattr(spider, "crawls", {})
         self.target_ids = list(crawls)
         sync_targets(self.db, [c.target for c in crawls.values()])
+        for target_id, urls in open_hit_urls(self.db, self.target_ids).items():
+            if hasattr(crawls[target_id], "revisit"):  # the site spider's; listings have none
+                crawls[target_id].revisit = urls
         self.run_id = start_run(self.db, spider.name)
         self.stats.set_value("patrol/run_id", self.run_id)
         self.writer = BatchWriter(lambda items: write_batch(self.db, items, self.run_id), self.batch_size)
@@ -138,13 +144,16 @@ class StorePipeline:
     def spider_closed(self, spider, reason):
         if self.db is None or self.run_id is None:
             return
-        stats = self.stats.get_stats()
-        per_target = {t: target_counts(stats, t) for t in self.target_ids}
-        status = finish_run(self.db, self.run_id, reason, stats, per_target)
-        self.stats.set_value("patrol/status", status)
-        max_pages = {t.id: t.max_pages for t in self.config.targets}
-        mark_gone(self.db, self.run_id, gone_candidates(per_target, reason, max_pages))
-        self.db.close()
+        gone = {t: getattr(crawl, "gone", ()) for t, crawl in getattr(spider, "crawls", {}).items()}
+        try:  # before the run's stats are recorded, so they hold the counts of pages gone
+            for target_id, count in mark_gone(self.db, self.run_id, gone).items():
+                self.stats.set_value(f"patrol/target/{target_id}/gone", count)
+        finally:
+            stats = self.stats.get_stats()
+            per_target = {t: target_counts(stats, t) for t in self.target_ids}
+            status = finish_run(self.db, self.run_id, reason, stats, per_target)
+            self.stats.set_value("patrol/status", status)
+            self.db.close()
 
 
 def target_counts(stats: dict, target_id: str) -> dict:

@@ -6,9 +6,12 @@ title and readable text; a change record says what one patrol found: a page
 ``added`` (new, or back after being gone), ``changed`` (text or verdict) or ``gone``.
 A hit whose verdict is no longer on its page gets ``removed_at`` (rectified); when the
 page's new hit shares one of its labels it also gets ``replaced_by`` (the claim was
-reworded, not rectified: ``supersedes``). One that comes back is reopened. Pages are
-only declared gone after a patrol that finished normally and met no failures other
-than 404/410 for that target, so a flaky network never rectifies a violation.
+reworded, not rectified: ``supersedes``). One that comes back is reopened. A page is
+declared gone only on evidence: the server answered 404 or 410 for it in this patrol
+(the spider reports those URLs). A page the crawl did not reach, one that failed
+(timeout, 5xx, blocked) and one now outside its target's scope stay as they are, so
+neither a lower ``max_depth``, an unlinked page, a changed host nor a flaky network
+rectifies a violation.
 The search documents of hits and pages changed here are queued again by the
 session's flush watch (``elastic_queue.watch``), in the same transaction.
 """
@@ -18,6 +21,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Iterable, Mapping
 
 from sqlalchemy import bindparam, func, or_, select, update
 from sqlalchemy.orm import defer
@@ -27,9 +31,6 @@ from crawler.store.elastic_queue import requeue
 from crawler.store.models import Hit, Page, PageChange, PageVersion
 
 logger = logging.getLogger(__name__)
-
-GONE_ERRORS = frozenset({"http_404", "http_410"})
-
 
 @dataclass(frozen=True)
 class Before:
@@ -169,40 +170,34 @@ def backfill_replaced_by(db: StateDB) -> int:
     return len(pairs)
 
 
-def gone_candidates(per_target: dict[str, dict], finish_reason: str, max_pages: dict[str, int]) -> list[str]:
-    """Targets whose patrol was complete enough that a page not fetched is really gone.
+def mark_gone(db: StateDB, run_id: int, gone: Mapping[str, Iterable[str]],
+              when: datetime | None = None) -> dict[str, int]:
+    """Pages the server answered 404/410 for in this run are gone; their hits are removed.
 
-    The crawl finished on its own, the target fetched pages, met no failure but
-    404/410 (a timeout is not a deletion), and stayed under its page limit.
+    ``gone`` maps a target id to the URLs (as requested) answered so. Only stored
+    pages of that target that are not gone yet and were not stored by this same run
+    are marked; a page that was merely not fetched is never passed here.
+    Returns target id → pages marked gone.
     """
-    if finish_reason != "finished":
-        return []
-    chosen = []
-    for target_id, counts in per_target.items():
-        if not counts.get("pages"):
-            continue
-        if set(counts.get("errors", {})) - GONE_ERRORS:
-            continue
-        if counts["pages"] + counts.get("failed", 0) >= max_pages.get(target_id, float("inf")):
-            continue
-        chosen.append(target_id)
-    return chosen
-
-
-def mark_gone(db: StateDB, run_id: int, target_ids: list[str], when: datetime | None = None) -> dict[str, int]:
-    """Pages of these targets not stored by this run are gone; their hits are removed."""
     when = when or utcnow()
     counts: dict[str, int] = {}
-    if not target_ids:
+    wanted = {target_id: set(urls) for target_id, urls in gone.items() if urls}
+    if not wanted:
         return counts
     with db.new_session() as session, session.begin():
-        pages = session.scalars(
-            select(Page).where(
-                Page.target_id.in_(target_ids),
-                Page.gone_at.is_(None),
-                or_(Page.last_run_id.is_(None), Page.last_run_id != run_id),
+        pages = [
+            page
+            for target_id, urls in wanted.items()
+            for part in _chunks(sorted(urls))
+            for page in session.scalars(
+                select(Page).where(
+                    Page.target_id == target_id,
+                    Page.url.in_(part),
+                    Page.gone_at.is_(None),
+                    or_(Page.last_run_id.is_(None), Page.last_run_id != run_id),
+                )
             )
-        ).all()
+        ]
         latest = latest_versions(session, [page.id for page in pages])
         for page in pages:
             version = latest.get(page.id)
@@ -215,5 +210,11 @@ def mark_gone(db: StateDB, run_id: int, target_ids: list[str], when: datetime | 
             ))
             counts[page.target_id] = counts.get(page.target_id, 0) + 1
     if counts:
-        logger.info("run %s: pages gone per target: %s", run_id, counts)
+        logger.info("run %s: pages gone (answered 404/410) per target: %s", run_id, counts)
     return counts
+
+
+def _chunks(values: list[str], size: int = 500) -> Iterable[list[str]]:
+    """Slices of at most ``size``: an IN () list stays under the database's parameter limit."""
+    for start in range(0, len(values), size):
+        yield values[start:start + size]

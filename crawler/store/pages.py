@@ -3,7 +3,9 @@
 A hit's identity is its page plus a key over its labels and live findings, so
 re-patrolling an unchanged page only moves ``last_seen`` while a changed page
 whose verdict changed opens a new hit. Versions, removed and reopened hits and
-per-run change records are kept by ``crawler.store.changes``.
+per-run change records are kept by ``crawler.store.changes``. What a patrol reads
+of stored pages before it starts is here too: ``known_pages`` (analyse),
+``revalidations`` (conditional requests) and ``open_hit_urls`` (pages to check again).
 """
 
 from __future__ import annotations
@@ -388,3 +390,22 @@ def revalidations(db: StateDB, target_ids: Iterable[str]) -> dict[tuple[str, str
             )
         )
         return {(t, u): Revalidation(etag, modified, links) for t, u, etag, modified, links in rows}
+
+
+def open_hit_urls(db: StateDB, target_ids: Iterable[str]) -> dict[str, list[str]]:
+    """target id → stored URLs of its pages that are not gone and whose current hit is open.
+
+    The site spider asks for each of these that its crawl did not reach through links,
+    so a page with a live claim is checked by every patrol, whatever its depth or links.
+    """
+    with db.new_session() as session:
+        rows = session.execute(
+            select(Page.target_id, Page.url)
+            .join(Hit, Hit.id == Page.current_hit_id)
+            .where(Page.target_id.in_(list(target_ids)), Page.gone_at.is_(None), Hit.removed_at.is_(None))
+            .order_by(Page.target_id, Page.id)
+        )
+        urls: dict[str, list[str]] = {}
+        for target_id, url in rows:
+            urls.setdefault(target_id, []).append(url)
+        return urls
