@@ -208,7 +208,8 @@ def test_recapture_only_when_new_or_changed_and_archive_all(state):
     assert edited.hit_id == hit.hit_id, "same claims, same hit"
     assert archive.capture(edited, None), "but new page bytes: a new capture of that hit"
 
-    mark_gone(db, start_run(db, "test"), ["xyb"])  # a patrol that found neither page: hit removed
+    # a patrol that found both pages answered 404: the hit is removed
+    mark_gone(db, start_run(db, "test"), {"xyb": ["http://xyb.test/", "http://xyb.test/a"]})
     back = page_item("http://xyb.test/", CLAIM + "，欢迎投资", when="2026-11-29T02:00:00+00:00")
     back.unchanged = True
     store(db, [back], start_run(db, "test"))

@@ -164,11 +164,14 @@ def _patrols(db) -> list[list]:
          _fetch("http://s/a", 3, status=304, headers={"etag": '"6"'}, links=None, unchanged=True),
          _fetch("http://s/a", 3, text="承诺保本保息", headers={"etag": '"5"'})],
     ]
-    answers = []
+    answers, stored = [], set()
     for n, items in enumerate(runs, start=1):
         run_id = start_run(db, "test")
         answers.append(save_pages(db, items, run_id))
-        mark_gone(db, run_id, ["site"], when=parse_time(f"2026-11-0{n}T03:00:00+00:00"))
+        fetched = {item.url for item in items}
+        gone = sorted(stored - fetched)  # the stored pages this patrol found answered 404
+        stored |= fetched
+        mark_gone(db, run_id, {"site": gone}, when=parse_time(f"2026-11-0{n}T03:00:00+00:00"))
     return answers
 
 

@@ -363,11 +363,12 @@ def test_unchanged_pages_are_revalidated_and_their_stored_links_followed(make_co
         site_routes["/a.html"] = page("关于我们", "活期理财随存随取，资金池运作。")  # a claim, and no link to /b.html
         changed = patrol_answers(config)
         assert changed["/a.html"] == (True, 200), "a changed page gets a new ETag and is fetched whole"
-        assert "/b.html" not in changed, "the new version's links replace the stored ones"
+        assert changed["/b.html"] == (True, 304), "no longer linked, but its hit is open: asked for directly"
+        assert run_stats(config)["patrol/target/p2p/revisited"] == 1, "the new version's links replace the stored ones"
         assert last_run(config)["targets"]["p2p"]["new_hits"] == 1
         final = {h["url"].rsplit("/", 1)[1]: h for h in json_lines(cli("hits", "--config", str(config), "--json").stdout)}
     assert final["a.html"]["removed_at"] is None
-    assert final["b.html"]["removed_at"] is not None, "/b.html is no longer linked: gone, its hit rectified"
+    assert final["b.html"]["removed_at"] is None, "/b.html is no longer linked but still online: its hit stays open"
 
 
 def test_patrol_at_a_terminal_shows_live_progress_then_the_summary(make_config):
