@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import REPO, cli
+from conftest import REPO, cli, json_lines
 from smtp_fixtures import SmtpSink
 
 from crawler.config import load_config
@@ -289,6 +289,9 @@ def test_a_stopped_or_timed_out_crawl_leaves_no_process_of_its_group(tmp_path, h
         assert outcome.reason == ("stopped" if how == "stop" else "killed"), outcome
         assert outcome.returncode == -signal.SIGKILL and outcome.status == "failed", outcome
         wait_until(lambda: not group_members(pgid), timeout=10, what=f"no process left in group {pgid}")
+        covered = json_lines(cli("coverage", "--config", str(path), "--json").stdout)
+        (xyb,) = [row for row in covered if row["id"] == "xyb"]
+        assert (xyb["status"], xyb["last_attempt_run"]) == ("failed", outcome.run_id), "the killed attempt counts"
     finally:  # a failing run leaves no orphans on the machine either
         if group_members(pgid):
             os.killpg(pgid, signal.SIGKILL)

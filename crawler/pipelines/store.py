@@ -114,7 +114,7 @@ class StorePipeline:
         for target_id, urls in open_hit_urls(self.db, self.target_ids).items():
             if hasattr(crawls[target_id], "revisit"):  # the site spider's; listings have none
                 crawls[target_id].revisit = urls
-        self.run_id = start_run(self.db, spider.name)
+        self.run_id = start_run(self.db, spider.name, targets=self.target_ids)
         self.stats.set_value("patrol/run_id", self.run_id)
         self.writer = BatchWriter(lambda items: write_batch(self.db, items, self.run_id), self.batch_size)
 

@@ -51,11 +51,15 @@ def unconfigured_targets(db: StateDB, configured: Iterable[str]) -> list[tuple[s
     return [(row[0], row[1], row[2]) for row in rows if row[0] not in configured]
 
 
-def start_run(db: StateDB, spider: str, started_at: datetime | None = None) -> int:
+def start_run(db: StateDB, spider: str, started_at: datetime | None = None, targets: Iterable[str] = ()) -> int:
+    """A new run, with a row of no pages for each of ``targets``: a crawl killed before it
+    could record its counts still shows, per target, an attempt that fetched nothing."""
     with db.new_session() as session, session.begin():
         run = PatrolRun(spider=spider, started_at=started_at or utcnow(), status="running", stats={})
         session.add(run)
         session.flush()
+        session.add_all(RunTarget(run_id=run.id, target_id=t, pages=0, failed=0, hits=0, new_hits=0, errors={})
+                        for t in dict.fromkeys(targets))
         return run.id
 
 
