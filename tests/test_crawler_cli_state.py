@@ -12,7 +12,7 @@ from smtp_fixtures import finding, store_hits, verdict
 from crawler.alerts.config import DEFAULT_UNITS
 from crawler.config import load_config
 from crawler.store.db import StateDB
-from crawler.store.models import PatrolRun
+from crawler.store.models import PatrolRun, TargetRow
 from tests.conftest import cli, json_lines
 
 CONFIG = """\
@@ -269,9 +269,12 @@ def test_a_renamed_target_is_named_by_check_config_and_keeps_its_dossier(tmp_pat
 
     config = tmp_path / "patrol.yaml"
     config.write_text(CONFIG + "    allow_private_networks: true\n", encoding="utf-8")
+    ad = ("channel:sousuo", "http://127.0.0.1:9/ad.html", *claim("ad")[2:])
     with StateDB(load_config(config).db_url) as db:
         sync_targets(db, load_config(config).targets)
-        store_hits(db, [claim("a"), claim("b")], when=T1)
+        with db.new_session() as session, session.begin():  # as the listing spiders keep their channels
+            session.add(TargetRow(id="channel:sousuo", name="渠道 搜索", business="other", urls=[], updated_at=T1))
+        store_hits(db, [claim("a"), claim("b"), ad], when=T1)
     assert "no longer configured" not in cli("check-config", "--config", str(config)).stderr
     config.write_text(CONFIG.replace("id: local", "id: local_p2p") + "    allow_private_networks: true\n",
                       encoding="utf-8")
@@ -288,6 +291,10 @@ def test_a_renamed_target_is_named_by_check_config_and_keeps_its_dossier(tmp_pat
                       )["identity"]["configured"] is True
     typo = cli("dossier", "locl", "--config", str(config))
     assert typo.returncode == 1 and "unknown target id 'locl': did you mean 'local'?" in typo.stderr, typo.stderr
+    assert "channel:sousuo" not in checked.stderr, "a channel is no target removed from the config"
+    channel = cli("dossier", "channel:sousuo", "--config", str(config))
+    assert channel.returncode == 1 and "unknown target id 'channel:sousuo'" in channel.stderr, channel.stderr
+    assert "Traceback" not in channel.stderr
 
 
 def test_changes_of_a_run_that_does_not_exist_is_an_error_not_an_empty_answer(tmp_path):

@@ -27,7 +27,10 @@ def sync_targets(db: StateDB, targets: Iterable[Target]) -> None:
 
 def stored_target(db: StateDB, target_id: str) -> Target | None:
     """A target as it was last configured (``sync_targets``), for one since removed from the
-    config (or renamed) whose records remain; None if it was never patrolled. Disabled."""
+    config (or renamed) whose records remain; None if it was never patrolled, or for the
+    pseudo target of a channel or source (``channel:sousuo``). Disabled."""
+    if ":" in target_id:
+        return None
     with db.new_session() as session:
         row = session.get(TargetRow, target_id)
         if row is None:
@@ -39,7 +42,8 @@ def stored_target(db: StateDB, target_id: str) -> Target | None:
 
 def unconfigured_targets(db: StateDB, configured: Iterable[str]) -> list[tuple[str, str, int]]:
     """(id, name, open hits) of every stored target that is not in the config and still has hits
-    not removed: a renamed or removed target, whose hits would otherwise stay open unnoticed."""
+    not removed: a renamed or removed target, whose hits would otherwise stay open unnoticed.
+    Channels and sources (``channel:sousuo``) are not targets: their results are not patrolled again."""
     from sqlalchemy import func, select
 
     configured = set(configured)
@@ -48,7 +52,7 @@ def unconfigured_targets(db: StateDB, configured: Iterable[str]) -> list[tuple[s
             select(TargetRow.id, TargetRow.name, func.count(Hit.id))
             .join(Hit, Hit.target_id == TargetRow.id).where(Hit.removed_at.is_(None))
             .group_by(TargetRow.id, TargetRow.name).order_by(TargetRow.id)).all()
-    return [(row[0], row[1], row[2]) for row in rows if row[0] not in configured]
+    return [(row[0], row[1], row[2]) for row in rows if row[0] not in configured and ":" not in row[0]]
 
 
 def start_run(db: StateDB, spider: str, started_at: datetime | None = None, targets: Iterable[str] = ()) -> int:
