@@ -38,21 +38,16 @@ for _c in ("\r", "\x0b", "\x0c", "\x85", "\u2028", "\u2029"):
 
 
 def _simplified() -> dict[int, str]:
-    """Traditional -> simplified, one character for one, from OpenCC's t2s dictionary.
-
-    Only characters outside GB2312 (the simplified set) are folded, so simplified text
-    never changes: 著, 乾 and 於 are simplified characters too and stay as written. A
-    Big5 page's 個人POS機 then matches the rules' 个人pos机.
-    """
+    """Traditional -> simplified, one character for one, from OpenCC's t2s dictionary, for
+    every CJK ideograph it changes: 財 -> 财, and also 於 -> 于, 後 -> 后, which are in GB2312
+    (the simplified set) too and are folded only in a text that is traditional (:func:`simplify`)."""
     import opencc
 
-    ideographs = (chr(c) for c in (*range(0x3400, 0x4DC0), *range(0x4E00, 0xA000)))
-    traditional = [c for c in ideographs if not _in_gb2312(c)]
-    simplified = opencc.OpenCC("t2s").convert("\n".join(traditional)).split("\n")
-    if len(simplified) != len(traditional):  # never seen; fold nothing rather than misalign
-        logger.warning("OpenCC t2s changed the line count; traditional characters are not folded")
-        return {}
-    return {ord(t): s for t, s in zip(traditional, simplified) if len(s) == 1 and s != t}
+    ideographs = [chr(c) for c in (*range(0x3400, 0x4DC0), *range(0x4E00, 0xA000))]
+    simplified = opencc.OpenCC("t2s").convert("\n".join(ideographs)).split("\n")
+    if len(simplified) != len(ideographs):  # OpenCC joined or split lines: every verdict would differ
+        raise RuntimeError(f"OpenCC t2s gave {len(simplified)} lines for {len(ideographs)} characters")
+    return {ord(t): s for t, s in zip(ideographs, simplified) if len(s) == 1 and s != t}
 
 
 def _in_gb2312(char: str) -> bool:
@@ -64,10 +59,11 @@ def _in_gb2312(char: str) -> bool:
 
 
 _SIMPLIFIED = _simplified()
-_TABLE.update(_SIMPLIFIED)
-_TRADITIONAL_CLASS = "[" + "".join(map(chr, sorted(_SIMPLIFIED))) + "]"
+# Characters only traditional text uses: one of them makes a text traditional.
+_TRADITIONAL_ONLY = "[" + "".join(chr(c) for c in sorted(_SIMPLIFIED) if not _in_gb2312(chr(c))) + "]"
 # Searching for one character of a class takes re's fast path: 4x faster than for a run of them.
-_TRADITIONAL_CHAR, _TRADITIONAL = re.compile(_TRADITIONAL_CLASS), re.compile(_TRADITIONAL_CLASS + "+")
+_TRADITIONAL_CHAR = re.compile(_TRADITIONAL_ONLY)
+_TRADITIONAL = re.compile("[" + "".join(map(chr, sorted(_SIMPLIFIED))) + "]+")
 
 
 def _simplify_run(m: re.Match) -> str:
@@ -75,8 +71,10 @@ def _simplify_run(m: re.Match) -> str:
 
 
 def simplify(text: str) -> str:
-    """``text`` with its traditional characters folded to simplified as :func:`normalize`
-    folds them, one for one (offsets stay): for search terms cut like the rules match."""
+    """``text`` folded to simplified characters, one for one (offsets stay), when it holds a
+    character only traditional text uses (個, 財): then its 於, 後 and 乾 are folded too, so
+    不屬於 reads 不属于. A simplified text is returned as it is, its 著名 and 乾坤 untouched.
+    :func:`normalize` folds so before matching, and search terms are cut from this."""
     return _TRADITIONAL.sub(_simplify_run, text) if _TRADITIONAL_CHAR.search(text) else text
 
 
@@ -157,7 +155,8 @@ class Normalized:
 
 def normalize(original: str) -> Normalized:
     """Fold and clean ``original``; never raises on any ``str``."""
-    folded = _FOLD.sub(_fold, original) if _FOLD_CHAR.search(original) else original
+    folded = simplify(original)
+    folded = _FOLD.sub(_fold, folded) if _FOLD_CHAR.search(folded) else folded
     pieces = _NOISE_SPLIT.split(folded)
     if len(pieces) == 1:
         return Normalized(folded)

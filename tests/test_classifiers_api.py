@@ -83,6 +83,15 @@ def test_traditional_characters_match_the_simplified_rules_with_original_offsets
     assert classify("著名的乾坤大挪移，於是", kind="ad").labels == ()  # simplified characters stay as written
 
 
+@pytest.mark.parametrize("traditional,simplified", [
+    ("本平臺不屬於保本保息產品", "本平台不属于保本保息产品"),  # 於 is in GB2312 too: folded in a traditional text
+    ("逾期後平臺墊付", "逾期后平台垫付"),
+    ("我們的收益是5倍於銀行存款", "我们的收益是5倍于银行存款"),
+])
+def test_a_traditional_text_gets_the_verdict_of_its_simplified_twin(traditional, simplified):
+    assert classify(traditional, kind="ad").labels == classify(simplified, kind="ad").labels
+
+
 def test_a_pos_deposit_refund_is_no_illegal_fundraising():
     """押金全额返还 is a POS agent's terms, not a pyramid scheme's pay-back: no police mail."""
     v = classify("个人POS机免费办理，激活后押金全额返还。", kind="platform_page")
