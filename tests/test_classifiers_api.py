@@ -92,6 +92,11 @@ def test_a_traditional_text_gets_the_verdict_of_its_simplified_twin(traditional,
     assert classify(traditional, kind="ad").labels == classify(simplified, kind="ad").labels
 
 
+def test_words_that_merely_start_like_a_negation_do_not_cancel_a_claim():
+    for text in ("年化收益12%不含奖励保本保息", "老板不对客户食言：保本保息"):
+        assert "guaranteed_return" in classify(text, kind="ad").labels, text
+
+
 def test_a_pos_deposit_refund_is_no_illegal_fundraising():
     """押金全额返还 is a POS agent's terms, not a pyramid scheme's pay-back: no police mail."""
     v = classify("个人POS机免费办理，激活后押金全额返还。", kind="platform_page")
