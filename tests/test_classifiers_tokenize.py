@@ -90,7 +90,7 @@ def test_queries_are_folded_like_pages_but_plain_tokens_and_words_are_not():
     assert query_tokens("") == []
     # words() feeds crawler.extract.fingerprint, which folds on its own: it stays as it was
     assert words("个人ＰＯＳ机，１８％") == "个人ｐｏｓ机 １８ "
-    assert tokenize("个人ＰＯＳ机") == ["个人", "ｐ", "ｏ", "ｓ", "机"], "attribution compares names as configured"
+    assert tokenize("个人ＰＯＳ机") == ["个人", "ｐ", "ｏ", "ｓ", "机"], "as written: a caller folds first (attribution uses fold_chars)"
 
 
 def test_the_text_fingerprint_is_what_it_was_before_search_terms_were_folded():

@@ -17,7 +17,7 @@ from collections import Counter
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from classifiers.tokenize import add_words, tokenize
+from classifiers.tokenize import add_words, fold_chars, tokenize
 from crawler.config import Target, in_scope
 
 logger = logging.getLogger(__name__)
@@ -45,8 +45,8 @@ class Attributor:
         for target in self.targets:
             for name in (target.name, *target.aliases):
                 if name and len(name) >= 2:
-                    self.names.setdefault(name.lower(), target.id)
-        add_words(sorted({n for t in self.targets for n in (t.name, *t.aliases) if n}))
+                    self.names.setdefault(fold_chars(name).lower(), target.id)
+        add_words(sorted({fold_chars(n) for t in self.targets for n in (t.name, *t.aliases) if n}))
 
     def by_domain(self, urls: list[str], exclude_host: str = "") -> Attribution | None:
         for url in urls:
@@ -58,7 +58,7 @@ class Attributor:
         return None
 
     def by_advertiser(self, advertiser: str) -> Attribution | None:
-        text = (advertiser or "").lower()
+        text = fold_chars(advertiser or "").lower()
         if not text:
             return None
         for name, target_id in sorted(self.names.items(), key=lambda kv: -len(kv[0])):
@@ -67,14 +67,18 @@ class Attributor:
         return None
 
     def mentions(self, text: str) -> Counter:
-        """target id → how often its names occur in ``text`` (tokens, full names as substrings)."""
+        """target id → how often its names occur in ``text`` (tokens, full names as substrings).
+
+        The text is folded as search terms are (full width, traditional characters: 鑫盈寶
+        is 鑫盈宝), one character for one, so a Big5 post names the institution too."""
+        text = fold_chars(text)
         counts: Counter = Counter()
         for token in tokenize(text):
             if token in self.names:
                 counts[self.names[token]] += 1
         lowered = text.lower()
         for target in self.targets:
-            full = target.name.lower()
+            full = fold_chars(target.name).lower()
             if len(full) >= 6 and full in lowered and not counts[target.id]:
                 counts[target.id] += lowered.count(full)
         return +counts
