@@ -71,6 +71,8 @@ class TargetCrawl:
     lead there (set before the crawl, by the store pipeline: spiders do not read the state DB)."""
     gone: set[str] = field(default_factory=set)
     """URLs (as requested) the server answered 404 or 410 in this crawl: evidence the page is gone."""
+    answered: bool = False
+    """The site answered at least one request of this crawl (any status)."""
 
     @property
     def renders_all(self) -> bool:
@@ -199,10 +201,17 @@ class SitePatrolSpider(scrapy.Spider):
         """Requests for the target's stored pages with open hits that this crawl has not asked for.
 
         Outside the target's scope now (host changed, domain no longer allowed): not asked
-        for, counted and logged; their hits stay as they are.
+        for, counted and logged; their hits stay as they are. None when the site answered
+        nothing in this crawl (down, or every request timed out): each would only wait out
+        its timeout and retries, and a failure is no evidence either way.
         """
         target, budget = crawl.target, crawl.budget
         stats, prefix = self.crawler.stats, f"patrol/target/{target.id}"
+        if not crawl.answered and crawl.revisit:
+            stats.set_value(f"{prefix}/revisit_skipped", len(crawl.revisit))
+            logger.warning("target %s answered no request in this patrol: its %d page(s) with open hits are not "
+                           "checked again; their hits stay as they are", target.id, len(crawl.revisit))
+            return
         outside = 0
         for url in crawl.revisit:
             if not is_followable(url) or not in_scope(url, target.allowed_domains):
@@ -250,6 +259,7 @@ class SitePatrolSpider(scrapy.Spider):
 
     def parse(self, response: Response):
         crawl = self.crawls[response.meta["finpatrol_target"]]
+        crawl.answered = True
         depth = response.meta["finpatrol_depth"]
         stats, prefix = self.crawler.stats, f"patrol/target/{crawl.target.id}"
         if response.status == 304 and "finpatrol_links" in response.meta:
@@ -310,6 +320,7 @@ class SitePatrolSpider(scrapy.Spider):
     async def parse_rendered(self, response: Response):
         """Settle, snapshot and close the browser page, then treat the DOM like any page."""
         crawl = self.crawls[response.meta["finpatrol_target"]]
+        crawl.answered = True
         depth = response.meta["finpatrol_depth"]
         page = response.meta.pop("playwright_page")
         stats = self.crawler.stats

@@ -206,3 +206,18 @@ def test_a_deleted_page_is_gone_and_rectified_while_a_failing_one_stays(make_con
     assert after["promo.html"]["removed_at"] and after["pool.html"]["removed_at"]
     assert after["offer.html"]["removed_at"] is None, "a server error is not a deletion"
     assert run_stats(config, run2)["patrol/target/xyb/gone"] == 2
+
+
+def test_a_site_that_answers_nothing_has_its_hit_pages_left_unchecked_not_waited_for(make_config):
+    with SiteServer(routes({"/": home("promo.html"), "/promo.html": PROMO})) as site:
+        config = write_target(make_config, site.url("/"))
+        patrolled(config)
+        (hit,) = json_lines(cli("hits", "--config", config, "--json").stdout)
+    down = cli("patrol", "--config", config)  # the server is gone: every request is refused
+    assert down.returncode == 1, down.stdout + down.stderr
+    assert "answered no request in this patrol: its 1 page(s) with open hits are not checked again" in down.stderr
+    run2 = max(r["id"] for r in json_lines(cli("runs", "--config", config, "--json").stdout))
+    stats = run_stats(config, run2)
+    assert stats["patrol/target/xyb/revisit_skipped"] == 1 and "patrol/target/xyb/revisited" not in stats
+    (after,) = json_lines(cli("hits", "--config", config, "--json").stdout)
+    assert after["removed_at"] is None and after["last_run"] == hit["last_run"]
