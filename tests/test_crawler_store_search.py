@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+from datetime import datetime
+from zoneinfo import ZoneInfo
 
 from conftest import cli, json_lines
 from crawler.config import Target, load_config
@@ -123,7 +125,8 @@ def test_a_page_gone_since_and_its_removed_hit_say_so_in_json_and_table(make_con
     assert table.returncode == 0, table.stderr
     lines = table.stdout.splitlines()
     title_of = {url: lines[i - 1] for i, line in enumerate(lines) for url in (gone, still) if url in line}
-    day = after[gone]["gone_at"][:4]
+    office = ZoneInfo("Asia/Shanghai")  # alerts.timezone by default: the day the office lives in
+    day = datetime.fromisoformat(after[gone]["gone_at"]).astimezone(office).date().isoformat()
     assert "page gone " + day in title_of[gone] and "hit removed (rectified) " + day in title_of[gone]
     assert "gone" not in title_of[still] and "removed" not in title_of[still]
 

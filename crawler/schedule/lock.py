@@ -2,7 +2,8 @@
 
 Two services on the same state would run every job twice and collide in the state
 DB. The lock is held for the life of the service and released by the kernel when
-the process ends, however it ends (no stale lock after a crash or SIGKILL). The
+the process ends, however it ends (no stale lock after a crash or SIGKILL). On a local
+filesystem: over NFS a flock may hold only on the host that took it. The
 file keeps the holder's pid, so a refused second service can name it; the file
 itself is never removed (removing a flock file races with a process opening it).
 """
