@@ -37,17 +37,30 @@ for _c in ("\r", "\x0b", "\x0c", "\x85", "\u2028", "\u2029"):
     _TABLE[ord(_c)] = "\n"
 
 
-def _simplified() -> dict[int, str]:
+class _Traditional:
     """Traditional -> simplified, one character for one, from OpenCC's t2s dictionary, for
     every CJK ideograph it changes: 財 -> 财, and also 於 -> 于, 後 -> 后, which are in GB2312
-    (the simplified set) too and are folded only in a text that is traditional (:func:`simplify`)."""
-    import opencc
+    (the simplified set) too and are folded only in a text that is traditional (:func:`simplify`).
+    Built on first use (some 25 ms): a command that never reads a text does not pay for it."""
 
-    ideographs = [chr(c) for c in (*range(0x3400, 0x4DC0), *range(0x4E00, 0xA000))]
-    simplified = opencc.OpenCC("t2s").convert("\n".join(ideographs)).split("\n")
-    if len(simplified) != len(ideographs):  # OpenCC joined or split lines: every verdict would differ
-        raise RuntimeError(f"OpenCC t2s gave {len(simplified)} lines for {len(ideographs)} characters")
-    return {ord(t): s for t, s in zip(ideographs, simplified) if len(s) == 1 and s != t}
+    def __init__(self):
+        import opencc
+
+        ideographs = [chr(c) for c in (*range(0x3400, 0x4DC0), *range(0x4E00, 0xA000))]
+        simplified = opencc.OpenCC("t2s").convert("\n".join(ideographs)).split("\n")
+        if len(simplified) != len(ideographs):  # OpenCC joined or split lines: every verdict would differ
+            raise RuntimeError(f"OpenCC t2s gave {len(simplified)} lines for {len(ideographs)} characters")
+        self.table = {ord(t): s for t, s in zip(ideographs, simplified) if len(s) == 1 and s != t}
+        # A character only traditional text uses makes a text traditional. Searching for one
+        # character of a class takes re's fast path: 4x faster than for a run of them.
+        self.marker = re.compile("[" + "".join(chr(c) for c in sorted(self.table) if not _in_gb2312(chr(c))) + "]")
+        self.runs = re.compile("[" + "".join(map(chr, sorted(self.table))) + "]+")
+
+    def _run(self, m: re.Match) -> str:
+        return m.group().translate(self.table)
+
+    def simplify(self, text: str) -> str:
+        return self.runs.sub(self._run, text) if self.marker.search(text) else text
 
 
 def _in_gb2312(char: str) -> bool:
@@ -58,16 +71,7 @@ def _in_gb2312(char: str) -> bool:
     return True
 
 
-_SIMPLIFIED = _simplified()
-# Characters only traditional text uses: one of them makes a text traditional.
-_TRADITIONAL_ONLY = "[" + "".join(chr(c) for c in sorted(_SIMPLIFIED) if not _in_gb2312(chr(c))) + "]"
-# Searching for one character of a class takes re's fast path: 4x faster than for a run of them.
-_TRADITIONAL_CHAR = re.compile(_TRADITIONAL_ONLY)
-_TRADITIONAL = re.compile("[" + "".join(map(chr, sorted(_SIMPLIFIED))) + "]+")
-
-
-def _simplify_run(m: re.Match) -> str:
-    return m.group().translate(_SIMPLIFIED)
+_traditional: _Traditional | None = None
 
 
 def simplify(text: str) -> str:
@@ -75,7 +79,10 @@ def simplify(text: str) -> str:
     character only traditional text uses (個, 財): then its 於, 後 and 乾 are folded too, so
     不屬於 reads 不属于. A simplified text is returned as it is, its 著名 and 乾坤 untouched.
     :func:`normalize` folds so before matching, and search terms are cut from this."""
-    return _TRADITIONAL.sub(_simplify_run, text) if _TRADITIONAL_CHAR.search(text) else text
+    global _traditional
+    if _traditional is None:
+        _traditional = _Traditional()
+    return _traditional.simplify(text)
 
 
 _FOLD_CLASS = "[" + "".join(re.escape(chr(c)) for c in sorted(_TABLE)) + "]"
