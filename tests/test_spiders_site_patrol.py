@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import json
 import itertools
 import re
 import socket
@@ -430,11 +431,16 @@ def test_a_target_of_kind_forum_is_read_as_posts_about_others(make_config, patro
     """A forum registered as a target: a victim quoting the platform's promise is no advert of the forum's."""
     post = page("鑫盈宝还能提现吗", "说好的风险准备金先行赔付呢？现在提现不了，投资人都去维权了。")
     with SiteServer(routes({"/": post})) as forum, SiteServer(routes({"/": post})) as platform:
-        config = make_config([{"id": "forum", "urls": [forum.url("/")], "kind": "forum"},
-                              {"id": "platform", "urls": [platform.url("/")]}])
+        config = make_config([{"id": "forum", "name": "江津论坛", "urls": [forum.url("/")], "kind": "forum"},
+                              {"id": "platform", "name": "重庆鑫盈宝网络科技有限公司", "aliases": ["鑫盈宝"],
+                               "urls": [platform.url("/")]}])
         assert patrol(config).returncode == 0
     hits = {h["target"]: h for h in json_lines(cli("hits", "--config", str(config), "--json").stdout)}
     assert hits["platform"]["context"] == "promotional" and "guaranteed_return" in hits["platform"]["labels"]
     assert hits["forum"]["context"] == "reporting", hits["forum"]
     assert "guaranteed_return" not in hits["forum"]["labels"]
     assert {"collapse_signal", "mass_incident"} & set(hits["forum"]["labels"]), "the post still counts as opinion"
+    shown = json.loads(cli("show", str(hits["forum"]["id"]), "--config", str(config), "--json").stdout)
+    assert (shown["attributed_to"]["id"], shown["attributed_to"]["reason"]) == ("platform", "name"), shown
+    dossier = json.loads(cli("dossier", "platform", "--config", str(config), "--format", "json").stdout)
+    assert hits["forum"]["id"] in {h["id"] for h in dossier["hits"]}, "the post is in the file of the one it names"

@@ -83,8 +83,11 @@ class Attributor:
                 counts[target.id] += lowered.count(full)
         return +counts
 
-    def by_name(self, text: str) -> Attribution | None:
+    def by_name(self, text: str, exclude_target: str = "") -> Attribution | None:
+        """The institution the text names most; ``exclude_target``: the site's own, whose name
+        is in every page's header (a forum registered as a target names itself)."""
         counts = self.mentions(text)
+        counts.pop(exclude_target, None)
         if not counts:
             return None
         ranked = counts.most_common()

@@ -36,16 +36,18 @@ def is_listing_subject(target_id: str) -> bool:
 def attributed_to(session, hit: Hit) -> dict | None:
     """The institution the hit concerns: ``id, name, credit_code, business, reason, reason_zh, detail``.
 
-    None for a channel or source hit attributed to no registered institution. ``name``,
-    ``credit_code`` and ``business`` come from the targets table (empty, None and empty
-    when the institution is no longer in it)."""
-    if not is_listing_subject(hit.target_id):
+    The attribution stored with the hit (a channel or source hit, or a post on a forum
+    registered as a target), else the target whose own site it is; None for a channel or
+    source hit attributed to no registered institution. ``name``, ``credit_code`` and
+    ``business`` come from the targets table (empty, None and empty when the institution
+    is no longer in it)."""
+    row = session.get(HitAttribution, hit.id) if _has(session, HitAttribution) else None
+    if row is not None:
+        target_id, reason, detail = row.target_id, row.reason, row.detail
+    elif not is_listing_subject(hit.target_id):
         target_id, reason, detail = hit.target_id, "own_site", ""
     else:
-        row = session.get(HitAttribution, hit.id) if _has(session, HitAttribution) else None
-        if row is None:
-            return None
-        target_id, reason, detail = row.target_id, row.reason, row.detail
+        return None
     target = session.get(TargetRow, target_id)
     return {
         "id": target_id,

@@ -6,7 +6,10 @@ was found (``listed_pages``), attributes it to a registered target by domain,
 advertiser or name (``crawler.discovery.attribution``) and stores the attribution
 with its hit (``hit_attributions``). A page reached from the list that is in no
 target's scope and carries promotional categories makes its domain a candidate
-(``crawler.discovery.candidates``). Target site pages pass through untouched.
+(``crawler.discovery.candidates``). A hit on the site of a target registered with a
+``kind`` other than ``platform_page`` (a forum, a complaint board: posts about others)
+is attributed by name to the institution it names most, the target itself excluded.
+Other target site pages pass through untouched.
 Settings: FINPATROL_CONFIG. Stats: ``attribute/<reason>``, ``attribute/none``,
 ``discovery/candidates``.
 """
@@ -36,6 +39,7 @@ class AttributePipeline:
         self.db: StateDB | None = None
         self.attributor: Attributor | None = None
         self.hosts: dict[str, str] = {}
+        self.post_sites: set[str] = set()  # targets whose pages are posts about others
 
     @classmethod
     def from_crawler(cls, crawler):
@@ -43,19 +47,26 @@ class AttributePipeline:
 
     def open_spider(self):
         spider = self.crawler.spider
-        if not getattr(spider, "origin", ""):
+        crawls = getattr(spider, "crawls", {})
+        self.post_sites = {t.id for t in self.config.targets if t.kind != "platform_page" and t.id in crawls}
+        if not getattr(spider, "origin", "") and not self.post_sites:
             return
         self.db = StateDB(self.config.db_url)
         ensure_schema(self.db)
         self.attributor = Attributor(self.config.targets)
-        self.hosts = {pid: crawl.listing.host for pid, crawl in getattr(spider, "crawls", {}).items()}
+        if getattr(spider, "origin", ""):
+            self.hosts = {pid: crawl.listing.host for pid, crawl in crawls.items()}
 
     def close_spider(self):
         if self.db is not None:
             self.db.close()
 
     def process_item(self, item: PageItem) -> PageItem:
-        if not item.origin or self.db is None or item.page_id is None:
+        if self.db is None or item.page_id is None:
+            return item
+        if not item.origin:
+            if item.target_id in self.post_sites and item.hit_id:
+                self._attribute_post(item)
             return item
         try:
             self._record(item)
@@ -63,6 +74,21 @@ class AttributePipeline:
             logger.exception("attribution failed for %s", item.url)
             self.stats.inc_value("attribute/errors")
         return item
+
+    def _attribute_post(self, item: PageItem) -> None:
+        """A post on a forum registered as a target: the institution it names, if any."""
+        try:
+            found = self.attributor.by_name(f"{item.title}\n{item.text}", exclude_target=item.target_id)
+            self.stats.inc_value(f"attribute/{found.reason if found else 'none'}")
+            if found is None:
+                return
+            with self.db.new_session() as session, session.begin():
+                session.merge(HitAttribution(
+                    hit_id=item.hit_id, page_id=item.page_id, target_id=found.target_id, reason=found.reason,
+                    detail=found.detail, origin="site", origin_id=item.target_id, at=parse_time(item.fetched_at)))
+        except Exception:  # one post's bookkeeping must not lose the crawl
+            logger.exception("attribution failed for %s", item.url)
+            self.stats.inc_value("attribute/errors")
 
     def _urls(self, item: PageItem) -> list[str]:
         if item.slot_only:
