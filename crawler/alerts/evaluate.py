@@ -25,10 +25,9 @@ from crawler.alerts.routing import units_for_hit, units_for_opinion
 from crawler.alerts.rules import decide, is_urgent
 from crawler.alerts.taxonomy import category_text
 from crawler.config import PatrolConfig
-from crawler.discovery.listed import IN_CHUNK
 from crawler.evidence.models import Evidence
 from crawler.items import post_url
-from crawler.store.db import StateDB, as_utc, iso, utcnow
+from crawler.store.db import StateDB, as_utc, in_chunks, iso, utcnow
 from crawler.store.models import Hit, Page, PatrolRun, TargetRow
 
 logger = logging.getLogger(__name__)
@@ -111,8 +110,8 @@ def _hit_alerts(session, config: PatrolConfig, hits: list[Hit], now: datetime) -
 def replaced_hits(session, hit_ids: list[int]) -> dict[int, Hit]:
     """hit id → the earlier hit of its page it replaced (``replaced_by``: reworded, not rectified)."""
     out: dict[int, Hit] = {}
-    for start in range(0, len(hit_ids), IN_CHUNK):
-        query = select(Hit).where(Hit.replaced_by.in_(hit_ids[start:start + IN_CHUNK])).order_by(Hit.removed_at)
+    for some in in_chunks(hit_ids):
+        query = select(Hit).where(Hit.replaced_by.in_(some)).order_by(Hit.removed_at)
         out.update((hit.replaced_by, hit) for hit in session.scalars(query))
     return out
 

@@ -33,10 +33,10 @@ from sqlalchemy import func, inspect, select
 from crawler.alerts.config import AlertsConfig, OpinionConfig
 from crawler.alerts.records import claim_mark, get_mark
 from crawler.discovery.attribution import Attributor
-from crawler.discovery.listed import IN_CHUNK, listed_publish_times
+from crawler.discovery.listed import listed_publish_times
 from crawler.discovery.models import HitAttribution
 from crawler.items import listed_url, post_url
-from crawler.store.db import as_utc, iso, parse_time
+from crawler.store.db import IN_CHUNK, as_utc, in_chunks, iso, parse_time
 from crawler.store.models import Hit, HitCategory, Page
 
 logger = logging.getLogger(__name__)
@@ -195,10 +195,10 @@ def _attributed(session, hit_ids: list[int]) -> dict[int, tuple[str, str]]:
     if not inspect(session.connection()).has_table(HitAttribution.__tablename__):
         return {}
     attributed: dict[int, tuple[str, str]] = {}
-    for start in range(0, len(hit_ids), IN_CHUNK):
+    for some in in_chunks(hit_ids):
         attributed.update((hit_id, (target_id, reason)) for hit_id, target_id, reason in session.execute(
             select(HitAttribution.hit_id, HitAttribution.target_id, HitAttribution.reason)
-            .where(HitAttribution.hit_id.in_(hit_ids[start:start + IN_CHUNK]))))
+            .where(HitAttribution.hit_id.in_(some))))
     return attributed
 
 
@@ -216,8 +216,7 @@ def _opinion_hit_ids(opinion: OpinionConfig):
 def _first_seen_before(session, opinion: OpinionConfig, since: datetime, urls: list[str]) -> dict[str, datetime]:
     """Post URL → first seen, for the posts among ``urls`` already recorded before ``since``."""
     found: dict[str, datetime] = {}
-    for start in range(0, len(urls), IN_CHUNK // 2):  # two parameters a post: its URL and its listing
-        chunk = urls[start:start + IN_CHUNK // 2]
+    for chunk in in_chunks(urls, IN_CHUNK // 2):  # two parameters a post: its URL and its listing
         stored = [*chunk, *(listed_url(u) for u in chunk)]
         rows = session.execute(
             select(Hit.url, func.min(Hit.first_seen))

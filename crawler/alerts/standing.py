@@ -23,8 +23,7 @@ import logging
 from sqlalchemy import select
 
 from crawler.alerts.models import Alert, Delivery
-from crawler.discovery.listed import IN_CHUNK
-from crawler.store.db import iso
+from crawler.store.db import IN_CHUNK, in_chunks, iso
 from crawler.store.models import Hit, Page
 
 logger = logging.getLogger(__name__)
@@ -38,8 +37,8 @@ def standings(session, unit: str, alerts: list[Alert]) -> dict[int, dict]:
     alerts of live hits (and opinion and operator alerts) are not in it."""
     ids = sorted({a.hit_id for a in alerts if a.kind == "hit" and a.hit_id})
     hits: dict[int, Hit] = {}
-    for start in range(0, len(ids), IN_CHUNK):
-        hits.update((h.id, h) for h in session.scalars(select(Hit).where(Hit.id.in_(ids[start:start + IN_CHUNK]))))
+    for some in in_chunks(ids):
+        hits.update((h.id, h) for h in session.scalars(select(Hit).where(Hit.id.in_(some))))
     out = {}
     for alert in alerts:
         hit = hits.get(alert.hit_id) if alert.kind == "hit" else None

@@ -36,12 +36,12 @@ def outbox_dict(row, alerts: list[dict] | None = None) -> dict:
 def told_in(session, outbox_ids: list[int]) -> dict[int, list[dict]]:
     """outbox id → the alerts its message tells: id, kind, category, target, hit id."""
     from crawler.alerts.models import Alert, Delivery
-    from crawler.discovery.listed import IN_CHUNK
+    from crawler.store.db import in_chunks
 
     told: dict[int, list[dict]] = {}
-    for start in range(0, len(outbox_ids), IN_CHUNK):
+    for some in in_chunks(outbox_ids):
         rows = session.execute(select(Delivery.outbox_id, Alert).join(Alert, Alert.id == Delivery.alert_id)
-                               .where(Delivery.outbox_id.in_(outbox_ids[start:start + IN_CHUNK])).order_by(Alert.id))
+                               .where(Delivery.outbox_id.in_(some)).order_by(Alert.id))
         for outbox_id, alert in rows:
             told.setdefault(outbox_id, []).append({"id": alert.id, "kind": alert.kind, "category": alert.category,
                                                    "target": alert.target_id, "hit_id": alert.hit_id})

@@ -7,8 +7,7 @@ from collections.abc import Iterable
 from sqlalchemy import inspect, select
 
 from crawler.discovery.models import ListedPage
-
-IN_CHUNK = 500  # bound parameters per IN (): well under SQLite's oldest limit of 999
+from crawler.store.db import in_chunks
 
 
 def listed_publish_times(session, page_ids: Iterable[int]) -> dict[int, str]:
@@ -17,8 +16,7 @@ def listed_publish_times(session, page_ids: Iterable[int]) -> dict[int, str]:
     if not inspect(session.connection()).has_table(ListedPage.__tablename__):
         return {}
     ids, out = sorted(set(page_ids)), {}
-    for start in range(0, len(ids), IN_CHUNK):
+    for some in in_chunks(ids):
         out.update((page_id, posted) for page_id, posted in session.execute(
-            select(ListedPage.page_id, ListedPage.posted_at).where(ListedPage.page_id.in_(ids[start:start + IN_CHUNK])))
-            if posted)
+            select(ListedPage.page_id, ListedPage.posted_at).where(ListedPage.page_id.in_(some))) if posted)
     return out

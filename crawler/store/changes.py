@@ -26,7 +26,7 @@ from typing import Iterable, Mapping
 from sqlalchemy import bindparam, func, or_, select, update
 from sqlalchemy.orm import defer
 
-from crawler.store.db import StateDB, utcnow
+from crawler.store.db import StateDB, in_chunks, utcnow
 from crawler.store.elastic_queue import requeue
 from crawler.store.models import Hit, Page, PageChange, PageVersion
 
@@ -188,7 +188,7 @@ def mark_gone(db: StateDB, run_id: int, gone: Mapping[str, Iterable[str]],
         pages = [
             page
             for target_id, urls in wanted.items()
-            for part in _chunks(sorted(urls))
+            for part in in_chunks(sorted(urls))
             for page in session.scalars(
                 select(Page).where(
                     Page.target_id == target_id,
@@ -213,8 +213,3 @@ def mark_gone(db: StateDB, run_id: int, gone: Mapping[str, Iterable[str]],
         logger.info("run %s: pages gone (answered 404/410) per target: %s", run_id, counts)
     return counts
 
-
-def _chunks(values: list[str], size: int = 500) -> Iterable[list[str]]:
-    """Slices of at most ``size``: an IN () list stays under the database's parameter limit."""
-    for start in range(0, len(values), size):
-        yield values[start:start + size]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -13,6 +14,15 @@ from sqlalchemy.orm import Session, sessionmaker
 from crawler.store.models import Base
 
 logger = logging.getLogger(__name__)
+
+IN_CHUNK = 500
+"""Bound parameters per IN (): well under SQLite's oldest limit of 999."""
+
+
+def in_chunks(values: Sequence, size: int = IN_CHUNK) -> Iterator[Sequence]:
+    """Slices of at most ``size`` of ``values``, one IN () list each."""
+    for start in range(0, len(values), size):
+        yield values[start:start + size]
 
 
 def utcnow() -> datetime:

@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 
 from classifiers.tokenize import index_terms
 from crawler.items import post_url
-from crawler.store.db import iso, utcnow
+from crawler.store.db import in_chunks, iso, utcnow
 from crawler.store.models import Hit, Page, TargetRow
 
 logger = logging.getLogger(__name__)
@@ -83,8 +83,7 @@ def stored_segments(db, page_ids) -> dict[int, tuple[str, str]]:
     if db.index is None or not ids:
         return {}
     out: dict[int, tuple[str, str]] = {}
-    for start in range(0, len(ids), 500):
-        chunk = ids[start:start + 500]
+    for chunk in in_chunks(ids):
         marks = ", ".join(f":i{n}" for n in range(len(chunk)))
         rows = db.execute(f"SELECT rowid, title, body FROM page_fts WHERE rowid IN ({marks})",
                           **{f"i{n}": v for n, v in enumerate(chunk)})
@@ -125,8 +124,7 @@ def stored_evidence(db, hit_ids) -> dict[int, dict]:
 
     ids = sorted({int(i) for i in hit_ids})
     out: dict[int, dict] = {}
-    for start in range(0, len(ids), 500):
-        chunk = ids[start:start + 500]
+    for chunk in in_chunks(ids):
         marks = ", ".join(f":h{n}" for n in range(len(chunk)))
         try:
             rows = db.execute(

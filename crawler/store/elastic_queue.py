@@ -23,7 +23,7 @@ from sqlalchemy import Connection, DateTime, bindparam, case, event, func, selec
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.orm.attributes import PASSIVE_NO_INITIALIZE, get_history
 
-from crawler.store.db import StateDB, utcnow
+from crawler.store.db import StateDB, in_chunks, utcnow
 from crawler.store.models import EsDoc, Hit, Page, TargetRow
 
 logger = logging.getLogger(__name__)
@@ -65,8 +65,7 @@ def enqueue(db: StateDB, docs: Iterable[tuple[str, object]]) -> int:
         existing: set[tuple[str, str]] = set()
         for kind in {k for k, _ in keys}:
             refs = [r for k, r in keys if k == kind]
-            for start in range(0, len(refs), 500):
-                chunk = refs[start:start + 500]
+            for chunk in in_chunks(refs):
                 rows = conn.execute(select(EsDoc.ref).where(EsDoc.kind == kind, EsDoc.ref.in_(chunk)))
                 existing.update((kind, ref) for (ref,) in rows)
         new = [{"kind": k, "ref": r, "now": now} for k, r in keys if (k, r) not in existing]

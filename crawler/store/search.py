@@ -21,13 +21,12 @@ from datetime import UTC, datetime
 from sqlalchemy import select, text
 
 from classifiers.tokenize import fold_chars, index_terms, query_tokens
-from crawler.store.db import iso
+from crawler.store.db import in_chunks, iso
 from crawler.store.models import Hit, Page
 
 logger = logging.getLogger(__name__)
 
 SNIPPET_RADIUS = 40
-_IN_CHUNK = 500
 
 
 @dataclass(frozen=True)
@@ -158,11 +157,11 @@ def with_state(db, results: list[dict]) -> list[dict]:
     hit_ids = sorted({r["hit_id"] for r in results if r.get("hit_id") is not None})
     gone, hits = {}, {}
     with db.new_session() as session:
-        for at in range(0, max(len(page_ids), len(hit_ids)), _IN_CHUNK):  # a --limit in the thousands too
-            some_pages, some_hits = page_ids[at:at + _IN_CHUNK], hit_ids[at:at + _IN_CHUNK]
-            gone.update(session.execute(select(Page.id, Page.gone_at).where(Page.id.in_(some_pages))).all())
+        for some in in_chunks(page_ids):  # a --limit in the thousands too
+            gone.update(session.execute(select(Page.id, Page.gone_at).where(Page.id.in_(some))).all())
+        for some in in_chunks(hit_ids):
             hits.update((row.id, row) for row in session.execute(
-                select(Hit.id, Hit.removed_at, Hit.replaced_by).where(Hit.id.in_(some_hits))))
+                select(Hit.id, Hit.removed_at, Hit.replaced_by).where(Hit.id.in_(some))))
     out = []
     for r in results:
         hit = hits.get(r.get("hit_id"))
