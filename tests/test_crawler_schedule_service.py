@@ -114,6 +114,17 @@ def test_service_patrols_on_schedule_delivers_the_alert_and_stops_cleanly(tmp_pa
         assert len([m for m in sink.messages if m["X-Finpatrol-Unit"] == "cbrc"]) == 1, "dedup across patrols"
 
 
+def set_next_run(config, job_id: str, when: datetime) -> None:
+    """Move a stored job's next run, as time passing while serve is down would."""
+    db = StateDB(load_config(config).db_url)
+    store = job_store(db)
+    store.start(None, "default")
+    job = store.lookup_job(job_id)
+    job.next_run_time = when
+    store.update_job(job)
+    db.close()
+
+
 def test_restart_keeps_schedule_and_runs_a_missed_crawl_once(tmp_path, site):
     with SmtpSink() as sink:
         config = write_config(tmp_path, site.url("/"), sink.port,
@@ -134,13 +145,7 @@ def test_restart_keeps_schedule_and_runs_a_missed_crawl_once(tmp_path, site):
         finally:
             assert served.stop() == 0, served.output()
         # A run due while the service was down (within misfire_grace) runs once at start-up.
-        db = StateDB(load_config(config).db_url)
-        store = job_store(db)
-        store.start(None, "default")
-        job = store.lookup_job("newyear")
-        job.next_run_time = datetime.now(UTC) - timedelta(minutes=5)
-        store.update_job(job)
-        db.close()
+        set_next_run(config, "newyear", datetime.now(UTC) - timedelta(minutes=5))
         served = Served(config)
         try:
             wait_until(lambda: any(r.status == "ok" for r in runs(config)), what="the missed run")
@@ -327,13 +332,7 @@ def test_schedule_list_and_coverage_mark_a_stored_next_run_in_the_past_as_overdu
     service.scheduler.shutdown(wait=False)
     service.db.close()
     assert not any(row["overdue"] for row in schedule(config).values()), "stored, in the future"
-    db = StateDB(load_config(config).db_url)
-    store = job_store(db)
-    store.start(None, "default")
-    job = store.lookup_job("newyear")
-    job.next_run_time = datetime.now(UTC) - timedelta(hours=2)
-    store.update_job(job)
-    db.close()
+    set_next_run(config, "newyear", datetime.now(UTC) - timedelta(hours=2))
     rows = schedule(config)
     assert (rows["newyear"]["state"], rows["newyear"]["overdue"]) == ("stored", True)
     assert rows["midyear"]["overdue"] is False

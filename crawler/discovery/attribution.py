@@ -47,6 +47,8 @@ class Attributor:
                 if name and len(name) >= 2:
                     self.names.setdefault(fold_chars(name).lower(), target.id)
         add_words(sorted({fold_chars(n) for t in self.targets for n in (t.name, *t.aliases) if n}))
+        # registered names long enough to be looked for as substrings too, folded as texts are
+        self.full_names = {t.id: full for t in self.targets if len(full := fold_chars(t.name).lower()) >= 6}
 
     def by_domain(self, urls: list[str], exclude_host: str = "") -> Attribution | None:
         for url in urls:
@@ -77,10 +79,9 @@ class Attributor:
             if token in self.names:
                 counts[self.names[token]] += 1
         lowered = text.lower()
-        for target in self.targets:
-            full = fold_chars(target.name).lower()
-            if len(full) >= 6 and full in lowered and not counts[target.id]:
-                counts[target.id] += lowered.count(full)
+        for target_id, full in self.full_names.items():
+            if full in lowered and not counts[target_id]:
+                counts[target_id] += lowered.count(full)
         return +counts
 
     def by_name(self, text: str, exclude_target: str = "") -> Attribution | None:
