@@ -133,7 +133,8 @@ def signals_between(session, opinion: OpinionConfig, since: datetime, until: dat
             renewed.add(post_url(hit.url))
     hits = [hit for found in posts.values() for hit, _ in found]
     published.update(listed_publish_times(session, [h.page_id for h in hits]))
-    attributed = _attributed(session, [h.id for h in hits])
+    attributed = {hit_id: (a.target_id, a.reason)
+                  for hit_id, a in attributions(session, [h.id for h in hits]).items()}
     earlier = _first_seen_before(session, opinion, since, list(posts))
     attribution = PostInstitutions(targets, attributed)
     out = []
@@ -190,15 +191,16 @@ class PostInstitutions:
         return [target_id for target_id, n in counts.items() if n == most] if most else []
 
 
-def _attributed(session, hit_ids: list[int]) -> dict[int, tuple[str, str]]:
-    """hit id → (target, reason), as the attribute pipeline stored them."""
+def attributions(session, hit_ids: list[int]) -> dict[int, HitAttribution]:
+    """hit id → its attribution to a registered institution, as the attribute pipeline stored it
+    (a channel's or source's result, a post on a forum registered as a target); hits without one
+    are not in it. Hit alerts and opinion signals both count a hit for the institution it names."""
     if not inspect(session.connection()).has_table(HitAttribution.__tablename__):
         return {}
-    attributed: dict[int, tuple[str, str]] = {}
+    attributed: dict[int, HitAttribution] = {}
     for some in in_chunks(hit_ids):
-        attributed.update((hit_id, (target_id, reason)) for hit_id, target_id, reason in session.execute(
-            select(HitAttribution.hit_id, HitAttribution.target_id, HitAttribution.reason)
-            .where(HitAttribution.hit_id.in_(some))))
+        attributed.update((a.hit_id, a) for a in session.scalars(
+            select(HitAttribution).where(HitAttribution.hit_id.in_(some))))
     return attributed
 
 
