@@ -247,4 +247,5 @@ def subject_for(alerts: list[Alert], standing: dict[int, dict] | None = None) ->
     state = (standing or {}).get(alert.id, {}).get("state")
     note = "（改写后仍违规）" if reworded else ""
     note += {"rectified": "（已整改）", "gone": "（页面已下线）"}.get(state, "")
-    return f"【{risk}】{p['category_zh']}{kinds}{note} - {p['institution']}{more}"
+    where = f"（见于{p['found_on']['name']}）" if p.get("found_on") else ""  # not on its own site
+    return f"【{risk}】{p['category_zh']}{kinds}{note} - {p['institution']}{where}{more}"

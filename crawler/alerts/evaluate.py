@@ -14,6 +14,7 @@ Settings: ``alerts.*`` (rules, opinion, renotify_after), ``routing.*``.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import select
@@ -29,6 +30,7 @@ from crawler.evidence.models import Evidence
 from crawler.items import post_url
 from crawler.store.db import StateDB, as_utc, in_chunks, iso, utcnow
 from crawler.store.models import Hit, Page, PatrolRun, TargetRow
+from crawler.wording import zh
 
 logger = logging.getLogger(__name__)
 
@@ -64,6 +66,39 @@ def institution(session, config: PatrolConfig, target_id: str) -> tuple[str, str
         return (row.name, row.business) if row else (target_id, "other")
 
 
+@dataclass(frozen=True)
+class Concern:
+    """The institution a hit concerns: its alerts go to the units of its business, are
+    deduplicated and filed under it (the alert's target), and name it."""
+
+    target_id: str
+    name: str
+    business: str
+    found_on: dict | None = None
+    """Where it was said, when not on a site patrolled for the institution: a post on a forum
+    registered as a target, an ad of a channel, a post of an opinion source (``target``,
+    ``name``, and how it was attributed: ``reason``, ``reason_zh``, ``detail``)."""
+
+
+def concerns(session, config: PatrolConfig, hits: list[Hit]) -> dict[int, Concern]:
+    """hit id → the institution it concerns: the one the patrol attributed it to (by domain,
+    advertiser or name: ``hit_attributions``, as ``show`` and the dossier file it), else the
+    target it was found on. One rule for every hit: a forum's post about 鑫盈宝 is 鑫盈宝's
+    as its channel ads and its posts on opinion sources are."""
+    attributed = op.attributions(session, [hit.id for hit in hits])
+    out = {}
+    for hit in hits:
+        row = attributed.get(hit.id)
+        target_id = row.target_id if row is not None else hit.target_id
+        name, business = institution(session, config, target_id)
+        found_on = None
+        if target_id != hit.target_id:
+            found_on = {"target": hit.target_id, "name": institution(session, config, hit.target_id)[0],
+                        "reason": row.reason, "reason_zh": zh(row.reason, "attribution"), "detail": row.detail}
+        out[hit.id] = Concern(target_id, name, business, found_on)
+    return out
+
+
 def _hit_alerts(session, config: PatrolConfig, hits: list[Hit], now: datetime) -> list[int]:
     """One alert per hit and category, unless the same wording or the same post alerted recently.
 
@@ -76,8 +111,9 @@ def _hit_alerts(session, config: PatrolConfig, hits: list[Hit], now: datetime) -
     alerts, ids = config.alerts, []
     since = now - timedelta(seconds=alerts.renotify_after)
     earlier = replaced_hits(session, [hit.id for hit in hits])
+    concerned = concerns(session, config, hits)
     for hit in sorted(hits, key=lambda h: (post_url(h.url) != h.url, h.id)):
-        name, business = institution(session, config, hit.target_id)
+        about = concerned[hit.id]
         post = post_url(hit.url)
         for category in hit.labels:
             action = decide(alerts, hit.target_id, category, hit.risk)
@@ -86,20 +122,20 @@ def _hit_alerts(session, config: PatrolConfig, hits: list[Hit], now: datetime) -
             fingerprint = text_fingerprint(category, hit.findings)
             before = _reworded(earlier.get(hit.id), category, fingerprint)
             reworded_at = as_utc(before.removed_at) if before is not None else None
-            units = units_for_hit(config.routing, business, category, hit.risk)
+            units = units_for_hit(config.routing, about.business, category, hit.risk)
             told = units_told_of_post(session, post, category, hit.page_id, units, action, hit.risk, since,
                                       reworded_at=reworded_at)
             units = [unit for unit in units if unit not in told]
             # a record left out (its post told) claims no mark: it would hold back the next telling
-            if not units or not claim_mark(session, hit.target_id, category, fingerprint, now, alerts.renotify_after):
+            if not units or not claim_mark(session, about.target_id, category, fingerprint, now, alerts.renotify_after):
                 continue
             mark_post_told(session, post, category, hit.page_id, units, action, hit.risk, now,
                            reworded=before is not None)
-            payload = hit_payload(session, hit, category, name, business)
+            payload = hit_payload(session, hit, category, about)
             if before is not None:
                 payload["reworded_from"] = reworded_from(before, category)
             alert = add_alert(
-                session, kind="hit", target_id=hit.target_id, hit_id=hit.id, category=category,
+                session, kind="hit", target_id=about.target_id, hit_id=hit.id, category=category,
                 risk=hit.risk, action=action, urgent=is_urgent(alerts, hit.risk), fingerprint=fingerprint,
                 payload=payload, units=units, now=now,
             )
@@ -131,7 +167,7 @@ def reworded_from(before: Hit, category: str) -> dict:
             "words": words}
 
 
-def hit_payload(session, hit: Hit, category: str, name: str, business: str) -> dict:
+def hit_payload(session, hit: Hit, category: str, about: Concern) -> dict:
     text = category_text(category)
     page = session.get(Page, hit.page_id)
     evidence = {"sha256": hit.sha256}
@@ -140,7 +176,7 @@ def hit_payload(session, hit: Hit, category: str, name: str, business: str) -> d
         evidence.update(warc_file=ev.warc_file, warc_record_id=ev.record_id, warc_offset=ev.offset,
                         evidence_id=ev.id, screenshot=bool(ev.screenshot_record_id))
     return {
-        "institution": name, "target": hit.target_id, "business": business,
+        "institution": about.name, "target": about.target_id, "business": about.business, "found_on": about.found_on,
         "category": category, "category_zh": text.name_zh, "seed_section": text.seed_section,
         "hit": {
             "id": hit.id, "url": hit.url, "final_url": page.final_url if page else hit.url,

@@ -2,7 +2,12 @@
 
 Driven by ``routing:``: a hit goes to the units of its institution's business
 type plus the units of each alerting category (a category route may require a
-minimum risk, as the police route for illegal fundraising does). Opinion alerts
+minimum risk, as the police route for illegal fundraising does). Its institution is
+the one it concerns (``evaluate.concerns``): a post on a forum registered as a target,
+an ad of a channel or a post of an opinion source attributed to 鑫盈宝 goes to the
+units of 鑫盈宝's business, not to those of the forum's or the channel's, which is no
+institution the claim is about (their ``other`` would add the leading-group office
+to every such post; the categories that concern it route there anyway). Opinion alerts
 go to ``opinion_units`` plus the business units; operator notices to
 ``operator_unit``. Nothing is ever routed nowhere: ``fallback_unit`` catches it.
 """
