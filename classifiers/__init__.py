@@ -1,6 +1,7 @@
 """finpatrol classifiers: a pure library, text in, verdict out.
 
-No network, no Scrapy, no file writes; only the package's own rule files are read. The
+No network, no Scrapy, no file writes; only the package's own files are read (its rules, and its
+source for ``ruleset.fingerprint``). The
 module-level :func:`classify` uses a default :class:`Classifier` built lazily on first
 use, so importing the package is cheap (the engine itself is imported on first use) and
 worker processes (the crawler forks or spawns them) each build their own on demand.

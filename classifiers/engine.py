@@ -21,7 +21,7 @@ import ahocorasick_rs
 
 from .context import KINDS, CueCounts, CueIndex, DocCues, Negator, document_context
 from .normalize import Normalized, normalize
-from .ruleset import Rule, load_rules
+from .ruleset import Rule, fingerprint, load_rules
 from .taxonomy import CATEGORIES
 from .verdict import Finding, Verdict, YieldClaim
 from .yields import extract_yields
@@ -53,6 +53,8 @@ class Classifier:
     def __init__(self, extra_rule_files: Sequence[str | Path] = (), yield_ceiling: float = 10.0):
         self.yield_ceiling = float(yield_ceiling)
         self.ruleset = load_rules(extra_rule_files)
+        self.fingerprint = fingerprint(extra_rule_files, self.yield_ceiling)
+        """Changes whenever this classifier may judge a text differently: ``ruleset.fingerprint``."""
         self.rules = self.ruleset.rules
         self.cues = self.ruleset.cues
         self.regex_rules = tuple(r for r in self.rules if r.pattern is not None)

@@ -29,6 +29,7 @@ File shape (all keys optional except ``rules`` entries' ``id`` and one of
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
 from dataclasses import dataclass
@@ -224,6 +225,22 @@ def _file(path: Path, ids: dict[str, str], rules: list, thresholds: dict, cues: 
             raise RuleFileError(path, data["cues"].key_lines[kind],
                                 f"unknown cue list {kind!r}; expected one of {', '.join(CUE_KINDS)}")
         cues.setdefault(kind, []).extend(_terms(path, data["cues"].key_lines[kind], f"cues.{kind}", value))
+
+
+def fingerprint(extra: Iterable[str | Path] = (), yield_ceiling: float = 10.0) -> str:
+    """A digest of everything a verdict depends on besides the text: this package's code,
+    its bundled rule files, the ``extra`` rule files and the yield ceiling.
+
+    A caller that stores verdicts keeps it beside them and classifies a stored text again
+    when it differs: the rules or the code changed, so the stored verdict may be stale.
+    An extra file that cannot be read raises OSError, as ``load_rules`` would.
+    """
+    package = Path(__file__).resolve().parent
+    digest = hashlib.sha256(f"yield_ceiling={float(yield_ceiling)!r}".encode())
+    for path in [*sorted(package.glob("*.py")), *sorted(RULES_DIR.glob("*.yaml")), *(Path(p) for p in extra)]:
+        content = path.read_bytes()
+        digest.update(b"\0%d\0" % len(content) + content)
+    return digest.hexdigest()
 
 
 def load_rules(extra: Iterable[str | Path] = ()) -> RuleSet:
