@@ -3,7 +3,9 @@
 A re-patrol of an unchanged site then costs one 304 Not Modified per page instead
 of a download, a SHA-256, link scanning, and a store of the whole page. Site-patrol
 requests (meta ``finpatrol_conditional``) for pages the state DB holds with an ETag
-or Last-Modified get If-None-Match / If-Modified-Since. On a 304 the links recorded
+or Last-Modified get If-None-Match / If-Modified-Since, unless their stored verdict came
+from other rules or another kind (``crawler.items.verdict_stamp``): those are fetched
+whole, to be classified again. On a 304 the links recorded
 at the last full fetch go into the request's meta (``finpatrol_links``), so the
 spider follows them without the body. Which pages qualify, with their validators and
 links, is read once when the spider opens (``crawler.store.pages.revalidations``,
@@ -22,16 +24,22 @@ from __future__ import annotations
 
 from scrapy import signals
 
-from crawler.config import ConfigError, load_config
+from collections.abc import Mapping
+
+from classifiers.ruleset import fingerprint
+from crawler.config import ConfigError, PatrolConfig, load_config
 from crawler.evidence.archive import uncaptured_pages
+from crawler.items import verdict_stamp
 from crawler.store.db import StateDB
 from crawler.store.pages import Revalidation, revalidations
 
 
 class ConditionalGetMiddleware:
-    def __init__(self, db_url: str | None, archive_all: bool, stats):
+    def __init__(self, db_url: str | None, archive_all: bool, stamps: Mapping[str, str], stats):
         self.db_url = db_url
         self.archive_all = archive_all
+        self.stamps = stamps
+        """target id → ``verdict_stamp`` of this patrol's classifier and the target's kind."""
         self.stats = stats
         self.pages: dict[tuple[str, str], Revalidation] = {}
 
@@ -39,9 +47,11 @@ class ConditionalGetMiddleware:
     def from_crawler(cls, crawler):
         try:
             config = load_config(crawler.settings.get("FINPATROL_CONFIG"))
-        except ConfigError:  # the spider reports config errors; every page is then fetched whole
-            config = None
-        middleware = cls(config and config.db_url, bool(config and config.evidence.archive == "all"), crawler.stats)
+            stamps = current_stamps(config)
+        except (ConfigError, OSError):  # the spider and the analyse pipeline report these; every page is fetched whole
+            config, stamps = None, {}
+        middleware = cls(config and config.db_url, bool(config and config.evidence.archive == "all"), stamps,
+                         crawler.stats)
         middleware.crawler = crawler
         crawler.signals.connect(middleware.spider_opened, signal=signals.spider_opened)
         return middleware
@@ -51,11 +61,12 @@ class ConditionalGetMiddleware:
 
     def load(self, target_ids: list[str]) -> None:
         """Read what these targets' pages need to be asked for conditionally."""
-        if self.db_url is None or not target_ids:
+        stamps = {target_id: self.stamps[target_id] for target_id in target_ids if target_id in self.stamps}
+        if self.db_url is None or not stamps:
             return
         db = StateDB(self.db_url)
         try:
-            pages = revalidations(db, target_ids)
+            pages = revalidations(db, stamps)
             for key in uncaptured_pages(db, target_ids, self.archive_all):
                 pages.pop(key, None)
         finally:
@@ -96,3 +107,9 @@ class ConditionalGetMiddleware:
         request.meta["finpatrol_links"] = known.links
         self.stats.inc_value("conditional/not_modified")
         return response
+
+
+def current_stamps(config: PatrolConfig) -> dict[str, str]:
+    """target id → the ``verdict_stamp`` a page of that target gets in a patrol with ``config``."""
+    rules = fingerprint(config.rules_files, config.yield_ceiling)
+    return {target.id: verdict_stamp(rules, target.kind) for target in config.targets}

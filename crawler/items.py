@@ -104,6 +104,8 @@ class PageItem:
     # Filled by the analyse pipeline (classification).
     verdict: dict[str, Any] | None = None
     """``classifiers.Verdict.to_dict()`` of title + text, or None before classification."""
+    verdict_by: str | None = None
+    """``verdict_stamp`` of the classifier and kind that gave ``verdict`` (None: not classified)."""
 
     # Filled by the store pipeline.
     page_id: int | None = None
@@ -142,3 +144,11 @@ def text_key(title: str | None, text_fingerprint: str | None) -> bytes:
     title and the 64-character fingerprint themselves.
     """
     return hashlib.blake2b(repr((title, text_fingerprint)).encode("utf-8", "surrogatepass"), digest_size=16).digest()
+
+
+def verdict_stamp(classifier_fingerprint: str, kind: str | None) -> str:
+    """16 hex characters standing for what a verdict came from besides the page's own words:
+    the classifier (``classifiers.ruleset.fingerprint``: its code, rules, yield ceiling)
+    and the document kind it was told. Stored with each page; a page whose stamp differs
+    from the patrol's is classified again even when its body is the same."""
+    return hashlib.blake2b(f"{classifier_fingerprint}\0{kind}".encode(), digest_size=8).hexdigest()

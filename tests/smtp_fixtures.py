@@ -153,8 +153,10 @@ def _sha(data: bytes) -> str:
 
 
 def store_hits(db: StateDB, pages: list[tuple[str, str, str, dict]], when: dt.datetime | None = None,
-               finish: bool = True) -> int:
-    """Store (target_id, url, text, verdict) pages in one new patrol run; return the run id."""
+               finish: bool = True, verdict_by: str | None = None) -> int:
+    """Store (target_id, url, text, verdict) pages in one new patrol run; return the run id.
+
+    ``verdict_by``: the stamp of the rules that gave the verdicts (``crawler.items.verdict_stamp``)."""
     when = (when or dt.datetime.now(dt.UTC)).astimezone(dt.UTC)
     run_id = start_run(db, "site_patrol", when)
     items = []
@@ -162,7 +164,7 @@ def store_hits(db: StateDB, pages: list[tuple[str, str, str, dict]], when: dt.da
         items.append(PageItem(
             target_id=target_id, url=url, final_url=url, status=200, headers={}, body=text.encode(),
             encoding="utf-8", fetched_at=when.isoformat(), sha256=_sha(text.encode()), title=text[:30],
-            text=text, text_fingerprint=_sha(text.encode()), verdict=v,
+            text=text, text_fingerprint=_sha(text.encode()), verdict=v, verdict_by=verdict_by,
         ))
     save_pages(db, items, run_id)
     if finish:

@@ -558,3 +558,31 @@ def test_screenshot_is_inline_in_the_html_part(setup):
     assert image.get_content() == png
     assert f'src="cid:{image["Content-ID"].strip("<>")}"' in msg.get_body(("html",)).get_content()
     assert "WARC 2026/11/a.warc.gz" in msg.get_body(("plain",)).get_content()
+
+
+def test_a_digest_drops_a_claim_the_new_rules_withdrew_and_keeps_one_they_judged_again(setup, sink):
+    """Between the patrol and the digest the office changes its rules; the pages do not change."""
+    config, db = setup()
+    yields = "鑫盈宝月月盈，年化收益18%，期限灵活"
+    pool = "鑫盈宝活期宝，资金池运作，随存随取"
+    yield_url, pool_url = "http://127.0.0.1:9/xyb/yield.html", "http://127.0.0.1:9/xyb/pool.html"
+    store_hits(db, [("xyb", yield_url, yields, verdict([finding("high_yield", "年化收益18%", yields)], "medium")),
+                    ("xyb", pool_url, pool, verdict([finding("fund_pool", "资金池", pool)], "medium"))],
+               when=MORNING, verdict_by="rules-1")
+    assert deliver(config, db, now=MORNING).sent == [], "medium risk waits for the digest"
+
+    judged_again = verdict([finding("fund_pool", "资金池", pool), finding("fund_pool", "随存随取", pool)], "medium")
+    store_hits(db, [("xyb", yield_url, yields, verdict([])), ("xyb", pool_url, pool, judged_again)],
+               when=MORNING + timedelta(hours=1), verdict_by="rules-2")
+    old_pool, new_pool = hit_ids(db, pool_url)
+    deliver(config, db, now=MORNING.replace(hour=8, minute=30) + timedelta(days=1))
+    (digest,) = sink.wait_for(1)
+    body = digest.get_body(("plain",)).get_content()
+    assert yield_url not in body, "withdrawn by the new rules: not told"
+    assert body.count(pool_url) == 1 and f"命中 #{old_pool}；" in body, "judged again, same words: told once"
+    assert "现状" not in body and "改写" not in body, body
+    with db.new_session() as session:
+        states = dict(session.execute(select(Alert.hit_id, Delivery.state).join(Delivery)).all())
+    (yield_hit,) = hit_ids(db, yield_url)
+    assert states == {yield_hit: "withdrawn", old_pool: "mailed"}, "the new pool hit alerts no one"
+    assert new_pool not in states

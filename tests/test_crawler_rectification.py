@@ -8,7 +8,7 @@ import json
 
 from channel_sites import html
 from conftest import cli, json_lines
-from crawler.demo.server import Reply, SiteServer, routes
+from crawler.demo.server import Reply, SiteServer, routes, with_validators
 
 SECURITY = "<p>借款人逾期时，{}，100%本息保障。</p>"
 
@@ -63,7 +63,7 @@ def test_a_reworded_guarantee_is_replaced_not_rectified_and_a_removed_claim_is_r
     report = cli("report", "--config", config, "--since", "2000-01-01", "--format", "md").stdout
     assert "本期整改 1 条；改写仍违规（不计整改）1 条" in report, report
     dossier = json.loads(cli("dossier", "xyb", "--config", config, "--format", "json").stdout)
-    assert dossier["rectification"] == {"live": 1, "removed": 1, "replaced": 1, "reopened": 0}
+    assert dossier["rectification"] == {"live": 1, "removed": 1, "replaced": 1, "withdrawn": 0, "reopened": 0}
     dossier_md = cli("dossier", "xyb", "--config", config, "--format", "md").stdout
     assert f"| {old_guarantee['id']}（已改写，见 {new_guarantee['id']}） |" in dossier_md
     assert f"| {old_promo['id']}（已整改） |" in dossier_md
@@ -156,7 +156,7 @@ def test_a_lower_max_depth_neither_rectifies_deeper_hits_nor_reopens_them_later(
     final = hits_of(config)["promo.html"]
     assert final["id"] == hit["id"] and final["removed_at"] is None
     dossier = json.loads(cli("dossier", "xyb", "--config", config, "--format", "json").stdout)
-    assert dossier["rectification"] == {"live": 1, "removed": 0, "replaced": 0, "reopened": 0}
+    assert dossier["rectification"] == {"live": 1, "removed": 0, "replaced": 0, "withdrawn": 0, "reopened": 0}
     report = cli("report", "--config", config, "--since", "2000-01-01", "--format", "md").stdout
     assert "本期整改 0 条" in report and "整改后复现 0 条" in report, report
 
@@ -221,3 +221,80 @@ def test_a_site_that_answers_nothing_has_its_hit_pages_left_unchecked_not_waited
     assert stats["patrol/target/xyb/revisit_skipped"] == 1 and "patrol/target/xyb/revisited" not in stats
     (after,) = json_lines(cli("hits", "--config", config, "--json").stdout)
     assert after["removed_at"] is None and after["last_run"] == hit["last_run"]
+
+
+# The office changes its rules (a rules file, the yield ceiling, a target's kind): pages
+# whose words did not change are judged again at the next patrol, and what the new rules
+# no longer flag is withdrawn, not rectified.
+
+GOLDEN_EGG_RULE = """category: guaranteed_return
+rules:
+  - id: office.golden_egg
+    weight: 1.0
+    phrases: [金蛋计划]
+"""
+
+
+def test_a_rule_change_judges_unchanged_pages_again_and_withdraws_what_it_no_longer_flags(make_config, tmp_path):
+    site_routes = {
+        "/": home("yield.html", "egg.html", "both.html", "about.html"),
+        "/yield.html": html("月月盈", "<p>鑫盈宝月月盈，年化收益率12%，期限灵活。</p>"),
+        "/egg.html": html("金蛋", "<p>鑫盈宝金蛋计划，每月分红到账。</p>"),
+        "/both.html": html("保障", "<p>本平台承诺保本保息，金蛋计划安全放心。</p>"),
+        "/about.html": html("关于我们", "<p>公司介绍。</p>"),
+    }
+    plain = routes(site_routes)
+
+    def like_nginx(request):  # an ETag on every page, 304 to a client that has it
+        reply = plain(request)
+        return with_validators(request, reply) if reply is not None else None
+
+    with SiteServer(like_nginx) as site:
+        config = write_target(make_config, site.url("/"))
+        run1 = patrolled(config)
+        before = hits_of(config)
+        assert {path: h["labels"] for path, h in before.items()} == {
+            "yield.html": ["high_yield"], "both.html": ["guaranteed_return"]}
+        assert cli("alerts", "send", "--config", config).returncode == 0
+        told = json_lines(cli("alerts", "list", "--config", config, "--json").stdout)
+
+        # The office raises the yield ceiling and adds a rule; the site does not change.
+        (tmp_path / "office.yaml").write_text(GOLDEN_EGG_RULE, encoding="utf-8")
+        make_config([{"id": "xyb", "urls": [site.url("/")]}], yield_ceiling=15, rules_files=["office.yaml"])
+        run2 = patrolled(config)
+        stats = run_stats(config, run2)
+        assert stats.get("conditional/not_modified", 0) == 0, "pages judged by other rules are fetched whole"
+        assert stats["classify/rules_changed"] == 5
+
+        # Nothing changes again: the new verdicts are stored with their rules, and 304s suffice.
+        run3 = patrolled(config)
+        assert run_stats(config, run3)["conditional/not_modified"] == 5
+        assert "classify/rules_changed" not in run_stats(config, run3)
+        assert changes_of(config, run3) == {}
+
+    after = {h["id"]: h for h in json_lines(cli("hits", "--config", config, "--json").stdout)}
+    withdrawn, old_both = after[before["yield.html"]["id"]], after[before["both.html"]["id"]]
+    assert withdrawn["removed_at"] and withdrawn["reclassified"] and withdrawn["replaced_by"] is None
+    (egg,) = [h for h in after.values() if h["url"].endswith("/egg.html")]
+    assert egg["labels"] == ["guaranteed_return"] and egg["first_run"] == run2 and not egg["removed_at"]
+    (new_both,) = [h for h in after.values() if h["url"].endswith("/both.html") and not h["removed_at"]]
+    assert old_both["reclassified"] and old_both["replaced_by"] == new_both["id"], "same words, judged again"
+    assert not new_both["reclassified"] and not egg["reclassified"]
+
+    changes = cli("changes", "--config", config, "--run", str(run2)).stdout
+    assert f"hit {withdrawn['id']} withdrawn (rules changed, page unchanged): high_yield" in changes, changes
+    assert (f"hit {old_both['id']} judged again → hit {new_both['id']} "
+            "(rules changed, page unchanged; still guaranteed_return)") in changes, changes
+    assert "rectified" not in changes and "reworded" not in changes, changes
+    assert "state  withdrawn (rules changed)" in cli("show", str(withdrawn["id"]), "--config", config).stdout
+    dossier = json.loads(cli("dossier", "xyb", "--config", config, "--format", "json").stdout)
+    assert dossier["rectification"] == {"live": 2, "removed": 0, "replaced": 1, "withdrawn": 1, "reopened": 0}
+    report = cli("report", "--config", config, "--since", "2000-01-01", "--format", "md").stdout
+    assert "本期整改 0 条" in report and "规则调整后撤销（页面未变，不计整改）1 条" in report, report
+
+    # The newly flagged page alerts; the claim judged again in the same words is not told twice.
+    assert cli("alerts", "send", "--config", config).returncode == 0
+    messages = json_lines(cli("alerts", "list", "--config", config, "--json").stdout)
+    new_alerts = [a for m in messages[: len(messages) - len(told)] for a in m["alerts"]]
+    assert {a["hit_id"] for a in new_alerts} == {egg["id"]}, new_alerts
+    assert run1 < run2

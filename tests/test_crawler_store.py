@@ -21,8 +21,12 @@ def test_db_from_an_older_version_gains_the_new_columns(tmp_path):
         db.close()
 
 
+STAMP = "0123456789abcdef"
+"""The ``verdict_stamp`` the pages of ``_page_item`` were classified with."""
+
+
 def _page_item(url: str, *, status: int = 200, etag: str | None = '"v1"', links: str | None = "http://s/\n/a",
-               rendered: bool = False, unchanged: bool = False):
+               rendered: bool = False, unchanged: bool = False, verdict_by: str = STAMP):
     from crawler.items import PageItem
 
     headers = {"etag": etag} if etag else {}
@@ -32,6 +36,7 @@ def _page_item(url: str, *, status: int = 200, etag: str | None = '"v1"', links:
     item.unchanged = unchanged
     if not unchanged:
         item.title, item.text, item.text_fingerprint, item.sha256 = "t", "x", "f", "s"
+        item.verdict_by = verdict_by
     return item
 
 
@@ -44,12 +49,15 @@ def test_only_pages_fetched_plainly_with_validators_and_links_are_asked_conditio
             _page_item("http://s/rendered", rendered=True),
             _page_item("http://s/no-links", links=None),
             _page_item("http://s/no-etag", etag=None),
+            _page_item("http://s/other-rules", verdict_by="fedcba9876543210"),  # to be classified again
         ], run_id=None)
-        assert revalidations(db, ["site"]) == {("site", "http://s/plain"): Revalidation('"v1"', None, "http://s/\n/a")}
+        assert revalidations(db, {"site": STAMP}) == {
+            ("site", "http://s/plain"): Revalidation('"v1"', None, "http://s/\n/a")}
 
         # A 304 carries no body: the stored links and status stay, a new ETag is taken.
         save_pages(db, [_page_item("http://s/plain", status=304, etag='"v2"', links=None, unchanged=True)], None)
-        assert revalidations(db, ["site"]) == {("site", "http://s/plain"): Revalidation('"v2"', None, "http://s/\n/a")}
+        assert revalidations(db, {"site": STAMP}) == {
+            ("site", "http://s/plain"): Revalidation('"v2"', None, "http://s/\n/a")}
         assert db.execute("SELECT status FROM pages WHERE url = 'http://s/plain'").scalar() == 200
 
 
@@ -65,7 +73,7 @@ def test_a_304_is_followed_from_links_read_at_the_start_and_a_second_304_is_fetc
     with StateDB(f"sqlite:///{path}") as db:
         save_pages(db, [_page_item("http://s/plain"), _page_item("http://s/other")], run_id=None)
     crawler = get_crawler()
-    middleware = ConditionalGetMiddleware(f"sqlite:///{path}", False, crawler.stats)
+    middleware = ConditionalGetMiddleware(f"sqlite:///{path}", False, {"site": STAMP}, crawler.stats)
     middleware.load(["site"])
 
     def no_state_db(*args, **kwargs):

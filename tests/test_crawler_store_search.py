@@ -119,7 +119,8 @@ def test_a_page_gone_since_and_its_removed_hit_say_so_in_json_and_table(make_con
     assert (after[still]["gone_at"], after[still]["hit_removed_at"], after[still]["hit_replaced_by"]) == (None, None, None)
     assert set(after[still]) == {  # a stable interface: fields are added, none renamed or dropped
         "page_id", "hit_id", "target", "url", "final_url", "title", "labels", "risk", "score", "fetched_at",
-        "snippet", "rank", "gone_at", "hit_removed_at", "hit_replaced_by"}
+        "snippet", "rank", "gone_at", "hit_removed_at", "hit_replaced_by",
+        "hit_reclassified"}
 
     table = cli("search", "保底回购", "--config", str(config))
     assert table.returncode == 0, table.stderr

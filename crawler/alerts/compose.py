@@ -83,15 +83,20 @@ def _recent_counts(session, now: datetime) -> dict[str, int]:
 def _sort_out(session, unit: str, items: list) -> tuple[list, dict[int, dict]]:
     """The (delivery, alert) items still worth telling ``unit``, and the standing of those
     whose hit is no longer live (:mod:`crawler.alerts.standing`). A superseded item (the
-    unit has an alert for the rewording that replaced it) is dropped: its delivery
-    becomes ``superseded``, never mailed."""
+    unit has an alert for the rewording that replaced it) or a withdrawn one (the rules no
+    longer flag its unchanged page) is dropped: its delivery takes that state, never mailed."""
     standing = standings(session, unit, [a for _d, a in items])
     kept = []
     for delivery, alert in items:
-        if standing.get(alert.id, {}).get("state") == "superseded":
+        state = standing.get(alert.id, {}).get("state")
+        if state == "superseded":
             delivery.state = "superseded"
             logger.info("alert %s to %s: hit %s reworded since, told as hit %s", alert.id, unit, alert.hit_id,
                         standing[alert.id]["latest"])
+        elif state == "withdrawn":
+            delivery.state = "withdrawn"
+            logger.info("alert %s to %s: hit %s withdrawn since (the rules changed, the page did not)",
+                        alert.id, unit, alert.hit_id)
         else:
             kept.append((delivery, alert))
     return kept, standing

@@ -20,6 +20,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 
 from crawler.alerts import opinion as op
+from crawler.alerts.config import risk_rank
 from crawler.alerts.models import AlertRun, ensure_schema
 from crawler.alerts.records import add_alert, claim_mark, mark_post_told, text_fingerprint, units_told_of_post
 from crawler.alerts.routing import units_for_hit, units_for_opinion
@@ -107,6 +108,8 @@ def _hit_alerts(session, config: PatrolConfig, hits: list[Hit], now: datetime) -
     urgent or riskier; its page goes before its listing. A hit that replaced its page's
     earlier hit with new words for a category (a rewording: still breaking the rule)
     alerts the units told of the earlier claim again, and its message names the earlier hit.
+    A hit that replaced one because the rules changed, the words did not, tells nothing new
+    in the categories of the hit it replaced, unless its risk rose (``_judged_again``).
     """
     alerts, ids = config.alerts, []
     since = now - timedelta(seconds=alerts.renotify_after)
@@ -117,7 +120,7 @@ def _hit_alerts(session, config: PatrolConfig, hits: list[Hit], now: datetime) -
         post = post_url(hit.url)
         for category in hit.labels:
             action = decide(alerts, hit.target_id, category, hit.risk)
-            if action == "ignore":
+            if action == "ignore" or _judged_again(earlier.get(hit.id), category, hit.risk):
                 continue
             fingerprint = text_fingerprint(category, hit.findings)
             before = _reworded(earlier.get(hit.id), category, fingerprint)
@@ -150,6 +153,14 @@ def replaced_hits(session, hit_ids: list[int]) -> dict[int, Hit]:
         query = select(Hit).where(Hit.replaced_by.in_(some)).order_by(Hit.removed_at)
         out.update((hit.replaced_by, hit) for hit in session.scalars(query))
     return out
+
+
+def _judged_again(before: Hit | None, category: str, risk: str) -> bool:
+    """True when ``before``, the hit this one replaced, broke ``category`` too in the same
+    words at a ``risk`` as high: the rules changed, not the page, and the units were told
+    of it then (or spared it at that risk)."""
+    return (before is not None and bool(before.reclassified) and category in before.labels
+            and risk_rank(risk) <= risk_rank(before.risk))
 
 
 def _reworded(before: Hit | None, category: str, fingerprint: str) -> Hit | None:

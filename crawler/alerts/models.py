@@ -57,7 +57,8 @@ class Delivery(Base):
     unit: Mapped[str] = mapped_column(String(64), primary_key=True)
     state: Mapped[str] = mapped_column(String(16), default="pending")
     """pending (immediate, not yet mailed) | digest (waits for the digest) | mailed | superseded (never
-    mailed: before it was composed its hit was reworded and the unit has an alert for the new words)"""
+    mailed: before it was composed its hit was reworded and the unit has an alert for the new words)
+    | withdrawn (never mailed: before it was composed the rules changed and no longer flag its page)"""
     outbox_id: Mapped[int | None] = mapped_column(Integer)
 
 

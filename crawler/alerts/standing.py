@@ -12,6 +12,11 @@ composer asks here so that a message built now does not present such a hit as cu
   it broke; the entry is kept and says so.
 - ``superseded``: reworded, and the unit has an alert of its own for a later wording in
   the same category (which names this hit as the earlier claim): the entry is dropped.
+- ``withdrawn``: the page still says the same, but the office's rules no longer find a
+  violation in it (the store's ``reclassified``): the entry is dropped.
+
+A hit judged again under new rules with the same words (``reclassified`` with
+``replaced_by``) is no rewording: while its successor is live, the alert stands as it is.
 
 Reads hits, pages and alerts; writes nothing. No settings.
 """
@@ -48,8 +53,11 @@ def standings(session, unit: str, alerts: list[Alert]) -> dict[int, dict]:
         last = later[-1] if later else hit
         if last.removed_at is not None:  # rectified in the end, perhaps after rewordings
             page = session.get(Page, last.page_id)
-            state = "gone" if page is not None and page.gone_at is not None else "rectified"
+            state = "gone" if page is not None and page.gone_at is not None else (
+                "withdrawn" if last.reclassified else "rectified")
             out[alert.id] = {"state": state, "at": iso(last.removed_at), "latest": None}
+        elif all(h.reclassified for h in [hit, *later[:-1]]):  # the same words, judged again: still current
+            continue
         elif _told_of(session, unit, alert.category, [h.id for h in later]):
             out[alert.id] = {"state": "superseded", "at": iso(hit.removed_at), "latest": last.id}
         else:

@@ -24,7 +24,12 @@ def print_change(change: dict, config) -> None:
         console.print(f"      [green]+ {escape(passage)}[/]")
     hits = change["hits"]
     removed = hits["removed"]
-    if removed and removed.get("replaced_by"):
+    if removed and removed["reclassified"] and removed["replaced_by"]:
+        console.print(f"      hit {removed['id']} judged again → hit {removed['replaced_by']} "
+                      f"(rules changed, page unchanged; {reworded(removed, hits)})")
+    elif removed and removed["reclassified"]:
+        console.print(f"      hit {removed['id']} withdrawn (rules changed, page unchanged): {', '.join(removed['labels'])}")
+    elif removed and removed.get("replaced_by"):
         console.print(f"      hit {removed['id']} reworded → hit {removed['replaced_by']} ({reworded(removed, hits)})")
     elif removed:
         console.print(f"      hit {removed['id']} removed (rectified): {', '.join(removed['labels'])}")

@@ -32,13 +32,17 @@ def hits_table(rows: list[dict], config) -> Table:
 
 
 def hit_state(hit: dict, config) -> str:
-    """open, replaced (reworded: the hit that says it now), or removed (its verdict left the page:
-    rectified, or the page is gone) since when (the office's day)."""
+    """open, replaced (reworded: the hit that says it now), withdrawn (the rules changed, the
+    page did not) or removed (its verdict left the page: rectified, or the page is gone) since
+    when (the office's day)."""
     def day(value: str) -> str:
         return shown_time(value, config)[:10]
 
+    because = " (rules changed)" if hit.get("reclassified") else ""
     if hit["removed_at"] and hit.get("replaced_by"):
-        return f"[yellow]replaced by hit {hit['replaced_by']} {day(hit['removed_at'])}[/]"
+        return f"[yellow]replaced by hit {hit['replaced_by']}{because} {day(hit['removed_at'])}[/]"
+    if hit["removed_at"] and because:
+        return f"[yellow]withdrawn{because} {day(hit['removed_at'])}[/]"
     if hit["removed_at"]:
         return f"[green]removed {day(hit['removed_at'])}[/]"
     return f"reopened {day(hit['reopened_at'])}" if hit["reopened_at"] else "open"
@@ -114,15 +118,20 @@ def search(query, config_file, targets, category, risk, since, until, as_json, l
 
 def result_state(result: dict, config) -> str:
     """What became of a search result's page and hit since (the office's day), or "" while both are live:
-    page gone, hit removed (rectified: its claim left the page, or the page went) or replaced by a reworded hit."""
+    page gone, hit removed (rectified: its claim left the page, or the page went), replaced by a
+    reworded hit, or withdrawn or replaced because the rules changed."""
     def day(value: str) -> str:
         return shown_time(value, config)[:10]
 
     parts = []
+    because = " (rules changed)" if result["hit_reclassified"] else ""
     if result["gone_at"]:
         parts.append(f"[bold red]page gone {day(result['gone_at'])}[/]")
     if result["hit_removed_at"] and result["hit_replaced_by"]:
-        parts.append(f"[yellow]hit replaced by hit {result['hit_replaced_by']} {day(result['hit_removed_at'])}[/]")
+        parts.append(f"[yellow]hit replaced by hit {result['hit_replaced_by']}{because} "
+                     f"{day(result['hit_removed_at'])}[/]")
+    elif result["hit_removed_at"] and because:
+        parts.append(f"[yellow]hit withdrawn{because} {day(result['hit_removed_at'])}[/]")
     elif result["hit_removed_at"]:
         parts.append(f"[green]hit removed (rectified) {day(result['hit_removed_at'])}[/]")
     return ", ".join(parts)

@@ -155,6 +155,7 @@ def _manifest(hit: Hit, target: TargetRow | None, concerns: dict, ev: Evidence, 
         "hit_last_seen": both_zones(hit.last_seen),
         "hit_removed_at": both_zones(hit.removed_at) if hit.removed_at else None,
         "hit_replaced_by": hit.replaced_by,
+        "hit_reclassified": bool(hit.reclassified),
         "page_sha256": ev.payload_sha256,
         "screenshot_sha256": ev.screenshot_sha256,
         "target": {

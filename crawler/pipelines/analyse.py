@@ -1,8 +1,9 @@
 """Analyse pipeline: skip what is already stored, else extract and classify in a worker.
 
-A page answered 304 Not Modified, or whose body has the SHA-256 stored for its URL,
-is marked unchanged and costs nothing more. Any other page goes to a worker process
-in one round trip that runs, in order:
+A page answered 304 Not Modified, or whose body has the SHA-256 stored for its URL and
+whose stored verdict came from this patrol's classifier and the item's kind (its
+``verdict_stamp``), is marked unchanged and costs nothing more. Any other page goes to
+a worker process in one round trip that runs, in order:
 
 - extraction (``crawler.extract``): title, text, date and language, trafilatura with
   comments excluded; for a listed result (``slot_only``: a search ad, a classifieds
@@ -22,7 +23,8 @@ Stats (named after the steps, as when they were separate pipelines): ``extract/p
 (pages extracted from HTML), ``slot/items`` (listed results, not extracted),
 ``extract/unchanged``, ``extract/not_modified``, ``extract/same_text`` (a new body, the
 stored title and text), ``extract/visible_text_fallback``,
-``classify/pages``, ``classify/label/<category>``.
+``classify/pages``, ``classify/label/<category>``, ``classify/rules_changed`` (the stored
+body, classified again because the rules, the yield ceiling or the kind changed).
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ import hashlib
 import logging
 
 from crawler.config import load_config
-from crawler.items import PageItem, text_key
+from crawler.items import PageItem, text_key, verdict_stamp
 from crawler.pipelines import workers
 from crawler.store.db import StateDB
 from crawler.store.pages import Known, known_pages
@@ -47,6 +49,8 @@ class AnalysePipeline:
         self.workers_count = workers_count
         self.stats = stats
         self.known: dict[tuple[str, str], Known] = {}
+        self.stamps: dict[str | None, str] = {}
+        """kind → ``verdict_stamp`` of this patrol's classifier for that kind (``_Stamps``)."""
         self.pool = None
 
     @classmethod
@@ -59,7 +63,8 @@ class AnalysePipeline:
         return pipeline
 
     def open_spider(self):
-        workers.load_classifier(self.rule_files, self.ceiling)  # a bad rules file fails here, named
+        fingerprint = workers.load_classifier(self.rule_files, self.ceiling).fingerprint  # a bad rules file fails here
+        self.stamps = _Stamps(fingerprint)
         db = StateDB(self.db_url)
         try:
             self.known = known_pages(db, getattr(self.crawler.spider, "crawls", {}).keys())
@@ -80,10 +85,13 @@ class AnalysePipeline:
         item.sha256 = digest.hex()
         key = (item.target_id, item.url)
         known = self.known.get(key)
+        item.verdict_by = self.stamps[item.kind]
         if known is not None and known.sha256 == digest:
-            item.unchanged = True
-            self.stats.inc_value("extract/unchanged")
-            return item
+            if known.verdict_by == item.verdict_by:
+                item.unchanged = True
+                self.stats.inc_value("extract/unchanged")
+                return item
+            self.stats.inc_value("classify/rules_changed")
         listed = (item.slot_title, item.slot_text) if item.slot_only else None
         result, item.verdict = await workers.run(
             self.pool, workers.analyse_job, b"" if listed else item.body, item.encoding, item.url, listed,
@@ -93,7 +101,7 @@ class AnalysePipeline:
             self.stats.inc_value("extract/same_text")
         # What the store is about to keep: a URL met again in this patrol (a listed
         # result on two list pages) is compared with this fetch, not the patrol's start.
-        self.known[key] = Known(digest, text_key(result.title, result.text_fingerprint))
+        self.known[key] = Known(digest, text_key(result.title, result.text_fingerprint), item.verdict_by)
         item.title, item.text = result.title, result.text
         item.published, item.language = result.published, result.language
         item.text_fingerprint = result.text_fingerprint
@@ -113,3 +121,15 @@ class AnalysePipeline:
         self.stats.inc_value("classify/pages")
         for label in item.verdict["labels"]:
             self.stats.inc_value(f"classify/label/{label}")
+
+
+class _Stamps(dict):
+    """kind → ``verdict_stamp`` of one classifier, computed on first use of each kind."""
+
+    def __init__(self, fingerprint: str):
+        super().__init__()
+        self.fingerprint = fingerprint
+
+    def __missing__(self, kind: str | None) -> str:
+        self[kind] = stamp = verdict_stamp(self.fingerprint, kind)
+        return stamp

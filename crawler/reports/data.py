@@ -51,7 +51,7 @@ def _hit_row(hit: Hit, attribution: HitAttribution | None, ev, listed) -> dict:
         "risk": hit.risk, "score": round(float(hit.score), 3), "context": hit.context,
         "first_seen": iso(hit.first_seen), "last_seen": iso(hit.last_seen),
         "removed_at": iso(hit.removed_at), "reopened_at": iso(hit.reopened_at), "replaced_by": hit.replaced_by,
-        "found_on": hit.target_id,
+        "reclassified": bool(hit.reclassified), "found_on": hit.target_id,
         "attribution": {"reason": attribution.reason, "detail": attribution.detail} if attribution else
         {"reason": "own_site", "detail": ""},
         "listed": {c: getattr(listed, c) for c in LISTED_COLUMNS} if listed else None,
@@ -169,6 +169,7 @@ def dossier(config: PatrolConfig, db: StateDB, target: Target) -> dict:
         changes, runs = _changes(session, target.id), _runs(session, target.id)
     live = [h for h in hits if not h["removed_at"]]
     replaced = [h for h in hits if h["removed_at"] and h["replaced_by"]]
+    withdrawn = [h for h in hits if h["removed_at"] and h["reclassified"] and not h["replaced_by"]]
     yields = {y.get("text"): {**y, "hit": h["id"]} for h in hits for y in h["yields"]}
     zone = ZoneInfo(config.alerts.timezone)
     return {
@@ -185,8 +186,10 @@ def dossier(config: PatrolConfig, db: StateDB, target: Target) -> dict:
         "categories": category_info(),
         "yields": sorted(yields.values(), key=lambda y: -(y.get("high_annual_pct") or 0)),
         "changes": changes,
-        # removed: rectified only; a hit replaced by a reworded one is not rectification
-        "rectification": {"live": len(live), "removed": len(hits) - len(live) - len(replaced), "replaced": len(replaced),
+        # removed: rectified only; a hit replaced by a reworded one is not rectification, nor is one
+        # withdrawn because the rules changed (the page did not)
+        "rectification": {"live": len(live), "removed": len(hits) - len(live) - len(replaced) - len(withdrawn),
+                          "replaced": len(replaced), "withdrawn": len(withdrawn),
                           "reopened": sum(1 for h in hits if h["reopened_at"])},
         "opinion": opinion_posts(hits),
     }
@@ -210,7 +213,8 @@ def period_report(config: PatrolConfig, db: StateDB, since: datetime, until: dat
         removed = [h for h in session.scalars(select(Hit).where(Hit.removed_at.is_not(None)))
                    if _in(h.removed_at, since, until)]
         replaced = [h for h in removed if h.replaced_by is not None]  # reworded, not rectified
-        removed = [h for h in removed if h.replaced_by is None]
+        withdrawn = [h for h in removed if h.replaced_by is None and h.reclassified]  # the rules changed, not the page
+        removed = [h for h in removed if h.replaced_by is None and not h.reclassified]
         trend = _opinion_trend(session, since, until, zone)
     pages: dict[str, set[str]] = defaultdict(set)  # a post found several ways is one page
     for h in hits:
@@ -242,7 +246,7 @@ def period_report(config: PatrolConfig, db: StateDB, since: datetime, until: dat
         "by_lead_unit": [{"unit": u, "count": n} for u, n in by_unit.most_common()],
         "top_risks": risks[:10], "opinion_trend": trend,
         "rectification": {"live": sum(1 for h in hits if h.removed_at is None), "removed_in_period": len(removed),
-                          "replaced_in_period": len(replaced),
+                          "replaced_in_period": len(replaced), "withdrawn_in_period": len(withdrawn),
                           "reopened": sum(1 for h in hits if h.reopened_at is not None)},
     }
 

@@ -70,9 +70,12 @@ def change_dict(session, change: PageChange) -> dict:
     removed, added, diff = diff_passages(old_text, new_text) if change.kind != "added" or old_v else ([], [], [])
     hits = {"removed": None, "opened": None, "reopened": None}
     if old_hit is not None and (change.kind == "gone" or old_hit.id != (new_hit.id if new_hit else None)):
-        # replaced_by: the hit that superseded it in this change (reworded), None when the change rectified it
+        # replaced_by: the hit that superseded it in this change (reworded), None when the change rectified it;
+        # reclassified: the page's words stayed (one version), the rules that judged them changed
         replaced = change.kind == "changed" and new_hit is not None and supersedes(new_hit.labels, old_hit.labels)
-        hits["removed"] = _hit_brief(old_hit) | {"replaced_by": new_hit.id if replaced else None}
+        reclassified = bool(old_hit.reclassified) and change.old_version_id == change.new_version_id
+        hits["removed"] = _hit_brief(old_hit) | {"replaced_by": new_hit.id if replaced else None,
+                                                 "reclassified": reclassified}
     if new_hit is not None and (old_hit is None or new_hit.id != old_hit.id or change.kind == "added"):
         first = new_hit.first_run_id == change.run_id and as_utc(new_hit.first_seen) == as_utc(change.at)
         hits["opened" if first else "reopened"] = _hit_brief(new_hit)

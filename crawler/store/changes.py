@@ -6,7 +6,10 @@ title and readable text; a change record says what one patrol found: a page
 ``added`` (new, or back after being gone), ``changed`` (text or verdict) or ``gone``.
 A hit whose verdict is no longer on its page gets ``removed_at`` (rectified); when the
 page's new hit shares one of its labels it also gets ``replaced_by`` (the claim was
-reworded, not rectified: ``supersedes``). One that comes back is reopened. A page is
+reworded, not rectified: ``supersedes``). When the page's words did not change but the
+classifier that judged them did (rules, yield ceiling, kind: the page's ``verdict_by``),
+the hit is ``reclassified``: withdrawn by the office's rules, not rectified by the
+site. One that comes back is reopened. A page is
 declared gone only on evidence: the server answered 404 or 410 for it in this patrol
 (the spider reports those URLs). A page the crawl did not reach, one that failed
 (timeout, 5xx, blocked) and one now outside its target's scope stay as they are, so
@@ -41,12 +44,14 @@ class Before:
     title: str = ""
     hit_id: int | None = None
     gone: bool = False
+    verdict_by: str | None = None
 
     @classmethod
     def of(cls, page: Page | None) -> "Before":
         if page is None:
             return cls(exists=False)
-        return cls(True, page.text_fingerprint, page.title, page.current_hit_id, page.gone_at is not None)
+        return cls(True, page.text_fingerprint, page.title, page.current_hit_id, page.gone_at is not None,
+                   page.verdict_by)
 
 
 def latest_versions(session, page_ids: list[int]) -> dict[int, PageVersion]:
@@ -71,15 +76,16 @@ def supersedes(new_labels, old_labels) -> bool:
 
 
 def remove_hit(session, hit_id: int | None, when: datetime, run_id: int | None,
-               successor: Hit | None = None) -> None:
+               successor: Hit | None = None, reclassified: bool = False) -> None:
     """Mark a hit removed: its verdict is no longer on its page.
 
     ``successor`` is the page's hit in the same fetch, if any; when it ``supersedes``
-    this one it is recorded as ``replaced_by``, otherwise the removal is a rectification.
+    this one it is recorded as ``replaced_by``, otherwise the removal is a rectification,
+    unless ``reclassified``: the page's words are the same and the classifier changed.
     """
     hit = session.get(Hit, hit_id) if hit_id else None
     if hit is not None and hit.removed_at is None:
-        hit.removed_at, hit.removed_run_id = when, run_id
+        hit.removed_at, hit.removed_run_id, hit.reclassified = when, run_id, reclassified
         replaced = successor is not None and successor.id != hit.id and supersedes(successor.labels, hit.labels)
         hit.replaced_by = successor.id if replaced else None
 
@@ -89,6 +95,7 @@ def reopen_hit(hit: Hit, when: datetime) -> bool:
     if hit.removed_at is None:
         return False
     hit.removed_at, hit.removed_run_id, hit.replaced_by, hit.reopened_at = None, None, None, when
+    hit.reclassified = False
     return True
 
 
@@ -122,7 +129,8 @@ def record_change(session, page: Page, before: Before, version: PageVersion, old
     hit_changed = before.hit_id != page.current_hit_id
     if hit_changed and before.hit_id:
         successor = session.get(Hit, page.current_hit_id) if page.current_hit_id else None
-        remove_hit(session, before.hit_id, when, run_id, successor)
+        reclassified = not text_changed and before.verdict_by != page.verdict_by
+        remove_hit(session, before.hit_id, when, run_id, successor, reclassified)
     if not before.exists or before.gone:
         kind = "added"
         if before.gone:  # a new page has no gone_at to clear, and setting it would cost an UPDATE

@@ -29,7 +29,7 @@ from crawler.store.models import EsDoc, Hit, Page, TargetRow
 logger = logging.getLogger(__name__)
 
 KINDS = ("target", "page", "hit")
-REMOVAL = {Hit: ("hit", ("removed_at", "replaced_by", "reopened_at")), Page: ("page", ("gone_at",))}
+REMOVAL = {Hit: ("hit", ("removed_at", "replaced_by", "reopened_at", "reclassified")), Page: ("page", ("gone_at",))}
 """Row class → (document kind, columns whose change must reach the document)."""
 REQUEUE = (
     "UPDATE es_docs SET seq = seq + 1, reason = NULL, updated_at = :now,"

@@ -90,6 +90,9 @@ class Page(Base):
     labels: Mapped[list] = mapped_column(JSON, default=list)
     risk: Mapped[str] = mapped_column(String(8), default="none")
     score: Mapped[float] = mapped_column(Float, default=0.0)
+    verdict_by: Mapped[str | None] = mapped_column(String(16))
+    """``crawler.items.verdict_stamp`` of the classifier and kind that gave ``labels``; None
+    for pages stored before finpatrol recorded it (their next fetch classifies them again)."""
     first_seen: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     last_seen: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     fetched_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
@@ -138,7 +141,8 @@ class Hit(Base):
     last_run_id: Mapped[int | None] = mapped_column(Integer)
     removed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     """When the page stopped saying this (text changed or page gone), None while live:
-    rectified, unless ``replaced_by`` names the hit that says it in other words."""
+    rectified, unless ``replaced_by`` names the hit that says it in other words or
+    ``reclassified`` says the rules changed."""
     removed_run_id: Mapped[int | None] = mapped_column(Integer)
     replaced_by: Mapped[int | None] = mapped_column(Integer)
     """The hit that superseded this one on its page in the fetch that removed it, sharing at
@@ -147,6 +151,11 @@ class Hit(Base):
     recorded it (backfilled from the change records when the column is added)."""
     reopened_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     """When a removed hit's verdict came back on its page (latest time)."""
+    reclassified: Mapped[bool | None] = mapped_column(Boolean)
+    """True when the hit was removed because the classifier judged the page's unchanged
+    words differently (new rules, yield ceiling or document kind), not because the site
+    changed: withdrawn, not rectified (with ``replaced_by`` when the new verdict still
+    breaks one of its rules). None or False otherwise."""
 
 
 class HitCategory(Base):

@@ -15,7 +15,7 @@ import json
 import logging
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Iterable, NamedTuple
+from typing import Iterable, Mapping, NamedTuple
 
 from sqlalchemy import Boolean, Text, bindparam, case, func, select, update
 from sqlalchemy.orm import defer
@@ -53,7 +53,7 @@ def verdict_key(verdict: dict) -> str:
 class Known(NamedTuple):
     """What the analyse pipeline needs of a stored page to skip work on its next fetch.
 
-    Compact (about 380 bytes an entry with its URL key), since every stored page of the
+    Compact (about 450 bytes an entry with its URL key), since every stored page of the
     patrolled targets is held for the whole patrol.
     """
 
@@ -61,18 +61,20 @@ class Known(NamedTuple):
     """SHA-256 of the stored body, raw."""
     text_key: bytes
     """``crawler.items.text_key`` of the stored title and text fingerprint."""
+    verdict_by: str | None
+    """``crawler.items.verdict_stamp`` of the stored verdict."""
 
 
 def known_pages(db: StateDB, target_ids: Iterable[str]) -> dict[tuple[str, str], Known]:
     """(target id, url) → ``Known`` of every stored page of these targets."""
     with db.new_session() as session:
         rows = session.execute(
-            select(Page.target_id, Page.url, Page.sha256, Page.title, Page.text_fingerprint)
+            select(Page.target_id, Page.url, Page.sha256, Page.title, Page.text_fingerprint, Page.verdict_by)
             .where(Page.target_id.in_(list(target_ids)))
         )
         return {
-            (t, u): Known(bytes.fromhex(sha) if sha else None, text_key(title, fp))
-            for t, u, sha, title, fp in rows
+            (t, u): Known(bytes.fromhex(sha) if sha else None, text_key(title, fp), stamp)
+            for t, u, sha, title, fp, stamp in rows
         }
 
 
@@ -300,6 +302,7 @@ def _upsert_page(session, page: Page | None, item: PageItem, when, run_id) -> tu
     page.published, page.language = item.published, item.language
     page.labels = list(verdict.get("labels", ()))
     page.risk, page.score = verdict.get("risk", "none"), float(verdict.get("score", 0.0))
+    page.verdict_by = item.verdict_by
     page.last_seen = page.fetched_at = when
     page.last_run_id = run_id
     _revalidation(page, item)
@@ -371,18 +374,21 @@ class Revalidation(NamedTuple):
     links: str
 
 
-def revalidations(db: StateDB, target_ids: Iterable[str]) -> dict[tuple[str, str], Revalidation]:
+def revalidations(db: StateDB, stamps: Mapping[str, str]) -> dict[tuple[str, str], Revalidation]:
     """(target id, url) → ``Revalidation`` of every page that can be asked for conditionally.
 
     Only pages fetched without the browser and whose links are recorded: a 304 must
     be followable without its body, and a script-built page can change behind an
-    unchanged HTML shell. The links come in the same read, so a crawl reads nothing
+    unchanged HTML shell. ``stamps`` maps the patrolled target ids to the
+    ``verdict_stamp`` their pages get in this patrol: a page whose stored verdict has
+    another stamp must be classified again, which a bodiless 304 would not allow. The links come in the same read, so a crawl reads nothing
     more from the state DB per 304 (what that holds in memory: ``crawler.conditional``).
     """
     with db.new_session() as session:
         rows = session.execute(
             select(Page.target_id, Page.url, Page.etag, Page.last_modified, Page.links).where(
-                Page.target_id.in_(list(target_ids)),
+                Page.target_id.in_(list(stamps)),
+                Page.verdict_by == case(stamps, value=Page.target_id),
                 Page.rendered.is_(False),
                 Page.links.is_not(None),
                 Page.gone_at.is_(None),

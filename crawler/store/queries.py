@@ -31,6 +31,7 @@ def hit_dict(hit: Hit) -> dict:
         "removed_at": iso(hit.removed_at),
         "reopened_at": iso(hit.reopened_at),
         "replaced_by": hit.replaced_by,
+        "reclassified": bool(hit.reclassified),
     }
 
 

@@ -149,7 +149,8 @@ def with_state(db, results: list[dict]) -> list[dict]:
     it is online); ``hit_removed_at``: when the result's hit left its page (rectified, or
     the page gone; None while the page says it, and when the result has no hit);
     ``hit_replaced_by``: the hit that says the same in other words, when it was reworded
-    rather than rectified. The index keeps a gone page's last words so that it is still
+    rather than rectified; ``hit_reclassified``: True when the hit was withdrawn or replaced
+    because the rules changed, not the page. The index keeps a gone page's last words so that it is still
     found (it is evidence), so these are what tells it from a live one; the state DB
     answers for the cluster's results too, since it is the source of truth.
     """
@@ -161,7 +162,7 @@ def with_state(db, results: list[dict]) -> list[dict]:
             gone.update(session.execute(select(Page.id, Page.gone_at).where(Page.id.in_(some))).all())
         for some in in_chunks(hit_ids):
             hits.update((row.id, row) for row in session.execute(
-                select(Hit.id, Hit.removed_at, Hit.replaced_by).where(Hit.id.in_(some))))
+                select(Hit.id, Hit.removed_at, Hit.replaced_by, Hit.reclassified).where(Hit.id.in_(some))))
     out = []
     for r in results:
         hit = hits.get(r.get("hit_id"))
@@ -169,6 +170,7 @@ def with_state(db, results: list[dict]) -> list[dict]:
             "gone_at": iso(gone.get(r.get("page_id"))),
             "hit_removed_at": iso(hit.removed_at) if hit else None,
             "hit_replaced_by": hit.replaced_by if hit else None,
+            "hit_reclassified": bool(hit and hit.reclassified),
         })
     return out
 
