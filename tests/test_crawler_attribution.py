@@ -23,3 +23,16 @@ def test_names_written_in_full_width_or_half_width_find_each_other():
     attributor = Attributor([XYB, POS])
     assert attributor.by_name("kft快付代理，个人POS机办理").target_id == "posagent"
     assert attributor.by_name("本帖与任何机构无关") is None
+
+
+def test_a_post_on_a_forum_registered_as_a_target_is_of_the_institution_it_names_not_of_the_forum():
+    """A channel or source result that lands on the forum's pages: the forum's domain says nothing of
+    whom the post is about, and its name, in every page's header, does not count."""
+    forum = Target(id="forum", name="江津生活论坛", business="other", kind="forum", urls=("http://127.0.0.1:7/",))
+    attributor = Attributor([XYB, POS, forum])
+    post = "http://127.0.0.1:7/thread-1.html"
+    found = attributor.attribute([post], "", "江津生活论坛 > 理财版\n鑫盈宝提现不了，有人一起维权吗")
+    assert (found.target_id, found.reason) == ("xinyingbao", "name"), found
+    assert attributor.attribute([post], "", "江津生活论坛 > 灌水区\n今天天气不错") is None
+    assert attributor.attribute(["http://127.0.0.1:9/promo.html"], "", "江津生活论坛").target_id == "xinyingbao", \
+        "an institution's own site is still attributed by its domain"

@@ -2,7 +2,9 @@
 
 In order: **domain** — the page (or the ad's link, or a hop of its landing chain)
 is inside a target's ``allowed_domains``, the list's own host excluded, so a forum
-post is not "about" the forum; **advertiser** — the slot's advertiser names a
+post is not "about" the forum, and so are the domains of targets registered with a
+``kind`` other than ``platform_page`` (a forum, a complaint board: their pages are posts
+about others, attributed by name with that target left out); **advertiser** — the slot's advertiser names a
 target (name or alias); **name** — the title or text names a target. Names are
 found as whole tokens with every target name and alias added to the jieba user
 dictionary (``classifiers.tokenize.add_words``), and full registered names also
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
+from collections.abc import Collection
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -55,9 +58,15 @@ class Attributor:
             if not urlsplit(url).hostname or netloc(url) == exclude_host:
                 continue
             for target in self.targets:
-                if in_scope(url, target.allowed_domains):
+                if target.kind == "platform_page" and in_scope(url, target.allowed_domains):
                     return Attribution(target.id, "domain", urlsplit(url).netloc)
         return None
+
+    def post_sites(self, urls: list[str]) -> set[str]:
+        """Ids of the targets of posts about others (``kind`` not ``platform_page``) whose
+        domains hold one of ``urls``: their own names are in every page's header."""
+        return {t.id for t in self.targets if t.kind != "platform_page"
+                and any(in_scope(url, t.allowed_domains) for url in urls if urlsplit(url).hostname)}
 
     def by_advertiser(self, advertiser: str) -> Attribution | None:
         text = fold_chars(advertiser or "").lower()
@@ -84,11 +93,12 @@ class Attributor:
                 counts[target_id] += lowered.count(full)
         return +counts
 
-    def by_name(self, text: str, exclude_target: str = "") -> Attribution | None:
-        """The institution the text names most; ``exclude_target``: the site's own, whose name
-        is in every page's header (a forum registered as a target names itself)."""
+    def by_name(self, text: str, exclude: Collection[str] = ()) -> Attribution | None:
+        """The institution the text names most; ``exclude``: the site's own target ids, whose
+        names are in every page's header (a forum registered as a target names itself)."""
         counts = self.mentions(text)
-        counts.pop(exclude_target, None)
+        for target_id in exclude:
+            counts.pop(target_id, None)
         if not counts:
             return None
         ranked = counts.most_common()
@@ -101,4 +111,5 @@ class Attributor:
 
     def attribute(self, urls: list[str], advertiser: str, text: str, exclude_host: str = "") -> Attribution | None:
         """``exclude_host``: the list's own ``host[:port]``, whose pages are not attributed by domain."""
-        return (self.by_domain(urls, exclude_host) or self.by_advertiser(advertiser) or self.by_name(text))
+        return (self.by_domain(urls, exclude_host) or self.by_advertiser(advertiser)
+                or self.by_name(text, exclude=self.post_sites(urls)))

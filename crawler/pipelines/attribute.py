@@ -78,7 +78,7 @@ class AttributePipeline:
     def _attribute_post(self, item: PageItem) -> None:
         """A post on a forum registered as a target: the institution it names, if any."""
         try:
-            found = self.attributor.by_name(f"{item.title}\n{item.text}", exclude_target=item.target_id)
+            found = self.attributor.by_name(f"{item.title}\n{item.text}", exclude=(item.target_id,))
             self.stats.inc_value(f"attribute/{found.reason if found else 'none'}")
             if found is None:
                 return
