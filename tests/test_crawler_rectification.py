@@ -261,7 +261,11 @@ def test_a_rule_change_judges_unchanged_pages_again_and_withdraws_what_it_no_lon
         # The office raises the yield ceiling and adds a rule; the site does not change.
         (tmp_path / "office.yaml").write_text(GOLDEN_EGG_RULE, encoding="utf-8")
         make_config([{"id": "xyb", "urls": [site.url("/")]}], yield_ceiling=15, rules_files=["office.yaml"])
+        checked = cli("check-config", "--config", config).stdout
+        assert "5 stored page(s) of 1 target(s) were classified with other rules, yield_ceiling or kind (xyb)" \
+            in " ".join(checked.split()), checked
         run2 = patrolled(config)
+        assert "classified with other rules" not in cli("check-config", "--config", config).stdout
         stats = run_stats(config, run2)
         assert stats.get("conditional/not_modified", 0) == 0, "pages judged by other rules are fetched whole"
         assert stats["classify/rules_changed"] == 5

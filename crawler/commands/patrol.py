@@ -166,6 +166,8 @@ def check_config(config_file):
     for warning in _unconfigured_warnings(config):
         click.echo(f"{config.source}: warning: {warning}", err=True)
     console.print(f"{config.source}: OK, {len(config.targets)} target(s), state in {config.state_dir}")
+    if note := _stale_verdicts_note(config):
+        console.print(note)
 
 
 @click.command()
@@ -184,6 +186,22 @@ def runs(config_file, as_json, limit):
         console.print(f"no patrol runs yet in {config.state_dir}")
     for run in records:
         console.print(summary_table(config, run))
+
+
+def _stale_verdicts_note(config) -> str:
+    """What the next patrol will judge again because the rules, the yield ceiling or a kind changed."""
+    from crawler.conditional import current_stamps
+    from crawler.store.pages import stale_verdicts
+
+    if missing_db_file(config) is not None:
+        return ""
+    with open_db(config) as db:
+        stale = stale_verdicts(db, current_stamps(config))
+    if not stale:
+        return ""
+    return (f"{sum(stale.values())} stored page(s) of {len(stale)} target(s) were classified with other rules, "
+            f"yield_ceiling or kind ({', '.join(sorted(stale))}): the next patrol fetches them whole and judges "
+            "them again; a hit the new rules no longer find on an unchanged page is withdrawn, not rectified")
 
 
 def _unconfigured_warnings(config) -> list[str]:

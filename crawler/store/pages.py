@@ -398,6 +398,19 @@ def revalidations(db: StateDB, stamps: Mapping[str, str]) -> dict[tuple[str, str
         return {(t, u): Revalidation(etag, modified, links) for t, u, etag, modified, links in rows}
 
 
+def stale_verdicts(db: StateDB, stamps: Mapping[str, str]) -> dict[str, int]:
+    """target id → how many of its online pages hold a verdict of other rules or another kind
+    than ``stamps`` gives it (``crawler.items.verdict_stamp``): the next patrol judges them again."""
+    with db.new_session() as session:
+        rows = session.execute(
+            select(Page.target_id, func.count()).where(
+                Page.target_id.in_(list(stamps)), Page.gone_at.is_(None),
+                (Page.verdict_by.is_(None)) | (Page.verdict_by != case(stamps, value=Page.target_id)),
+            ).group_by(Page.target_id)
+        )
+        return dict(rows.all())
+
+
 def open_hit_urls(db: StateDB, target_ids: Iterable[str]) -> dict[str, list[str]]:
     """target id → stored URLs of its pages that are not gone and whose current hit is open.
 
