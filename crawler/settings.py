@@ -56,6 +56,10 @@ DOWNLOAD_MAXSIZE = 8 * 1024 * 1024  # also caps the decompressed size (bombs)
 DOWNLOAD_WARNSIZE = 2 * 1024 * 1024
 RETRY_ENABLED = True
 RETRY_TIMES = 2
+# Failures in a row (timeouts, refused or lost connections, DNS; retries and robots.txt
+# included) after which a host's other requests are dropped unsent (crawler.host_breaker);
+# 0 = never.
+FINPATROL_HOST_FAILURES = int(os.environ.get("FINPATROL_HOST_FAILURES", "3"))
 REDIRECT_MAX_TIMES = 5
 URLLENGTH_LIMIT = 2000
 METAREFRESH_MAXDELAY = 10
@@ -71,6 +75,9 @@ SPIDER_MIDDLEWARES = {  # link depth is counted per target by the spiders (max_d
 DOWNLOADER_MIDDLEWARES = {
     # Before the robots.txt middleware (100) so robots.txt fetches are guarded too.
     "crawler.guard.NetworkGuardMiddleware": 50,
+    # After robots.txt (100), so a request that waited for it is checked; before retries (550),
+    # so it sees every attempt: drops the requests of a host that stopped answering.
+    "crawler.host_breaker.HostBreakerMiddleware": 560,
     # Asks for known pages with If-None-Match / If-Modified-Since; a 304 gets the stored links.
     "crawler.conditional.ConditionalGetMiddleware": 580,
     # Scrapy's (580), minus the scan of pages that cannot hold a refresh (and of every 304);

@@ -24,9 +24,10 @@ def test_coverage_shows_each_target_last_success_next_run_and_failures(make_conf
     assert rows["online"]["status"] == "ok" and rows["online"]["last_success"]
     assert rows["online"]["last_success_pages"] == 1 and rows["online"]["failures"] == {}
     assert rows["offline"]["status"] == "offline" and rows["offline"]["last_success"] is None
-    assert rows["offline"]["failures"]["offline"] >= 1 and "refused" in rows["offline"]["errors"]
+    # its robots.txt was refused three times in a row, so its start URL was not sent (crawler.host_breaker)
+    assert rows["offline"]["failures"]["offline"] >= 1 and "host_unresponsive" in rows["offline"]["errors"]
     assert rows["offline"]["failure_summary"].startswith("offline×"), rows["offline"]
-    assert "refused×" in rows["offline"]["failure_summary"], "the reasons behind the class"
+    assert "host_unresponsive×" in rows["offline"]["failure_summary"], "the reasons behind the class"
     assert rows["offline"]["last_attempt"] is not None
     assert rows["online"]["next_scheduled"] and rows["offline"]["next_scheduled"], "from the schedule"
     assert rows["later"]["status"] == "never" and rows["later"]["next_scheduled"] is None
@@ -54,6 +55,8 @@ def test_failure_reasons_are_grouped():
     assert failure_class("http_410") == failure_class("http_404") == "not_found", "410: the server answers"
     assert failure_class("http_403") == failure_class("robots") == "blocked"
     assert failure_class("http_503") == failure_class("timeout") == "offline"
+    assert failure_class("host_unresponsive") == "offline", "requests not sent to a host that stopped answering"
+    assert failure_class("host_unresolved") == "domain_gone", "not sent: the host's name did not resolve"
     assert classify_errors({"refused": 2, "http_404": 1, "http_418": 1}) == {"offline": 2, "not_found": 1, "other": 1}
     assert describe_failures({"timeout": 2, "http_503": 1, "http_404": 1}) == \
         "not_found×1 (http_404×1), offline×3 (timeout×2, http_503×1)"

@@ -200,7 +200,8 @@ def test_an_unreachable_site_is_one_log_line_per_failure_and_a_count(make_config
     config = make_config([{"id": "down", "urls": [f"http://127.0.0.1:{port}/"]}])
     result = patrol(config)
     assert result.returncode == 1, "every target failed"
-    assert last_run(config)["targets"]["down"]["errors"]["refused"] == 1
+    # robots.txt was refused three times in a row (crawler.host_breaker): the start URL is not sent
+    assert last_run(config)["targets"]["down"]["errors"] == {"host_unresponsive": 1}
     assert "Connection refused" in result.stderr
     assert "Traceback" not in result.stderr, "an outage is not a crash: -v shows tracebacks"
     verbose = cli("-v", "patrol", "--config", str(config))

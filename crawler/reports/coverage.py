@@ -3,9 +3,11 @@
 Read from the state DB: ``run_targets`` per finished run gives when each target
 was last patrolled with pages fetched, and the failures of its latest attempt,
 grouped as ``blocked`` (robots.txt, 401/403/429/451, refused by policy), ``offline``
-(refused, timeouts, lost connections, 5xx, browser errors), ``domain_gone`` (DNS: no
-server answers), ``not_found`` (404, and 410: the server answers that the page is
-missing or was removed on purpose; a dead link, or a start URL gone) and ``other``.
+(refused, timeouts, lost connections, 5xx, browser errors, and ``host_unresponsive``:
+requests not sent once their host had failed too often in a row), ``domain_gone`` (DNS:
+no server answers; ``host_unresolved``: not sent, the host's name did not resolve),
+``not_found`` (404, and 410: the server answers that the page is missing or was removed
+on purpose; a dead link, or a start URL gone) and ``other``.
 The next scheduled patrol comes from the scheduler's job store
 (``crawler.schedule.listing``) for the jobs that cover the target.
 Channels and sources are listed too, under their pseudo ids.
@@ -26,8 +28,9 @@ from crawler.store.models import PatrolRun, RunTarget
 logger = logging.getLogger(__name__)
 
 BLOCKED = ("private_network", "robots", "ignored", "http_401", "http_403", "http_429", "http_451")
-OFFLINE = ("refused", "timeout", "connection_lost", "render_timeout", "render_error", "too_large")
-DOMAIN_GONE = ("dns",)
+OFFLINE = ("refused", "timeout", "connection_lost", "render_timeout", "render_error", "too_large",
+           "host_unresponsive")
+DOMAIN_GONE = ("dns", "host_unresolved")
 NOT_FOUND = ("http_404", "http_410")
 
 
