@@ -227,9 +227,15 @@ def _file(path: Path, ids: dict[str, str], rules: list, thresholds: dict, cues: 
         cues.setdefault(kind, []).extend(_terms(path, data["cues"].key_lines[kind], f"cues.{kind}", value))
 
 
+VERDICT_MODULES = ("__init__.py", "context.py", "engine.py", "names.py", "normalize.py", "ruleset.py",
+                   "taxonomy.py", "verdict.py", "yields.py")
+"""The package's modules a verdict comes from (the engine and what it imports; a test keeps
+this list whole): the search tokenizer, the corpus evaluation and the CLI are not."""
+
+
 def fingerprint(extra: Iterable[str | Path] = (), yield_ceiling: float = 10.0) -> str:
-    """A digest of everything a verdict depends on besides the text: this package's code,
-    its bundled rule files, the ``extra`` rule files and the yield ceiling.
+    """A digest of everything a verdict depends on besides the text: the code of
+    ``VERDICT_MODULES``, the bundled rule files, the ``extra`` rule files and the yield ceiling.
 
     A caller that stores verdicts keeps it beside them and classifies a stored text again
     when it differs: the rules or the code changed, so the stored verdict may be stale.
@@ -237,7 +243,8 @@ def fingerprint(extra: Iterable[str | Path] = (), yield_ceiling: float = 10.0) -
     """
     package = Path(__file__).resolve().parent
     digest = hashlib.sha256(f"yield_ceiling={float(yield_ceiling)!r}".encode())
-    for path in [*sorted(package.glob("*.py")), *sorted(RULES_DIR.glob("*.yaml")), *(Path(p) for p in extra)]:
+    code = [package / name for name in VERDICT_MODULES]
+    for path in [*code, *sorted(RULES_DIR.glob("*.yaml")), *(Path(p) for p in extra)]:
         content = path.read_bytes()
         digest.update(b"\0%d\0" % len(content) + content)
     return digest.hexdigest()

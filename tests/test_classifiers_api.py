@@ -216,3 +216,23 @@ def test_import_does_not_load_the_engine():
     code = "import sys, classifiers; print('classifiers.engine' in sys.modules, 'yaml' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.split() == ["False", "False"]
+
+
+def test_the_fingerprint_covers_every_module_a_verdict_comes_from_and_changes_with_the_rules(tmp_path):
+    """A module the engine uses but the fingerprint leaves out would let a code change keep stale verdicts."""
+    from classifiers.ruleset import VERDICT_MODULES, fingerprint
+
+    loaded = subprocess.run(
+        [sys.executable, "-c", "import sys, classifiers; classifiers.classify('保本保息'); "
+                               "print(' '.join(m for m in sys.modules if m.startswith('classifiers')))"],
+        capture_output=True, text=True, check=True).stdout.split()
+    modules = {"__init__.py" if m == "classifiers" else m.removeprefix("classifiers.") + ".py" for m in loaded}
+    assert modules <= set(VERDICT_MODULES), modules - set(VERDICT_MODULES)
+
+    rules = tmp_path / "office.yaml"
+    rules.write_text("category: guaranteed_return\nrules:\n  - id: office.a\n    phrases: [金蛋计划]\n", "utf-8")
+    base = fingerprint((rules,), 10)
+    assert fingerprint((rules,), 10) == base == Classifier([rules], 10).fingerprint, "stable"
+    assert fingerprint((rules,), 12) != base and fingerprint((), 10) != base
+    rules.write_text("category: guaranteed_return\nrules:\n  - id: office.a\n    phrases: [银蛋计划]\n", "utf-8")
+    assert fingerprint((rules,), 10) != base, "an edited rules file"

@@ -564,10 +564,11 @@ def test_a_digest_drops_a_claim_the_new_rules_withdrew_and_keeps_one_they_judged
     """Between the patrol and the digest the office changes its rules; the pages do not change."""
     config, db = setup()
     yields = "鑫盈宝月月盈，年化收益18%，期限灵活"
-    pool = "鑫盈宝活期宝，资金池运作，随存随取"
+    pool = "鑫盈宝活期宝，资金池运作，随存随取，年化收益16%"
     yield_url, pool_url = "http://127.0.0.1:9/xyb/yield.html", "http://127.0.0.1:9/xyb/pool.html"
     store_hits(db, [("xyb", yield_url, yields, verdict([finding("high_yield", "年化收益18%", yields)], "medium")),
-                    ("xyb", pool_url, pool, verdict([finding("fund_pool", "资金池", pool)], "medium"))],
+                    ("xyb", pool_url, pool, verdict([finding("fund_pool", "资金池", pool),
+                                                     finding("high_yield", "年化收益16%", pool)], "medium"))],
                when=MORNING, verdict_by="rules-1")
     assert deliver(config, db, now=MORNING).sent == [], "medium risk waits for the digest"
 
@@ -581,8 +582,10 @@ def test_a_digest_drops_a_claim_the_new_rules_withdrew_and_keeps_one_they_judged
     assert yield_url not in body, "withdrawn by the new rules: not told"
     assert body.count(pool_url) == 1 and f"命中 #{old_pool}；" in body, "judged again, same words: told once"
     assert "现状" not in body and "改写" not in body, body
+    assert f"{CATEGORIES['high_yield'].name_zh} [high_yield]" not in body, "no longer told as a high yield"
     with db.new_session() as session:
-        states = dict(session.execute(select(Alert.hit_id, Delivery.state).join(Delivery)).all())
+        states = {(hit, category): state for hit, category, state in session.execute(
+            select(Alert.hit_id, Alert.category, Delivery.state).join(Delivery))}
     (yield_hit,) = hit_ids(db, yield_url)
-    assert states == {yield_hit: "withdrawn", old_pool: "mailed"}, "the new pool hit alerts no one"
-    assert new_pool not in states
+    assert states == {(yield_hit, "high_yield"): "withdrawn", (old_pool, "fund_pool"): "mailed",
+                      (old_pool, "high_yield"): "withdrawn"}, "the new pool hit alerts no one"

@@ -63,7 +63,8 @@ def test_a_reworded_guarantee_is_replaced_not_rectified_and_a_removed_claim_is_r
     report = cli("report", "--config", config, "--since", "2000-01-01", "--format", "md").stdout
     assert "本期整改 1 条；改写仍违规（不计整改）1 条" in report, report
     dossier = json.loads(cli("dossier", "xyb", "--config", config, "--format", "json").stdout)
-    assert dossier["rectification"] == {"live": 1, "removed": 1, "replaced": 1, "withdrawn": 0, "reopened": 0}
+    assert dossier["rectification"] == {"live": 1, "removed": 1, "replaced": 1, "withdrawn": 0, "rejudged": 0,
+                                        "reopened": 0}
     dossier_md = cli("dossier", "xyb", "--config", config, "--format", "md").stdout
     assert f"| {old_guarantee['id']}（已改写，见 {new_guarantee['id']}） |" in dossier_md
     assert f"| {old_promo['id']}（已整改） |" in dossier_md
@@ -156,7 +157,8 @@ def test_a_lower_max_depth_neither_rectifies_deeper_hits_nor_reopens_them_later(
     final = hits_of(config)["promo.html"]
     assert final["id"] == hit["id"] and final["removed_at"] is None
     dossier = json.loads(cli("dossier", "xyb", "--config", config, "--format", "json").stdout)
-    assert dossier["rectification"] == {"live": 1, "removed": 0, "replaced": 0, "withdrawn": 0, "reopened": 0}
+    assert dossier["rectification"] == {"live": 1, "removed": 0, "replaced": 0, "withdrawn": 0, "rejudged": 0,
+                                        "reopened": 0}
     report = cli("report", "--config", config, "--since", "2000-01-01", "--format", "md").stdout
     assert "本期整改 0 条" in report and "整改后复现 0 条" in report, report
 
@@ -236,12 +238,16 @@ rules:
 
 
 def test_a_rule_change_judges_unchanged_pages_again_and_withdraws_what_it_no_longer_flags(make_config, tmp_path):
+    views = iter(range(100, 10_000))
     site_routes = {
-        "/": home("yield.html", "egg.html", "both.html", "about.html"),
+        "/": home("yield.html", "egg.html", "both.html", "about.html", "counter.html"),
         "/yield.html": html("月月盈", "<p>鑫盈宝月月盈，年化收益率12%，期限灵活。</p>"),
         "/egg.html": html("金蛋", "<p>鑫盈宝金蛋计划，每月分红到账。</p>"),
         "/both.html": html("保障", "<p>本平台承诺保本保息，金蛋计划安全放心。</p>"),
         "/about.html": html("关于我们", "<p>公司介绍。</p>"),
+        # its text changes on every fetch (a view counter); its claim does not
+        "/counter.html": lambda request: Reply(200, {"Content-Type": "text/html; charset=utf-8"}, html(
+            "季季盈", f"<p>鑫盈宝季季盈，年化收益率13%，稳健增值。</p><p>阅读 {next(views)} 次</p>").encode()),
     }
     plain = routes(site_routes)
 
@@ -254,7 +260,7 @@ def test_a_rule_change_judges_unchanged_pages_again_and_withdraws_what_it_no_lon
         run1 = patrolled(config)
         before = hits_of(config)
         assert {path: h["labels"] for path, h in before.items()} == {
-            "yield.html": ["high_yield"], "both.html": ["guaranteed_return"]}
+            "yield.html": ["high_yield"], "both.html": ["guaranteed_return"], "counter.html": ["high_yield"]}
         assert cli("alerts", "send", "--config", config).returncode == 0
         told = json_lines(cli("alerts", "list", "--config", config, "--json").stdout)
 
@@ -262,43 +268,66 @@ def test_a_rule_change_judges_unchanged_pages_again_and_withdraws_what_it_no_lon
         (tmp_path / "office.yaml").write_text(GOLDEN_EGG_RULE, encoding="utf-8")
         make_config([{"id": "xyb", "urls": [site.url("/")]}], yield_ceiling=15, rules_files=["office.yaml"])
         checked = cli("check-config", "--config", config).stdout
-        assert "5 stored page(s) of 1 target(s) were classified with other rules, yield_ceiling or kind (xyb)" \
+        assert "6 stored page(s) of 1 target(s) were classified with other rules, yield_ceiling or kind (xyb)" \
             in " ".join(checked.split()), checked
         run2 = patrolled(config)
         assert "classified with other rules" not in cli("check-config", "--config", config).stdout
         stats = run_stats(config, run2)
         assert stats.get("conditional/not_modified", 0) == 0, "pages judged by other rules are fetched whole"
-        assert stats["classify/rules_changed"] == 5
+        assert stats["classify/rules_changed"] == 5, "the counter page's body changed anyway"
+        assert stats["store/new_hits"] == 1, "only the newly flagged page is a new finding"
 
         # Nothing changes again: the new verdicts are stored with their rules, and 304s suffice.
         run3 = patrolled(config)
         assert run_stats(config, run3)["conditional/not_modified"] == 5
         assert "classify/rules_changed" not in run_stats(config, run3)
-        assert changes_of(config, run3) == {}
+        assert {path: c["hits"] for path, c in changes_of(config, run3).items()} == {
+            "counter.html": {"removed": None, "opened": None, "reopened": None}}
 
-    after = {h["id"]: h for h in json_lines(cli("hits", "--config", config, "--json").stdout)}
-    withdrawn, old_both = after[before["yield.html"]["id"]], after[before["both.html"]["id"]]
-    assert withdrawn["removed_at"] and withdrawn["reclassified"] and withdrawn["replaced_by"] is None
-    (egg,) = [h for h in after.values() if h["url"].endswith("/egg.html")]
-    assert egg["labels"] == ["guaranteed_return"] and egg["first_run"] == run2 and not egg["removed_at"]
-    (new_both,) = [h for h in after.values() if h["url"].endswith("/both.html") and not h["removed_at"]]
-    assert old_both["reclassified"] and old_both["replaced_by"] == new_both["id"], "same words, judged again"
-    assert not new_both["reclassified"] and not egg["reclassified"]
+        after = {h["id"]: h for h in json_lines(cli("hits", "--config", config, "--json").stdout)}
+        withdrawn, old_both = after[before["yield.html"]["id"]], after[before["both.html"]["id"]]
+        counted = after[before["counter.html"]["id"]]
+        for hit in (withdrawn, counted):
+            assert hit["removed_at"] and hit["reclassified"] and hit["replaced_by"] is None, hit
+        (egg,) = [h for h in after.values() if h["url"].endswith("/egg.html")]
+        assert egg["labels"] == ["guaranteed_return"] and egg["first_run"] == run2 and not egg["removed_at"]
+        assert egg["first_seen"] <= before["both.html"]["last_seen"], "its words were on the page since patrol 1"
+        (new_both,) = [h for h in after.values() if h["url"].endswith("/both.html") and not h["removed_at"]]
+        assert old_both["reclassified"] and old_both["replaced_by"] == new_both["id"], "same words, judged again"
+        assert not new_both["reclassified"] and not egg["reclassified"]
+        assert new_both["first_seen"] == old_both["first_seen"]
 
-    changes = cli("changes", "--config", config, "--run", str(run2)).stdout
-    assert f"hit {withdrawn['id']} withdrawn (rules changed, page unchanged): high_yield" in changes, changes
-    assert (f"hit {old_both['id']} judged again → hit {new_both['id']} "
-            "(rules changed, page unchanged; still guaranteed_return)") in changes, changes
-    assert "rectified" not in changes and "reworded" not in changes, changes
-    assert "state  withdrawn (rules changed)" in cli("show", str(withdrawn["id"]), "--config", config).stdout
+        changes = cli("changes", "--config", config, "--run", str(run2)).stdout
+        for hit in (withdrawn, counted):
+            assert f"hit {hit['id']} withdrawn (rules changed, same words): high_yield" in changes, changes
+        assert (f"hit {old_both['id']} judged again → hit {new_both['id']} "
+                "(rules changed, same words; still guaranteed_return)") in changes, changes
+        assert f"hit {egg['id']} opened (rules changed, same words): guaranteed_return" in changes, changes
+        assert "rectified" not in changes and "reworded" not in changes and "reopened" not in changes, changes
+        assert "state  withdrawn (rules changed)" in cli("show", str(withdrawn["id"]), "--config", config).stdout
+        dossier = json.loads(cli("dossier", "xyb", "--config", config, "--format", "json").stdout)
+        assert dossier["rectification"] == {"live": 2, "removed": 0, "replaced": 0, "withdrawn": 2, "rejudged": 1,
+                                            "reopened": 0}
+        report = cli("report", "--config", config, "--since", "2000-01-01", "--format", "md").stdout
+        assert "本期整改 0 条" in report and "规则调整后撤销（措辞未变，不计整改）2 条" in report, report
+        assert "规则调整后重新判定 1 条" in report, report
+
+        # The newly flagged page alerts; the claim judged again in the same words is not told twice.
+        assert cli("alerts", "send", "--config", config).returncode == 0
+        messages = json_lines(cli("alerts", "list", "--config", config, "--json").stdout)
+        new_alerts = [a for m in messages[: len(messages) - len(told)] for a in m["alerts"]]
+        assert {a["hit_id"] for a in new_alerts} == {egg["id"]}, new_alerts
+
+        # The office takes its change back: the old verdicts return, not as claims made again.
+        make_config([{"id": "xyb", "urls": [site.url("/")]}])
+        run4 = patrolled(config)
+    back = {h["id"]: h for h in json_lines(cli("hits", "--config", config, "--json").stdout)}
+    for hit in (withdrawn, counted, old_both):
+        assert back[hit["id"]]["removed_at"] is None and back[hit["id"]]["reopened_at"] is None, back[hit["id"]]
+    changes = cli("changes", "--config", config, "--run", str(run4)).stdout
+    assert f"hit {withdrawn['id']} back (rules changed, same words): high_yield" in changes, changes
+    assert f"hit {egg['id']} withdrawn (rules changed, same words): guaranteed_return" in changes, changes
+    assert "reopened" not in changes and "rectified" not in changes, changes
     dossier = json.loads(cli("dossier", "xyb", "--config", config, "--format", "json").stdout)
-    assert dossier["rectification"] == {"live": 2, "removed": 0, "replaced": 1, "withdrawn": 1, "reopened": 0}
-    report = cli("report", "--config", config, "--since", "2000-01-01", "--format", "md").stdout
-    assert "本期整改 0 条" in report and "规则调整后撤销（页面未变，不计整改）1 条" in report, report
-
-    # The newly flagged page alerts; the claim judged again in the same words is not told twice.
-    assert cli("alerts", "send", "--config", config).returncode == 0
-    messages = json_lines(cli("alerts", "list", "--config", config, "--json").stdout)
-    new_alerts = [a for m in messages[: len(messages) - len(told)] for a in m["alerts"]]
-    assert {a["hit_id"] for a in new_alerts} == {egg["id"]}, new_alerts
+    assert dossier["rectification"]["reopened"] == 0 and dossier["rectification"]["live"] == 3, dossier
     assert run1 < run2

@@ -13,10 +13,12 @@ composer asks here so that a message built now does not present such a hit as cu
 - ``superseded``: reworded, and the unit has an alert of its own for a later wording in
   the same category (which names this hit as the earlier claim): the entry is dropped.
 - ``withdrawn``: the page still says the same, but the office's rules no longer find a
-  violation in it (the store's ``reclassified``): the entry is dropped.
+  violation in it, or no longer this alert's category (the store's ``reclassified``):
+  the entry is dropped.
 
 A hit judged again under new rules with the same words (``reclassified`` with
-``replaced_by``) is no rewording: while its successor is live, the alert stands as it is.
+``replaced_by``) is no rewording: while its successor is live and breaks the alert's
+category, the alert stands as it is.
 
 Reads hits, pages and alerts; writes nothing. No settings.
 """
@@ -56,8 +58,10 @@ def standings(session, unit: str, alerts: list[Alert]) -> dict[int, dict]:
             state = "gone" if page is not None and page.gone_at is not None else (
                 "withdrawn" if last.reclassified else "rectified")
             out[alert.id] = {"state": state, "at": iso(last.removed_at), "latest": None}
-        elif all(h.reclassified for h in [hit, *later[:-1]]):  # the same words, judged again: still current
-            continue
+        elif all(h.reclassified for h in [hit, *later[:-1]]):  # the same words, judged again
+            if alert.category not in last.labels:  # but no longer as breaking this rule
+                out[alert.id] = {"state": "withdrawn", "at": iso(hit.removed_at), "latest": last.id}
+            # else still current: the entry stands as it is
         elif _told_of(session, unit, alert.category, [h.id for h in later]):
             out[alert.id] = {"state": "superseded", "at": iso(hit.removed_at), "latest": last.id}
         else:

@@ -24,18 +24,20 @@ def print_change(change: dict, config) -> None:
         console.print(f"      [green]+ {escape(passage)}[/]")
     hits = change["hits"]
     removed = hits["removed"]
+    because = " (rules changed, same words)" if change["by_rules"] else ""
     if removed and removed["reclassified"] and removed["replaced_by"]:
         console.print(f"      hit {removed['id']} judged again → hit {removed['replaced_by']} "
-                      f"(rules changed, page unchanged; {reworded(removed, hits)})")
+                      f"(rules changed, same words; {reworded(removed, hits)})")
+        hits = hits | {"opened": None, "reopened": None}  # the successor is named above
     elif removed and removed["reclassified"]:
-        console.print(f"      hit {removed['id']} withdrawn (rules changed, page unchanged): {', '.join(removed['labels'])}")
+        console.print(f"      hit {removed['id']} withdrawn{because}: {', '.join(removed['labels'])}")
     elif removed and removed.get("replaced_by"):
         console.print(f"      hit {removed['id']} reworded → hit {removed['replaced_by']} ({reworded(removed, hits)})")
     elif removed:
         console.print(f"      hit {removed['id']} removed (rectified): {', '.join(removed['labels'])}")
-    for event in ("opened", "reopened"):
+    for event, word in (("opened", "opened"), ("reopened", "back" if because else "reopened")):
         if hits[event]:
-            console.print(f"      hit {hits[event]['id']} {event}: {', '.join(hits[event]['labels'])}")
+            console.print(f"      hit {hits[event]['id']} {word}{because}: {', '.join(hits[event]['labels'])}")
 
 
 def reworded(removed: dict, hits: dict) -> str:

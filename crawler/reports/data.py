@@ -90,12 +90,16 @@ def institution_hits(db: StateDB, target_id: str) -> list[dict]:
 
 
 def grade_hits(config: PatrolConfig, hits: list[dict], now: datetime | None = None) -> Grade:
-    """The grade at ``now`` (default: now): over the hits live in the ``window_days`` before it."""
+    """The grade at ``now`` (default: now): over the hits live in the ``window_days`` before it.
+
+    A hit the rules withdrew or judged again by ``now`` (``reclassified``) is not counted, even
+    with ``include_removed``: by the office's rules it was no violation, or its successor counts."""
     now = now or utcnow()
     since = now - timedelta(days=config.grading.window_days)
     facts = [
         HitFacts(h["post"], tuple(h["labels"]), h["risk"], _before(h["removed_at"], now), h["max_yield"])
         for h in hits if _before(h["first_seen"], now) and not _before(h["last_seen"], since)
+        and not (h["reclassified"] and _before(h["removed_at"], now))
     ]
     return grade(config.grading, facts)
 
@@ -168,8 +172,9 @@ def dossier(config: PatrolConfig, db: StateDB, target: Target) -> dict:
     with db.new_session() as session:
         changes, runs = _changes(session, target.id), _runs(session, target.id)
     live = [h for h in hits if not h["removed_at"]]
-    replaced = [h for h in hits if h["removed_at"] and h["replaced_by"]]
+    replaced = [h for h in hits if h["removed_at"] and h["replaced_by"] and not h["reclassified"]]
     withdrawn = [h for h in hits if h["removed_at"] and h["reclassified"] and not h["replaced_by"]]
+    rejudged = [h for h in hits if h["removed_at"] and h["reclassified"] and h["replaced_by"]]
     yields = {y.get("text"): {**y, "hit": h["id"]} for h in hits for y in h["yields"]}
     zone = ZoneInfo(config.alerts.timezone)
     return {
@@ -187,9 +192,10 @@ def dossier(config: PatrolConfig, db: StateDB, target: Target) -> dict:
         "yields": sorted(yields.values(), key=lambda y: -(y.get("high_annual_pct") or 0)),
         "changes": changes,
         # removed: rectified only; a hit replaced by a reworded one is not rectification, nor is one
-        # withdrawn because the rules changed (the page did not)
-        "rectification": {"live": len(live), "removed": len(hits) - len(live) - len(replaced) - len(withdrawn),
-                          "replaced": len(replaced), "withdrawn": len(withdrawn),
+        # the rules withdrew or judged again (its words stayed on the page)
+        "rectification": {"live": len(live),
+                          "removed": len(hits) - len(live) - len(replaced) - len(withdrawn) - len(rejudged),
+                          "replaced": len(replaced), "withdrawn": len(withdrawn), "rejudged": len(rejudged),
                           "reopened": sum(1 for h in hits if h["reopened_at"])},
         "opinion": opinion_posts(hits),
     }
@@ -209,11 +215,14 @@ def period_report(config: PatrolConfig, db: StateDB, since: datetime, until: dat
         patrolled = {rt.target_id for rt, run in session.execute(
             select(RunTarget, PatrolRun).join(PatrolRun, PatrolRun.id == RunTarget.run_id)
             .where(RunTarget.pages > 0)) if _in(run.started_at, since, until)}
-        hits = [h for h in session.scalars(select(Hit).where(Hit.first_seen < until, Hit.last_seen >= since))]
+        # a hit the rules withdrew or judged again by the period's end is no violation of its own
+        hits = [h for h in session.scalars(select(Hit).where(Hit.first_seen < until, Hit.last_seen >= since))
+                if not (h.reclassified and as_utc(h.removed_at) < until)]
         removed = [h for h in session.scalars(select(Hit).where(Hit.removed_at.is_not(None)))
                    if _in(h.removed_at, since, until)]
-        replaced = [h for h in removed if h.replaced_by is not None]  # reworded, not rectified
-        withdrawn = [h for h in removed if h.replaced_by is None and h.reclassified]  # the rules changed, not the page
+        replaced = [h for h in removed if h.replaced_by is not None and not h.reclassified]  # reworded
+        withdrawn = [h for h in removed if h.reclassified and h.replaced_by is None]  # the rules changed, not the page
+        rejudged = [h for h in removed if h.reclassified and h.replaced_by is not None]
         removed = [h for h in removed if h.replaced_by is None and not h.reclassified]
         trend = _opinion_trend(session, since, until, zone)
     pages: dict[str, set[str]] = defaultdict(set)  # a post found several ways is one page
@@ -247,6 +256,7 @@ def period_report(config: PatrolConfig, db: StateDB, since: datetime, until: dat
         "top_risks": risks[:10], "opinion_trend": trend,
         "rectification": {"live": sum(1 for h in hits if h.removed_at is None), "removed_in_period": len(removed),
                           "replaced_in_period": len(replaced), "withdrawn_in_period": len(withdrawn),
+                          "rejudged_in_period": len(rejudged),
                           "reopened": sum(1 for h in hits if h.reopened_at is not None)},
     }
 

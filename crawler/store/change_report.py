@@ -69,15 +69,16 @@ def change_dict(session, change: PageChange) -> dict:
     new_text = f"{new_v.title}\n{new_v.text}" if new_v else ""
     removed, added, diff = diff_passages(old_text, new_text) if change.kind != "added" or old_v else ([], [], [])
     hits = {"removed": None, "opened": None, "reopened": None}
+    by_rules = bool(change.by_rules)  # the verdict changed with the rules; the claims' words stayed
     if old_hit is not None and (change.kind == "gone" or old_hit.id != (new_hit.id if new_hit else None)):
         # replaced_by: the hit that superseded it in this change (reworded), None when the change rectified it;
-        # reclassified: the page's words stayed (one version), the rules that judged them changed
+        # reclassified: withdrawn or judged again by other rules, not rectified
         replaced = change.kind == "changed" and new_hit is not None and supersedes(new_hit.labels, old_hit.labels)
-        reclassified = bool(old_hit.reclassified) and change.old_version_id == change.new_version_id
         hits["removed"] = _hit_brief(old_hit) | {"replaced_by": new_hit.id if replaced else None,
-                                                 "reclassified": reclassified}
+                                                 "reclassified": by_rules}
     if new_hit is not None and (old_hit is None or new_hit.id != old_hit.id or change.kind == "added"):
-        first = new_hit.first_run_id == change.run_id and as_utc(new_hit.first_seen) == as_utc(change.at)
+        # a hit of the new rules dates from its words (first_seen), but this change opened it
+        first = new_hit.first_run_id == change.run_id and (by_rules or as_utc(new_hit.first_seen) == as_utc(change.at))
         hits["opened" if first else "reopened"] = _hit_brief(new_hit)
     return {
         "id": change.id,
@@ -96,6 +97,7 @@ def change_dict(session, change: PageChange) -> dict:
         "claims_added": [dict(zip(("category", "rule_id", "text"), c))
                          for c in sorted(_claims(new_hit) - _claims(old_hit))],
         "hits": hits,
+        "by_rules": by_rules,
     }
 
 

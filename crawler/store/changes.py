@@ -6,10 +6,12 @@ title and readable text; a change record says what one patrol found: a page
 ``added`` (new, or back after being gone), ``changed`` (text or verdict) or ``gone``.
 A hit whose verdict is no longer on its page gets ``removed_at`` (rectified); when the
 page's new hit shares one of its labels it also gets ``replaced_by`` (the claim was
-reworded, not rectified: ``supersedes``). When the page's words did not change but the
-classifier that judged them did (rules, yield ceiling, kind: the page's ``verdict_by``),
-the hit is ``reclassified``: withdrawn by the office's rules, not rectified by the
-site. One that comes back is reopened. A page is
+reworded, not rectified: ``supersedes``). When the classifier that judged the page
+changed (rules, yield ceiling, kind: the page's ``verdict_by``) and the claims' words
+stayed (``judged_by_rules``), the change is ``by_rules``: the old hit is
+``reclassified`` (withdrawn by the office's rules, not rectified by the site), a new hit
+dates from when its words were first seen, and one that comes back is not "reopened".
+One that comes back otherwise is reopened. A page is
 declared gone only on evidence: the server answered 404 or 410 for it in this patrol
 (the spider reports those URLs). A page the crawl did not reach, one that failed
 (timeout, 5xx, blocked) and one now outside its target's scope stay as they are, so
@@ -90,13 +92,41 @@ def remove_hit(session, hit_id: int | None, when: datetime, run_id: int | None,
         hit.replaced_by = successor.id if replaced else None
 
 
-def reopen_hit(hit: Hit, when: datetime) -> bool:
-    """A removed hit seen again on its page is open again; True when it was reopened."""
+def reopen_hit(hit: Hit, when: datetime, by_rules: bool = False) -> bool:
+    """A removed hit seen again on its page is open again; True when it was reopened.
+
+    ``by_rules``: it is back because the rules changed (back), not the page: no ``reopened_at``,
+    which says a claim came back after it was taken down."""
     if hit.removed_at is None:
         return False
-    hit.removed_at, hit.removed_run_id, hit.replaced_by, hit.reopened_at = None, None, None, when
+    hit.removed_at, hit.removed_run_id, hit.replaced_by = None, None, None
+    if not by_rules:
+        hit.reopened_at = when
     hit.reclassified = False
-    return True
+    return not by_rules
+
+
+def judged_by_rules(before: Before, verdict_by: str | None, text_changed: bool,
+                    old_text: str | None, new_text: str, old_hit: Hit | None, new_verdict: dict) -> bool:
+    """Whether a page's verdict changes because the classifier did, not the page.
+
+    The stamps differ, and the words the verdicts rest on stayed: the title and text are the
+    same, or (a page whose counter or date changes on every fetch) every claim of the old hit
+    is still in the new text and every claim of the new verdict was in the old one.
+    ``old_text``: the stored title and text, needed only when the text changed.
+    """
+    if not before.exists or before.gone or before.verdict_by == verdict_by:
+        return False
+    if not text_changed:
+        return True
+    if old_text is None:
+        return False
+    return (all(claim in new_text for claim in _claims(old_hit.findings if old_hit else ()))
+            and all(claim in old_text for claim in _claims(new_verdict.get("findings", ()))))
+
+
+def _claims(findings) -> set[str]:
+    return {f["text"] for f in findings if not f.get("negated")}
 
 
 def track_version(session, page: Page, before: Before, when: datetime, run_id: int | None,
@@ -124,13 +154,14 @@ def track_version(session, page: Page, before: Before, when: datetime, run_id: i
 
 
 def record_change(session, page: Page, before: Before, version: PageVersion, old_version_id: int | None,
-                  text_changed: bool, when: datetime, run_id: int | None) -> PageChange | None:
-    """Remove a hit the page's new verdict superseded and record what this fetch changed."""
+                  text_changed: bool, when: datetime, run_id: int | None, by_rules: bool = False) -> PageChange | None:
+    """Remove a hit the page's new verdict superseded and record what this fetch changed.
+
+    ``by_rules``: the verdict changed because the classifier did (``judged_by_rules``)."""
     hit_changed = before.hit_id != page.current_hit_id
     if hit_changed and before.hit_id:
         successor = session.get(Hit, page.current_hit_id) if page.current_hit_id else None
-        reclassified = not text_changed and before.verdict_by != page.verdict_by
-        remove_hit(session, before.hit_id, when, run_id, successor, reclassified)
+        remove_hit(session, before.hit_id, when, run_id, successor, by_rules)
     if not before.exists or before.gone:
         kind = "added"
         if before.gone:  # a new page has no gone_at to clear, and setting it would cost an UPDATE
@@ -142,7 +173,7 @@ def record_change(session, page: Page, before: Before, version: PageVersion, old
     change = PageChange(
         run_id=run_id, target_id=page.target_id, page_id=page.id, url=page.url, kind=kind, at=when,
         old_version_id=old_version_id, new_version_id=version.id,
-        old_hit_id=before.hit_id, new_hit_id=page.current_hit_id,
+        old_hit_id=before.hit_id, new_hit_id=page.current_hit_id, by_rules=by_rules and hit_changed,
     )
     session.add(change)
     return change

@@ -136,6 +136,8 @@ class Hit(Base):
     sha256: Mapped[str] = mapped_column(String(64))
     fetched_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     first_seen: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    """When the page was first seen saying this: the fetch that opened the hit, or, for a hit
+    the office's new rules found in words already on the page, when those words were."""
     last_seen: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     first_run_id: Mapped[int | None] = mapped_column(Integer)
     last_run_id: Mapped[int | None] = mapped_column(Integer)
@@ -204,6 +206,9 @@ class PageChange(Base):
     """The page's hit before the change (removed by it when it differs from new_hit_id)."""
     new_hit_id: Mapped[int | None] = mapped_column(Integer)
     """The page's hit after the change (opened or reopened by it when it differs)."""
+    by_rules: Mapped[bool | None] = mapped_column(Boolean)
+    """True when the verdict changed because the classifier did (rules, yield ceiling, kind)
+    while the claims' words stayed on the page (``crawler.store.changes.judged_by_rules``)."""
 
 
 class EsDoc(Base):

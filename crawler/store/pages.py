@@ -22,7 +22,9 @@ from sqlalchemy.orm import defer
 from sqlalchemy.orm.util import identity_key
 
 from crawler.items import PageItem, text_key
-from crawler.store.changes import Before, latest_versions, record_change, reopen_hit, track_version
+from crawler.store.changes import (
+    Before, judged_by_rules, latest_versions, record_change, reopen_hit, supersedes, track_version,
+)
 from crawler.store.db import StateDB, parse_time
 from crawler.store.models import Hit, HitCategory, Page, PageVersion
 
@@ -91,6 +93,10 @@ class _Stored:
     hit: Hit | None = None
     new_hit: bool = False
     reopened: bool = False
+    old_text: str | None = None
+    """The stored title and text, read only when the rules and the text both changed."""
+    by_rules: bool = False
+    """The verdict changes because the classifier did (``changes.judged_by_rules``)."""
 
 
 def save_pages(db: StateDB, items: list[PageItem], run_id: int | None) -> list[Saved]:
@@ -221,6 +227,7 @@ def _save_rest(db: StateDB, session, items: list[PageItem], run_id: int | None) 
         if item.unchanged and page is not None:
             row.saved = _touch(page, item, current_hits.get(page.current_hit_id), when, run_id)
         else:
+            row.old_text = _old_text(page, item)
             row.page, changed_text = _upsert_page(session, page, item, when, run_id)
             if changed_text:
                 reindex.append((row.page, item))
@@ -231,7 +238,11 @@ def _save_rest(db: StateDB, session, items: list[PageItem], run_id: int | None) 
     known = _hits_by_key(session, [(row.page.id, verdict_key(row.item.verdict)) for row in fresh
                                    if (row.item.verdict or {}).get("labels")])
     for row in fresh:
-        _record_hit(session, row, run_id, known)
+        old_hit = current_hits.get(row.before.hit_id)
+        text_changed = (row.before.fingerprint, row.before.title) != (row.item.text_fingerprint, row.item.title)
+        row.by_rules = judged_by_rules(row.before, row.item.verdict_by, text_changed, row.old_text,
+                                       f"{row.item.title}\n{row.item.text}", old_hit, row.item.verdict or {})
+        _record_hit(session, row, run_id, known, old_hit, latest.get(row.page.id))
     session.flush()  # new hits get their ids
     for row in fresh:
         hit_id = row.hit.id if row.hit is not None else None
@@ -245,12 +256,22 @@ def _save_rest(db: StateDB, session, items: list[PageItem], run_id: int | None) 
     results = []
     for row, (version, old_version_id, text_changed) in zip(stored, versions):
         change = record_change(session, row.page, row.before, version, old_version_id, text_changed,
-                               row.when, run_id)
+                               row.when, run_id, row.by_rules)
         results.append(replace(row.saved, change=change.kind if change else None))
     session.flush()
     if db.index is not None and reindex:
         db.index.put(session, reindex)
     return results
+
+
+def _old_text(page: Page | None, item: PageItem) -> str | None:
+    """The stored title and text when this fetch brings other rules and another text (one
+    query: the text is not loaded with the page); None otherwise, when it is not needed."""
+    if page is None or page.verdict_by == item.verdict_by:
+        return None
+    if (page.text_fingerprint, page.title) == (item.text_fingerprint, item.title):
+        return None
+    return f"{page.title}\n{page.text}"
 
 
 def _load_pages(session, items: list[PageItem]) -> dict[tuple[str, str], Page]:
@@ -337,8 +358,13 @@ def _hits_by_key(session, wanted: list[tuple[int, str]]) -> dict[tuple[int, str]
     return {(hit.page_id, hit.verdict_key): hit for hit in rows if (hit.page_id, hit.verdict_key) in keys}
 
 
-def _record_hit(session, row: _Stored, run_id, known: dict[tuple[int, str], Hit]) -> None:
-    """The hit of the row's verdict, found in ``known`` or added to the session (and to ``known``)."""
+def _record_hit(session, row: _Stored, run_id, known: dict[tuple[int, str], Hit], old_hit: Hit | None,
+                version: PageVersion | None) -> None:
+    """The hit of the row's verdict, found in ``known`` or added to the session (and to ``known``).
+
+    A hit the rules bring to words already on the page (``row.by_rules``) is first seen when
+    those words were (its page's ``version`` so far), and one that only judges the old hit's
+    claims again (sharing a category) is no new finding (``new_hit`` False)."""
     verdict, page, item, when = row.item.verdict or {}, row.page, row.item, row.when
     if not verdict.get("labels"):
         return
@@ -352,17 +378,19 @@ def _record_hit(session, row: _Stored, run_id, known: dict[tuple[int, str], Hit]
             url=item.url,
             verdict_key=key,
             labels=list(verdict["labels"]),
-            first_seen=when,
+            first_seen=version.first_seen if row.by_rules and version is not None else when,
             first_run_id=run_id,
         )
         session.add(hit)
         known[(page.id, key)] = hit
+        if row.by_rules and old_hit is not None and supersedes(hit.labels, old_hit.labels):
+            row.new_hit = False
     hit.title, hit.risk, hit.score = item.title, verdict.get("risk", "none"), verdict.get("score", 0.0)
     hit.context = verdict.get("context", "")
     hit.findings, hit.yields = verdict.get("findings", []), verdict.get("yields", [])
     hit.text_fingerprint, hit.sha256, hit.fetched_at = item.text_fingerprint, item.sha256, when
     hit.last_seen, hit.last_run_id = when, run_id
-    row.reopened = not row.new_hit and reopen_hit(hit, when)
+    row.reopened = reopen_hit(hit, when, row.by_rules)  # a hit just added is not removed: False
     row.hit = hit
 
 
