@@ -22,7 +22,8 @@ from sqlalchemy import select
 from crawler.alerts import opinion as op
 from crawler.alerts.config import risk_rank
 from crawler.alerts.models import AlertRun, ensure_schema
-from crawler.alerts.records import add_alert, claim_mark, mark_post_told, text_fingerprint, units_told_of_post
+from crawler.alerts.records import (add_alert, claim_mark, hold_mark, mark_holds, mark_post_told, text_fingerprint,
+                                     units_told_of_page, units_told_of_post)
 from crawler.alerts.routing import units_for_hit, units_for_opinion
 from crawler.alerts.rules import decide, is_urgent
 from crawler.alerts.taxonomy import category_text
@@ -110,6 +111,9 @@ def _hit_alerts(session, config: PatrolConfig, hits: list[Hit], now: datetime) -
     alerts the units told of the earlier claim again, and its message names the earlier hit.
     A hit that replaced one because the rules changed, the words did not, tells nothing new
     in the categories of the hit it replaced, unless its risk rose (``_judged_again``).
+    A unit told of the same words of the same page under another dedup key (the target the
+    page was found on, as a state DB from before attributed hits alerted as their institution
+    has it; an earlier attribution) is not told again; a unit the routing adds now is, once.
     """
     alerts, ids = config.alerts, []
     since = now - timedelta(seconds=alerts.renotify_after)
@@ -130,8 +134,16 @@ def _hit_alerts(session, config: PatrolConfig, hits: list[Hit], now: datetime) -
                                       reworded_at=reworded_at)
             units = [unit for unit in units if unit not in told]
             # a record left out (its post told) claims no mark: it would hold back the next telling
-            if not units or not claim_mark(session, about.target_id, category, fingerprint, now, alerts.renotify_after):
+            if not units or mark_holds(session, about.target_id, category, fingerprint, now, alerts.renotify_after):
                 continue
+            # units told of these words of this page under another key: the found-on target,
+            # before alerts were filed under the institution a hit concerns, or another institution
+            on_page = units_told_of_page(session, hit.page_id, category, fingerprint, units, action, hit.risk, since)
+            units = [unit for unit in units if unit not in on_page]
+            if not units:  # the key holds from that telling on, as it would have had it been this key
+                hold_mark(session, about.target_id, category, fingerprint, max(on_page.values()))
+                continue
+            claim_mark(session, about.target_id, category, fingerprint, now, alerts.renotify_after)
             mark_post_told(session, post, category, hit.page_id, units, action, hit.risk, now,
                            reworded=before is not None)
             payload = hit_payload(session, hit, category, about)

@@ -18,6 +18,7 @@ from sqlalchemy import select
 from crawler.alerts.config import risk_rank
 from crawler.alerts.models import Alert, AlertMark, Delivery
 from crawler.store.db import as_utc
+from crawler.store.models import Hit
 
 logger = logging.getLogger(__name__)
 
@@ -49,6 +50,13 @@ def get_mark(session, target_id: str, category: str, fingerprint: str) -> AlertM
     )
 
 
+def mark_holds(session, target_id: str, category: str, fingerprint: str, now: datetime,
+               renotify_after: float) -> bool:
+    """True when the same key alerted within ``renotify_after`` (:func:`claim_mark` would refuse)."""
+    mark = get_mark(session, target_id, category, fingerprint)
+    return mark is not None and now - as_utc(mark.last_alerted) < timedelta(seconds=renotify_after)
+
+
 def claim_mark(
     session, target_id: str, category: str, fingerprint: str, now: datetime, renotify_after: float
 ) -> bool:
@@ -62,6 +70,20 @@ def claim_mark(
     mark.last_alerted = now
     session.flush()
     return True
+
+
+def hold_mark(session, target_id: str, category: str, fingerprint: str, at: datetime) -> None:
+    """Set the mark of a key to ``at``, when its words were told then under another key (see
+    :func:`units_told_of_page`), unless it was claimed later: its ``renotify_after`` runs from
+    that telling, as it would have had the alert been filed under this key."""
+    mark = get_mark(session, target_id, category, fingerprint)
+    if mark is None:
+        mark = AlertMark(target_id=target_id, category=category, fingerprint=fingerprint, count=0)
+        session.add(mark)
+    elif as_utc(mark.last_alerted) >= as_utc(at):
+        return
+    mark.last_alerted = at
+    session.flush()
 
 
 def add_alert(
@@ -99,6 +121,11 @@ def _level(action: str, risk: str) -> int:
     return ACTION_RANK[action] * 10 + risk_rank(risk)
 
 
+def _as_loud(told: int, level: int) -> bool:
+    """True when a unit told at ``told`` (a :func:`_level`) was told at least as urgently and of as high a risk."""
+    return told // 10 >= level // 10 and told % 10 >= level % 10
+
+
 REWORDED = "r"
 """Prefix of a post mark's ``fingerprint`` (``r`` + page id) recording that the page told a rewording."""
 
@@ -128,7 +155,7 @@ def units_told_of_post(session, post: str, category: str, page_id: int, units: l
         at = as_utc(mark.last_alerted)
         if reworded_at is not None and not mark.fingerprint.startswith(REWORDED) and at < as_utc(reworded_at):
             return False
-        return at >= since and mark.count // 10 >= level // 10 and mark.count % 10 >= level % 10
+        return at >= since and _as_loud(mark.count, level)
 
     return {keys[m.target_id] for m in marks if stands(m)}
 
@@ -148,6 +175,39 @@ def mark_post_told(session, post: str, category: str, page_id: int, units: list[
                 session.add(mark)
             mark.last_alerted, mark.count = now, level
     session.flush()
+
+
+NEVER_MAILED = ("superseded", "withdrawn")
+"""Delivery states of a unit that was never told (:class:`crawler.alerts.models.Delivery`)."""
+
+
+def units_told_of_page(session, page_id: int, category: str, fingerprint: str, units: list[str], action: str,
+                       risk: str, since: datetime) -> dict[str, datetime]:
+    """The ``units`` a hit alert of this page already told of these words (``fingerprint``) in
+    ``category`` since ``since``, at this action and risk or above → when it was last created.
+
+    Whatever target the alert was filed under: the dedup mark (:func:`claim_mark`) is keyed by
+    the institution a hit concerns, and that key changes when the hit's attribution does: a
+    state DB of a finpatrol that filed a forum's post about 鑫盈宝 under the forum (before
+    hits alerted as the institution they concern), a post attributed to another institution
+    since. The old key's mark does not hold the new one back, and :func:`units_told_of_post`
+    leaves the page's own telling to the mark; so without this a unit told of the page's
+    unchanged words would be told again. Under an unchanged key this holds back nothing the
+    mark does not (the mark was set when the alert was made). A unit whose delivery was never
+    mailed (``superseded``, ``withdrawn``) was not told.
+    """
+    level = _level(action, risk)
+    rows = session.execute(
+        select(Delivery.unit, Alert.created_at, Alert.action, Alert.risk)
+        .join(Alert, Alert.id == Delivery.alert_id).join(Hit, Hit.id == Alert.hit_id)
+        .where(Hit.page_id == page_id, Alert.kind == "hit", Alert.category == category,
+               Alert.fingerprint == fingerprint, Delivery.unit.in_(units), Delivery.state.not_in(NEVER_MAILED)))
+    told: dict[str, datetime] = {}
+    for unit, created_at, told_action, told_risk in rows:
+        at, was = as_utc(created_at), _level(told_action, told_risk)
+        if at >= since and _as_loud(was, level):
+            told[unit] = max(at, told.get(unit, at))
+    return told
 
 
 def _post_key(post: str, unit: str) -> str:
