@@ -589,3 +589,33 @@ def test_a_digest_drops_a_claim_the_new_rules_withdrew_and_keeps_one_they_judged
     (yield_hit,) = hit_ids(db, yield_url)
     assert states == {(yield_hit, "high_yield"): "withdrawn", (old_pool, "fund_pool"): "mailed",
                       (old_pool, "high_yield"): "withdrawn"}, "the new pool hit alerts no one"
+
+
+def test_a_unit_mailed_about_a_claim_the_new_rules_withdraw_is_told_once(setup, sink):
+    """The notice goes out at once, in quiet hours as the urgent alert did, also while the withdrawing
+    patrol is still running and evaluated twice."""
+    from crawler.store.runs import finish_run
+
+    config, db = setup({"quiet_hours": {"start": "22:00", "end": "07:00"}})
+    night = datetime(2026, 11, 27, 23, 0, tzinfo=CST)
+    text = "鑫盈宝新手标，保本保息，欢迎投资"
+    url = "http://127.0.0.1:9/xyb/new.html"
+    store_hits(db, [("xyb", url, text, verdict([finding("guaranteed_return", "保本保息", text)]))],
+               when=night, verdict_by="rules-1")
+    deliver(config, db, now=night)
+    (first,) = sink.wait_for(1)
+    (hit_id,) = hit_ids(db, url)
+
+    later = night + timedelta(hours=1)
+    run = store_hits(db, [("xyb", url, text, verdict([]))], when=later, finish=False, verdict_by="rules-2")
+    evaluate(db, config, later)
+    evaluate(db, config, later + timedelta(minutes=1))
+    finish_run(db, run, "finished", {}, {"xyb": {"pages": 1, "failed": 0, "hits": 0, "new_hits": 0, "errors": {}}})
+    deliver(config, db, now=later + timedelta(minutes=2))
+    notice = sink.wait_for(2)[1]
+    assert notice["Subject"] == f"【撤销通报】{CATEGORIES['guaranteed_return'].name_zh}（命中 #{hit_id}）- 重庆鑫盈宝网络科技有限公司"
+    assert rcpts(sink) == [{"cbrc@duty.test"}, {"cbrc@duty.test"}] and first["Subject"].startswith("【高风险】")
+    body = notice.get_body(("plain",)).get_content()
+    assert f"原通报：命中 #{hit_id}" in body and "页面表述未变" in body and "不再认定为" in body, body
+    assert body.count("* 撤销通报：") == 1, body
+    assert deliver(config, db, now=later + timedelta(hours=1)).sent == [] and len(sink.received) == 2

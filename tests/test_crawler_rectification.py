@@ -330,4 +330,14 @@ def test_a_rule_change_judges_unchanged_pages_again_and_withdraws_what_it_no_lon
     assert "reopened" not in changes and "rectified" not in changes, changes
     dossier = json.loads(cli("dossier", "xyb", "--config", config, "--format", "json").stdout)
     assert dossier["rectification"]["reopened"] == 0 and dossier["rectification"]["live"] == 3, dossier
+
+    # The unit mailed about the egg page is told that it was withdrawn, once.
+    assert cli("alerts", "send", "--config", config).returncode == 0
+    latest = json_lines(cli("alerts", "list", "--config", config, "--json").stdout)
+    notices = [(m, a) for m in latest[: len(latest) - len(messages)] for a in m["alerts"]]
+    assert [(a["kind"], a["hit_id"], a["category"]) for _m, a in notices] == [
+        ("withdrawal", egg["id"], "guaranteed_return")], notices
+    assert notices[0][0]["subject"].startswith(f"【撤销通报】承诺保本保息/刚性兑付（命中 #{egg['id']}）"), notices
+    assert cli("alerts", "send", "--config", config).returncode == 0
+    assert len(json_lines(cli("alerts", "list", "--config", config, "--json").stdout)) == len(latest)
     assert run1 < run2

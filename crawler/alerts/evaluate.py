@@ -27,6 +27,7 @@ from crawler.alerts.records import (add_alert, claim_mark, hold_mark, mark_holds
 from crawler.alerts.routing import units_for_hit, units_for_opinion
 from crawler.alerts.rules import decide, is_urgent
 from crawler.alerts.taxonomy import category_text
+from crawler.alerts.withdrawals import withdrawal_alerts
 from crawler.config import PatrolConfig
 from crawler.evidence.models import Evidence
 from crawler.items import post_url
@@ -52,6 +53,7 @@ def evaluate(db: StateDB, config: PatrolConfig, now: datetime | None = None) -> 
         hits = session.scalars(select(Hit).where(Hit.last_run_id.in_(run_ids)).order_by(Hit.id)).all()
         ids = _hit_alerts(session, config, hits, now)
         ids += _opinion_alerts(session, config, hits, now)
+        ids += withdrawal_alerts(session, run_ids, now)
         for run_id, status in runs:
             if status != "running":
                 session.add(AlertRun(run_id=run_id, evaluated_at=now))

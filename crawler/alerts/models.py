@@ -36,7 +36,7 @@ class Alert(Base):
     __tablename__ = "alerts"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     kind: Mapped[str] = mapped_column(String(16))
-    """hit | opinion | operator"""
+    """hit | opinion | operator | withdrawal (a hit mailed about is withdrawn: ``crawler.alerts.withdrawals``)"""
     target_id: Mapped[str | None] = mapped_column(String(64), index=True)
     hit_id: Mapped[int | None] = mapped_column(Integer, index=True)
     category: Mapped[str] = mapped_column(String(40))

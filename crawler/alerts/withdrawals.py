@@ -1,0 +1,81 @@
+"""Tell a unit when a hit it was mailed about is withdrawn by the office's new rules.
+
+A hit is withdrawn when the classifier that judged its page changed and the claims' words
+stayed (``hits.reclassified``, see ``crawler.store.changes``): with no successor, or judged
+again without some of its categories. A unit mailed an alert about one of those categories,
+for that hit or one it judged again, may be acting on it; it gets one notice per such alert
+(kind ``withdrawal``, sent at once, through quiet hours when the alert was urgent, once per
+alert): the page still says the same, the rules
+no longer call it that, and the earlier alert needs no action. Queued alerts of withdrawn
+hits are never mailed (``crawler.alerts.standing``), so they need no notice. Evaluated with
+the hit alerts of each patrol run (``crawler.alerts.evaluate``; a run still running is
+evaluated again, so an alert already noticed is skipped).
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+
+from sqlalchemy import select
+
+from crawler.alerts.models import Alert, Delivery
+from crawler.alerts.records import add_alert
+from crawler.store.db import in_chunks, iso
+from crawler.store.models import Hit
+
+logger = logging.getLogger(__name__)
+MAX_CHAIN = 100  # judged-again links followed back from one hit: a guard against a cycle
+
+
+def withdrawal_alerts(session, run_ids: list[int], now: datetime) -> list[int]:
+    """Queue a notice for every mailed alert whose category a hit withdrawn in these runs lost."""
+    ids: list[int] = []
+    for some in in_chunks(run_ids):
+        withdrawn = session.scalars(select(Hit).where(Hit.reclassified.is_(True), Hit.removed_run_id.in_(some))
+                                    .order_by(Hit.id)).all()
+        for hit in withdrawn:
+            successor = session.get(Hit, hit.replaced_by) if hit.replaced_by else None
+            dropped = [c for c in hit.labels if successor is None or c not in successor.labels]
+            if dropped:
+                ids += _notices(session, hit, successor, dropped, now)
+    return ids
+
+
+def _notices(session, hit: Hit, successor: Hit | None, dropped: list[str], now: datetime) -> list[int]:
+    told: dict[int, tuple[Alert, list[str]]] = {}
+    query = (select(Alert, Delivery.unit).join(Delivery, Delivery.alert_id == Alert.id)
+             .where(Alert.kind == "hit", Alert.hit_id.in_(_judged_chain(session, hit)),
+                    Alert.category.in_(dropped), Delivery.state == "mailed")
+             .order_by(Alert.id, Delivery.unit))
+    for alert, unit in session.execute(query):
+        told.setdefault(alert.id, (alert, []))[1].append(unit)
+    ids = []
+    for alert, units in told.values():
+        fingerprint = f"withdrawal:{alert.id}"
+        if session.scalar(select(Alert.id).where(Alert.kind == "withdrawal", Alert.fingerprint == fingerprint)):
+            continue  # told already: a run is evaluated again while it is still running
+        p = alert.payload
+        payload = {
+            "institution": p.get("institution", alert.target_id), "target": alert.target_id,
+            "category": alert.category, "category_zh": p.get("category_zh", alert.category),
+            "title": hit.title, "url": hit.url, "hit_id": alert.hit_id, "told_at": iso(alert.created_at),
+            "withdrawn_at": iso(hit.removed_at), "latest": successor.id if successor is not None else None,
+        }
+        notice = add_alert(session, kind="withdrawal", target_id=alert.target_id, hit_id=hit.id,
+                           category=alert.category, risk=alert.risk, action="immediate", urgent=alert.urgent,
+                           fingerprint=fingerprint, payload=payload, units=units, now=now)
+        ids.append(notice.id)
+    return ids
+
+
+def _judged_chain(session, hit: Hit) -> list[int]:
+    """``hit`` and the hits it judged again, back through their ``reclassified`` replacements:
+    a unit told of any of them was told of these words."""
+    chain, frontier = [hit.id], [hit.id]
+    while frontier and len(chain) < MAX_CHAIN:
+        earlier = session.scalars(select(Hit.id).where(Hit.replaced_by.in_(frontier), Hit.reclassified.is_(True),
+                                                      Hit.id.not_in(chain))).all()
+        chain += earlier
+        frontier = earlier
+    return chain
