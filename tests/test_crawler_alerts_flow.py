@@ -619,3 +619,22 @@ def test_a_unit_mailed_about_a_claim_the_new_rules_withdraw_is_told_once(setup, 
     assert f"原通报：命中 #{hit_id}" in body and "页面表述未变" in body and "不再认定为" in body, body
     assert body.count("* 撤销通报：") == 1, body
     assert deliver(config, db, now=later + timedelta(hours=1)).sent == [] and len(sink.received) == 2
+
+
+def test_a_claim_judged_again_then_withdrawn_is_withdrawn_for_the_unit_told_of_it_first(setup, sink):
+    config, db = setup()
+    text = "鑫盈宝新手标，保本保息，稳赚不赔"
+    url = "http://127.0.0.1:9/xyb/new.html"
+    store_hits(db, [("xyb", url, text, verdict([finding("guaranteed_return", "保本保息", text)]))],
+               when=MORNING, verdict_by="rules-1")
+    deliver(config, db, now=MORNING)
+    sink.wait_for(1)
+    again = verdict([finding("guaranteed_return", "保本保息", text), finding("guaranteed_return", "稳赚不赔", text)])
+    store_hits(db, [("xyb", url, text, again)], when=MORNING + timedelta(hours=1), verdict_by="rules-2")
+    assert deliver(config, db, now=MORNING + timedelta(hours=1)).sent == [], "judged again, same words: not news"
+    store_hits(db, [("xyb", url, text, verdict([]))], when=MORNING + timedelta(hours=2), verdict_by="rules-3")
+    deliver(config, db, now=MORNING + timedelta(hours=2))
+    first, judged = hit_ids(db, url)
+    notice = sink.wait_for(2)[1]
+    body = notice.get_body(("plain",)).get_content()
+    assert f"原通报：命中 #{first}，2026-11-27 10:00 发出" in body and f"#{judged}" not in body, body

@@ -311,3 +311,25 @@ def test_an_older_state_db_learns_which_removed_hits_were_reworded(db, tmp_path)
         assert pending_docs(upgraded) == {("hit", first_a)}, "the backfilled hit's document is sent again"
     finally:
         upgraded.close()
+
+
+def test_a_claim_negated_or_gone_while_the_rules_changed_is_the_sites_doing_not_the_rules():
+    """On a page whose text changes anyway (a counter), the rules are credited only with what the words do not explain."""
+    from crawler.store.changes import Before, judged_by_rules
+
+    def finding(text, negated=False):
+        return {"category": "guaranteed_return", "rule_id": "gr.x", "text": text, "negated": negated}
+
+    before = Before(exists=True, fingerprint="f1", title="t", hit_id=1, verdict_by="rules-1")
+    old_hit = Hit(findings=[finding("保本保息")])
+    old_text = "t\n本平台承诺保本保息。阅读 100 次"
+
+    def judged(new_text, new_findings):
+        return judged_by_rules(before, "rules-2", True, old_text, new_text, old_hit, {"findings": new_findings})
+
+    assert judged("t\n本平台承诺保本保息。阅读 101 次", []), "the words stayed: the new rules withdrew it"
+    assert not judged("t\n本平台不承诺保本保息。阅读 101 次", [finding("保本保息", negated=True)]), "negated: rectified"
+    assert not judged("t\n市场有风险。阅读 101 次", []), "taken down: rectified"
+    assert not judged("t\n本平台承诺保本保息，稳赚不赔。阅读 101 次", [finding("保本保息"), finding("稳赚不赔")]), \
+        "a claim added with the rules: the page changed too"
+    assert not judged_by_rules(before, "rules-1", True, old_text, "t\n市场有风险", old_hit, {}), "same rules"

@@ -8,7 +8,9 @@ import json
 
 from channel_sites import html
 from conftest import cli, json_lines
+from crawler.config import load_config
 from crawler.demo.server import Reply, SiteServer, routes, with_validators
+from crawler.store.db import StateDB
 
 SECURITY = "<p>借款人逾期时，{}，100%本息保障。</p>"
 
@@ -297,6 +299,9 @@ def test_a_rule_change_judges_unchanged_pages_again_and_withdraws_what_it_no_lon
         assert not new_both["reclassified"] and not egg["reclassified"]
         assert new_both["first_seen"] == old_both["first_seen"]
 
+        guaranteed = json_lines(cli("hits", "--config", config, "--category", "guaranteed_return", "--json").stdout)
+        assert {h["id"] for h in guaranteed} >= {new_both["id"], egg["id"]}, "judged again: filed by category too"
+
         changes = cli("changes", "--config", config, "--run", str(run2)).stdout
         for hit in (withdrawn, counted):
             assert f"hit {hit['id']} withdrawn (rules changed, same words): high_yield" in changes, changes
@@ -305,6 +310,10 @@ def test_a_rule_change_judges_unchanged_pages_again_and_withdraws_what_it_no_lon
         assert f"hit {egg['id']} opened (rules changed, same words): guaranteed_return" in changes, changes
         assert "rectified" not in changes and "reworded" not in changes and "reopened" not in changes, changes
         assert "state  withdrawn (rules changed)" in cli("show", str(withdrawn["id"]), "--config", config).stdout
+        with StateDB(load_config(config).db_url) as db:  # as recorded before page_changes.by_rules was
+            db.execute("UPDATE page_changes SET by_rules = NULL")
+        assert f"hit {withdrawn['id']} withdrawn (rules changed, same words)" in cli(
+            "changes", "--config", config, "--run", str(run2)).stdout
         dossier = json.loads(cli("dossier", "xyb", "--config", config, "--format", "json").stdout)
         assert dossier["rectification"] == {"live": 2, "removed": 0, "replaced": 0, "withdrawn": 2, "rejudged": 1,
                                             "reopened": 0}

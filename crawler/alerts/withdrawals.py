@@ -19,7 +19,7 @@ from datetime import datetime
 
 from sqlalchemy import select
 
-from crawler.alerts.models import Alert, Delivery
+from crawler.alerts.models import Alert, Delivery, OutboxMessage
 from crawler.alerts.records import add_alert
 from crawler.store.db import in_chunks, iso
 from crawler.store.models import Hit
@@ -30,36 +30,44 @@ MAX_CHAIN = 100  # judged-again links followed back from one hit: a guard agains
 
 def withdrawal_alerts(session, run_ids: list[int], now: datetime) -> list[int]:
     """Queue a notice for every mailed alert whose category a hit withdrawn in these runs lost."""
+    withdrawn = [hit for some in in_chunks(run_ids) for hit in session.scalars(
+        select(Hit).where(Hit.reclassified.is_(True), Hit.removed_run_id.in_(some)).order_by(Hit.id))]
+    if not withdrawn:
+        return []
+    judged = _judged_again(session)
     ids: list[int] = []
-    for some in in_chunks(run_ids):
-        withdrawn = session.scalars(select(Hit).where(Hit.reclassified.is_(True), Hit.removed_run_id.in_(some))
-                                    .order_by(Hit.id)).all()
-        for hit in withdrawn:
-            successor = session.get(Hit, hit.replaced_by) if hit.replaced_by else None
-            dropped = [c for c in hit.labels if successor is None or c not in successor.labels]
-            if dropped:
-                ids += _notices(session, hit, successor, dropped, now)
+    for hit in withdrawn:
+        successor = session.get(Hit, hit.replaced_by) if hit.replaced_by else None
+        dropped = [c for c in hit.labels if successor is None or c not in successor.labels]
+        if dropped:
+            ids += _notices(session, hit, successor, dropped, _chain(hit.id, judged), now)
     return ids
 
 
-def _notices(session, hit: Hit, successor: Hit | None, dropped: list[str], now: datetime) -> list[int]:
-    told: dict[int, tuple[Alert, list[str]]] = {}
-    query = (select(Alert, Delivery.unit).join(Delivery, Delivery.alert_id == Alert.id)
-             .where(Alert.kind == "hit", Alert.hit_id.in_(_judged_chain(session, hit)),
-                    Alert.category.in_(dropped), Delivery.state == "mailed")
+def _notices(session, hit: Hit, successor: Hit | None, dropped: list[str], chain: list[int],
+             now: datetime) -> list[int]:
+    told: dict[int, tuple[Alert, list[str], datetime | None]] = {}
+    query = (select(Alert, Delivery.unit, OutboxMessage.created_at)
+             .join(Delivery, Delivery.alert_id == Alert.id)
+             .outerjoin(OutboxMessage, OutboxMessage.id == Delivery.outbox_id)
+             .where(Alert.kind == "hit", Alert.hit_id.in_(chain), Alert.category.in_(dropped),
+                    Delivery.state == "mailed")
              .order_by(Alert.id, Delivery.unit))
-    for alert, unit in session.execute(query):
-        told.setdefault(alert.id, (alert, []))[1].append(unit)
+    for alert, unit, mailed_at in session.execute(query):
+        entry = told.setdefault(alert.id, (alert, [], mailed_at))
+        entry[1].append(unit)
     ids = []
-    for alert, units in told.values():
+    for alert, units, mailed_at in told.values():
         fingerprint = f"withdrawal:{alert.id}"
-        if session.scalar(select(Alert.id).where(Alert.kind == "withdrawal", Alert.fingerprint == fingerprint)):
+        if session.scalar(select(Alert.id).where(Alert.hit_id == hit.id, Alert.kind == "withdrawal",
+                                                 Alert.fingerprint == fingerprint)):
             continue  # told already: a run is evaluated again while it is still running
         p = alert.payload
         payload = {
             "institution": p.get("institution", alert.target_id), "target": alert.target_id,
             "category": alert.category, "category_zh": p.get("category_zh", alert.category),
-            "title": hit.title, "url": hit.url, "hit_id": alert.hit_id, "told_at": iso(alert.created_at),
+            "title": hit.title, "url": hit.url, "hit_id": alert.hit_id,
+            "told_at": iso(mailed_at or alert.created_at),  # when the message was composed and queued
             "withdrawn_at": iso(hit.removed_at), "latest": successor.id if successor is not None else None,
         }
         notice = add_alert(session, kind="withdrawal", target_id=alert.target_id, hit_id=hit.id,
@@ -69,13 +77,20 @@ def _notices(session, hit: Hit, successor: Hit | None, dropped: list[str], now: 
     return ids
 
 
-def _judged_chain(session, hit: Hit) -> list[int]:
-    """``hit`` and the hits it judged again, back through their ``reclassified`` replacements:
-    a unit told of any of them was told of these words."""
-    chain, frontier = [hit.id], [hit.id]
+def _judged_again(session) -> dict[int, list[int]]:
+    """hit id → the hits it judged again (``reclassified``, ``replaced_by`` it), read in one query."""
+    links: dict[int, list[int]] = {}
+    for hit_id, successor in session.execute(
+            select(Hit.id, Hit.replaced_by).where(Hit.reclassified.is_(True), Hit.replaced_by.is_not(None))):
+        links.setdefault(successor, []).append(hit_id)
+    return links
+
+
+def _chain(hit_id: int, judged: dict[int, list[int]]) -> list[int]:
+    """``hit_id`` and the hits it judged again, back through their replacements: a unit told of
+    any of them was told of these words."""
+    chain, frontier = [hit_id], [hit_id]
     while frontier and len(chain) < MAX_CHAIN:
-        earlier = session.scalars(select(Hit.id).where(Hit.replaced_by.in_(frontier), Hit.reclassified.is_(True),
-                                                      Hit.id.not_in(chain))).all()
-        chain += earlier
-        frontier = earlier
+        frontier = [earlier for h in frontier for earlier in judged.get(h, ()) if earlier not in chain]
+        chain += frontier
     return chain

@@ -70,6 +70,8 @@ def change_dict(session, change: PageChange) -> dict:
     removed, added, diff = diff_passages(old_text, new_text) if change.kind != "added" or old_v else ([], [], [])
     hits = {"removed": None, "opened": None, "reopened": None}
     by_rules = bool(change.by_rules)  # the verdict changed with the rules; the claims' words stayed
+    if change.by_rules is None and old_hit is not None:  # recorded before by_rules was: one version, hit withdrawn
+        by_rules = bool(old_hit.reclassified) and change.old_version_id == change.new_version_id
     if old_hit is not None and (change.kind == "gone" or old_hit.id != (new_hit.id if new_hit else None)):
         # replaced_by: the hit that superseded it in this change (reworded), None when the change rectified it;
         # reclassified: withdrawn or judged again by other rules, not rectified

@@ -112,7 +112,8 @@ def judged_by_rules(before: Before, verdict_by: str | None, text_changed: bool,
 
     The stamps differ, and the words the verdicts rest on stayed: the title and text are the
     same, or (a page whose counter or date changes on every fetch) every claim of the old hit
-    is still in the new text and every claim of the new verdict was in the old one.
+    is still in the new text, none of them now negated (不承诺保本 is a rectification), and
+    every claim of the new verdict was in the old one.
     ``old_text``: the stored title and text, needed only when the text changed.
     """
     if not before.exists or before.gone or before.verdict_by == verdict_by:
@@ -121,8 +122,11 @@ def judged_by_rules(before: Before, verdict_by: str | None, text_changed: bool,
         return True
     if old_text is None:
         return False
-    return (all(claim in new_text for claim in _claims(old_hit.findings if old_hit else ()))
-            and all(claim in old_text for claim in _claims(new_verdict.get("findings", ()))))
+    new_findings = new_verdict.get("findings", ())
+    old_claims = _claims(old_hit.findings if old_hit else ())
+    negated_now = {f["text"] for f in new_findings if f.get("negated")}
+    return (all(claim in new_text for claim in old_claims) and not old_claims & negated_now
+            and all(claim in old_text for claim in _claims(new_findings)))
 
 
 def _claims(findings) -> set[str]:

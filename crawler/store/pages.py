@@ -91,7 +91,10 @@ class _Stored:
     when: datetime
     saved: Saved | None = None
     hit: Hit | None = None
+    added: bool = False
+    """True when this fetch added the hit row (its categories are to be written)."""
     new_hit: bool = False
+    """True when the hit is a new finding (not one judged again by new rules)."""
     reopened: bool = False
     old_text: str | None = None
     """The stored title and text, read only when the rules and the text both changed."""
@@ -247,7 +250,7 @@ def _save_rest(db: StateDB, session, items: list[PageItem], run_id: int | None) 
     for row in fresh:
         hit_id = row.hit.id if row.hit is not None else None
         row.page.current_hit_id = hit_id
-        if row.new_hit:
+        if row.added:
             session.add_all(HitCategory(hit_id=hit_id, category=c) for c in row.hit.labels)
         row.saved = Saved(row.page.id, hit_id, row.new_hit, reopened=row.reopened)
 
@@ -266,8 +269,11 @@ def _save_rest(db: StateDB, session, items: list[PageItem], run_id: int | None) 
 
 def _old_text(page: Page | None, item: PageItem) -> str | None:
     """The stored title and text when this fetch brings other rules and another text (one
-    query: the text is not loaded with the page); None otherwise, when it is not needed."""
+    query: the text is not loaded with the page); None otherwise, when it is not needed
+    (also when the page had no hit and has none now: nothing to tell apart)."""
     if page is None or page.verdict_by == item.verdict_by:
+        return None
+    if page.current_hit_id is None and not (item.verdict or {}).get("labels"):
         return None
     if (page.text_fingerprint, page.title) == (item.text_fingerprint, item.title):
         return None
@@ -362,29 +368,36 @@ def _record_hit(session, row: _Stored, run_id, known: dict[tuple[int, str], Hit]
                 version: PageVersion | None) -> None:
     """The hit of the row's verdict, found in ``known`` or added to the session (and to ``known``).
 
-    A hit the rules bring to words already on the page (``row.by_rules``) is first seen when
-    those words were (its page's ``version`` so far), and one that only judges the old hit's
-    claims again (sharing a category) is no new finding (``new_hit`` False)."""
+    A hit that only judges the old hit's claims again (``row.by_rules``, sharing a category)
+    keeps the old hit's ``first_seen`` and is no new finding (``new_hit`` False); another the
+    rules bring to words already on the page is first seen when its page's ``version`` so far
+    began (on a page whose counter changes on every fetch: the previous fetch)."""
     verdict, page, item, when = row.item.verdict or {}, row.page, row.item, row.when
     if not verdict.get("labels"):
         return
     key = verdict_key(verdict)
     hit = known.get((page.id, key))
-    row.new_hit = hit is None
-    if row.new_hit:
+    row.added = row.new_hit = hit is None
+    if row.added:
+        judged_again = row.by_rules and old_hit is not None and supersedes(verdict["labels"], old_hit.labels)
+        if judged_again:
+            first_seen = old_hit.first_seen
+        elif row.by_rules and version is not None:
+            first_seen = version.first_seen
+        else:
+            first_seen = when
         hit = Hit(
             page_id=page.id,
             target_id=page.target_id,
             url=item.url,
             verdict_key=key,
             labels=list(verdict["labels"]),
-            first_seen=version.first_seen if row.by_rules and version is not None else when,
+            first_seen=first_seen,
             first_run_id=run_id,
         )
         session.add(hit)
         known[(page.id, key)] = hit
-        if row.by_rules and old_hit is not None and supersedes(hit.labels, old_hit.labels):
-            row.new_hit = False
+        row.new_hit = not judged_again
     hit.title, hit.risk, hit.score = item.title, verdict.get("risk", "none"), verdict.get("score", 0.0)
     hit.context = verdict.get("context", "")
     hit.findings, hit.yields = verdict.get("findings", []), verdict.get("yields", [])
