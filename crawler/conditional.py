@@ -22,9 +22,9 @@ crawl: the page is asked for again, whole).
 
 from __future__ import annotations
 
-from scrapy import signals
-
 from collections.abc import Mapping
+
+from scrapy import signals
 
 from classifiers.ruleset import fingerprint
 from crawler.config import ConfigError, PatrolConfig, load_config

@@ -63,3 +63,12 @@ def patrol(make_config):
         return result
 
     return run
+
+
+@pytest.fixture
+def sink():
+    """A real SMTP server (aiosmtpd) on 127.0.0.1 that keeps every message it receives."""
+    from smtp_fixtures import SmtpSink
+
+    with SmtpSink() as server:
+        yield server

@@ -32,12 +32,6 @@ TARGETS = [
 
 
 @pytest.fixture
-def sink():
-    with SmtpSink() as server:
-        yield server
-
-
-@pytest.fixture
 def setup(tmp_path, sink):
     """Write a config whose units each have their own mailbox, sending to ``sink``; open its DB."""
 

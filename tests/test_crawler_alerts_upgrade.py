@@ -21,7 +21,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import yaml
 from sqlalchemy import select
-from smtp_fixtures import SmtpSink, finding, store_hits, verdict
+from smtp_fixtures import finding, store_hits, verdict
 
 from crawler.alerts.evaluate import Concern, hit_payload, institution
 from crawler.alerts.models import Alert, AlertMark, AlertRun, Delivery, ensure_schema
@@ -60,12 +60,6 @@ AGENT = post("channel:fenlei", BOARD + "info-1.html", "快付通POS机代理，�
 AGENT_AGAIN = post("channel:fenlei", BOARD + "info-2.html", "快付通代理招募，一清机", "payment_violation", ["一清机"])
 ABOUT = {COLLAPSE[1]: "xyb", PROMISE[1]: "xyb", ECHO[1]: "xyb", AGENT[1]: "kft", AGENT_AGAIN[1]: "kft"}
 PAGES = [COLLAPSE, PROMISE, ECHO, AGENT, AGENT_AGAIN]
-
-
-@pytest.fixture
-def sink():
-    with SmtpSink() as server:
-        yield server
 
 
 @pytest.fixture

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from functools import cache, partial
 
 from crawler.config import load_config
 from crawler.items import PageItem, text_key, verdict_stamp
@@ -49,8 +50,8 @@ class AnalysePipeline:
         self.workers_count = workers_count
         self.stats = stats
         self.known: dict[tuple[str, str], Known] = {}
-        self.stamps: dict[str | None, str] = {}
-        """kind → ``verdict_stamp`` of this patrol's classifier for that kind (``_Stamps``)."""
+        self.stamp = None
+        """kind → ``verdict_stamp`` of this patrol's classifier for that kind (cached per kind)."""
         self.pool = None
 
     @classmethod
@@ -64,7 +65,7 @@ class AnalysePipeline:
 
     def open_spider(self):
         fingerprint = workers.load_classifier(self.rule_files, self.ceiling).fingerprint  # a bad rules file fails here
-        self.stamps = _Stamps(fingerprint)
+        self.stamp = cache(partial(verdict_stamp, fingerprint))
         db = StateDB(self.db_url)
         try:
             self.known = known_pages(db, getattr(self.crawler.spider, "crawls", {}).keys())
@@ -85,7 +86,7 @@ class AnalysePipeline:
         item.sha256 = digest.hex()
         key = (item.target_id, item.url)
         known = self.known.get(key)
-        item.verdict_by = self.stamps[item.kind]
+        item.verdict_by = self.stamp(item.kind)
         if known is not None and known.sha256 == digest:
             if known.verdict_by == item.verdict_by:
                 item.unchanged = True
@@ -121,15 +122,3 @@ class AnalysePipeline:
         self.stats.inc_value("classify/pages")
         for label in item.verdict["labels"]:
             self.stats.inc_value(f"classify/label/{label}")
-
-
-class _Stamps(dict):
-    """kind → ``verdict_stamp`` of one classifier, computed on first use of each kind."""
-
-    def __init__(self, fingerprint: str):
-        super().__init__()
-        self.fingerprint = fingerprint
-
-    def __missing__(self, kind: str | None) -> str:
-        self[kind] = stamp = verdict_stamp(self.fingerprint, kind)
-        return stamp
