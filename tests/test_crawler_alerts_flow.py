@@ -632,3 +632,27 @@ def test_a_claim_judged_again_then_withdrawn_is_withdrawn_for_the_unit_told_of_i
     notice = sink.wait_for(2)[1]
     body = notice.get_body(("plain",)).get_content()
     assert f"原通报：命中 #{first}，2026-11-27 10:00 发出" in body and f"#{judged}" not in body, body
+
+
+def test_a_claim_the_rules_withdrew_and_a_later_change_restores_is_told_again(setup, sink):
+    """The unit was told to take no action; when the office takes the rule change back, the
+    claim is a violation again and the unit must hear so, not wait out ``renotify_after``."""
+    config, db = setup({"renotify_after": "7d"})
+    text = "鑫盈宝新手标，保本保息，欢迎投资"
+    url = "http://127.0.0.1:9/xyb/new.html"
+    guaranteed = verdict([finding("guaranteed_return", "保本保息", text)])
+    store_hits(db, [("xyb", url, text, guaranteed)], when=MORNING, verdict_by="rules-1")
+    deliver(config, db, now=MORNING)
+    store_hits(db, [("xyb", url, text, verdict([]))], when=MORNING + timedelta(hours=1), verdict_by="rules-2")
+    deliver(config, db, now=MORNING + timedelta(hours=1))
+    first, notice = sink.wait_for(2)
+    assert notice["Subject"].startswith("【撤销通报】"), notice["Subject"]
+
+    store_hits(db, [("xyb", url, text, guaranteed)], when=MORNING + timedelta(hours=2), verdict_by="rules-1")
+    deliver(config, db, now=MORNING + timedelta(hours=2))
+    again = sink.wait_for(3)[2]
+    (hit_id,) = hit_ids(db, url)
+    assert again["Subject"] == first["Subject"] and f"#{hit_id}" in again.get_body(("plain",)).get_content()
+    assert rcpts(sink) == [{"cbrc@duty.test"}] * 3
+    store_hits(db, [("xyb", url, text, guaranteed)], when=MORNING + timedelta(hours=3), verdict_by="rules-1")
+    assert deliver(config, db, now=MORNING + timedelta(hours=3)).sent == [], "told again once, then deduplicated"

@@ -13,7 +13,7 @@ import logging
 import unicodedata
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 
 from crawler.alerts.config import risk_rank
 from crawler.alerts.models import Alert, AlertMark, Delivery
@@ -194,20 +194,42 @@ def units_told_of_page(session, page_id: int, category: str, fingerprint: str, u
     leaves the page's own telling to the mark; so without this a unit told of the page's
     unchanged words would be told again. Under an unchanged key this holds back nothing the
     mark does not (the mark was set when the alert was made). A unit whose delivery was never
-    mailed (``superseded``, ``withdrawn``) was not told.
+    mailed (``superseded``, ``withdrawn``) was not told, nor was one told since that the alert
+    is withdrawn (:func:`untell`).
     """
     level = _level(action, risk)
     rows = session.execute(
-        select(Delivery.unit, Alert.created_at, Alert.action, Alert.risk)
+        select(Alert.id, Delivery.unit, Alert.created_at, Alert.action, Alert.risk)
         .join(Alert, Alert.id == Delivery.alert_id).join(Hit, Hit.id == Alert.hit_id)
         .where(Hit.page_id == page_id, Alert.kind == "hit", Alert.category == category,
-               Alert.fingerprint == fingerprint, Delivery.unit.in_(units), Delivery.state.not_in(NEVER_MAILED)))
+               Alert.fingerprint == fingerprint, Delivery.unit.in_(units), Delivery.state.not_in(NEVER_MAILED))).all()
+    withdrawn = set(session.scalars(select(Alert.fingerprint).where(
+        Alert.kind == "withdrawal", Alert.fingerprint.in_({withdrawal_key(row.id) for row in rows}))))
     told: dict[str, datetime] = {}
-    for unit, created_at, told_action, told_risk in rows:
+    for alert_id, unit, created_at, told_action, told_risk in rows:
         at, was = as_utc(created_at), _level(told_action, told_risk)
-        if at >= since and _as_loud(was, level):
+        if at >= since and _as_loud(was, level) and withdrawal_key(alert_id) not in withdrawn:
             told[unit] = max(at, told.get(unit, at))
     return told
+
+
+def withdrawal_key(alert_id: int) -> str:
+    """The ``fingerprint`` of the withdrawal notice of hit alert ``alert_id`` (one per alert)."""
+    return f"withdrawal:{alert_id}"
+
+
+def untell(session, alert: Alert, page_id: int, post: str, units: list[str]) -> None:
+    """Forget that ``units`` were told of ``alert``, as they are told it is withdrawn: when the
+    rules find the claim again (the office takes its rule change back), that is news to them,
+    not a repeat to hold back until ``renotify_after``. Lifts the alert's dedup mark and the
+    marks this page set for the post (:func:`mark_post_told`); :func:`units_told_of_page`
+    skips an alert with a withdrawal notice."""
+    session.execute(delete(AlertMark).where(
+        AlertMark.target_id == alert.target_id, AlertMark.category == alert.category,
+        AlertMark.fingerprint == alert.fingerprint))
+    session.execute(delete(AlertMark).where(
+        AlertMark.target_id.in_([_post_key(post, unit) for unit in units]), AlertMark.category == alert.category,
+        AlertMark.fingerprint.in_([str(page_id), f"{REWORDED}{page_id}"])))
 
 
 def _post_key(post: str, unit: str) -> str:

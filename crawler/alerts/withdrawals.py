@@ -5,8 +5,9 @@ stayed (``hits.reclassified``, see ``crawler.store.changes``): with no successor
 again without some of its categories. A unit mailed an alert about one of those categories,
 for that hit or one it judged again, may be acting on it; it gets one notice per such alert
 (kind ``withdrawal``, sent at once, through quiet hours when the alert was urgent, once per
-alert): the page still says the same, the rules
-no longer call it that, and the earlier alert needs no action. Queued alerts of withdrawn
+alert): the page still says the same, the rules no longer call it that, and the earlier alert
+needs no action. Told so, the unit is no longer counted as told of the claim
+(``crawler.alerts.records.untell``): rules that find it again alert it again at once. Queued alerts of withdrawn
 hits are never mailed (``crawler.alerts.standing``), so they need no notice. Evaluated with
 the hit alerts of each patrol run (``crawler.alerts.evaluate``; a run still running is
 evaluated again, so an alert already noticed is skipped).
@@ -20,7 +21,8 @@ from datetime import datetime
 from sqlalchemy import select
 
 from crawler.alerts.models import Alert, Delivery, OutboxMessage
-from crawler.alerts.records import add_alert
+from crawler.alerts.records import add_alert, untell, withdrawal_key
+from crawler.items import post_url
 from crawler.store.db import in_chunks, iso
 from crawler.store.models import Hit
 
@@ -58,7 +60,7 @@ def _notices(session, hit: Hit, successor: Hit | None, dropped: list[str], chain
         entry[1].append(unit)
     ids = []
     for alert, units, mailed_at in told.values():
-        fingerprint = f"withdrawal:{alert.id}"
+        fingerprint = withdrawal_key(alert.id)
         if session.scalar(select(Alert.id).where(Alert.hit_id == hit.id, Alert.kind == "withdrawal",
                                                  Alert.fingerprint == fingerprint)):
             continue  # told already: a run is evaluated again while it is still running
@@ -73,6 +75,7 @@ def _notices(session, hit: Hit, successor: Hit | None, dropped: list[str], chain
         notice = add_alert(session, kind="withdrawal", target_id=alert.target_id, hit_id=hit.id,
                            category=alert.category, risk=alert.risk, action="immediate", urgent=alert.urgent,
                            fingerprint=fingerprint, payload=payload, units=units, now=now)
+        untell(session, alert, hit.page_id, post_url(hit.url), units)
         ids.append(notice.id)
     return ids
 
