@@ -656,3 +656,35 @@ def test_a_claim_the_rules_withdrew_and_a_later_change_restores_is_told_again(se
     assert rcpts(sink) == [{"cbrc@duty.test"}] * 3
     store_hits(db, [("xyb", url, text, guaranteed)], when=MORNING + timedelta(hours=3), verdict_by="rules-1")
     assert deliver(config, db, now=MORNING + timedelta(hours=3)).sent == [], "told again once, then deduplicated"
+
+
+def test_a_digest_files_a_forum_post_about_an_institution_under_it_and_says_where_it_was_seen(setup, sink):
+    """A low-risk post on the forum that names 鑫盈宝 goes to 鑫盈宝's lead unit in the same group as
+    鑫盈宝's own page, saying where it was seen; the forum's unit hears only of the post naming no one."""
+    from crawler.discovery.models import HitAttribution
+    from crawler.store.models import Base
+
+    config, db = setup({"digest_time": "08:30"})
+    Base.metadata.create_all(db.engine, tables=[HitAttribution.__table__])
+    deliver(config, db, now=MORNING - timedelta(hours=1))  # running since after today's digest
+    store_hits(db, [ad("xyb", "a.html", "稳赚不赔", "guaranteed_return", "low"),
+                    ad("forum", "t-1.html", "年化收益18%", "high_yield", "low", snippet="鑫盈宝新手标年化收益18%"),
+                    ad("forum", "t-2.html", "日息0.5%", "high_yield", "low")], when=MORNING)
+    about_xyb = "http://127.0.0.1:9/forum/t-1.html"
+    with db.new_session() as session, session.begin():
+        hit = session.scalar(select(Hit).where(Hit.url == about_xyb))
+        session.add(HitAttribution(hit_id=hit.id, page_id=hit.page_id, target_id="xyb", reason="name",
+                                   detail="鑫盈宝×1", origin="site", origin_id="forum", at=MORNING))
+    assert deliver(config, db, now=MORNING).sent == []
+    deliver(config, db, now=MORNING.replace(hour=8, minute=31) + timedelta(days=1))
+    by_unit = {m["X-Finpatrol-Unit"]: m for m in sink.wait_for(2)}
+    assert set(by_unit) == {"cbrc", "office"}, set(by_unit)
+    digest = by_unit["cbrc"]
+    assert digest["Subject"].startswith("【每日汇总】unit cbrc 2026-11-28：2条巡查发现，涉及1家机构"), digest["Subject"]
+    body = digest.get_body(("plain",)).get_content()
+    assert about_xyb in body and "见于：江津生活论坛（编号 forum），按名称提及归属：鑫盈宝×1" in body, body
+    assert "t-2.html" not in body
+    html = digest.get_body(("html",)).get_content()
+    assert "重庆鑫盈宝网络科技有限公司（2 条）" in html and "见于 <b>江津生活论坛</b>" in html, html
+    office = by_unit["office"].get_body(("plain",)).get_content()
+    assert "t-2.html" in office and about_xyb not in office, office
