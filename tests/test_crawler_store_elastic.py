@@ -159,6 +159,20 @@ def test_pages_and_hits_indexed_and_searched_in_chinese(cluster, db):
     assert {r["page_id"] for r in embedded} == {r["page_id"] for r in got["all"]}
 
 
+def test_a_traditional_page_is_found_by_simplified_words_and_its_own_characters_are_marked(cluster, db):
+    """The snippet is the embedded index's: the page's own characters, marked where the query's words are."""
+    config = cluster.config()
+    fill(db, target="gamma", base="http://gamma.example",
+         pages={"/": ("聚財寶理財", "香港聚財寶理財平台，穩健經營多年。本平台承諾保本保息，穩賺不賠。", [], "none")})
+    queue.enqueue_all(db)
+    run(_with(config, lambda es: setup(es, config)))
+    run(_with(config, lambda es: push_pending(db, es, config, refresh=True)))
+    for query in ("聚财宝 稳赚不赔", "聚財寶 穩賺不賠", "聚 财宝 稳赚不赔"):  # touching marks are one
+        (found,) = run(_with(config, lambda es: es_search(es, config, query, Filters())))
+        assert "【聚財寶】" in found["snippet"] and "【穩賺不賠】" in found["snippet"], found["snippet"]
+        assert found["snippet"] == db.index.search(query, Filters(), 20)[0]["snippet"]
+
+
 def test_outage_between_batches_loses_and_duplicates_nothing(cluster, db, gate, tmp_path):
     down = cluster.config(gate.url, batch_size=3)
     run(_with(down, lambda es: setup(es, down)))

@@ -3,8 +3,10 @@
 Every jieba word of the query must match (as in the embedded index), either as
 a word of the whitespace-analysed ``*_seg`` fields or as a phrase of the
 ``cjk``-analysed fields, so a word jieba splits differently in the page still
-matches by its bigrams. Snippets are the cluster's highlights of the page's own
-text, matches marked 【…】 like the embedded index's.
+matches by its bigrams. Snippets are cut from the page's own text as the embedded
+index cuts them (``crawler.store.search.snippet``), not the cluster's highlights: its
+``cjk`` analysis does not fold characters as the ``*_seg`` terms are folded, so a
+traditional page found by simplified words (聚財寶 by 聚财宝) came back unmarked.
 Settings: ``ElasticConfig`` (index_prefix, origin).
 """
 
@@ -17,19 +19,18 @@ from elasticsearch import AsyncElasticsearch
 from crawler.store.db import iso, parse_time
 from crawler.store.elastic_client import ClusterUnavailable  # noqa: F401  (re-exported for the CLI)
 from crawler.store.elastic_config import ElasticConfig
-from crawler.store.search import SNIPPET_RADIUS, Filters, query_terms
+from crawler.store.search import Filters, query_terms, snippet
 
 logger = logging.getLogger(__name__)
 
 FIELDS = ("title^3", "title_seg^3", "text", "text_seg")
 
 
-def build_query(query: str, filters: Filters, origin: str | None = None) -> tuple[dict, dict]:
-    """(query, highlight) bodies for the pages alias."""
-    terms = query_terms(query)
+def build_query(query: str, filters: Filters, origin: str | None = None) -> dict:
+    """The query body for the pages alias."""
     must = [
         {"multi_match": {"query": term, "type": "phrase", "fields": list(FIELDS)}}
-        for term in terms
+        for term in query_terms(query)
     ]
     filter_ = []
     if origin:
@@ -47,45 +48,28 @@ def build_query(query: str, filters: Filters, origin: str | None = None) -> tupl
         when["lt"] = iso(filters.until)
     if when:
         filter_.append({"range": {"fetched_at": when}})
-    marks = {"bool": {"should": [{"match_phrase": {"text": t}} for t in terms] or [{"match_all": {}}]}}
-    title_marks = {"bool": {"should": [{"match_phrase": {"title": t}} for t in terms] or [{"match_all": {}}]}}
-    highlight = {
-        "pre_tags": ["【"], "post_tags": ["】"], "encoder": "default",
-        "fields": {
-            "text": {"highlight_query": marks, "fragment_size": 2 * SNIPPET_RADIUS, "number_of_fragments": 1,
-                     "no_match_size": 2 * SNIPPET_RADIUS},
-            "title": {"highlight_query": title_marks, "number_of_fragments": 0},
-        },
-    }
-    return {"bool": {"must": must, "filter": filter_}}, highlight
+    return {"bool": {"must": must, "filter": filter_}}
 
 
 async def search(
     es: AsyncElasticsearch, config: ElasticConfig, query: str, filters: Filters, limit: int = 20,
 ) -> list[dict]:
     """Pages matching every word of the query, best first, as ``EmbeddedIndex.search`` returns them."""
-    if not query_terms(query):
+    terms = query_terms(query)
+    if not terms:
         return []
-    body_query, highlight = build_query(query, filters, config.origin)
     response = await es.search(
-        index=config.name("pages"), query=body_query, highlight=highlight, size=limit,
+        index=config.name("pages"), query=build_query(query, filters, config.origin), size=limit,
         source_excludes=["text_seg", "title_seg"],
         sort=["_score", {"fetched_at": "desc"}],
     )
-    return [result(hit) for hit in response["hits"]["hits"]]
+    return [result(hit, query, terms) for hit in response["hits"]["hits"]]
 
 
-def result(hit: dict) -> dict:
+def result(hit: dict, query: str, terms: list[str]) -> dict:
     src = hit["_source"]
-    fragments = (hit.get("highlight") or {}).get("text") or []
-    # cjk highlights mark each bigram of a phrase apart: join touching marks into one
-    snippet = fragments[0].replace("】【", "") if fragments else (src.get("text") or "")[: 2 * SNIPPET_RADIUS]
-    text = src.get("text") or ""
-    plain = snippet.replace("【", "").replace("】", "")
-    if plain and not text.startswith(plain):
-        snippet = "…" + snippet
-    if plain and not text.endswith(plain):
-        snippet += "…"
+    # a result listed by its title alone (a classifieds row) has no text: cut from the title
+    cut = snippet(src.get("text") or src.get("title") or "", query, terms)
     return {
         "page_id": src.get("page_id"),
         "hit_id": src.get("hit_id"),
@@ -97,7 +81,7 @@ def result(hit: dict) -> dict:
         "risk": src.get("risk") or "none",
         "score": src.get("score") or 0.0,
         "fetched_at": iso(parse_time(src["fetched_at"])) if src.get("fetched_at") else None,
-        "snippet": snippet.replace("\n", " "),
+        "snippet": cut,
         "rank": round(float(hit.get("_score") or 0.0), 4),
     }
 

@@ -215,9 +215,10 @@ def snippet(body: str, query: str, terms: list[str]) -> str:
 
     Matches are looked for in a copy of the text with its compatibility characters
     folded one for one (``classifiers.tokenize.fold_chars``), so a query for 18% marks
-    １８％ and the other way round.
+    １８％ and the other way round. Each word the user typed is marked whole where the page
+    has it (聚财宝, which jieba cuts 聚 / 财宝), else its jieba words; touching marks are one.
     """
-    words = sorted({fold_chars(query.strip()), *terms}, key=len, reverse=True)
+    words = sorted({*(fold_chars(part) for part in query.split()), *terms}, key=len, reverse=True)
     words = [w for w in words if w]
     if not words or not body:
         return body[: 2 * SNIPPET_RADIUS]
@@ -228,7 +229,10 @@ def snippet(body: str, query: str, terms: list[str]) -> str:
     end = min(len(body), (first.end() if first else 0) + SNIPPET_RADIUS)
     marked, at = [], start
     for m in pattern.finditer(folded, start, end):
-        marked += [body[at:m.start()], "【", body[m.start():m.end()], "】"]
+        if marked and m.start() == at:  # touching the previous match: one mark
+            marked[-1:] = [body[m.start():m.end()], "】"]
+        else:
+            marked += [body[at:m.start()], "【", body[m.start():m.end()], "】"]
         at = m.end()
     marked.append(body[at:end])
     window = "".join(marked).replace("\n", " ")
