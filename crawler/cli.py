@@ -15,6 +15,7 @@ from __future__ import annotations
 import importlib
 import logging
 import sys
+from datetime import datetime
 
 import click
 
@@ -48,7 +49,7 @@ class LazyGroup(click.Group):
 def main(verbose: int) -> None:
     """finpatrol: online patrol and early warning for internet-finance risk."""
     level = (logging.WARNING, logging.INFO, logging.DEBUG)[min(verbose, 2)]
-    formatter = (BriefFormatter if verbose == 0 else logging.Formatter)(LOG_FORMAT)
+    formatter = (BriefFormatter if verbose == 0 else ZonedFormatter)(LOG_FORMAT)
     logging.basicConfig(level=level, format=LOG_FORMAT)
     for handler in logging.getLogger().handlers:
         handler.setLevel(level)  # Scrapy's loggers set their own levels; the handler decides
@@ -58,7 +59,16 @@ def main(verbose: int) -> None:
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
-class BriefFormatter(logging.Formatter):
+class ZonedFormatter(logging.Formatter):
+    """Times with their UTC offset (2026-11-27T10:00:00.123+08:00): a server's clock is often
+    UTC while the office and the CLI's tables read local time, and a log line without its
+    zone is eight hours off for someone."""
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
+        return datetime.fromtimestamp(record.created).astimezone().isoformat(timespec="milliseconds")
+
+
+class BriefFormatter(ZonedFormatter):
     """One line per record, no traceback: the default, since a patrol's ordinary failures
     (a refused connection, a timeout) are logged by Scrapy with one, and are counted in
     the run's summary anyway; ``-v`` shows them."""

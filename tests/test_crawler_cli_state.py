@@ -306,3 +306,18 @@ def test_changes_of_a_run_that_does_not_exist_is_an_error_not_an_empty_answer(tm
     missing = cli("changes", "--config", str(config), "--run", str(run_id + 98))
     assert missing.returncode == 1, missing.stdout
     assert f"no patrol run {run_id + 98} in" in missing.stderr and "finpatrol runs" in missing.stderr
+
+
+def test_log_lines_carry_their_utc_offset(tmp_path):
+    """The server's clock may be UTC while the office reads Beijing time: a log line says which."""
+    import re
+
+    config = tmp_path / "patrol.yaml"
+    config.write_text(CONFIG.replace("patrolled-nowhere", "state"), encoding="utf-8")
+    store_hits(StateDB(load_config(config).db_url), [("local", "http://127.0.0.1:9/", "本平台保本保息", verdict([]))])
+    for zone, offset in (("Asia/Shanghai", "+08:00"), ("UTC", "+00:00")):
+        result = cli("-vv", "reindex", "--config", str(config), env={"TZ": zone})
+        assert result.returncode == 0, result.stderr
+        lines = [line for line in result.stderr.splitlines() if " DEBUG " in line]
+        assert lines and all(re.match(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}" + re.escape(offset) + " DEBUG ", line)
+                             for line in lines), result.stderr
