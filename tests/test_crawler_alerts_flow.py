@@ -652,7 +652,11 @@ def test_a_claim_the_rules_withdrew_and_a_later_change_restores_is_told_again(se
     deliver(config, db, now=MORNING + timedelta(hours=2))
     again = sink.wait_for(3)[2]
     (hit_id,) = hit_ids(db, url)
-    assert again["Subject"] == first["Subject"] and f"#{hit_id}" in again.get_body(("plain",)).get_content()
+    assert again["Subject"] == first["Subject"].replace(" - ", "（规则调整后重新认定） - "), again["Subject"]
+    body = again.get_body(("plain",)).get_content()
+    assert f"命中 #{hit_id}" in body and "曾因巡查规则调整撤销通报" in body and "再次认定为违规" in body, body
+    assert "再次认定为违规" not in first.get_body(("plain",)).get_content()
+    assert "再次认定为违规" in again.get_body(("html",)).get_content()
     assert rcpts(sink) == [{"cbrc@duty.test"}] * 3
     store_hits(db, [("xyb", url, text, guaranteed)], when=MORNING + timedelta(hours=3), verdict_by="rules-1")
     assert deliver(config, db, now=MORNING + timedelta(hours=3)).sent == [], "told again once, then deduplicated"

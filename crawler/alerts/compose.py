@@ -253,6 +253,8 @@ def subject_for(alerts: list[Alert], standing: dict[int, dict] | None = None) ->
     reworded = any(a.kind == "hit" and a.hit_id == alert.hit_id and a.payload.get("reworded_from") for a in alerts)
     state = (standing or {}).get(alert.id, {}).get("state")
     note = "（改写后仍违规）" if reworded else ""
+    if any(a.kind == "hit" and a.hit_id == alert.hit_id and a.payload.get("withdrawn_before") for a in alerts):
+        note += "（规则调整后重新认定）"
     note += {"rectified": "（已整改）", "gone": "（页面已下线）"}.get(state, "")
     where = f"（见于{p['found_on']['name']}）" if p.get("found_on") else ""  # not on its own site
     return f"【{risk}】{p['category_zh']}{kinds}{note} - {p['institution']}{where}{more}"

@@ -27,7 +27,7 @@ from crawler.alerts.records import (add_alert, claim_mark, hold_mark, mark_holds
 from crawler.alerts.routing import units_for_hit, units_for_opinion
 from crawler.alerts.rules import decide, is_urgent
 from crawler.alerts.taxonomy import category_text
-from crawler.alerts.withdrawals import withdrawal_alerts
+from crawler.alerts.withdrawals import withdrawal_alerts, withdrawn_before
 from crawler.config import PatrolConfig
 from crawler.evidence.models import Evidence
 from crawler.items import post_url
@@ -151,6 +151,8 @@ def _hit_alerts(session, config: PatrolConfig, hits: list[Hit], now: datetime) -
             payload = hit_payload(session, hit, category, about)
             if before is not None:
                 payload["reworded_from"] = reworded_from(before, category)
+            if (withdrawn := withdrawn_before(session, hit.id, category)) is not None:
+                payload["withdrawn_before"] = withdrawn
             alert = add_alert(
                 session, kind="hit", target_id=about.target_id, hit_id=hit.id, category=category,
                 risk=hit.risk, action=action, urgent=is_urgent(alerts, hit.risk), fingerprint=fingerprint,

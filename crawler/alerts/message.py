@@ -146,6 +146,7 @@ def by_hit(alerts: list[dict]) -> list[dict]:
             out.append(entry)
         entry["categories"].append(category)
         _merge_rewording(entry, alert.get("reworded_from"))
+        entry["withdrawn_before"] = entry.get("withdrawn_before") or alert.get("withdrawn_before")
     return out
 
 

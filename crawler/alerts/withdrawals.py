@@ -97,3 +97,12 @@ def _chain(hit_id: int, judged: dict[int, list[int]]) -> list[int]:
         frontier = [earlier for h in frontier for earlier in judged.get(h, ()) if earlier not in chain]
         chain += frontier
     return chain
+
+
+def withdrawn_before(session, hit_id: int, category: str) -> dict | None:
+    """What a hit alert says when the rules find a claim again that a unit was told is
+    withdrawn (the office took its rule change back): when the last notice was queued."""
+    at = session.scalar(select(Alert.created_at).where(
+        Alert.kind == "withdrawal", Alert.hit_id == hit_id, Alert.category == category)
+        .order_by(Alert.id.desc()).limit(1))
+    return {"at": iso(at)} if at is not None else None
