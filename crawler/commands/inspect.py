@@ -11,24 +11,33 @@ from crawler.commands.common import (
     shown_time,
 )
 from crawler.evidence.concerns import hit_concerns
-from crawler.store.queries import get_hit, list_hits
+from crawler.store.queries import get_hit, list_contents, list_hits
 from crawler.store.search import with_state
 from crawler.wording import published_time
 
 RISK_STYLE = {"high": "bold red", "medium": "yellow", "low": "cyan", "none": "dim"}
 
 
-def hits_table(rows: list[dict], config) -> Table:
+def hits_table(rows: list[dict], config, every_url: bool = False) -> Table:
     table = Table(caption=f"times in {config.alerts.timezone}")
-    for column in ("id", "target", "risk", "labels", "title", "url", "last seen", "state"):
+    for column in ("id", "target", "risk", "labels", "title", "url", "also at", "last seen", "state"):
         table.add_column(column, overflow="fold")
     for hit in rows:
         table.add_row(
             str(hit["id"]), hit["target"], f"[{RISK_STYLE[hit['risk']]}]{hit['risk']}[/]",
-            ", ".join(hit["labels"]), escape(hit["title"][:40]), escape(hit["url"]), shown_time(hit["last_seen"], config),
-            hit_state(hit, config),
+            ", ".join(hit["labels"]), escape(hit["title"][:40]), escape(hit["url"]), also_at(hit, every_url),
+            shown_time(hit["last_seen"], config), hit_state(hit, config),
         )
     return table
+
+
+def also_at(hit: dict, every_url: bool = False) -> str:
+    """``+5 URLs`` on the row of a content shown on other URLs too; with ``every_url``, where
+    each of its hits is a row, ``same as 30`` on all but its first hit (30)."""
+    if every_url and hit["same_content_as"] not in (None, hit["id"]):
+        return f"[dim]same as {hit['same_content_as']}[/]"
+    more = len(hit["also_at"])
+    return f"+{more} URL{'s' if more > 1 else ''}" if more else ""
 
 
 def hit_state(hit: dict, config) -> str:
@@ -52,16 +61,24 @@ def hit_state(hit: dict, config) -> str:
 @config_option
 @filter_options
 @json_option
-@click.option("--limit", type=ROW_COUNT, default=100, show_default=True, help="At most this many hits, newest first.")
-def hits(config_file, targets, category, risk, since, until, as_json, limit):
-    """List hits (pages flagged by the classifier), newest first: last seen latest, then the larger id."""
+@click.option("--limit", type=ROW_COUNT, default=100, show_default=True,
+              help="At most this many rows (with --json or --every-url: hits), newest first.")
+@click.option("--every-url", is_flag=True,
+              help="One row per hit, also for the URLs that show the same content as another.")
+def hits(config_file, targets, category, risk, since, until, as_json, limit, every_url):
+    """List hits (pages flagged by the classifier), newest first: last seen latest, then the larger id.
+
+    Live hits of one target whose pages say the same (same text, same labels: a redirect, query
+    variants) are one row, the first hit of that content, with how many more URLs show it
+    (--every-url lists each). --json gives every hit, with same_content_as and also_at."""
     config = load_or_exit(config_file)
     with open_db(config) as db:
-        rows = list_hits(db, make_filters(config, targets, category, risk, since, until, db), limit)
+        filters = make_filters(config, targets, category, risk, since, until, db)
+        rows = list_hits(db, filters, limit) if as_json or every_url else list_contents(db, filters, limit)
     if as_json:
         emit_json(rows)
     elif rows:
-        console.print(hits_table(rows, config))
+        console.print(hits_table(rows, config, every_url))
         more_may_follow(rows, limit)
     else:
         console.print("no hits match")
@@ -84,7 +101,8 @@ def search(query, config_file, targets, category, risk, since, until, as_json, l
     """Full-text search of patrolled pages (Chinese words segmented with jieba).
 
     A page that is gone, or whose hit was removed since, is still found (it is evidence)
-    and says so.
+    and says so. So is an earlier version of a page, for words the page no longer says
+    (embedded index): marked as such, with when it was seen and the hit it had.
     """
     config = load_or_exit(config_file)
     filters = make_filters(config, targets, category, risk, since, until)
@@ -100,6 +118,9 @@ def search(query, config_file, targets, category, risk, since, until, as_json, l
             if db.index is None:
                 raise click.ClickException("the embedded index needs a SQLite state DB")
             results = db.index.search(query, filters, limit)
+            if missing := db.index.versions.missing():
+                click.echo(f"{missing} earlier page versions are not searchable yet: run `finpatrol reindex` once",
+                           err=True)
         results = with_state(db, results)
     if as_json:
         emit_json(results)
@@ -110,10 +131,20 @@ def search(query, config_file, targets, category, risk, since, until, as_json, l
         labels = ", ".join(r["labels"]) or "no hit"
         state = result_state(r, config)
         console.print(f"[bold]{escape(r['title'] or r['url'])}[/]  [{RISK_STYLE[r['risk']]}]{r['risk']}[/] {labels}"
-                      + (f"  {state}" if state else ""))
+                      + earlier_version(r, config) + (f"  {state}" if state else ""))
         console.print(f"  {escape(r['url'])}  target={r['target']} hit={r['hit_id'] or '-'}")
         console.print("  " + escape(r["snippet"]).replace("【", "[reverse]【").replace("】", "】[/reverse]"))
     more_may_follow(results, limit)
+
+
+def earlier_version(result: dict, config) -> str:
+    """``  earlier version, seen 2026-11-20 – 2026-11-25, hit 3`` (the office's days) for a result
+    from words the page no longer says; "" for a page as it is now."""
+    if result.get("current", True):
+        return ""
+    seen = " – ".join(shown_time(result[f"version_{end}_seen"], config)[:10] for end in ("first", "last"))
+    had = f", hit {result['hit_id']}" if result["hit_id"] else ", no hit"
+    return f"  [bold magenta]earlier version, seen {seen}{had}[/]"
 
 
 def result_state(result: dict, config) -> str:
@@ -141,22 +172,25 @@ def result_state(result: dict, config) -> str:
 @config_option
 @json_option
 def reindex(config_file, as_json):
-    """Rebuild the embedded search index from the stored pages.
+    """Rebuild the embedded search index from the stored pages and their earlier versions.
 
     Run it once after an upgrade whose notes say that words are cut differently:
     until then, pages indexed before it are found by the old words only. With
     Elasticsearch, `finpatrol es sync --all` afterwards sends the new words there.
+    Also once after the upgrade that made earlier versions of pages searchable.
     """
     config = load_or_exit(config_file)
     with open_db(config) as db:
         if db.index is None:
             raise click.ClickException("the embedded index needs a SQLite state DB")
         if as_json:
-            emit_json([{"pages": db.index.rebuild()}])
+            emit_json([{"pages": db.index.rebuild(), "versions": db.index.versions.rebuild()}])
             return
         with console.status("re-indexing pages…") as status:
             pages = db.index.rebuild(progress=lambda done: status.update(f"re-indexing pages… {done} done"))
-    console.print(f"re-indexed {pages} pages")
+            versions = db.index.versions.rebuild(
+                progress=lambda done: status.update(f"re-indexing earlier versions… {done} done"))
+    console.print(f"re-indexed {pages} pages and {versions} earlier versions")
 
 
 @click.command()
@@ -164,8 +198,8 @@ def reindex(config_file, as_json):
 @config_option
 @json_option
 def show(hit_id, config_file, as_json):
-    """One hit: the institution it concerns, how a listing showed it, findings with the matched
-    words marked, yields, page and patrol info."""
+    """One hit: the institution it concerns, the other URLs that show the same content, how a
+    listing showed it, findings with the matched words marked, yields, page and patrol info."""
     config = load_or_exit(config_file)
     with open_db(config) as db:
         hit = get_hit(db, hit_id)
@@ -184,6 +218,8 @@ def show(hit_id, config_file, as_json):
     console.print(f"body sha256 {hit['sha256']}  context {hit['context'] or '-'}")
     console.print(f"state  {hit_state(hit, config)}")
     console.print(f"concerns {concerns_line(hit['attributed_to'])}")
+    for line in same_content_lines(hit):
+        console.print(line)
     if hit["listed"]:
         console.print(f"listed {listed_line(hit['listed'], config)}")
     for f in hit["findings"]:
@@ -194,6 +230,18 @@ def show(hit_id, config_file, as_json):
             f"  ¥ {escape(y['text'])} → {y['low_annual_pct']:.2f}%–{y['high_annual_pct']:.2f}% a year"
             f" ({y['period']}{', promised' if y.get('promised') else ''})"
         )
+
+
+def same_content_lines(hit: dict) -> list[str]:
+    """The other URLs (and hits) that show the same content as the hit, if any: what the same
+    claim looks like elsewhere on the target's site (a redirect, query variants)."""
+    if not hit["also_at"]:
+        return []
+    first = hit["same_content_as"]
+    whose = "" if first == hit["id"] else f" (first as hit {first})"
+    more = len(hit["also_at"])
+    lines = [f"same content also at {more} more URL{'s' if more > 1 else ''}{whose}:"]
+    return lines + [f"  hit {other['id']}  {escape(other['url'])}" for other in hit["also_at"]]
 
 
 def concerns_line(attributed: dict | None) -> str:

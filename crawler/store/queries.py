@@ -4,9 +4,13 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from crawler.store.db import StateDB, iso
+from crawler.store.db import StateDB, in_chunks, iso
 from crawler.store.models import Hit, HitCategory, PatrolRun, RunTarget
+from crawler.store.same_content import same_content, with_same_content
 from crawler.store.search import Filters
+
+CONTENT_BATCH = 200
+"""Hits whose contents ``list_contents`` reads at a time."""
 
 
 def hit_dict(hit: Hit) -> dict:
@@ -35,10 +39,10 @@ def hit_dict(hit: Hit) -> dict:
     }
 
 
-def list_hits(db: StateDB, filters: Filters, limit: int | None = None) -> list[dict]:
-    """Hits newest first: last seen latest (a claim still up outranks one seen once long ago),
-    then the larger id; filtered by target, category, risk and the time they were seen."""
-    query = select(Hit).order_by(Hit.last_seen.desc(), Hit.id.desc())
+def _filtered(query, filters: Filters):
+    """``query`` of hits newest first: last seen latest (a claim still up outranks one seen once
+    long ago), then the larger id; filtered by target, category, risk and the time they were seen."""
+    query = query.order_by(Hit.last_seen.desc(), Hit.id.desc())
     if filters.targets:
         query = query.where(Hit.target_id.in_(filters.targets))
     if filters.category:
@@ -51,16 +55,53 @@ def list_hits(db: StateDB, filters: Filters, limit: int | None = None) -> list[d
         query = query.where(Hit.last_seen >= filters.since)
     if filters.until:
         query = query.where(Hit.first_seen < filters.until)
+    return query
+
+
+def list_hits(db: StateDB, filters: Filters, limit: int | None = None) -> list[dict]:
+    """Every hit that matches ``filters``, newest first (:func:`_filtered`), with the other URLs
+    of its content (``same_content_as``, ``also_at``: ``crawler.store.same_content``)."""
+    query = _filtered(select(Hit), filters)
     if limit:
         query = query.limit(limit)
     with db.new_session() as session:
-        return [hit_dict(h) for h in session.scalars(query)]
+        return with_same_content(db, [hit_dict(h) for h in session.scalars(query)])
+
+
+def list_contents(db: StateDB, filters: Filters, limit: int | None = None) -> list[dict]:
+    """One hit per content among those that match ``filters``: its representative when that
+    matches too, else its newest hit that does; in the order of each content's newest matching
+    hit, at most ``limit``. A hit that shares its content with no other live hit is its own row.
+    The contents are read for the matching hits in turn, a batch at a time, until ``limit``."""
+    with db.new_session() as session:
+        ids = list(session.scalars(_filtered(select(Hit.id), filters)))
+    matched, groups = set(ids), {}
+    chosen: list[int] = []
+    shown: set[int] = set()
+    for batch in in_chunks(ids, CONTENT_BATCH):
+        groups |= same_content(db, [i for i in batch if i not in groups])
+        for hit_id in batch:
+            content = groups.get(hit_id)
+            if content is None:
+                chosen.append(hit_id)
+            elif content.representative not in shown:
+                shown.add(content.representative)
+                chosen.append(content.representative if content.representative in matched else hit_id)
+            if limit and len(chosen) >= limit:
+                break
+        if limit and len(chosen) >= limit:
+            break
+    with db.new_session() as session:
+        hits = {h.id: hit_dict(h) for chunk in in_chunks(chosen)
+                for h in session.scalars(select(Hit).where(Hit.id.in_(chunk)))}
+    return with_same_content(db, [hits[i] for i in chosen], groups)
 
 
 def get_hit(db: StateDB, hit_id: int) -> dict | None:
     with db.new_session() as session:
         hit = session.get(Hit, hit_id)
-        return hit_dict(hit) if hit else None
+        row = hit_dict(hit) if hit else None
+    return with_same_content(db, [row])[0] if row else None
 
 
 def run_dict(run: PatrolRun, targets: list[RunTarget]) -> dict:
