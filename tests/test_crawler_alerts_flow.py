@@ -96,7 +96,7 @@ def test_a_page_breaking_two_rules_is_shown_once_under_both_categories(setup, si
     assert f"* {names[0]} [guaranteed_return]；{names[1]} [high_yield]" in body or \
         f"* {names[1]} [high_yield]；{names[0]} [guaranteed_return]" in body, body
     assert body.count("http://127.0.0.1:9/xyb/a.html") == 1 and body.count("【保本保息】") == 1, "the page once"
-    assert msg["Subject"] == f"【高风险】{names[0]}等2类 - 重庆鑫盈宝网络科技有限公司", "two categories, not 另1项"
+    assert msg["Subject"] == f"【高风险】{names[0]}、{names[1]} - 重庆鑫盈宝网络科技有限公司", "two categories, not 另1项"
     html = msg.get_body(("html",)).get_content()
     assert html.count('<mark style="background:#ffe08a">保本保息</mark>') == 1
     bases = "；".join(f"{CATEGORIES[c].name_zh} {CATEGORIES[c].seed_section}" for c in ("guaranteed_return", "high_yield"))
@@ -692,3 +692,37 @@ def test_a_digest_files_a_forum_post_about_an_institution_under_it_and_says_wher
     assert "重庆鑫盈宝网络科技有限公司（2 条）" in html and "见于 <b>江津生活论坛</b>" in html, html
     office = by_unit["office"].get_body(("plain",)).get_content()
     assert "t-2.html" in office and about_xyb not in office, office
+
+
+def test_a_claim_back_after_it_was_rectified_is_told_again_at_once_as_such(setup, sink):
+    """整改后复现: the unit saw the claim go; its return within renotify_after is news, told once."""
+    config, db = setup({"renotify_after": "7d"})
+    url = "http://127.0.0.1:9/xyb/new.html"
+    claim, removed = "鑫盈宝新手标，保本保息，欢迎投资", "鑫盈宝新手标，欢迎投资"
+    guaranteed = verdict([finding("guaranteed_return", "保本保息", claim)])
+    store_hits(db, [("xyb", url, claim, guaranteed)], when=MORNING)
+    deliver(config, db, now=MORNING)
+    (first,) = sink.wait_for(1)
+    store_hits(db, [("xyb", url, removed, verdict([]))], when=MORNING + timedelta(hours=1))
+    assert deliver(config, db, now=MORNING + timedelta(hours=1)).sent == [], "a rectification is not mailed at once"
+
+    store_hits(db, [("xyb", url, claim, guaranteed)], when=MORNING + timedelta(hours=2))
+    deliver(config, db, now=MORNING + timedelta(hours=2))
+    again = sink.wait_for(2)[1]
+    (hit_id,) = hit_ids(db, url)
+    assert again["Subject"] == first["Subject"].replace(" - ", "（整改后复现） - "), again["Subject"]
+    body = again.get_body(("plain",)).get_content()
+    assert f"命中 #{hit_id}" in body and "整改后复现：2026-11-27 12:00" in body, body
+    assert "整改后复现" not in first.get_body(("plain",)).get_content()
+    assert rcpts(sink) == [{"cbrc@duty.test"}] * 2
+    store_hits(db, [("xyb", url, claim, guaranteed)], when=MORNING + timedelta(hours=3))
+    assert deliver(config, db, now=MORNING + timedelta(hours=3)).sent == [], "told of the return once"
+
+
+def test_a_subject_separates_category_names_that_hold_slashes():
+    from crawler.alerts.compose import category_names
+
+    names = [{"category_zh": CATEGORIES[c].name_zh} for c in ("fund_pool", "guaranteed_return", "high_yield",
+                                                                "false_advertising")]
+    assert category_names(names[:3]) == "资金池/期限错配/期限拆分、承诺保本保息/刚性兑付、显失合理的超高回报"
+    assert category_names(names) == "资金池/期限错配/期限拆分、承诺保本保息/刚性兑付等4类"

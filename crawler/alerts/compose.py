@@ -237,7 +237,6 @@ def subject_for(alerts: list[Alert], standing: dict[int, dict] | None = None) ->
     """The subject of an immediate message; ``alerts[0]`` leads, sorted as :func:`_queue` does.
     ``standing``: alert id → standing of a hit no longer live (:mod:`crawler.alerts.standing`)."""
     alert, p = alerts[0], alerts[0].payload
-    categories = sum(1 for a in alerts if a.kind == "hit" and a.hit_id == alert.hit_id) if alert.kind == "hit" else 1
     others = findings(alerts) - 1
     more = f"（另{others}项）" if others else ""
     if alert.kind == "opinion":
@@ -249,12 +248,21 @@ def subject_for(alerts: list[Alert], standing: dict[int, dict] | None = None) ->
     if alert.kind == "withdrawal":
         return f"【撤销通报】{p['category_zh']}（命中 #{p['hit_id']}）- {p['institution']}{more}"
     risk = zh(alert.risk, "risk")
-    kinds = f"等{categories}类" if categories > 1 else ""
-    reworded = any(a.kind == "hit" and a.hit_id == alert.hit_id and a.payload.get("reworded_from") for a in alerts)
+    same_hit = [a.payload for a in alerts if a.kind == "hit" and a.hit_id == alert.hit_id]
+    note = "".join(text for text, key in SUBJECT_NOTES if any(payload.get(key) for payload in same_hit))
     state = (standing or {}).get(alert.id, {}).get("state")
-    note = "（改写后仍违规）" if reworded else ""
-    if any(a.kind == "hit" and a.hit_id == alert.hit_id and a.payload.get("withdrawn_before") for a in alerts):
-        note += "（规则调整后重新认定）"
     note += {"rectified": "（已整改）", "gone": "（页面已下线）"}.get(state, "")
     where = f"（见于{p['found_on']['name']}）" if p.get("found_on") else ""  # not on its own site
-    return f"【{risk}】{p['category_zh']}{kinds}{note} - {p['institution']}{where}{more}"
+    return f"【{risk}】{category_names(same_hit)}{note} - {p['institution']}{where}{more}"
+
+
+SUBJECT_NOTES = (("（改写后仍违规）", "reworded_from"), ("（整改后复现）", "reopened_at"),
+                 ("（规则调整后重新认定）", "withdrawn_before"))
+"""What a hit alert's subject adds when one of its categories' payloads has the key."""
+
+
+def category_names(payloads: list[dict]) -> str:
+    """The categories of one page's alert, 、-separated (names such as 资金池/期限错配/期限拆分 hold
+    slashes, so "A等3类" read as A's three parts): all of up to three, else two and the count."""
+    names = [payload["category_zh"] for payload in payloads]
+    return "、".join(names) if len(names) <= 3 else f"{'、'.join(names[:2])}等{len(names)}类"

@@ -132,23 +132,27 @@ def _hit_alerts(session, config: PatrolConfig, hits: list[Hit], now: datetime) -
             before = _reworded(earlier.get(hit.id), category, fingerprint)
             reworded_at = as_utc(before.removed_at) if before is not None else None
             units = units_for_hit(config.routing, about.business, category, hit.risk)
-            told = units_told_of_post(session, post, category, hit.page_id, units, action, hit.risk, since,
+            # a telling before the claim came back (rectified or gone, then back) told of its first time
+            fresh = max(since, as_utc(hit.reopened_at)) if hit.reopened_at is not None else since
+            told = units_told_of_post(session, post, category, hit.page_id, units, action, hit.risk, fresh,
                                       reworded_at=reworded_at)
             units = [unit for unit in units if unit not in told]
             # a record left out (its post told) claims no mark: it would hold back the next telling
-            if not units or mark_holds(session, about.target_id, category, fingerprint, now, alerts.renotify_after):
+            if not units or mark_holds(session, about.target_id, category, fingerprint, fresh):
                 continue
             # units told of these words of this page under another key: the found-on target,
             # before alerts were filed under the institution a hit concerns, or another institution
-            on_page = units_told_of_page(session, hit.page_id, category, fingerprint, units, action, hit.risk, since)
+            on_page = units_told_of_page(session, hit.page_id, category, fingerprint, units, action, hit.risk, fresh)
             units = [unit for unit in units if unit not in on_page]
             if not units:  # the key holds from that telling on, as it would have had it been this key
                 hold_mark(session, about.target_id, category, fingerprint, max(on_page.values()))
                 continue
-            claim_mark(session, about.target_id, category, fingerprint, now, alerts.renotify_after)
+            hold_mark(session, about.target_id, category, fingerprint, now)
             mark_post_told(session, post, category, hit.page_id, units, action, hit.risk, now,
                            reworded=before is not None)
             payload = hit_payload(session, hit, category, about)
+            if hit.reopened_at is not None:
+                payload["reopened_at"] = iso(hit.reopened_at)
             if before is not None:
                 payload["reworded_from"] = reworded_from(before, category)
             if (withdrawn := withdrawn_before(session, hit.id, category)) is not None:

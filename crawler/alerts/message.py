@@ -146,7 +146,8 @@ def by_hit(alerts: list[dict]) -> list[dict]:
             out.append(entry)
         entry["categories"].append(category)
         _merge_rewording(entry, alert.get("reworded_from"))
-        entry["withdrawn_before"] = entry.get("withdrawn_before") or alert.get("withdrawn_before")
+        for key in ("withdrawn_before", "reopened_at"):  # said of the page: once, whichever category says it
+            entry[key] = entry.get(key) or alert.get(key)
     return out
 
 

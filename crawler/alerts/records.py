@@ -50,11 +50,11 @@ def get_mark(session, target_id: str, category: str, fingerprint: str) -> AlertM
     )
 
 
-def mark_holds(session, target_id: str, category: str, fingerprint: str, now: datetime,
-               renotify_after: float) -> bool:
-    """True when the same key alerted within ``renotify_after`` (:func:`claim_mark` would refuse)."""
+def mark_holds(session, target_id: str, category: str, fingerprint: str, since: datetime) -> bool:
+    """True when the same key alerted since ``since`` (now less ``renotify_after``, or later:
+    when the claim came back after it was rectified, a telling before that told of its first time)."""
     mark = get_mark(session, target_id, category, fingerprint)
-    return mark is not None and now - as_utc(mark.last_alerted) < timedelta(seconds=renotify_after)
+    return mark is not None and as_utc(mark.last_alerted) > since
 
 
 def claim_mark(
@@ -73,9 +73,9 @@ def claim_mark(
 
 
 def hold_mark(session, target_id: str, category: str, fingerprint: str, at: datetime) -> None:
-    """Set the mark of a key to ``at``, when its words were told then under another key (see
-    :func:`units_told_of_page`), unless it was claimed later: its ``renotify_after`` runs from
-    that telling, as it would have had the alert been filed under this key."""
+    """Set the mark of a key to ``at`` (when its words were told), unless it was set later: its
+    ``renotify_after`` runs from that telling. ``at`` is earlier than now when they were told under
+    another key (see :func:`units_told_of_page`), as it would have had the alert been filed under this key."""
     mark = get_mark(session, target_id, category, fingerprint)
     if mark is None:
         mark = AlertMark(target_id=target_id, category=category, fingerprint=fingerprint, count=0)
