@@ -84,6 +84,10 @@ def test_grading_takes_the_most_severe_matching_rule_and_lists_every_reason():
     result = grade(config, [hit(["collapse_signal"], "high")])
     assert result.grade == "高风险" and result.reasons[0].startswith("高风险：") and len(result.reasons) == 3
     assert grade(config, [hit(["illegal_fundraising"], "high", removed=True)]).grade == "正常", "rectified hits"
+    taken_down = hit(["collapse_signal", "guaranteed_return"], "high", removed=True)
+    assert grade(config, [taken_down]).grade == "高风险", "a collapse notice taken down was seen: no rectification"
+    promises = GradingConfig(rules=[{"grade": "重点关注", "when": {"categories": ["guaranteed_return"]}}])
+    assert grade(promises, [taken_down]).grade == "正常", "its promise removed with it is rectified"
     strict = GradingConfig(rules=[{"grade": "重点关注", "when": {"min_opinion": 2, "categories": ["collapse_signal"]}}])
     assert grade(strict, [hit(["collapse_signal"])]).grade == "正常"
     assert grade(strict, [hit(["collapse_signal"]), hit(["collapse_signal"])]).grade == "重点关注"

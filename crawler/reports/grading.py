@@ -8,7 +8,10 @@ of ``categories``, at least ``min_risk``, at least ``min_hits`` such hits, a cla
 yield of at least ``min_yield_pct``, at least ``min_opinion`` posts with an opinion
 signal (a collapse_signal / mass_incident hit). Hits count by page: the hits of one post
 (its page on a target's site, on an opinion source, its listed snippet) count
-once. Removed (rectified) hits count only with ``include_removed``. The grade is
+once. Removed (rectified) hits count only with ``include_removed``, but for their
+opinion signals: a collapse or 维权 notice taken down was seen, and taking it down is
+no rectification (if anything it is one more sign), so a removed hit still counts by its
+collapse_signal / mass_incident labels, and by them only. The grade is
 the most severe matching rule; every matching rule is listed as a reason, so an
 investigator sees why.
 """
@@ -107,9 +110,12 @@ def describe(when: When) -> str:
 
 
 def _matches(when: When, hit: HitFacts) -> bool:
+    labels = set(hit.labels)
     if hit.removed and not when.include_removed:
-        return False
-    if when.categories and not set(when.categories) & set(hit.labels):
+        labels &= OPINION_CATEGORIES  # a signal seen stays seen; a violation removed is rectified
+        if not labels:
+            return False
+    if when.categories and not set(when.categories) & labels:
         return False
     if when.min_risk and RISK_RANK.get(hit.risk, 0) < RISK_RANK[when.min_risk]:
         return False
