@@ -187,6 +187,20 @@ def test_export_writes_files_that_match_the_manifest(state, tmp_path):
     basis = {b["category"]: b["seed_section"] for b in manifest["legal_basis"]}
     assert basis == {"guaranteed_return": "二(一)1, 二(二)2", "high_yield": "三(四)"}
     assert manifest["patrol_run"] == run_id and manifest["verified"] is True
+    assert manifest["records_verified"] is True and manifest["file_verified"] is True
+    assert manifest["file_problems"] == []
+
+
+def test_export_from_a_file_still_being_written_checks_its_records_only(state, tmp_path):
+    db, root = state
+    run_id = start_run(db, "test")
+    (item,) = store(db, [page_item("http://xyb.test/", CLAIM)], run_id)
+    archive = Archive(db, root, EvidenceConfig())
+    archive.capture(item, run_id)  # not closed: no size or SHA-256 recorded for the file yet
+    manifest = export_hit(db, root, item.hit_id, tmp_path / "handover")
+    archive.close()
+    assert manifest["verified"] is True and manifest["records_verified"] is True
+    assert manifest["file_verified"] is None and manifest["file_problems"] == []
 
 
 def test_recapture_only_when_new_or_changed_and_archive_all(state):
@@ -287,6 +301,46 @@ def test_export_refuses_a_folder_holding_files_and_names_a_folder_it_cannot_writ
     unwritable = export(plain.hit_id, a_file / "out")
     assert unwritable.returncode == 1, unwritable.stderr
     assert unwritable.stderr.strip().splitlines() == [f"Error: cannot write {a_file / 'out'}: Not a directory"]
+
+
+def test_export_of_a_hit_whose_file_fails_its_close_hash_says_so_warns_and_exits_1(tmp_path):
+    """A byte changed outside the hit's records (here in the file's warcinfo record): the records
+    verify and are handed over, but neither the manifest nor the exit status may say all is well."""
+    config = tmp_path / "patrol.yaml"
+    config.write_text("state_dir: state\ntargets:\n"
+                      "  - {id: xyb, name: 鑫盈宝, business: p2p, urls: ['http://xyb.test/']}\n", encoding="utf-8")
+    root = tmp_path / "state" / "evidence"
+    with StateDB(load_config(config).db_url) as db:
+        run_id = start_run(db, "test")
+        (item,) = store(db, [page_item("http://xyb.test/", CLAIM, screenshot=png_bytes())], run_id)
+        archive = Archive(db, root, EvidenceConfig())
+        evidence_id = archive.capture(item, run_id)
+        archive.close()
+        with db.new_session() as session:
+            ev = session.get(Evidence, evidence_id)
+    warc = root / ev.warc_file
+    data = bytearray(warc.read_bytes())
+    assert min(r["offset"] for r in ev.records) > 20, "byte 20 is in the warcinfo record, not the hit's"
+    data[20] ^= 0x01
+    warc.write_bytes(bytes(data))
+
+    verified = cli("evidence", "verify", "--config", str(config))
+    assert verified.returncode == 1 and "file SHA-256 differs" in verified.stdout, verified.stdout
+    assert f"hit {item.hit_id}:" not in verified.stdout, "the hit's own records are intact"
+
+    out = tmp_path / "handover"
+    exported = cli("evidence", "export", str(item.hit_id), str(out), "--config", str(config))
+    assert exported.returncode == 1, exported.stdout + exported.stderr
+    assert f"FAIL file: {ev.warc_file}: file SHA-256 differs from the one recorded at close" in exported.stderr
+    assert f"Warning: hit {item.hit_id}'s own WARC records verified" in exported.stderr
+    assert "verified: false" in exported.stderr and "finpatrol evidence verify" in exported.stderr
+    manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
+    assert manifest["verified"] is False
+    assert manifest["records_verified"] is True and manifest["file_verified"] is False
+    assert manifest["file_problems"] == ["file SHA-256 differs from the one recorded at close"]
+    assert (out / "page.html").read_bytes() == item.body, "the intact records are still handed over"
+    for name, entry in manifest["files"].items():
+        assert hashlib.sha256((out / name).read_bytes()).hexdigest() == entry["sha256"], name
 
 
 def listed_forum_post(db, run_id: int, url: str = "http://bbs.test/thread-104.html#listed", attributed: bool = True):

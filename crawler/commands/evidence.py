@@ -49,7 +49,10 @@ def verify_command(config_file, as_json, since):
 @config_option
 @click.option("--latest", is_flag=True, help="Export the latest capture instead of the first.")
 def export_command(hit_id, directory, config_file, latest):
-    """Write a hit's page bytes, screenshot, headers and manifest.json into DIRECTORY (new or empty)."""
+    """Write a hit's page bytes, screenshot, headers and manifest.json into DIRECTORY (new or empty).
+
+    Exits 1 when the WARC file holding the capture fails the SHA-256 recorded at its close: the
+    hit's records verified and are written, but manifest.json says verified: false."""
     config = load_or_exit(config_file)
     db = open_db(config)
     try:
@@ -66,6 +69,20 @@ def export_command(hit_id, directory, config_file, latest):
         console.print(f"{entry['sha256']}  {escape(str(directory / name))}")
     console.print(f"{escape(str(directory / 'manifest.json'))}: hit {hit_id}, fetched "
                   f"{manifest['fetched_at']['asia_shanghai']} (Asia/Shanghai)")
+    if manifest["file_verified"] is False:
+        _file_failed(hit_id, manifest)
+
+
+def _file_failed(hit_id: int, manifest: dict) -> None:
+    """The hit's records verified, but the WARC file they are in no longer hashes as it did when closed."""
+    warc = manifest["warc"]["file"]
+    for what in manifest["file_problems"]:
+        click.echo(f"FAIL file: {warc}: {what}", err=True)
+    click.echo(f"Warning: hit {hit_id}'s own WARC records verified and were exported, but the file holding them, "
+               f"{warc}, fails the check recorded when it was closed: something else in it changed. "
+               "manifest.json says verified: false (records_verified: true, file_verified: false); "
+               "run `finpatrol evidence verify` before handing this export over.", err=True)
+    raise SystemExit(1)
 
 
 COMMANDS = (evidence,)

@@ -8,7 +8,10 @@ Asia/Shanghai, SHA-256 and a description of every file, target, the institution 
 concerns (``attributed_to``) and how a channel or source listed it (``listed``), labels,
 findings, rule ids and the legal basis of each category (the seed section,
 江津府办发〔2016〕52号). The capture is verified first; export refuses evidence that fails
-verification.
+verification. The WARC file holding the capture is checked against the size and SHA-256
+recorded when it was closed, too: when that fails (a byte changed elsewhere in the file)
+the intact records are still exported, but the manifest says ``verified: false`` and
+``file_verified: false`` with the file's problems, and the command warns and exits 1.
 """
 
 from __future__ import annotations
@@ -24,8 +27,8 @@ from sqlalchemy import select
 
 from crawler.evidence.archive import live_rule_ids
 from crawler.evidence.concerns import attributed_to, listing
-from crawler.evidence.models import Evidence
-from crawler.evidence.verify import Problem, check_capture
+from crawler.evidence.models import Evidence, EvidenceFile
+from crawler.evidence.verify import Problem, check_capture, check_file
 from crawler.store.db import StateDB, as_utc
 from crawler.store.models import Hit, TargetRow
 
@@ -106,10 +109,12 @@ def export_hit(db: StateDB, root: Path, hit_id: int, out_dir: Path, capture: str
             raise ExportError(f"hit {hit_id} has no WARC capture (was the evidence pipeline enabled?)")
         target = session.get(TargetRow, hit.target_id)
         concerns = {"attributed_to": attributed_to(session, hit), "listed": listing(session, hit)}
-    chosen = captures[0] if capture == "first" else captures[-1]
+        chosen = captures[0] if capture == "first" else captures[-1]
+        file_row = session.get(EvidenceFile, chosen.warc_file)
     problems, loaded = check_capture(root, chosen)
     if problems:
         raise ExportError(f"hit {hit_id}: the evidence fails verification", problems)
+    file_check = _check_containing_file(root, file_row)
     out_dir.mkdir(parents=True, exist_ok=True)
     meta = loaded.metadata or {}
     headers = meta.get("http", {}).get("headers", {})
@@ -129,10 +134,21 @@ def export_hit(db: StateDB, root: Path, hit_id: int, out_dir: Path, capture: str
     for name, (data, description) in files.items():
         (out_dir / name).write_bytes(data)
         written[name] = {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data), "description": description}
-    manifest = _manifest(hit, target, concerns, chosen, captures, written)
+    manifest = _manifest(hit, target, concerns, chosen, captures, written, file_check)
     (out_dir / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False, indent=2), encoding="utf-8")
     logger.info("exported hit %s (capture %s) to %s", hit_id, chosen.id, out_dir)
     return manifest
+
+
+def _check_containing_file(root: Path, row: EvidenceFile | None) -> dict:
+    """The capture's WARC file against the size and SHA-256 recorded at its close.
+
+    ``file_verified`` is None when no hash was recorded: the file is still being written
+    (or its writer died), so only its records can be checked, as ``evidence verify`` does."""
+    if row is None or row.sha256 is None:
+        return {"file_verified": None, "file_problems": []}
+    problems = check_file(root, row)
+    return {"file_verified": not problems, "file_problems": [p.what for p in problems]}
 
 
 def _head(meta: dict) -> str:
@@ -143,7 +159,7 @@ def _head(meta: dict) -> str:
 
 
 def _manifest(hit: Hit, target: TargetRow | None, concerns: dict, ev: Evidence, captures: list[Evidence],
-              files: dict) -> dict:
+              files: dict, file_check: dict) -> dict:
     return {
         "hit_id": hit.id,
         "url": ev.url,
@@ -188,5 +204,7 @@ def _manifest(hit: Hit, target: TargetRow | None, concerns: dict, ev: Evidence, 
         ],
         "files": files,
         "exported_at": both_zones(datetime.now(UTC)),
-        "verified": True,
+        "verified": file_check["file_verified"] is not False,  # the records did (else no export), and their file
+        "records_verified": True,
+        **file_check,
     }
