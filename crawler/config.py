@@ -29,7 +29,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from crawler.alerts.config import AlertsConfig, RoutingConfig, SmtpConfig
-from crawler.config_channels import Channels, Sources, pseudo_target
+from crawler.config_channels import Channels, Sources
+from crawler.config_refs import from_config, from_raw, reference_problems
 from crawler.config_yaml import (
     alias_loop,
     duplicate_keys,
@@ -37,7 +38,6 @@ from crawler.config_yaml import (
     field_path,
     line_index,
     problems,
-    unknown_id,
 )
 from crawler.evidence.config import EvidenceConfig
 from crawler.reports.grading import GradingConfig
@@ -249,40 +249,14 @@ class PatrolConfig(_Frozen):
 
     @model_validator(mode="after")
     def _cross_references(self) -> "PatrolConfig":
-        """Ids that must be unique or must exist, each named at its own field."""
-        problems: list[tuple[tuple, str]] = []
-        lists = {("targets",): ("target", self.targets), ("channels",): ("channel", self.channels),
-                 ("sources",): ("source", self.sources), ("schedules", "jobs"): ("job", self.schedules.jobs)}
-        for path, (kind, items) in lists.items():
-            seen: set[str] = set()
-            for i, item in enumerate(items):
-                if item.id in seen:
-                    problems.append(((*path, i, "id"), f"duplicate {kind} id {item.id!r}"))
-                seen.add(item.id)
+        """Ids that must be unique or must exist, and start URLs in scope, each named at its own field."""
+        problems = reference_problems(from_config(self))
         for i, target in enumerate(self.targets):
             for j, url in enumerate(target.urls):
                 host = urlsplit(url).hostname or ""
                 if not in_scope(url, target.allowed_domains):
                     problems.append((("targets", i, "urls", j), f"{url} is outside allowed_domains "
                                      f"({', '.join(target.allowed_domains)}): the patrol would not fetch it; add {host}"))
-        known = {
-            "site_patrol": ("target", {t.id for t in self.targets}),
-            "ad_channel": ("channel", {c.id for c in self.channels}),
-            "opinion": ("source", {s.id for s in self.sources}),
-        }
-        for i, job in enumerate(self.schedules.jobs):
-            kind, ids = known[job.spider]
-            for j, wanted in enumerate(job.targets):
-                if wanted not in ids:
-                    choices = ", ".join(sorted(ids)) or "none configured"
-                    problems.append((("schedules", "jobs", i, "targets", j), f"unknown {kind} {wanted!r} (known: {choices})"))
-        # per-target alert rules are looked up by the id the pages are stored under
-        pages_of = [t.id for t in self.targets] + [pseudo_target("channel", c.id) for c in self.channels]
-        pages_of += [pseudo_target("source", s.id) for s in self.sources]
-        for key in self.alerts.targets:
-            if key not in pages_of:
-                listed = [p for p in (pseudo_target("channel", key), pseudo_target("source", key)) if p in pages_of]
-                problems.append((("alerts", "targets", key), unknown_id("target", key, pages_of, *listed[:1])))
         if problems:
             raise field_errors(problems)
         return self
@@ -380,17 +354,16 @@ def parse_config(text: str, path: str | Path = "<string>") -> PatrolConfig:
     loop = alias_loop(node)
     if loop is not None:
         raise ConfigError(path, [f"line {loop}: the node anchored here contains an alias of itself"])
-    duplicates = duplicate_keys(node)
-    if duplicates:
-        raise ConfigError(path, duplicates)
+    duplicates = duplicate_keys(node)  # reported with every other error, in file order
     lines = line_index(node)
     try:
         config = PatrolConfig.model_validate(data)
     except ValidationError as e:
-        raise ConfigError(path, problems(e.errors(), data, lines, PatrolConfig)) from None
-    slips = problems([], data, lines, PatrolConfig)
+        found = problems(e.errors() + _unchecked_references(e, data), data, lines, PatrolConfig)
+        raise ConfigError(path, _by_line(duplicates + found)) from None
+    slips = duplicates + problems([], data, lines, PatrolConfig)
     if slips:
-        raise ConfigError(path, slips)
+        raise ConfigError(path, _by_line(slips))
     # Absolute, so a path means the same to a crawl subprocess started in another directory.
     base = path.absolute().parent if path.name != "<string>" else Path.cwd()
     state_dir = _resolve(base, config.state_dir)
@@ -414,6 +387,19 @@ def parse_config(text: str, path: str | Path = "<string>") -> PatrolConfig:
             "source": path,
         }
     )
+
+
+def _by_line(found: list[str]) -> list[str]:
+    """Problems in file order by their ``line N:`` (those without a line first, as ``problems`` puts them)."""
+    return sorted(found, key=lambda p: int(m.group(1)) if (m := re.match(r"line (\d+):", p)) else 0)
+
+
+def _unchecked_references(error: ValidationError, data: dict) -> list[dict]:
+    """The id problems of the YAML as written, as pydantic errors, where validation stopped before
+    ``_cross_references`` ran (another setting is wrong): every independent error at once."""
+    told = {(err["loc"], err["msg"]) for err in error.errors()}
+    return [{"type": "value_error", "loc": loc, "msg": why, "input": None}
+            for loc, why in reference_problems(from_raw(data)) if (loc, why) not in told]
 
 
 def _resolve_sqlite(base: Path, database_url: str | None) -> str | None:

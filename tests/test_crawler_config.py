@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import cli
 from crawler.config import ConfigError, load_config, parse_config
 
 GOOD = """\
@@ -75,6 +76,43 @@ def test_bad_url_is_named_with_index(tmp_path):
 def test_duplicate_ids_are_named_at_the_second_id(tmp_path):
     message = errors_of(GOOD.replace("id: local", "id: xinyingbao"), tmp_path)
     assert "line 9: targets[1].id: duplicate target id 'xinyingbao'" in message
+
+
+def test_a_duplicate_id_is_reported_with_the_other_errors_of_the_file(tmp_path):
+    """Validation stops before the cross-checks when an entry is incomplete; the ids are checked
+    as written then, so one run of check-config names every independent error."""
+    config = tmp_path / "patrol.yaml"
+    config.write_text("""\
+targets:
+  - id: a1
+    name: 甲
+    business: p2p
+    urls: [https://a.example.com/]
+  - id: a1
+    business: p2p
+schedules:
+  jobs:
+    - {id: nightly, targets: [a1, a2], interval: 1h}
+alerts:
+  targets:
+    b1: []
+state_dir: state
+state_dir: other
+""", encoding="utf-8")
+    result = cli("check-config", "--config", str(config))
+    assert result.returncode == 1, result.stdout
+    assert result.stderr.splitlines() == [f"Error: {config}: line 6: targets[1].name: required setting is missing",
+                                          f"{config}: line 6: targets[1].urls: required setting is missing",
+                                          f"{config}: line 6: targets[1].id: duplicate target id 'a1'",
+                                          f"{config}: line 10: schedules.jobs[0].targets[1]: unknown target 'a2' "
+                                          "(known: a1)",
+                                          f"{config}: line 13: alerts.targets.b1: unknown target 'b1'; known: a1",
+                                          f"{config}: line 15: state_dir: duplicate key 'state_dir' "
+                                          "(first given on line 14)"]
+    alone = GOOD.replace("id: local", "id: xinyingbao").replace("    name: 本地测试\n", "")
+    message = errors_of(alone, tmp_path)
+    assert "line 9: targets[1].id: duplicate target id 'xinyingbao'" in message
+    assert "line 9: targets[1].name: required setting is missing" in message
 
 
 @pytest.mark.parametrize("old, new, expected", [
