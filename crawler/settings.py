@@ -18,6 +18,15 @@ USER_AGENT = (
     "district rectification office; +https://github.com/finpatrol)"
 )
 
+# Chinese first: a bilingual platform answers Scrapy's default (Accept-Language: en) with its
+# English pages, where the claims the classifier reads are not. Rendered pages also get a
+# zh-CN browser locale (navigator.language: spiders.site_patrol).
+DEFAULT_REQUEST_HEADERS = {
+    "Accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8",
+    "Accept-Language": "zh-CN,zh;q=0.9,en;q=0.5",
+}
+FINPATROL_BROWSER_LOCALE = "zh-CN"
+
 # The patrol config the spiders and pipelines read (the CLI passes it too).
 FINPATROL_CONFIG = os.environ.get("FINPATROL_CONFIG", "patrol.yaml")
 # Comma-separated target ids to patrol; empty means every enabled target.

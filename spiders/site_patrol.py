@@ -119,6 +119,7 @@ class SitePatrolSpider(scrapy.Spider):
         spider._set_crawler(crawler)
         spider.settle_seconds = crawler.settings.getfloat("FINPATROL_RENDER_SETTLE")
         spider.pages_per_context = crawler.settings.getint("FINPATROL_RENDER_PAGES_PER_CONTEXT")
+        spider.browser_locale = crawler.settings.get("FINPATROL_BROWSER_LOCALE")
         spider.rendered_count = 0
         spider.context_inflight = Counter()  # context name → rendered requests not yet finished
         spider.context_objects = {}  # context name → its BrowserContext, once a page showed it
@@ -248,6 +249,7 @@ class SitePatrolSpider(scrapy.Spider):
             "playwright": True,
             "playwright_include_page": True,
             "playwright_context": context_name,
+            "playwright_context_kwargs": {"locale": self.browser_locale},  # used when the context is made
             "playwright_page_goto_kwargs": {"wait_until": "domcontentloaded"},
         }
         if crawl.target.screenshot == "always":

@@ -143,3 +143,18 @@ def test_a_rendered_download_that_never_ends_is_given_up_retried_once_and_counte
     assert stats_of(config)["render/retries"] == 1
     run = json_lines(cli("runs", "--config", str(config), "--json", "--limit", "1").stdout)[0]["targets"]["stuck"]
     assert (run["pages"], run["failed"], run["errors"]) == (1, 1, {"render_stalled": 1})
+
+
+BY_LANGUAGE = """<!DOCTYPE html><html><head><meta charset="utf-8"><title>云端普惠</title></head>
+<body><div id="app"></div><script>
+document.getElementById('app').textContent = navigator.language.indexOf('zh') === 0
+  ? '本平台承诺保本保息，稳赚不赔，年化收益率高达18%。' : 'Welcome to our lending platform.';
+</script></body></html>"""
+
+
+def test_a_rendered_page_that_picks_its_language_in_the_browser_shows_chinese(make_config):
+    with SiteServer(routes({"/": BY_LANGUAGE})) as site:
+        config = make_config([{"id": "js", "urls": [site.url("/")], "render": "always"}])
+        result = cli("patrol", "--config", str(config), env=FAST)
+        assert result.returncode == 0, result.stderr
+        assert "guaranteed_return" in labels_by_url(config)[site.url("/")]

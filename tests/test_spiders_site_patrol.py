@@ -445,3 +445,20 @@ def test_a_target_of_kind_forum_is_read_as_posts_about_others(make_config, patro
     assert (shown["attributed_to"]["id"], shown["attributed_to"]["reason"]) == ("platform", "name"), shown
     dossier = json.loads(cli("dossier", "platform", "--config", str(config), "--format", "json").stdout)
     assert hits["forum"]["id"] in {h["id"] for h in dossier["hits"]}, "the post is in the file of the one it names"
+
+
+def test_a_bilingual_site_is_asked_for_its_chinese_pages(make_config, patrol):
+    """Such a platform picks the language from Accept-Language; its English page hides the claim."""
+
+    def home(request):
+        if (request.headers.get("Accept-Language") or "").lower().startswith("zh"):
+            return Reply(headers={"Content-Type": "text/html; charset=utf-8"},
+                         body=page("鑫盈宝", "本平台承诺保本保息，稳赚不赔。").encode())
+        return Reply(headers={"Content-Type": "text/html; charset=utf-8"},
+                     body=page("Xinyingbao", "Welcome to our lending platform.").encode())
+
+    with SiteServer(routes({"/": home})) as site:
+        config = make_config([{"id": "p2p", "urls": [site.url("/")]}])
+        assert patrol(config).returncode == 0
+    (hit,) = json_lines(cli("hits", "--config", str(config), "--json").stdout)
+    assert "guaranteed_return" in hit["labels"], hit
