@@ -50,6 +50,8 @@ logger = logging.getLogger(__name__)
 DEFAULT_CONFIG = "patrol.yaml"
 BUSINESS_TYPES = tuple(BUSINESS)  # the codes of crawler.wording's names: p2p, crowdfunding, … other
 TARGET_ID = re.compile(r"^[a-z0-9_-]+$")
+SPREADSHEET_NUMBER = re.compile(r"\d(\.\d+)?[eE]\+?\d+")
+"""``9.15001E+17``: how Excel shows (and exports) a long number it has already cut to 15 digits."""
 EXAMPLE_DB_URL = "postgresql://user:password@host/finpatrol or sqlite:////srv/finpatrol.db"
 
 
@@ -147,7 +149,11 @@ class Target(_Frozen):
     @classmethod
     def _credit_code_format(cls, value: str | None) -> str | None:
         if value is not None and not re.fullmatch(r"[0-9A-Z]{18}", value):
-            raise ValueError("expected an 18-character 统一社会信用代码 (digits and capital letters)")
+            why = "expected an 18-character 统一社会信用代码 (digits and capital letters)"
+            if SPREADSHEET_NUMBER.fullmatch(value):
+                why += (f", got {value!r}: a spreadsheet shows a long number so, and keeps only 15 of its digits; "
+                        "format the column as text, enter the codes again and export")
+            raise ValueError(why)
         return value
 
     @model_validator(mode="after")

@@ -9,6 +9,7 @@ of itself) and rewrites each error as ``line N: targets[3].urls[0]: expected …
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Iterable
 from types import UnionType
 from typing import Annotated, Union, get_args, get_origin
@@ -265,6 +266,24 @@ def _line_of(loc: tuple, lines: dict[tuple, int]) -> int | None:
     return lines.get(loc)
 
 
+SECRET_LIKE = re.compile(r"pass|secret|token|key|auth|user|_env$", re.IGNORECASE)
+"""Keys whose value is not echoed in a hint: a number written there may be a password."""
+
+
+def _quote_it(loc: tuple, value) -> str:
+    """For digits where text was expected (a credit code, a phone number): YAML read them as a
+    number, so say to quote them, with the digits when the key holds no secret. A number read as
+    a float (``9.15e+17``) may have lost digits already, so it is not echoed."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return ""
+    key = next((str(part) for part in reversed(loc) if isinstance(part, str)), "value")
+    if isinstance(value, float):
+        return (f": YAML read it as a number with a decimal point or exponent, which may already have lost "
+                f"digits; write the value in quotes exactly as it should be, e.g. {key}: \"…\"")
+    shown = "…" if SECRET_LIKE.search(key) else str(value)
+    return f": YAML reads unquoted digits as a number; write it in quotes, e.g. {key}: \"{shown}\""
+
+
 def explain(err: dict, loc: tuple, root: type[BaseModel]) -> str:
     """What is wrong with the value at ``loc`` (under the model ``root``), in YAML words."""
     kind = err["type"]
@@ -275,7 +294,8 @@ def explain(err: dict, loc: tuple, root: type[BaseModel]) -> str:
     if kind == "literal_error":
         return f"expected {err['ctx']['expected']}, got {err.get('input')!r}"
     if kind in EXPECTED:
-        return f"expected {EXPECTED[kind]}, got {as_written(err.get('input'), text_expected=kind == 'string_type')}"
+        got = as_written(err.get("input"), text_expected=kind == "string_type")
+        return f"expected {EXPECTED[kind]}, got {got}" + (_quote_it(loc, err.get("input")) if kind == "string_type" else "")
     if kind in BOUNDS:
         bound, sign = BOUNDS[kind]
         return f"expected a number {sign} {_number(err['ctx'][bound])}, got {as_written(err.get('input'))}"

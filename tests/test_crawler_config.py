@@ -115,6 +115,27 @@ state_dir: other
     assert "line 9: targets[1].name: required setting is missing" in message
 
 
+def test_digits_where_text_is_expected_say_to_quote_them(tmp_path):
+    config = tmp_path / "patrol.yaml"
+    config.write_text(GOOD.replace("credit_code: 91500116MA5U0000XX", "credit_code: 915001161234567890")
+                      .replace("    render: never\n", "    render: never\n    credit_code: 9.15001E+17\n")
+                      + "smtp:\n  password_env: 123456\n", encoding="utf-8")
+    result = cli("check-config", "--config", str(config))
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [
+        f"Error: {config}: line 6: targets[0].credit_code: expected text, got a number: YAML reads unquoted digits "
+        'as a number; write it in quotes, e.g. credit_code: "915001161234567890"',
+        f"{config}: line 15: targets[1].credit_code: expected text, got a number: YAML read it as a number with a "
+        "decimal point or exponent, which may already have lost digits; write the value in quotes exactly as it "
+        'should be, e.g. credit_code: "…"',
+        f"{config}: line 18: smtp.password_env: expected text, got a number: YAML reads unquoted digits as a number; "
+        'write it in quotes, e.g. password_env: "…"',  # a password put where its variable's name goes
+    ]
+    config.write_text(GOOD.replace("credit_code: 91500116MA5U0000XX", 'credit_code: "915001161234567890"'),
+                      encoding="utf-8")
+    assert load_config(config).targets[0].credit_code == "915001161234567890"
+
+
 @pytest.mark.parametrize("old, new, expected", [
     ("max_pages: 5", "max_pages: 5\n    max_pages: 6", "line 14: targets[1].max_pages: duplicate key 'max_pages' (first given on line 13)"),
     ("state_dir: state", "state_dir: state\nstate_dir: other", "line 2: state_dir: duplicate key 'state_dir' (first given on line 1)"),

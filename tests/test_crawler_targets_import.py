@@ -266,3 +266,18 @@ def test_number_cells_are_checked_in_the_words_of_the_config(tmp_path, config):
     message = rejected(config, csv_file)
     assert "line 2, column 'max_pages': expected a number ≥ 1, got 0" in message
     assert "line 2, column 'max_depth': expected a whole number, got 'three'" in message
+
+
+def test_an_all_digit_credit_code_is_kept_as_text_and_a_spreadsheets_number_is_refused_with_the_fix(tmp_path, config):
+    code = "915001161234567890"
+    csv_file = write_csv(tmp_path, f"id,name,business,urls,统一社会信用代码\na1,Alpha,p2p,http://127.0.0.1:1/,{code}\n")
+    assert imported(config, csv_file)["a1"]["credit_code"] == code
+    assert f"credit_code: '{code}'" in config.read_text(encoding="utf-8"), "written quoted: YAML would read a number"
+    checked = cli("check-config", "--config", str(config))
+    assert checked.returncode == 0, checked.stderr
+    excel = write_csv(tmp_path, "id,name,business,urls,统一社会信用代码\nb2,Beta,p2p,http://127.0.0.1:2/,9.15001E+17\n",
+                      name="excel.csv")
+    message = rejected(config, excel)
+    assert ("line 2, column '统一社会信用代码': expected an 18-character 统一社会信用代码 (digits and capital letters), "
+            "got '9.15001E+17': a spreadsheet shows a long number so, and keeps only 15 of its digits; format the "
+            "column as text, enter the codes again and export") in message
