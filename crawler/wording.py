@@ -27,8 +27,20 @@ RUN = {"ok": "完成", "partial": "部分完成", "failed": "失败", "running":
 CHANGE = {"added": "新增", "changed": "变化", "gone": "下线"}
 ATTRIBUTION = {"own_site": "本机构网站", "domain": "域名", "advertiser": "广告主", "name": "名称提及"}
 
+CRAWL_END = {"finished": "进程正常结束", "timeout": "超时被停止", "killed": "超时且被强制终止", "stopped": "服务停止",
+             "no_run": "未留下巡查记录", "not_started": "未能启动"}
+"""How a scheduled crawl process ended (``crawler.schedule.runner.CrawlOutcome.reason``);
+``exit_<code>`` is named by :func:`crawl_end`."""
+
 TABLES = {"risk": RISK, "business": BUSINESS, "coverage": COVERAGE, "run": RUN, "change": CHANGE,
-          "attribution": ATTRIBUTION}
+          "attribution": ATTRIBUTION, "crawl_end": CRAWL_END}
+
+
+def crawl_end(reason: str) -> str:
+    """``timeout`` → 超时被停止, ``exit_2`` → 异常退出（代码 2）."""
+    if reason.startswith("exit_"):
+        return f"异常退出（代码 {reason[5:]}）"
+    return zh(reason, "crawl_end")
 
 
 def zh(code: str | None, table: str) -> str:

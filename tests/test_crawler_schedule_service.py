@@ -168,7 +168,7 @@ def test_unhealthy_crawl_mails_the_operator_once(tmp_path):
         finally:
             assert served.stop() == 0, served.output()
         assert notice["X-Finpatrol-Unit"] == "operator" and sink.received[0][1] == ["ops@finpatrol.test"]
-        assert "巡查任务 broken：failed" in notice["Subject"]
+        assert notice["Subject"] == "【巡查运行异常】巡查任务 broken：失败", notice["Subject"]
         assert "crawl-broken-" in notice.get_body(("plain",)).get_content()
         assert len(sink.received) == 1, "the same failure mails the operator once per operator_renotify"
 

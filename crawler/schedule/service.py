@@ -32,6 +32,7 @@ from crawler.config import PatrolConfig
 from crawler.schedule.runner import CrawlOutcome, Runner
 from crawler.schedule.triggers import build_trigger, spec_hash
 from crawler.store.db import StateDB
+from crawler.wording import crawl_end, zh
 
 logger = logging.getLogger(__name__)
 JOBS_TABLE = "apscheduler_jobs"
@@ -122,7 +123,9 @@ class Service:
         outcome = self.runner.run(self.config, job_id, job.targets, timeout, job.spider)
         report(outcome)
         if not outcome.healthy and outcome.reason != "stopped":
-            notify_operator(self.db, self.config, f"巡查任务 {job_id}：{outcome.status}（{outcome.reason}）", {
+            how = f"（{crawl_end(outcome.reason)}）" if outcome.reason != "finished" else ""
+            subject = f"巡查任务 {job_id}：{zh(outcome.status, 'run')}{how}"
+            notify_operator(self.db, self.config, subject, {
                 "job": job_id, "targets": ",".join(job.targets) or "(all)", "run_id": outcome.run_id,
                 "status": outcome.status, "reason": outcome.reason, "exit_code": outcome.returncode,
                 **outcome.files(),
