@@ -5,7 +5,7 @@ from __future__ import annotations
 from channel_sites import html
 from conftest import cli, closed_port_url, json_lines
 from crawler.demo.server import Reply, SiteServer, routes
-from crawler.reports.coverage import classify_errors, describe_failures, failure_class
+from crawler.store.failures import classify_errors, describe_failures, failure_class
 
 
 def test_coverage_shows_each_target_last_success_next_run_and_failures(make_config):

@@ -2,12 +2,8 @@
 
 Read from the state DB: ``run_targets`` per finished run gives when each target
 was last patrolled with pages fetched, and the failures of its latest attempt,
-grouped as ``blocked`` (robots.txt, 401/403/429/451, refused by policy), ``offline``
-(refused, timeouts, lost connections, 5xx, browser errors, and ``host_unresponsive``:
-requests not sent once their host had failed too often in a row), ``domain_gone`` (DNS:
-no server answers; ``host_unresolved``: not sent, the host's name did not resolve),
-``not_found`` (404, and 410: the server answers that the page is missing or was removed
-on purpose; a dead link, or a start URL gone) and ``other``.
+grouped by class (``crawler.store.failures``: blocked, offline, domain_gone, not_found
+(a dead link, or a start URL gone), other).
 The next scheduled patrol comes from the scheduler's job store
 (``crawler.schedule.listing``) for the jobs that cover the target.
 Channels and sources are listed too, under their pseudo ids.
@@ -23,46 +19,10 @@ from sqlalchemy import select
 from crawler.config import PatrolConfig, Target
 from crawler.config_channels import pseudo_target
 from crawler.store.db import StateDB, iso
+from crawler.store.failures import classify_errors, describe_failures
 from crawler.store.models import PatrolRun, RunTarget
 
 logger = logging.getLogger(__name__)
-
-BLOCKED = ("private_network", "robots", "ignored", "http_401", "http_403", "http_429", "http_451")
-OFFLINE = ("refused", "timeout", "connection_lost", "render_timeout", "render_error", "too_large",
-           "host_unresponsive")
-DOMAIN_GONE = ("dns", "host_unresolved")
-NOT_FOUND = ("http_404", "http_410")
-
-
-def failure_class(reason: str) -> str:
-    if reason in BLOCKED:
-        return "blocked"
-    if reason in DOMAIN_GONE:
-        return "domain_gone"
-    if reason in NOT_FOUND:
-        return "not_found"
-    if reason in OFFLINE or reason.startswith("http_5"):
-        return "offline"
-    return "other"
-
-
-def describe_failures(errors: dict) -> str:
-    """``offline×3 (timeout×2, http_503×1)``: each class with the reasons behind it."""
-    parts = []
-    for cls, count in sorted(classify_errors(errors).items()):
-        reasons = sorted(((r, int(n)) for r, n in errors.items() if failure_class(r) == cls),
-                         key=lambda pair: (-pair[1], pair[0]))
-        detail = ", ".join(f"{r}×{n}" for r, n in reasons)
-        parts.append(f"{cls}×{count}" + (f" ({detail})" if reasons != [(cls, count)] else ""))
-    return ", ".join(parts)
-
-
-def classify_errors(errors: dict) -> dict[str, int]:
-    out: dict[str, int] = {}
-    for reason, count in (errors or {}).items():
-        key = failure_class(reason)
-        out[key] = out.get(key, 0) + int(count)
-    return out
 
 
 def _subjects(config: PatrolConfig) -> list[tuple[str, str, str, str, bool]]:
