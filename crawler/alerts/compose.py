@@ -245,6 +245,8 @@ def subject_for(alerts: list[Alert], standing: dict[int, dict] | None = None) ->
         return f"【舆情预警】{p['institution']}：{p['window_hours']}小时内风险信号{p['count']}条{more}"
     if alert.kind == "operator":
         return f"【巡查运行异常】{p['subject']}"
+    if alert.kind == "site_down":
+        return f"【{zh(alert.risk, 'risk')}】网站无法访问（疑似失联）- {p['institution']}{more}"
     if alert.kind == "withdrawal":
         return f"【撤销通报】{p['category_zh']}（命中 #{p['hit_id']}）- {p['institution']}{more}"
     risk = zh(alert.risk, "risk")

@@ -137,6 +137,17 @@ class OpinionConfig(_Frozen):
         return check_categories(value)
 
 
+class SiteDownConfig(_Frozen):
+    """A registered institution's site that stops answering alerts its units (``crawler.alerts.site_down``)."""
+
+    enabled: bool = True
+    after: Seconds = 24 * 3600
+    """Down: every patrol since its last successful one found no server answering (or its name
+    unresolved) for at least this long ..."""
+    min_patrols: int = Field(2, ge=1)
+    """... and in at least this many patrols in a row."""
+
+
 class AlertsConfig(_Frozen):
     enabled: bool = True
     rules: tuple[Rule, ...] = DEFAULT_RULES
@@ -153,6 +164,7 @@ class AlertsConfig(_Frozen):
     max_per_recipient_per_hour: int = Field(20, ge=1)
     """More immediate mails to one unit within an hour roll into its next digest."""
     opinion: OpinionConfig = OpinionConfig()
+    site_down: SiteDownConfig = SiteDownConfig()
     operator_alerts: bool = True
     """Failed, missed or unhealthy scheduled crawls mail the operator unit."""
     operator_renotify: Seconds = 6 * 3600

@@ -26,6 +26,7 @@ from crawler.alerts.records import (add_alert, claim_mark, hold_mark, mark_holds
                                      units_told_of_page, units_told_of_post)
 from crawler.alerts.routing import units_for_hit, units_for_opinion
 from crawler.alerts.rules import decide, is_urgent
+from crawler.alerts.site_down import site_down_alerts
 from crawler.alerts.taxonomy import category_text
 from crawler.alerts.withdrawals import withdrawal_alerts, withdrawn_before
 from crawler.config import PatrolConfig
@@ -54,6 +55,7 @@ def evaluate(db: StateDB, config: PatrolConfig, now: datetime | None = None) -> 
         ids = _hit_alerts(session, config, hits, now)
         ids += _opinion_alerts(session, config, hits, now)
         ids += withdrawal_alerts(session, run_ids, now)
+        ids += site_down_alerts(session, config, run_ids, now)
         for run_id, status in runs:
             if status != "running":
                 session.add(AlertRun(run_id=run_id, evaluated_at=now))
