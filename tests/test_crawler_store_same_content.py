@@ -1,9 +1,10 @@
 """Hits of the same content (one claim a target serves under several URLs: a redirect, query
 variants) are shown and counted once, each URL keeping its hit: the real state DB written as
-patrols write it, read back with the real CLI (hits, show)."""
+patrols write it, read back with the real CLI (hits, show, dossier, report)."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 
 from smtp_fixtures import finding, store_hits, verdict
@@ -90,6 +91,45 @@ def test_identical_pages_of_a_target_are_one_row_and_json_keeps_every_hit(tmp_pa
     assert shown_json["same_content_as"] == 1 and [a["id"] for a in shown_json["also_at"]] == [1, 2]
 
 
+def documents(config) -> tuple[dict, str, str]:
+    """The dossier of xyb as JSON and Markdown, and the period report in Markdown."""
+    def run(*args: str) -> str:
+        result = cli(*args, "--config", str(config))
+        assert result.returncode == 0, result.stderr
+        return result.stdout
+
+    return (json.loads(run("dossier", "xyb", "--format", "json")), run("dossier", "xyb", "--format", "md"),
+            run("report", "--since", "2026-11-01", "--until", "2026-11-30", "--format", "md"))
+
+
+def md_rows(md: str) -> dict[str, str]:
+    """The dossier's hit rows by their first cell (id and state)."""
+    return {line.split(" | ")[0][2:]: line for line in md.split("## 命中明细与证据")[1].split("##")[0].splitlines()
+            if line.startswith("| ") and line[2:3].isdigit()}
+
+
+def test_dossier_and_report_list_and_count_a_content_once_saying_on_how_many_pages(tmp_path):
+    config = first_patrol(tmp_path)
+    data, md, report = documents(config)
+    assert sorted(h["id"] for h in data["hits"]) == [1, 2, 3, 4], "the JSON keeps every hit"
+    assert {h["id"]: h["same_content_as"] for h in data["hits"]} == {1: 1, 2: 1, 3: 1, 4: None}
+    assert data["contents"] == {"live": 2, "live_urls": 4}
+    assert data["rectification"]["live"] == 4, "hit records, as before"
+    rows = md_rows(md)
+    assert sorted(rows) == ["1", "4"], rows
+    assert (f"{SITE}products.html；同一内容另见于 2 个页面：2 {SITE}products.html?term=3、3 {SITE}invest.php"
+            in rows["1"]), rows["1"]
+    assert "在线命中内容 2 条，见于 4 个页面" in md and "在线命中 2 条内容，见于 4 个页面；已整改 0 条" in md
+    html_text = cli("dossier", "xyb", "--config", str(config)).stdout
+    assert html_text.count("同一内容另见于 2 个页面") == 1 and "<tr>\n<td>1</td>" in html_text
+    assert "<tr>\n<td>2</td>" not in html_text and "<tr>\n<td>4</td>" in html_text
+
+    assert "本期命中 5 条（3 条不同内容" in report, report
+    assert "仍在线 3 条内容，见于 5 个页面；" in report
+    row = next(line for line in report.splitlines() if line.startswith("| 重庆鑫盈宝网络科技有限公司（xyb） |"))
+    assert row.split(" | ")[2] == "4", "the top risks still count pages, as the grade's reasons do"
+
+
 def test_a_claim_taken_off_one_url_is_told_apart_from_the_urls_that_still_show_it(tmp_path):
     config = first_patrol(tmp_path)
     with StateDB(load_config(config).db_url) as db:  # products.html rectified; its variants not (yet)
@@ -108,6 +148,12 @@ def test_a_claim_taken_off_one_url_is_told_apart_from_the_urls_that_still_show_i
     assert "same content" not in cli("show", "1", "--config", str(config)).stdout, "rectified here"
     assert "same content also at 1 more URL:\n  hit 3" in cli("show", "2", "--config", str(config)).stdout
 
+    data, md, report = documents(config)
+    assert data["contents"] == {"live": 2, "live_urls": 3}
+    rows = md_rows(md)
+    assert sorted(rows) == ["1（已整改）", "2", "4"], rows
+    assert "同一内容" not in rows["1（已整改）"] and f"同一内容另见于 1 个页面：3 {SITE}invest.php" in rows["2"]
+    assert "仍在线 3 条内容，见于 4 个页面；本期整改 1 条" in report, report
 
 
 def test_a_content_whose_first_hit_is_filtered_out_is_shown_by_a_hit_that_matches(tmp_path):

@@ -20,10 +20,12 @@ from crawler.discovery.listed import listed_publish_times
 from crawler.discovery.models import HitAttribution, ListedPage, ensure_schema
 from crawler.evidence.models import Evidence
 from crawler.items import post_url
+from crawler.reports.contents import live_contents
 from crawler.reports.coverage import target_coverage
 from crawler.reports.grading import OPINION_CATEGORIES, Grade, HitFacts, grade
 from crawler.store.db import StateDB, as_utc, iso, utcnow
 from crawler.store.models import Hit, HitCategory, PageChange, PatrolRun, RunTarget
+from crawler.store.same_content import representatives, same_content, with_same_content
 
 logger = logging.getLogger(__name__)
 
@@ -66,7 +68,8 @@ def _hit_row(hit: Hit, attribution: HitAttribution | None, ev, listed) -> dict:
 
 
 def institution_hits(db: StateDB, target_id: str) -> list[dict]:
-    """Own and attributed hits of one institution, newest first.
+    """Own and attributed hits of one institution, newest first, each with the other URLs of
+    its content (``same_content_as``, ``also_at``: ``crawler.store.same_content``).
 
     Evidence and listings come in one query each for all the hits: the period report
     calls this for every target.
@@ -86,7 +89,8 @@ def institution_hits(db: StateDB, target_id: str) -> list[dict]:
         listed = {p.page_id: p for p in session.execute(
             select(ListedPage.page_id, *(getattr(ListedPage, c) for c in LISTED_COLUMNS))
             .where(ListedPage.page_id.in_(select(Hit.page_id).where(mine))))}
-        return [_hit_row(h, attributed.get(h.id), evidence.get(h.id), listed.get(h.page_id)) for h in hits]
+        rows = [_hit_row(h, attributed.get(h.id), evidence.get(h.id), listed.get(h.page_id)) for h in hits]
+    return with_same_content(db, rows)
 
 
 def grade_hits(config: PatrolConfig, hits: list[dict], now: datetime | None = None) -> Grade:
@@ -187,7 +191,7 @@ def dossier(config: PatrolConfig, db: StateDB, target: Target) -> dict:
                      "configured": any(t.id == target.id for t in config.targets)},
         "coverage": coverage, "runs": runs,
         "grade": grade_hits(config, hits).to_dict(),
-        "hits": hits, "by_month": by_month(hits, zone),
+        "hits": hits, "contents": live_contents(hits), "by_month": by_month(hits, zone),
         "categories": category_info(),
         "yields": sorted(yields.values(), key=lambda y: -(y.get("high_annual_pct") or 0)),
         "changes": changes,
@@ -228,6 +232,9 @@ def period_report(config: PatrolConfig, db: StateDB, since: datetime, until: dat
     pages: dict[str, set[str]] = defaultdict(set)  # a post found several ways is one page
     for h in hits:
         pages[post_url(h.url)].update(h.labels)
+    ids = [h.id for h in hits]
+    groups = same_content(db, ids)  # one claim on several URLs of a target: one content
+    live_ids = [h.id for h in hits if h.removed_at is None]
     by_cat = Counter(label for labels in pages.values() for label in labels)
     by_unit = Counter(unit for labels in pages.values()
                       for unit in {info.get(c, {}).get("lead_unit", "?") for c in labels})
@@ -248,13 +255,14 @@ def period_report(config: PatrolConfig, db: StateDB, since: datetime, until: dat
         "timezone": zone.key, "generated_at": iso(utcnow()),
         "institutions": {"total": len(targets), "patrolled": sorted(t.id for t in targets if t.id in patrolled),
                          "not_patrolled": sorted(t.id for t in targets if t.id not in patrolled)},
-        "hits_total": len(hits), "pages_total": len(pages),
+        "hits_total": len(hits), "pages_total": len(pages), "contents_total": len(representatives(ids, groups)),
         "by_category": [{"id": c, "name_zh": info.get(c, {}).get("name_zh", c),
                          "lead_unit": info.get(c, {}).get("lead_unit", ""), "count": n}
                         for c, n in by_cat.most_common()],
         "by_lead_unit": [{"unit": u, "count": n} for u, n in by_unit.most_common()],
         "top_risks": risks[:10], "opinion_trend": trend,
-        "rectification": {"live": sum(1 for h in hits if h.removed_at is None), "removed_in_period": len(removed),
+        "rectification": {"live": len(live_ids), "live_contents": len(representatives(live_ids, groups)),
+                          "removed_in_period": len(removed),
                           "replaced_in_period": len(replaced), "withdrawn_in_period": len(withdrawn),
                           "rejudged_in_period": len(rejudged),
                           "reopened": sum(1 for h in hits if h.reopened_at is not None)},

@@ -4,7 +4,8 @@ HTML templates are autoescaped, so crawled titles, snippets and URLs are text, n
 markup. Markdown output escapes every value too (``<``, ``>``, ``&``, ``|``, ``[``,
 ``]``, ``*``, ``_``, backticks), since Markdown viewers render raw HTML and tables
 break on ``|``. Charts are PNG files next to the output file (``<stem>-charts/``),
-or data URIs when the output goes to stdout.
+or data URIs when the output goes to stdout. A dossier lists the hits of one content on
+several URLs as one row (``crawler.reports.contents``).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 from markupsafe import Markup
 
 from crawler.reports import charts
+from crawler.reports.contents import fold_contents
 from crawler.wording import local_time, published_time, zh
 
 logger = logging.getLogger(__name__)
@@ -85,7 +87,8 @@ def render_dossier(data: dict, fmt: str, out: Path | None = None) -> Rendered:
     images = {"categories.png": charts.bar_chart([names.get(c, c) for c, _ in ranked], [n for _, n in ranked],
                                                   f"{data['identity']['name']}：命中类别")}
     template = _environment(fmt, data["timezone"]).get_template(f"dossier.{fmt}.j2")
-    text = template.render(d=data, names=names, charts=_chart_sources(images, out, fmt))
+    text = template.render(d=data, rows=fold_contents(data["hits"]), names=names,
+                           charts=_chart_sources(images, out, fmt))
     return Rendered(text, images if out is not None else {})
 
 
