@@ -462,3 +462,18 @@ def test_a_bilingual_site_is_asked_for_its_chinese_pages(make_config, patrol):
         assert patrol(config).returncode == 0
     (hit,) = json_lines(cli("hits", "--config", str(config), "--json").stdout)
     assert "guaranteed_return" in hit["labels"], hit
+
+
+def test_show_says_where_a_redirected_url_led(make_config, patrol):
+    site_routes = {"/": page("首页", "欢迎访问。", ("/invest.php",)),
+                   "/invest.php": Reply(status=302, headers={"Location": "/products.html"}),
+                   "/products.html": page("产品", "本平台承诺保本保息，稳赚不赔。")}
+    with SiteServer(routes(site_routes)) as site:
+        config = make_config([{"id": "p2p", "urls": [site.url("/")]}])
+        assert patrol(config).returncode == 0
+        (hit,) = json_lines(cli("hits", "--config", str(config), "--json").stdout)
+        shown = cli("show", str(hit["id"]), "--config", str(config))
+        (as_json,) = json_lines(cli("show", str(hit["id"]), "--config", str(config), "--json").stdout)
+        assert hit["url"] == site.url("/invest.php")
+        assert f"{site.url('/invest.php')}  → {site.url('/products.html')}" in shown.stdout, shown.stdout
+        assert as_json["final_url"] == site.url("/products.html")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from crawler.store.db import StateDB, in_chunks, iso
-from crawler.store.models import Hit, HitCategory, PatrolRun, RunTarget
+from crawler.store.models import Hit, HitCategory, Page, PatrolRun, RunTarget
 from crawler.store.same_content import same_content, with_same_content
 from crawler.store.search import Filters
 
@@ -101,6 +101,9 @@ def get_hit(db: StateDB, hit_id: int) -> dict | None:
     with db.new_session() as session:
         hit = session.get(Hit, hit_id)
         row = hit_dict(hit) if hit else None
+        if row is not None:  # where its URL led (a redirect), as the evidence has it
+            page = session.get(Page, hit.page_id)
+            row["final_url"] = page.final_url if page is not None else hit.url
     return with_same_content(db, [row])[0] if row else None
 
 
