@@ -211,7 +211,8 @@ def show(hit_id, config_file, as_json):
         return
     style = RISK_STYLE[hit["risk"]]
     console.print(f"[bold]hit {hit['id']}[/]  [{style}]{hit['risk']}[/] score {hit['score']}  {', '.join(hit['labels'])}")
-    console.print(f"target {hit['target']}  {escape(hit['url'])}")
+    led = f"  → {escape(hit['final_url'])}" if hit["final_url"] != hit["url"] else ""  # redirected
+    console.print(f"target {hit['target']}  {escape(hit['url'])}{led}")
     console.print(f"title  {escape(hit['title'])}")
     console.print(f"first seen {shown_time(hit['first_seen'], config)} (run {hit['first_run']}), "
                   f"last seen {shown_time(hit['last_seen'], config)} (run {hit['last_run']}), {config.alerts.timezone}")
