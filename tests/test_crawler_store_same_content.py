@@ -115,6 +115,9 @@ def test_dossier_and_report_list_and_count_a_content_once_saying_on_how_many_pag
     assert {h["id"]: h["same_content_as"] for h in data["hits"]} == {1: 1, 2: 1, 3: 1, 4: None}
     assert data["contents"] == {"live": 2, "live_urls": 4}
     assert data["rectification"]["live"] == 4, "hit records, as before"
+    assert data["grade"] == {"grade": "重点关注", "reasons": [
+        "重点关注：存在高风险命中（2 个网页命中）", "一般关注：存在违规宣传命中（2 个网页命中）"]}, \
+        "one claim on three URLs is not 三条以上高风险命中"
     rows = md_rows(md)
     assert sorted(rows) == ["1", "4"], rows
     assert (f"{SITE}products.html；同一内容另见于 2 个页面：2 {SITE}products.html?term=3、3 {SITE}invest.php"
@@ -127,7 +130,7 @@ def test_dossier_and_report_list_and_count_a_content_once_saying_on_how_many_pag
     assert "本期命中 5 条（3 条不同内容" in report, report
     assert "仍在线 3 条内容，见于 5 个页面；" in report
     row = next(line for line in report.splitlines() if line.startswith("| 重庆鑫盈宝网络科技有限公司（xyb） |"))
-    assert row.split(" | ")[2] == "4", "the top risks still count pages, as the grade's reasons do"
+    assert row.split(" | ")[2] == "4", "the top risks still count pages"
 
 
 def test_a_claim_taken_off_one_url_is_told_apart_from_the_urls_that_still_show_it(tmp_path):

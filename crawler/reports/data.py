@@ -93,6 +93,12 @@ def institution_hits(db: StateDB, target_id: str) -> list[dict]:
     return with_same_content(db, rows)
 
 
+def _counted_as(hit: dict) -> str:
+    """What a hit counts as in grading: its content when other URLs show it too (a redirect, query
+    variants: ``same_content_as``), else its post (the records of one post count once)."""
+    return f"content:{hit['same_content_as']}" if hit.get("same_content_as") else hit["post"]
+
+
 def grade_hits(config: PatrolConfig, hits: list[dict], now: datetime | None = None) -> Grade:
     """The grade at ``now`` (default: now): over the hits live in the ``window_days`` before it.
 
@@ -101,7 +107,7 @@ def grade_hits(config: PatrolConfig, hits: list[dict], now: datetime | None = No
     now = now or utcnow()
     since = now - timedelta(days=config.grading.window_days)
     facts = [
-        HitFacts(h["post"], tuple(h["labels"]), h["risk"], _before(h["removed_at"], now), h["max_yield"])
+        HitFacts(_counted_as(h), tuple(h["labels"]), h["risk"], _before(h["removed_at"], now), h["max_yield"])
         for h in hits if _before(h["first_seen"], now) and not _before(h["last_seen"], since)
         and not (h["reclassified"] and _before(h["removed_at"], now))
     ]
