@@ -79,7 +79,8 @@ class HitFacts:
     """What grading needs of one hit."""
 
     post: str
-    """``crawler.items.post_url`` of the hit: hits of one post count once."""
+    """What the hit counts as: its post (``crawler.items.post_url``), or its content when other
+    URLs of its target show it too (``crawler.reports.data``); hits with the same count once."""
     labels: tuple[str, ...]
     risk: str
     removed: bool
