@@ -94,7 +94,7 @@ def test_letters_and_digits_inside_a_longer_word_are_words_of_their_own(make_con
     db.close()
     assert not search(config, "POS") and not search(config, "qq")
     result = cli("reindex", "--config", str(config), "--json")
-    assert result.returncode == 0 and json_lines(result.stdout) == [{"pages": 1}], result.stderr
+    assert result.returncode == 0 and json_lines(result.stdout) == [{"pages": 1, "versions": 0}], result.stderr
     assert [r["url"] for r in search(config, "POS")] == [r["url"] for r in search(config, "qq")] == [home]
 
 
@@ -120,7 +120,7 @@ def test_a_page_gone_since_and_its_removed_hit_say_so_in_json_and_table(make_con
     assert set(after[still]) == {  # a stable interface: fields are added, none renamed or dropped
         "page_id", "hit_id", "target", "url", "final_url", "title", "labels", "risk", "score", "fetched_at",
         "snippet", "rank", "gone_at", "hit_removed_at", "hit_replaced_by",
-        "hit_reclassified"}
+        "hit_reclassified", "current", "version_id", "version_first_seen", "version_last_seen"}
 
     table = cli("search", "保底回购", "--config", str(config))
     assert table.returncode == 0, table.stderr

@@ -97,7 +97,9 @@ def more_may_follow(rows: list, limit: int) -> None:
 @json_option
 @click.option("--limit", type=ROW_COUNT, default=20, show_default=True,
               help="At most this many pages, best match first.")
-def search(query, config_file, targets, category, risk, since, until, as_json, limit):
+@click.option("--embedded", is_flag=True,
+              help="Search the embedded index even when Elasticsearch is configured (it holds earlier versions).")
+def search(query, config_file, targets, category, risk, since, until, as_json, limit, embedded):
     """Full-text search of patrolled pages (Chinese words segmented with jieba).
 
     A page that is gone, or whose hit was removed since, is still found (it is evidence)
@@ -107,7 +109,7 @@ def search(query, config_file, targets, category, risk, since, until, as_json, l
     config = load_or_exit(config_file)
     filters = make_filters(config, targets, category, risk, since, until)
     with open_db(config) as db:
-        if getattr(config, "elasticsearch", None) is not None:
+        if getattr(config, "elasticsearch", None) is not None and not embedded:
             from crawler.store.elastic_search import ClusterUnavailable, search_cluster
 
             try:

@@ -42,6 +42,11 @@ def iso(value: datetime | None) -> str | None:
     return value.isoformat(timespec="seconds") if value else None
 
 
+def sql_time(value: datetime) -> str:
+    """The text form SQLAlchemy stores UTC datetimes in on SQLite, for raw comparisons."""
+    return value.astimezone(UTC).replace(tzinfo=None).isoformat(sep=" ")
+
+
 def parse_time(value: str) -> datetime:
     """ISO 8601 date or datetime; a date means midnight UTC."""
     parsed = datetime.fromisoformat(value)

@@ -19,7 +19,7 @@ from elasticsearch import AsyncElasticsearch
 from crawler.store.db import iso, parse_time
 from crawler.store.elastic_client import ClusterUnavailable  # noqa: F401  (re-exported for the CLI)
 from crawler.store.elastic_config import ElasticConfig
-from crawler.store.search import Filters, query_terms, snippet
+from crawler.store.search import CURRENT, Filters, query_terms, snippet
 
 logger = logging.getLogger(__name__)
 
@@ -83,6 +83,7 @@ def result(hit: dict, query: str, terms: list[str]) -> dict:
         "fetched_at": iso(parse_time(src["fetched_at"])) if src.get("fetched_at") else None,
         "snippet": cut,
         "rank": round(float(hit.get("_score") or 0.0), 4),
+        **CURRENT,  # the cluster holds pages as they are now, not their earlier versions
     }
 
 

@@ -256,14 +256,16 @@ def _save_rest(db: StateDB, session, items: list[PageItem], run_id: int | None) 
 
     versions = [track_version(session, row.page, row.before, row.when, run_id, latest) for row in stored]
     session.flush()  # new versions get their ids
-    results = []
+    results, superseded = [], {}
     for row, (version, old_version_id, text_changed) in zip(stored, versions):
         change = record_change(session, row.page, row.before, version, old_version_id, text_changed,
                                row.when, run_id, row.by_rules)
         results.append(replace(row.saved, change=change.kind if change else None))
+        if text_changed and old_version_id is not None:
+            superseded[row.page.id] = old_version_id  # its words stay searchable as that version's
     session.flush()
     if db.index is not None and reindex:
-        db.index.put(session, reindex)
+        db.index.put(session, reindex, superseded)
     return results
 
 

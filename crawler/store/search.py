@@ -7,7 +7,8 @@ are cut from width-folded text (``classifiers.tokenize.fold``: １８ is 18, Ｐ
 pos). Snippets are cut from the original text, not from the token stream, so
 investigators read the page's own words; the matches are found in a folded copy.
 Whether a result's page is gone, or its hit removed, comes from the state DB
-(:func:`with_state`), for the cluster's results too.
+(:func:`with_state`), for the cluster's results too. Earlier versions of pages, words a
+page no longer says, are searched too (``crawler.store.search_versions``).
 """
 
 from __future__ import annotations
@@ -21,8 +22,9 @@ from datetime import UTC, datetime
 from sqlalchemy import select, text
 
 from classifiers.tokenize import fold_chars, index_terms, query_tokens
-from crawler.store.db import in_chunks, iso
+from crawler.store.db import in_chunks, iso, sql_time
 from crawler.store.models import Hit, Page
+from crawler.store.search_versions import VersionIndex, merged, version_result
 
 logger = logging.getLogger(__name__)
 
@@ -47,9 +49,13 @@ class EmbeddedIndex:
             "CREATE VIRTUAL TABLE IF NOT EXISTS page_fts USING fts5("
             "title, body, tokenize = 'unicode61 remove_diacritics 0')"
         )
+        self.versions = VersionIndex(db)
 
-    def put(self, session, entries) -> None:
+    def put(self, session, entries, superseded: dict[int, int] | None = None) -> None:
         """(Re)index (page, item) pairs inside the caller's transaction; each page at most once.
+
+        ``superseded`` maps the id of a page whose text changed to its previous version's id:
+        the terms the index held for the page are kept for that version first (``VersionIndex.keep``).
 
         The item's tokens, computed in the analyse pipeline's worker, are used when
         present, so segmentation does not run on the store thread. The worker leaves
@@ -68,6 +74,8 @@ class EmbeddedIndex:
         if not rows:
             return
         conn = session.connection()  # one executemany per statement for the whole batch
+        if superseded:
+            self.versions.keep(conn, superseded)
         conn.execute(text("DELETE FROM page_fts WHERE rowid = :id"), [{"id": row["id"]} for row in rows])
         conn.execute(text("INSERT INTO page_fts(rowid, title, body) VALUES (:id, :title, :body)"), rows)
 
@@ -106,12 +114,14 @@ class EmbeddedIndex:
                 progress(done)
 
     def search(self, query: str, filters: Filters, limit: int = 20) -> list[dict]:
-        """Pages matching every word of the query, best first (BM25, title weighted 3×)."""
+        """Pages matching every word of the query, best first (BM25, title weighted 3×), and
+        earlier versions of pages that matched (``current`` false; ``VersionIndex.search``
+        says which), each right after its page when that is listed too."""
         terms = query_terms(query)
         if not terms:
             return []
         match = " AND ".join('"' + t.replace('"', '""') + '"' for t in terms)
-        where, params = _filter_sql(filters)
+        where, params = filter_sql(filters)
         sql = (
             "SELECT p.id, p.target_id, p.url, p.final_url, p.title, p.text, p.labels, p.risk,"
             " p.score, p.fetched_at, p.current_hit_id, bm25(page_fts, 3.0, 1.0) AS rank"
@@ -120,7 +130,10 @@ class EmbeddedIndex:
         )
         rows = self.db.execute(sql, match=match, limit=limit, **params).mappings().all()
         # A result listed by its title alone (a classifieds row) has no text: cut from the title.
-        return [result(row, snippet(row["text"] or row["title"], query, terms)) for row in rows]
+        current = [result(row, snippet(row["text"] or row["title"], query, terms)) for row in rows]
+        earlier = [version_result(row, snippet(row["text"] or row["title"], query, terms))
+                   for row in self.versions.search(match, filters, (where, params), limit)]
+        return merged(current, earlier, limit)
 
 
 def result(row, cut: str) -> dict:
@@ -139,7 +152,12 @@ def result(row, cut: str) -> dict:
         "fetched_at": fetched.isoformat(timespec="seconds"),
         "snippet": cut,
         "rank": round(row["rank"], 4),
+        **CURRENT,
     }
+
+
+CURRENT = {"current": True, "version_id": None, "version_first_seen": None, "version_last_seen": None}
+"""The version fields of a result from a page as it is now (an earlier version's: ``version_result``)."""
 
 
 def with_state(db, results: list[dict]) -> list[dict]:
@@ -152,7 +170,8 @@ def with_state(db, results: list[dict]) -> list[dict]:
     rather than rectified; ``hit_reclassified``: True when the hit was withdrawn or replaced
     because the rules changed, not the page. The index keeps a gone page's last words so that it is still
     found (it is evidence), so these are what tells it from a live one; the state DB
-    answers for the cluster's results too, since it is the source of truth.
+    answers for the cluster's results too, since it is the source of truth. For an earlier
+    version (``current`` false) the hit is the one that version had.
     """
     page_ids = sorted({r["page_id"] for r in results if r.get("page_id") is not None})
     hit_ids = sorted({r["hit_id"] for r in results if r.get("hit_id") is not None})
@@ -184,7 +203,7 @@ def query_terms(query: str) -> list[str]:
     return seen
 
 
-def _filter_sql(filters: Filters) -> tuple[str, dict]:
+def filter_sql(filters: Filters) -> tuple[str, dict]:
     clauses, params = [], {}
     if filters.targets:
         names = [f":t{i}" for i in range(len(filters.targets))]
@@ -203,11 +222,6 @@ def _filter_sql(filters: Filters) -> tuple[str, dict]:
         clauses.append("p.fetched_at < :until")
         params["until"] = sql_time(filters.until)
     return "".join(" AND " + c for c in clauses), params
-
-
-def sql_time(value: datetime) -> str:
-    """The text form SQLAlchemy stores UTC datetimes in on SQLite, for raw comparisons."""
-    return value.astimezone(UTC).replace(tzinfo=None).isoformat(sep=" ")
 
 
 def snippet(body: str, query: str, terms: list[str]) -> str:
