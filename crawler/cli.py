@@ -54,9 +54,19 @@ def main(verbose: int) -> None:
     for handler in logging.getLogger().handlers:
         handler.setLevel(level)  # Scrapy's loggers set their own levels; the handler decides
         handler.setFormatter(formatter)
+    logging.getLogger("scrapy.downloadermiddlewares.robotstxt").addFilter(demote_robots_errors)
 
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+def demote_robots_errors(record: logging.LogRecord) -> bool:
+    """Scrapy logs a robots.txt it could not download at ERROR, with a traceback: a site that
+    is down shows it on every patrol, though the patrol counts the failures of its pages
+    (``errors`` in the summary) and the host breaker warns of a dead host once. INFO (``-v``)."""
+    if record.levelno == logging.ERROR:
+        record.levelno, record.levelname = logging.INFO, "INFO"
+    return True
 
 
 class ZonedFormatter(logging.Formatter):

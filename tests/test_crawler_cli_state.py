@@ -321,3 +321,18 @@ def test_log_lines_carry_their_utc_offset(tmp_path):
         lines = [line for line in result.stderr.splitlines() if " DEBUG " in line]
         assert lines and all(re.match(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}" + re.escape(offset) + " DEBUG ", line)
                              for line in lines), result.stderr
+
+
+def test_a_site_that_is_down_is_counted_not_logged_as_an_error(tmp_path):
+    """Its failures are in the summary; Scrapy's robots.txt error (with a traceback) shows with -v only."""
+    from conftest import closed_port_url
+
+    config = tmp_path / "patrol.yaml"
+    config.write_text(CONFIG.replace("http://127.0.0.1:9/", closed_port_url()).replace(
+        "state_dir: patrolled-nowhere", "state_dir: state\nallow_private_networks: true"), encoding="utf-8")
+    quiet = cli("patrol", "--config", str(config))
+    assert quiet.returncode == 1 and "host_unresponsive×1" in quiet.stdout, quiet.stdout
+    assert "did not answer 3 times in a row (refused×3)" in quiet.stderr, "the host breaker's one warning"
+    assert " ERROR " not in quiet.stderr and "Traceback" not in quiet.stderr, quiet.stderr
+    verbose = cli("-v", "patrol", "--config", str(config))
+    assert " INFO scrapy.downloadermiddlewares.robotstxt: Error downloading" in verbose.stderr, verbose.stderr
