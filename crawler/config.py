@@ -269,7 +269,9 @@ class PatrolConfig(_Frozen):
 
     def warnings(self) -> list[str]:
         """Valid settings that will not work as written: start URLs the network guard will
-        refuse, one institution under two ids, alerts routed to units that have no e-mail address."""
+        refuse, one institution under two ids, a sender address mail relays refuse, alerts
+        routed to units that have no e-mail address. ``check-config`` prints them; ``serve``
+        and ``alerts send`` log them when they start."""
         found = self._same_institution()
         for i, target in enumerate(self.targets):
             for j, url in enumerate(target.urls):
@@ -277,6 +279,7 @@ class PatrolConfig(_Frozen):
                 if is_private_literal(host) and not (self.allow_private_networks or target.allow_private_networks):
                     found.append(f"{field_path(('targets', i, 'urls', j))}: {host} is a loopback or private address, "
                                  "which the patrol refuses; set allow_private_networks: true on this target if meant")
+        found += self.smtp.warnings()
         unaddressed = [unit for unit in self.routing.routed_units() if not self.routing.units[unit].emails]
         if self.alerts.enabled and unaddressed:
             from crawler.alerts.dispatch import unaddressed_dir  # it imports this module

@@ -180,3 +180,27 @@ def test_a_kept_message_is_sent_with_send_unaddressed_once_its_unit_has_an_addre
 def outbox_row(db, row_id):
     with db.new_session() as session:
         return session.get(OutboxMessage, row_id)
+
+
+def test_a_sender_relays_refuse_is_warned_of_by_check_config_and_alerts_send_and_the_mail_is_unchanged(tmp_path, sink):
+    smtp = {"host": "127.0.0.1", "port": sink.port, "security": "none"}
+    config, db = setup(tmp_path, smtp)
+    warning = (f"{config.source}: smtp.sender: mail to 127.0.0.1 goes out From finpatrol@localhost (smtp.sender is "
+               "not set), which mail relays refuse or file as spam; set smtp.sender to an address of the office's "
+               "own mail domain")
+    checked = cli("check-config", "--config", str(config.source))
+    assert checked.returncode == 0 and f"{config.source}: warning: {warning.split(': ', 1)[1]}" in checked.stderr
+    sent = cli("alerts", "send", "--config", str(config.source))
+    assert sent.returncode == 0 and "1 sent" in sent.stdout, sent.stderr
+    assert [line.split(" WARNING crawler.commands.common: ", 1)[1] for line in sent.stderr.splitlines()
+            if "smtp.sender" in line] == [warning], "logged once, naming the field"
+    (received,) = sink.received
+    with db.new_session() as session:
+        (row,) = session.scalars(select(OutboxMessage)).all()
+    assert message_from_bytes(row.raw, policy=policy.default)["From"].addresses[0].addr_spec == "finpatrol@localhost"
+    assert received[2].replace(b"\r\n", b"\n") == row.raw.replace(b"\r\n", b"\n"), "sent as composed"
+
+    for quiet in ({**smtp, "sender": "xuncha@jiangjin.example.cn"}, None):  # a real sender, or no SMTP: .eml files
+        config = write_config(tmp_path, quiet, ("duty@cbrc.test",))
+        assert "smtp.sender" not in cli("check-config", "--config", str(config.source)).stderr
+        assert "smtp.sender" not in cli("alerts", "send", "--config", str(config.source)).stderr

@@ -201,6 +201,20 @@ def test_serve_without_crawl_jobs_says_it_only_sends_alert_mail(tmp_path):
     assert f"finpatrol serve: {config}, 0 job(s) scheduled, no crawl (none in schedules.jobs): only alert mail" in line
 
 
+def test_serve_logs_once_at_start_a_sender_mail_relays_refuse(tmp_path):
+    config = write_config(tmp_path, "http://127.0.0.1:9/", 9, [])  # smtp.host set, smtp.sender not
+    served = Served(config, verbose=False)
+    try:
+        wait_until(lambda: "Ctrl-C" in served.output(), timeout=60, what="the start-up line")
+    finally:
+        assert served.stop() == 0, served.output()
+    warned = [line for line in served.output().splitlines() if "smtp.sender" in line]
+    assert len(warned) == 1, served.output()
+    assert warned[0].endswith(f"WARNING crawler.commands.common: {config}: smtp.sender: mail to 127.0.0.1 goes out "
+                              "From finpatrol@localhost (smtp.sender is not set), which mail relays refuse or file "
+                              "as spam; set smtp.sender to an address of the office's own mail domain")
+
+
 def next_new_year_3am() -> datetime:
     """When the cron ``0 3 1 1 *`` (in Asia/Shanghai) runs next: this year's or next year's."""
     zone = ZoneInfo("Asia/Shanghai")

@@ -326,6 +326,15 @@ class SmtpConfig(_Frozen):
     retry_max: Seconds = 3600
     """Backoff doubles from ``retry_base`` up to ``retry_max``; retries never stop."""
 
+    def warnings(self) -> list[str]:
+        """A sender no mail relay accepts (``finpatrol@localhost``, the default) while mail goes out by SMTP."""
+        domain = self.sender.rpartition("@")[2].lower().rstrip(".")
+        if self.host is None or ("." in domain and not domain.endswith(".localhost")):
+            return []
+        unset = " (smtp.sender is not set)" if self.sender == SmtpConfig.model_fields["sender"].default else ""
+        return [f"smtp.sender: mail to {self.host} goes out From {self.sender}{unset}, which mail relays refuse or "
+                "file as spam; set smtp.sender to an address of the office's own mail domain"]
+
     @property
     def effective_port(self) -> int:
         return self.port or {"starttls": 587, "tls": 465, "none": 25}[self.security]

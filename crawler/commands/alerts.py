@@ -10,7 +10,8 @@ from rich.table import Table
 from sqlalchemy import select
 
 from crawler.commands.common import (
-    ROW_COUNT, config_option, console, emit_json, json_option, load_or_exit, open_db, shown_time, writing,
+    ROW_COUNT, config_option, console, emit_json, json_option, load_or_exit, log_warnings, open_db, shown_time,
+    writing,
 )
 from crawler.store.db import iso
 
@@ -127,6 +128,7 @@ def send(config_file, digest, retry_now, unaddressed):
     from crawler.alerts.service import deliver
 
     config = load_or_exit(config_file)
+    log_warnings(config)
     with open_db(config) as db:
         moved = readdress(db, config) if unaddressed else Readdressed()
         result = deliver(config, db, force_digest=digest)

@@ -35,6 +35,13 @@ def load_or_exit(path: str | None) -> PatrolConfig:
         raise click.ClickException(str(e)) from None
 
 
+def log_warnings(config: PatrolConfig) -> None:
+    """Log once what ``check-config`` warns of (``config.warnings()``): for the commands that run
+    unattended (``serve``, ``alerts send``), whose operator may never run check-config."""
+    for warning in config.warnings():
+        logger.warning("%s: %s", config.source, warning)
+
+
 def missing_db_file(config: PatrolConfig) -> str | None:
     """The path of the SQLite state DB when that file does not exist yet; None when it does
     (or the DB is not a SQLite file)."""

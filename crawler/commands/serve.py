@@ -8,7 +8,9 @@ from zoneinfo import ZoneInfo
 import click
 from rich.table import Table
 
-from crawler.commands.common import config_option, console, emit_json, json_option, load_or_exit, open_db_or_empty
+from crawler.commands.common import (
+    config_option, console, emit_json, json_option, load_or_exit, log_warnings, open_db_or_empty,
+)
 from crawler.config import PatrolConfig
 
 
@@ -66,6 +68,7 @@ def serve(config_file):
         raise click.ClickException(str(e)) from None
     except OSError as e:
         raise click.ClickException(f"cannot create the serve lock {lock.path}: {e}") from None
+    log_warnings(config)  # once it is the service: a refused second one says only why
     try:
         Service(config).run(on_started=lambda jobs: console.print(started_line(config, jobs)))
     finally:
