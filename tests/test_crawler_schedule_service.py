@@ -265,7 +265,7 @@ def test_a_crawl_that_crashes_is_an_error_on_the_console_and_the_mail_names_its_
     err = next((tmp_path / "state" / "logs").glob("crawl-crashing-*.err"))
     assert "ConfigError" in err.read_text(errors="replace")
     assert "ERROR" in line and "exit_1" in line and str(err) in line, served.output()
-    assert "exit_1" in notice["Subject"]
+    assert notice["Subject"].endswith("：失败（异常退出（代码 1））"), notice["Subject"]
     body = notice.get_body(("plain",)).get_content()
     assert str(err) in body, body
 
