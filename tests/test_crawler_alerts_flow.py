@@ -726,3 +726,22 @@ def test_a_subject_separates_category_names_that_hold_slashes():
                                                                 "false_advertising")]
     assert category_names(names[:3]) == "资金池/期限错配/期限拆分、承诺保本保息/刚性兑付、显失合理的超高回报"
     assert category_names(names) == "资金池/期限错配/期限拆分、承诺保本保息/刚性兑付等4类"
+
+
+def test_a_collapse_notice_taken_down_before_its_alert_went_out_is_no_rectification(setup, sink):
+    """Held by quiet hours, the 暂停提现 notice is deleted before morning: the unit still hears of
+    it, as a current finding marked 已撤下, never as 已整改 needing no action."""
+    config, db = setup({"quiet_hours": {"start": "22:00", "end": "07:00"}})
+    night, url = datetime(2026, 11, 27, 23, 0, tzinfo=CST), "http://127.0.0.1:9/xyb/notice.html"
+    text = "鑫盈宝公告：因系统升级，暂停提现，恢复时间另行通知"
+    store_hits(db, [("xyb", url, text, verdict([finding("collapse_signal", "暂停提现", text)], risk="medium"))],
+               when=night)
+    assert deliver(config, db, now=night).sent == [], "medium risk waits out the quiet hours"
+    store_hits(db, [("xyb", url, "鑫盈宝公告：系统升级完成", verdict([]))], when=night + timedelta(hours=2))
+    deliver(config, db, now=night + timedelta(hours=8, minutes=30))
+    told = {m["X-Finpatrol-Unit"]: m for m in sink.wait_for(3)}
+    msg = told["cbrc"]
+    assert msg["Subject"].endswith("（已撤下） - 重庆鑫盈宝网络科技有限公司"), msg["Subject"]
+    body = msg.get_body(("plain",)).get_content()
+    assert "现状：已撤下：以下风险信息已从网上删去（2026-11-28 01:00 巡查发现），撤下不代表风险消除" in body, body
+    assert "已整改" not in body and "已撤下</b>" in msg.get_body(("html",)).get_content()

@@ -67,7 +67,7 @@ def test_a_reworded_guarantee_is_replaced_not_rectified_and_a_removed_claim_is_r
     assert "本期整改 1 条；改写仍违规（不计整改）1 条" in report, report
     dossier = json.loads(cli("dossier", "xyb", "--config", config, "--format", "json").stdout)
     assert dossier["rectification"] == {"live": 1, "removed": 1, "replaced": 1, "withdrawn": 0, "rejudged": 0,
-                                        "reopened": 0}
+                                        "taken_down": 0, "reopened": 0}
     dossier_md = cli("dossier", "xyb", "--config", config, "--format", "md").stdout
     assert f"| {old_guarantee['id']}（已改写，见 {new_guarantee['id']}） |" in dossier_md
     assert f"| {old_promo['id']}（已整改） |" in dossier_md
@@ -161,7 +161,7 @@ def test_a_lower_max_depth_neither_rectifies_deeper_hits_nor_reopens_them_later(
     assert final["id"] == hit["id"] and final["removed_at"] is None
     dossier = json.loads(cli("dossier", "xyb", "--config", config, "--format", "json").stdout)
     assert dossier["rectification"] == {"live": 1, "removed": 0, "replaced": 0, "withdrawn": 0, "rejudged": 0,
-                                        "reopened": 0}
+                                        "taken_down": 0, "reopened": 0}
     report = cli("report", "--config", config, "--since", "2000-01-01", "--format", "md").stdout
     assert "本期整改 0 条" in report and "整改后复现 0 条" in report, report
 
@@ -318,7 +318,7 @@ def test_a_rule_change_judges_unchanged_pages_again_and_withdraws_what_it_no_lon
             "changes", "--config", config, "--run", str(run2)).stdout
         dossier = json.loads(cli("dossier", "xyb", "--config", config, "--format", "json").stdout)
         assert dossier["rectification"] == {"live": 2, "removed": 0, "replaced": 0, "withdrawn": 2, "rejudged": 1,
-                                            "reopened": 0}
+                                            "taken_down": 0, "reopened": 0}
         report = cli("report", "--config", config, "--since", "2000-01-01", "--format", "md").stdout
         assert "本期整改 0 条" in report and "规则调整后撤销（措辞未变，不计整改）2 条" in report, report
         assert "规则调整后重新判定 1 条" in report, report
@@ -352,3 +352,35 @@ def test_a_rule_change_judges_unchanged_pages_again_and_withdraws_what_it_no_lon
     assert cli("alerts", "send", "--config", config).returncode == 0
     assert len(json_lines(cli("alerts", "list", "--config", config, "--json").stdout)) == len(latest)
     assert run1 < run2
+
+
+def test_a_collapse_notice_taken_down_is_no_rectification(make_config):
+    """A platform that deletes its 暂停提现 notice resolved nothing: changes, show, the dossier
+    and the grade say it was taken down, and it still counts as a risk event."""
+    site_routes = {
+        "/": html("鑫盈宝", "<p><a href='/notice.html'>平台公告</a></p>"),
+        "/notice.html": html("平台公告", "<p>因资金周转困难，平台即日起暂停提现，恢复时间另行通知。</p>"),
+    }
+    with SiteServer(routes(site_routes)) as site:
+        config = str(make_config([{"id": "xyb", "name": "重庆鑫盈宝网络科技有限公司", "urls": [site.url("/")]}]))
+        assert cli("patrol", "--config", config).returncode == 0
+        (notice,) = json_lines(cli("hits", "--config", config, "--json").stdout)
+        assert "collapse_signal" in notice["labels"], notice
+        site_routes["/notice.html"] = html("平台公告", "<p>平台运营正常，欢迎投资。</p>")
+        assert cli("patrol", "--config", config).returncode == 0
+
+    changes = cli("changes", "--config", config).stdout
+    assert f"hit {notice['id']} removed (taken down: a risk notice, not rectified)" in changes, changes
+    (change,) = [c for c in json_lines(cli("changes", "--config", config, "--json").stdout)
+                 if c["hits"]["removed"]]
+    assert change["hits"]["removed"]["taken_down"] is True
+    assert "state  taken down" in cli("show", str(notice["id"]), "--config", config).stdout
+    found = cli("search", "暂停提现", "--config", config)
+    assert "hit taken down (a risk notice, not rectified)" in found.stdout, found.stdout
+    (earlier,) = json_lines(cli("search", "暂停提现", "--config", config, "--json").stdout)
+    assert earlier["hit_taken_down"] is True and earlier["current"] is False, earlier
+    dossier = json.loads(cli("dossier", "xyb", "--config", config, "--format", "json").stdout)
+    assert dossier["rectification"]["removed"] == 0 and dossier["rectification"]["taken_down"] == 1
+    assert dossier["grade"]["grade"] == "高风险", dossier["grade"]
+    md = cli("dossier", "xyb", "--config", config, "--format", "md").stdout
+    assert "（已撤下，不计整改）" in md and "风险信息已撤下（不计整改）1 条" in md, md

@@ -120,7 +120,7 @@ def test_a_page_gone_since_and_its_removed_hit_say_so_in_json_and_table(make_con
     assert set(after[still]) == {  # a stable interface: fields are added, none renamed or dropped
         "page_id", "hit_id", "target", "url", "final_url", "title", "labels", "risk", "score", "fetched_at",
         "snippet", "rank", "gone_at", "hit_removed_at", "hit_replaced_by",
-        "hit_reclassified", "current", "version_id", "version_first_seen", "version_last_seen"}
+        "hit_reclassified", "hit_taken_down", "current", "version_id", "version_first_seen", "version_last_seen"}
 
     table = cli("search", "保底回购", "--config", str(config))
     assert table.returncode == 0, table.stderr

@@ -82,7 +82,7 @@ def test_a_claim_edited_away_is_still_found_as_an_earlier_version_with_its_recti
     assert "【刚性兑付】" in r["snippet"], "cut from the earlier version's own text"
     assert set(r) == {  # a stable interface: the fields of every result, and the version's
         "page_id", "hit_id", "target", "url", "final_url", "title", "labels", "risk", "score", "fetched_at",
-        "snippet", "rank", "gone_at", "hit_removed_at", "hit_replaced_by", "hit_reclassified",
+        "snippet", "rank", "gone_at", "hit_removed_at", "hit_replaced_by", "hit_reclassified", "hit_taken_down",
         "current", "version_id", "version_first_seen", "version_last_seen"}
 
     now = search(config, "谨慎选择")

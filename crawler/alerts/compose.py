@@ -253,7 +253,7 @@ def subject_for(alerts: list[Alert], standing: dict[int, dict] | None = None) ->
     same_hit = [a.payload for a in alerts if a.kind == "hit" and a.hit_id == alert.hit_id]
     note = "".join(text for text, key in SUBJECT_NOTES if any(payload.get(key) for payload in same_hit))
     state = (standing or {}).get(alert.id, {}).get("state")
-    note += {"rectified": "（已整改）", "gone": "（页面已下线）"}.get(state, "")
+    note += {"rectified": "（已整改）", "gone": "（页面已下线）", "taken_down": "（已撤下）"}.get(state, "")
     where = f"（见于{p['found_on']['name']}）" if p.get("found_on") else ""  # not on its own site
     return f"【{risk}】{category_names(same_hit)}{note} - {p['institution']}{where}{more}"
 

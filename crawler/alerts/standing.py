@@ -8,6 +8,8 @@ composer asks here so that a message built now does not present such a hit as cu
 - ``rectified`` / ``gone``: the claim, or its whole page, is no longer online. The
   message keeps it, marked, apart from current findings: it was published and the unit
   has not heard of it otherwise, but it needs no action now.
+- ``taken_down``: a collapse or 维权 notice (``crawler.store.changes.taken_down``) was
+  removed, or its page: that resolves nothing, so the entry stays current, marked.
 - ``reworded``: the page says it in other words (hit ``latest``), still breaking a rule
   it broke; the entry is kept and says so.
 - ``superseded``: reworded, and the unit has an alert of its own for a later wording in
@@ -30,6 +32,7 @@ import logging
 from sqlalchemy import select
 
 from crawler.alerts.models import Alert, Delivery
+from crawler.store.changes import taken_down
 from crawler.store.db import IN_CHUNK, in_chunks, iso
 from crawler.store.models import Hit, Page
 
@@ -55,8 +58,12 @@ def standings(session, unit: str, alerts: list[Alert]) -> dict[int, dict]:
         last = later[-1] if later else hit
         if last.removed_at is not None:  # rectified in the end, perhaps after rewordings
             page = session.get(Page, last.page_id)
-            state = "gone" if page is not None and page.gone_at is not None else (
-                "withdrawn" if last.reclassified else "rectified")
+            if last.reclassified:
+                state = "withdrawn"
+            elif taken_down(last.labels):  # a collapse or 维权 notice removed: not resolved
+                state = "taken_down"
+            else:
+                state = "gone" if page is not None and page.gone_at is not None else "rectified"
             out[alert.id] = {"state": state, "at": iso(last.removed_at), "latest": None}
         elif all(h.reclassified for h in [hit, *later[:-1]]):  # the same words, judged again
             if alert.category not in last.labels:  # but no longer as breaking this rule

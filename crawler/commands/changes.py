@@ -34,7 +34,8 @@ def print_change(change: dict, config) -> None:
     elif removed and removed.get("replaced_by"):
         console.print(f"      hit {removed['id']} reworded → hit {removed['replaced_by']} ({reworded(removed, hits)})")
     elif removed:
-        console.print(f"      hit {removed['id']} removed (rectified): {', '.join(removed['labels'])}")
+        why = "taken down: a risk notice, not rectified" if removed.get("taken_down") else "rectified"
+        console.print(f"      hit {removed['id']} removed ({why}): {', '.join(removed['labels'])}")
     for event, word in (("opened", "opened"), ("reopened", "back" if because else "reopened")):
         if hits[event]:
             console.print(f"      hit {hits[event]['id']} {word}{because}: {', '.join(hits[event]['labels'])}")

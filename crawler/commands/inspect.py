@@ -11,6 +11,7 @@ from crawler.commands.common import (
     shown_time,
 )
 from crawler.evidence.concerns import hit_concerns
+from crawler.store.changes import taken_down
 from crawler.store.queries import get_hit, list_contents, list_hits
 from crawler.store.search import with_state
 from crawler.wording import published_time
@@ -42,8 +43,8 @@ def also_at(hit: dict, every_url: bool = False) -> str:
 
 def hit_state(hit: dict, config) -> str:
     """open, replaced (reworded: the hit that says it now), withdrawn (the rules changed, the
-    page did not) or removed (its verdict left the page: rectified, or the page is gone) since
-    when (the office's day)."""
+    page did not), taken down (a collapse or 维权 notice removed, or its page) or removed (its
+    verdict left the page: rectified, or the page is gone) since when (the office's day)."""
     def day(value: str) -> str:
         return shown_time(value, config)[:10]
 
@@ -52,6 +53,8 @@ def hit_state(hit: dict, config) -> str:
         return f"[yellow]replaced by hit {hit['replaced_by']}{because} {day(hit['removed_at'])}[/]"
     if hit["removed_at"] and because:
         return f"[yellow]withdrawn{because} {day(hit['removed_at'])}[/]"
+    if hit["removed_at"] and taken_down(hit["labels"]):  # a risk notice removed: not rectified
+        return f"[red]taken down {day(hit['removed_at'])}[/]"
     if hit["removed_at"]:
         return f"[green]removed {day(hit['removed_at'])}[/]"
     return f"reopened {day(hit['reopened_at'])}" if hit["reopened_at"] else "open"
@@ -165,6 +168,8 @@ def result_state(result: dict, config) -> str:
                      f"{day(result['hit_removed_at'])}[/]")
     elif result["hit_removed_at"] and because:
         parts.append(f"[yellow]hit withdrawn{because} {day(result['hit_removed_at'])}[/]")
+    elif result["hit_removed_at"] and result["hit_taken_down"]:
+        parts.append(f"[red]hit taken down (a risk notice, not rectified) {day(result['hit_removed_at'])}[/]")
     elif result["hit_removed_at"]:
         parts.append(f"[green]hit removed (rectified) {day(result['hit_removed_at'])}[/]")
     return ", ".join(parts)

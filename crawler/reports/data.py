@@ -23,6 +23,7 @@ from crawler.items import post_url
 from crawler.reports.contents import live_contents
 from crawler.reports.coverage import target_coverage
 from crawler.reports.grading import OPINION_CATEGORIES, Grade, HitFacts, grade
+from crawler.store.changes import taken_down
 from crawler.store.db import StateDB, as_utc, iso, utcnow
 from crawler.store.models import Hit, HitCategory, PageChange, PatrolRun, RunTarget
 from crawler.store.same_content import representatives, same_content, with_same_content
@@ -53,6 +54,8 @@ def _hit_row(hit: Hit, attribution: HitAttribution | None, ev, listed) -> dict:
         "risk": hit.risk, "score": round(float(hit.score), 3), "context": hit.context,
         "first_seen": iso(hit.first_seen), "last_seen": iso(hit.last_seen),
         "removed_at": iso(hit.removed_at), "reopened_at": iso(hit.reopened_at), "replaced_by": hit.replaced_by,
+        "taken_down": (hit.removed_at is not None and hit.replaced_by is None and not hit.reclassified
+                       and taken_down(hit.labels)),  # a collapse or 维权 notice removed: no rectification
         "reclassified": bool(hit.reclassified), "found_on": hit.target_id,
         "attribution": {"reason": attribution.reason, "detail": attribution.detail} if attribution else
         {"reason": "own_site", "detail": ""},
@@ -185,6 +188,7 @@ def dossier(config: PatrolConfig, db: StateDB, target: Target) -> dict:
     replaced = [h for h in hits if h["removed_at"] and h["replaced_by"] and not h["reclassified"]]
     withdrawn = [h for h in hits if h["removed_at"] and h["reclassified"] and not h["replaced_by"]]
     rejudged = [h for h in hits if h["removed_at"] and h["reclassified"] and h["replaced_by"]]
+    notices = [h for h in hits if h["taken_down"]]
     yields = {y.get("text"): {**y, "hit": h["id"]} for h in hits for y in h["yields"]}
     zone = ZoneInfo(config.alerts.timezone)
     return {
@@ -202,10 +206,12 @@ def dossier(config: PatrolConfig, db: StateDB, target: Target) -> dict:
         "yields": sorted(yields.values(), key=lambda y: -(y.get("high_annual_pct") or 0)),
         "changes": changes,
         # removed: rectified only; a hit replaced by a reworded one is not rectification, nor is one
-        # the rules withdrew or judged again (its words stayed on the page)
+        # the rules withdrew or judged again (its words stayed on the page), nor a risk notice taken down
         "rectification": {"live": len(live),
-                          "removed": len(hits) - len(live) - len(replaced) - len(withdrawn) - len(rejudged),
+                          "removed": len(hits) - len(live) - len(replaced) - len(withdrawn) - len(rejudged)
+                          - len(notices),
                           "replaced": len(replaced), "withdrawn": len(withdrawn), "rejudged": len(rejudged),
+                          "taken_down": len(notices),
                           "reopened": sum(1 for h in hits if h["reopened_at"])},
         "opinion": opinion_posts(hits),
     }
@@ -234,6 +240,8 @@ def period_report(config: PatrolConfig, db: StateDB, since: datetime, until: dat
         withdrawn = [h for h in removed if h.reclassified and h.replaced_by is None]  # the rules changed, not the page
         rejudged = [h for h in removed if h.reclassified and h.replaced_by is not None]
         removed = [h for h in removed if h.replaced_by is None and not h.reclassified]
+        notices = [h for h in removed if taken_down(h.labels)]  # a risk notice taken down: no rectification
+        removed = [h for h in removed if not taken_down(h.labels)]
         trend = _opinion_trend(session, since, until, zone)
     pages: dict[str, set[str]] = defaultdict(set)  # a post found several ways is one page
     for h in hits:
@@ -268,7 +276,7 @@ def period_report(config: PatrolConfig, db: StateDB, since: datetime, until: dat
         "by_lead_unit": [{"unit": u, "count": n} for u, n in by_unit.most_common()],
         "top_risks": risks[:10], "opinion_trend": trend,
         "rectification": {"live": len(live_ids), "live_contents": len(representatives(live_ids, groups)),
-                          "removed_in_period": len(removed),
+                          "removed_in_period": len(removed), "taken_down_in_period": len(notices),
                           "replaced_in_period": len(replaced), "withdrawn_in_period": len(withdrawn),
                           "rejudged_in_period": len(rejudged),
                           "reopened": sum(1 for h in hits if h.reopened_at is not None)},

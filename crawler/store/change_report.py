@@ -13,7 +13,7 @@ from datetime import datetime
 
 from sqlalchemy import select
 
-from crawler.store.changes import supersedes
+from crawler.store.changes import supersedes, taken_down
 from crawler.store.db import StateDB, as_utc, iso
 from crawler.store.models import Hit, PageChange, PageVersion
 
@@ -76,8 +76,10 @@ def change_dict(session, change: PageChange) -> dict:
         # replaced_by: the hit that superseded it in this change (reworded), None when the change rectified it;
         # reclassified: withdrawn or judged again by other rules, not rectified
         replaced = change.kind == "changed" and new_hit is not None and supersedes(new_hit.labels, old_hit.labels)
-        hits["removed"] = _hit_brief(old_hit) | {"replaced_by": new_hit.id if replaced else None,
-                                                 "reclassified": by_rules}
+        hits["removed"] = _hit_brief(old_hit) | {
+            "replaced_by": new_hit.id if replaced else None, "reclassified": by_rules,
+            # a collapse or 维权 notice removed (or its page): taken down, not rectified
+            "taken_down": not replaced and not by_rules and taken_down(old_hit.labels)}
     if new_hit is not None and (old_hit is None or new_hit.id != old_hit.id or change.kind == "added"):
         # a hit of the new rules dates from its words (first_seen), but this change opened it
         first = new_hit.first_run_id == change.run_id and (by_rules or as_utc(new_hit.first_seen) == as_utc(change.at))

@@ -31,11 +31,20 @@ from typing import Iterable, Mapping
 from sqlalchemy import bindparam, func, or_, select, update
 from sqlalchemy.orm import defer
 
+from classifiers import CATEGORIES
 from crawler.store.db import StateDB, in_chunks, utcnow
 from crawler.store.elastic_queue import requeue
 from crawler.store.models import Hit, Page, PageChange, PageVersion
 
 logger = logging.getLogger(__name__)
+
+
+def taken_down(labels: Iterable[str]) -> bool:
+    """True for a removed hit that carried a collapse or 维权 signal (a category that promotes
+    nothing: ``classifiers.CATEGORIES[...].promotional``): it was taken down, not rectified. A
+    platform removing its 暂停提现 notice, or the page that carried it, resolves nothing."""
+    return any(not CATEGORIES[label].promotional for label in labels if label in CATEGORIES)
+
 
 @dataclass(frozen=True)
 class Before:

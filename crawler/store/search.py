@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from sqlalchemy import select, text
 
 from classifiers.tokenize import fold_chars, index_terms, query_tokens
+from crawler.store.changes import taken_down
 from crawler.store.db import in_chunks, iso, sql_time
 from crawler.store.models import Hit, Page
 from crawler.store.search_versions import VersionIndex, merged, version_result
@@ -168,7 +169,8 @@ def with_state(db, results: list[dict]) -> list[dict]:
     the page gone; None while the page says it, and when the result has no hit);
     ``hit_replaced_by``: the hit that says the same in other words, when it was reworded
     rather than rectified; ``hit_reclassified``: True when the hit was withdrawn or replaced
-    because the rules changed, not the page. The index keeps a gone page's last words so that it is still
+    because the rules changed, not the page; ``hit_taken_down``: True when the removed hit was a
+    collapse or 维权 notice (``crawler.store.changes.taken_down``: no rectification). The index keeps a gone page's last words so that it is still
     found (it is evidence), so these are what tells it from a live one; the state DB
     answers for the cluster's results too, since it is the source of truth. For an earlier
     version (``current`` false) the hit is the one that version had.
@@ -181,7 +183,7 @@ def with_state(db, results: list[dict]) -> list[dict]:
             gone.update(session.execute(select(Page.id, Page.gone_at).where(Page.id.in_(some))).all())
         for some in in_chunks(hit_ids):
             hits.update((row.id, row) for row in session.execute(
-                select(Hit.id, Hit.removed_at, Hit.replaced_by, Hit.reclassified).where(Hit.id.in_(some))))
+                select(Hit.id, Hit.removed_at, Hit.replaced_by, Hit.reclassified, Hit.labels).where(Hit.id.in_(some))))
     out = []
     for r in results:
         hit = hits.get(r.get("hit_id"))
@@ -190,6 +192,8 @@ def with_state(db, results: list[dict]) -> list[dict]:
             "hit_removed_at": iso(hit.removed_at) if hit else None,
             "hit_replaced_by": hit.replaced_by if hit else None,
             "hit_reclassified": bool(hit and hit.reclassified),
+            "hit_taken_down": bool(hit and hit.removed_at and not hit.replaced_by and not hit.reclassified
+                                   and taken_down(hit.labels)),
         })
     return out
 
