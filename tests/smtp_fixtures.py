@@ -41,14 +41,22 @@ class SmtpSink:
     """A real SMTP server that keeps what it accepts; ``wait_for(n)`` waits with a deadline."""
 
     def __init__(self, *, auth: bool = False, starttls: ssl.SSLContext | None = None,
-                 implicit_tls: ssl.SSLContext | None = None, port: int = 0):
+                 implicit_tls: ssl.SSLContext | None = None, port: int = 0, refuse: set[str] | None = None):
         self.auth, self.starttls, self.implicit_tls = auth, starttls, implicit_tls
+        self.refuse = refuse if refuse is not None else set()
+        """Addresses answered ``550 No such user`` at RCPT TO (a set: change it while the server runs)."""
         self.port = port
         self.received: list[tuple[str, list[str], bytes]] = []
         self.logins: list[str] = []
         self.tls_sessions = 0
         self._cond = threading.Condition()
         self.controller: Controller | None = None
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        if address in self.refuse:
+            return "550 No such user"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
 
     async def handle_DATA(self, server, session, envelope):
         with self._cond:

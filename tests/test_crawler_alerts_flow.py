@@ -520,7 +520,8 @@ def test_crash_between_send_and_mark_resends_the_same_message(setup, sink):
     evaluate(db, config, MORNING)
     (row_id,) = compose(db, config, MORNING)
     dispatch(db, config, MORNING)
-    db.execute("UPDATE outbox SET status='sending', claimed_at=:t WHERE id=:i",
+    # the crash: the server took it, but neither the status nor delivered_to were written
+    db.execute("UPDATE outbox SET status='sending', claimed_at=:t, delivered_to=NULL WHERE id=:i",
                t=(MORNING - timedelta(hours=1)).replace(tzinfo=None), i=row_id)
     assert dispatch(db, config, MORNING).sent == [row_id]
     first, second = sink.wait_for(2)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import hashlib
+from datetime import UTC, datetime, timedelta
 from email import message_from_bytes, policy
 
 import pytest
@@ -204,3 +205,120 @@ def test_a_sender_relays_refuse_is_warned_of_by_check_config_and_alerts_send_and
         config = write_config(tmp_path, quiet, ("duty@cbrc.test",))
         assert "smtp.sender" not in cli("check-config", "--config", str(config.source)).stderr
         assert "smtp.sender" not in cli("alerts", "send", "--config", str(config.source)).stderr
+
+
+def write_units(tmp_path, port: int, cbrc: list[str]):
+    """The config of ``setup`` with the operator unit addressed, so its notices arrive too."""
+    config = write_config(tmp_path, {"host": "127.0.0.1", "port": port, "security": "none"}, tuple(cbrc))
+    document = yaml.safe_load(config.source.read_text(encoding="utf-8"))
+    document["routing"]["units"]["operator"] = {"emails": ["ops@jiangjin.test"]}
+    config.source.write_text(yaml.safe_dump(document, allow_unicode=True), encoding="utf-8")
+    return load_config(config.source)
+
+
+def operator_alerts(db) -> list:
+    from crawler.alerts.models import Alert
+
+    with db.new_session() as session:
+        return list(session.scalars(select(Alert).where(Alert.kind == "operator")))
+
+
+def without_to(raw: bytes) -> list[bytes]:
+    head, _, body = raw.partition(b"\r\n\r\n")
+    lines = [line for line in head.split(b"\r\n") if not line.lower().startswith(b"to:")]
+    return [*lines, body]
+
+
+def test_a_queued_message_follows_its_units_corrected_address_keeping_every_other_byte(tmp_path):
+    with SmtpSink() as probe:
+        port = probe.port
+    config = write_units(tmp_path, port, ["duty@pboc-old.test"])
+    db = StateDB(config.db_url)
+    store_hits(db, [("xyb", "http://127.0.0.1:9/a", "保本保息", verdict([finding("guaranteed_return", "保本保息")]))],
+               when=NOW)
+    (queued,) = deliver(config, db, now=NOW).failed  # SMTP is down: the message waits
+    composed = outbox_row(db, queued).raw
+    write_units(tmp_path, port, ["newduty@cbrc.test"])
+    with SmtpSink(port=port) as up:
+        sent = cli("alerts", "send", "--config", str(config.source))
+        assert sent.returncode == 0, sent.stdout + sent.stderr
+        assert "1 queued message(s) given their unit's changed addresses" in sent.stdout
+        assert "readdressed and queued" in sent.stderr and "duty@pboc-old.test" in sent.stderr
+        (msg,) = up.wait_for(1)
+        assert up.received[0][1] == ["newduty@cbrc.test"], "the corrected address, not the old one"
+        assert str(msg["To"]) == "江津银监分局 <newduty@cbrc.test>"
+    row = outbox_row(db, queued)
+    assert (row.status, row.recipients, row.delivered_to) == ("sent", ["newduty@cbrc.test"], ["newduty@cbrc.test"])
+    assert without_to(row.raw) == without_to(composed), "every byte but the To header as composed"
+    readdressed, delivered = row.history
+    assert readdressed["event"] == "readdressed" and readdressed["from"] == ["duty@pboc-old.test"]
+    assert readdressed["to_header_before"].encode() in composed, "the replaced header, verbatim"
+    assert readdressed["sha256_before"] == hashlib.sha256(composed).hexdigest()
+    assert delivered == {"at": delivered["at"], "event": "delivered", "to": ["newduty@cbrc.test"],
+                         "sha256": hashlib.sha256(row.raw).hexdigest()}
+    assert up.received[0][2].replace(b"\r\n", b"\n") == row.raw.replace(b"\r\n", b"\n"), "the outbox keeps what went"
+
+
+def test_a_permanently_refused_address_is_kept_told_once_and_sent_once_corrected(tmp_path):
+    with SmtpSink(refuse={"bad@cbrc.test"}) as sink:
+        config = write_units(tmp_path, sink.port, ["bad@cbrc.test"])
+        db = StateDB(config.db_url)
+        store_hits(db, [("xyb", "http://127.0.0.1:9/a", "保本保息",
+                         verdict([finding("guaranteed_return", "保本保息")]))], when=NOW)
+        first = deliver(config, db, now=NOW)
+        (row_id,) = first.refused
+        row = outbox_row(db, row_id)
+        assert (row.status, row.refused, row.delivered_to) == ("refused", {"bad@cbrc.test": "550 No such user"}, [])
+        assert "refused permanently: bad@cbrc.test: 550 No such user" in row.last_error
+        assert "routing.units.cbrc.emails" in row.last_error and row.sent_at is None
+        attempts = row.attempts
+        for hours in (1, 5, 30):  # not retried blindly; the operator's notice goes out once
+            assert deliver(config, db, now=NOW + timedelta(hours=hours)).refused == {}
+        assert outbox_row(db, row_id).attempts == attempts
+        (notice,) = [m for m in sink.wait_for(1) if "ops@jiangjin.test" in str(m["To"])]
+        assert "预警邮件被拒收" in notice["Subject"] and "bad@cbrc.test" in notice["Subject"]
+        listed = json_lines(cli("alerts", "list", "--status", "refused", "--json",
+                                "--config", str(config.source)).stdout)
+        assert [(m["id"], m["refused"]) for m in listed] == [(row_id, {"bad@cbrc.test": "550 No such user"})]
+
+        retry = cli("alerts", "send", "--retry-now", "--config", str(config.source))
+        assert retry.returncode == 1 and "refused for good" in retry.stdout, "the address still refused"
+        assert len(operator_alerts(db)) == 1, "told once"
+
+        write_units(tmp_path, sink.port, ["duty@cbrc.test"])
+        fixed = cli("alerts", "send", "--config", str(config.source))
+        assert fixed.returncode == 0 and "1 sent" in fixed.stdout, fixed.stdout + fixed.stderr
+        alerts_to_cbrc = [r for r in sink.received if r[1] != ["ops@jiangjin.test"]]
+        assert [r[1] for r in alerts_to_cbrc] == [["duty@cbrc.test"]]
+        row = outbox_row(db, row_id)
+        assert (row.status, row.last_error, row.refused) == ("sent", None, None)
+        assert [e["event"] for e in row.history] == ["refused", "refused", "readdressed", "delivered"]
+
+
+def test_a_partly_refused_message_is_recorded_told_and_sent_to_the_corrected_address_only(tmp_path):
+    with SmtpSink(refuse={"bad@cbrc.test"}) as sink:
+        config = write_units(tmp_path, sink.port, ["bad@cbrc.test", "duty@cbrc.test"])
+        db = StateDB(config.db_url)
+        store_hits(db, [("xyb", "http://127.0.0.1:9/a", "保本保息",
+                         verdict([finding("guaranteed_return", "保本保息")]))], when=NOW)
+        (row_id,) = deliver(config, db, now=NOW).refused
+        assert [r[1] for r in sink.received] == [["duty@cbrc.test"]], "the accepting mailbox got it"
+        (listed,) = [m for m in json_lines(cli("alerts", "list", "--json", "--config", str(config.source)).stdout)
+                     if m["id"] == row_id]
+        assert listed["status"] == "refused" and listed["sent_at"] is not None
+        assert listed["delivered_to"] == ["duty@cbrc.test"]
+        assert listed["refused"] == {"bad@cbrc.test": "550 No such user"}
+        assert "bad@cbrc.test: 550 No such user" in listed["last_error"]
+        assert "already delivered to duty@cbrc.test" in listed["last_error"]
+        table = cli("alerts", "list", "--config", str(config.source))
+        assert "refused" in table.stdout and "bad@cbrc.test" in table.stdout
+        deliver(config, db, now=NOW + timedelta(hours=1))
+        assert len(operator_alerts(db)) == 1
+
+        write_units(tmp_path, sink.port, ["good@cbrc.test", "duty@cbrc.test"])
+        assert cli("alerts", "send", "--config", str(config.source)).returncode == 0
+        to_cbrc = [r[1] for r in sink.received if r[1] != ["ops@jiangjin.test"]]
+        assert to_cbrc == [["duty@cbrc.test"], ["good@cbrc.test"]], "duty@ is not sent it again"
+        row = outbox_row(db, row_id)
+        assert (row.status, row.delivered_to) == ("sent", ["duty@cbrc.test", "good@cbrc.test"])
+        assert "good@cbrc.test" in str(message_from_bytes(row.raw, policy=policy.default)["To"])

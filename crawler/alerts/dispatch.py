@@ -10,13 +10,19 @@ File delivery writes ``<message id>.eml`` atomically, so a retry replaces the
 file instead of adding a copy. A message for a unit without an e-mail address is
 written to ``outbox/unaddressed/`` and marked ``unaddressed``, never ``sent``, and not
 retried: ``finpatrol alerts send --unaddressed`` (``crawler.alerts.readdress``) queues it again once
-the unit has an address. The user name and password come from the environment
+the unit has an address. The server's answer is kept per address: those it accepted
+(``delivered_to``) never get the message again; a temporary refusal (4xx) is retried
+with backoff; a permanent one (5xx) of every address still owed makes the message
+``refused``: kept, not retried by itself, the operator unit told once, and sent when
+the unit's addresses change (``crawler.alerts.readdress.follow_routing``) or by
+``finpatrol alerts send --retry-now``. The user name and password come from the environment
 variables named by ``smtp.username_env`` / ``smtp.password_env``.
 """
 
 from __future__ import annotations
 
 import logging
+import hashlib
 import os
 import re
 import smtplib
@@ -29,11 +35,12 @@ from sqlalchemy import or_, select, update
 
 from crawler.alerts.models import OutboxMessage, ensure_schema
 from crawler.config import PatrolConfig
-from crawler.store.db import StateDB, utcnow
+from crawler.store.db import StateDB, iso, utcnow
 
 logger = logging.getLogger(__name__)
 CLAIM_LEASE = timedelta(minutes=10)
 UNADDRESSED = "unaddressed"
+REFUSED = "refused"
 
 
 class TransientError(Exception):
@@ -47,6 +54,8 @@ class DispatchResult:
     unaddressed: list[int] = field(default_factory=list)
     """Messages for units without an e-mail address, kept as files in ``outbox/unaddressed/``
     until ``finpatrol alerts send --unaddressed``."""
+    refused: dict[int, str] = field(default_factory=dict)
+    """Messages whose remaining addresses the server refused for good (status ``refused``): why."""
 
 
 def outbox_dir(config: PatrolConfig) -> Path:
@@ -71,15 +80,15 @@ def dispatch(db: StateDB, config: PatrolConfig, now: datetime | None = None, ids
             if row is None:
                 continue
             via = transport if row.recipients else unaddressed
+            owed = [r for r in row.recipients if r not in (row.delivered_to or ())]
             try:
-                via.send(row)
+                refused = via.send(row, owed) if owed or not row.recipients else {}
             except TransientError as e:
                 _failed(db, config, row, now, str(e))
                 result.failed[row.id] = str(e)
                 continue
             if row.recipients:
-                _mark_done(db, row.id, "sent", via.name)
-                result.sent.append(row.id)
+                _settle(db, config, row, owed, refused, via.name, now, result)
             else:
                 logger.warning("outbox %s: unit %s has no e-mail address; written to %s: set "
                                "routing.units.%s.emails, then run `finpatrol alerts send --unaddressed`",
@@ -97,9 +106,7 @@ def unaddressed_dir(config: PatrolConfig) -> Path:
 
 def _due(db: StateDB, now: datetime, ids, ignore_backoff: bool) -> list[int]:
     stale = now - CLAIM_LEASE
-    ready = OutboxMessage.status == "pending"
-    if not ignore_backoff:
-        ready = ready & (OutboxMessage.next_attempt_at <= now)
+    ready = _ready(now, ignore_backoff)
     query = select(OutboxMessage.id).where(
         or_(ready, (OutboxMessage.status == "sending") & (OutboxMessage.claimed_at < stale))
     ).order_by(OutboxMessage.id)
@@ -109,12 +116,17 @@ def _due(db: StateDB, now: datetime, ids, ignore_backoff: bool) -> list[int]:
         return list(session.scalars(query))
 
 
+def _ready(now: datetime, ignore_backoff: bool):
+    """Pending and due; ``ignore_backoff`` (``alerts send --retry-now``): every pending or refused message."""
+    if ignore_backoff:
+        return OutboxMessage.status.in_(("pending", REFUSED))
+    return (OutboxMessage.status == "pending") & (OutboxMessage.next_attempt_at <= now)
+
+
 def _claim(db: StateDB, row_id: int, now: datetime, ignore_backoff: bool) -> OutboxMessage | None:
     """Atomically take a message, so two dispatchers never send it at the same time."""
     stale = now - CLAIM_LEASE
-    ready = OutboxMessage.status == "pending"
-    if not ignore_backoff:
-        ready = ready & (OutboxMessage.next_attempt_at <= now)
+    ready = _ready(now, ignore_backoff)
     with db.new_session() as session, session.begin():
         taken = session.execute(
             update(OutboxMessage)
@@ -126,23 +138,77 @@ def _claim(db: StateDB, row_id: int, now: datetime, ignore_backoff: bool) -> Out
 
 
 def _mark_done(db: StateDB, row_id: int, status: str, transport: str) -> None:
-    """``sent_at`` only for ``sent``: an unaddressed message reached nobody."""
+    """An unaddressed message reached nobody: no ``sent_at``."""
     with db.new_session() as session, session.begin():
         session.execute(
             update(OutboxMessage).where(OutboxMessage.id == row_id)
-            .values(status=status, sent_at=utcnow() if status == "sent" else None, transport=transport,
-                    last_error=None)
+            .values(status=status, sent_at=None, transport=transport, last_error=None)
         )
 
 
-def _failed(db: StateDB, config: PatrolConfig, row: OutboxMessage, now: datetime, error: str) -> None:
+def _settle(db: StateDB, config: PatrolConfig, row: OutboxMessage, owed: list[str], refused: dict[str, str],
+            transport: str, now: datetime, result: DispatchResult) -> None:
+    """Record the server's answer per address: accepted, refused for now (4xx) or for good (5xx)."""
+    accepted = [r for r in owed if r not in refused]
+    history = list(row.history or ())
+    if accepted:
+        history.append({"at": iso(now), "event": "delivered", "to": accepted,
+                        "sha256": hashlib.sha256(row.raw).hexdigest()})
+    values = dict(delivered_to=[*(row.delivered_to or ()), *accepted], transport=transport,
+                  refused=refused or None, history=history)
+    if accepted and row.sent_at is None:
+        values["sent_at"] = utcnow()
+    permanent = False
+    if refused:
+        permanent = all(answer[:1] == "5" for answer in refused.values())
+        history.append({"at": iso(now), "event": "refused", "refused": refused, "permanent": permanent})
+        error = "; ".join(f"{address}: {answer}" for address, answer in refused.items())
+    if not refused:
+        values.update(status="sent", last_error=None)
+        result.sent.append(row.id)
+    elif not permanent:
+        _failed(db, config, row, now, f"refused for now: {error}", **values)
+        result.failed[row.id] = f"refused for now: {error}"
+        return
+    else:
+        error = (f"refused permanently: {error}; correct routing.units.{row.unit}.emails and it is sent "
+                 "to the new address" + (f" (already delivered to {', '.join(values['delivered_to'])})"
+                                         if values["delivered_to"] else ""))
+        values.update(status=REFUSED, last_error=error[:2000])
+        result.refused[row.id] = error
+    with db.new_session() as session, session.begin():
+        session.execute(update(OutboxMessage).where(OutboxMessage.id == row.id).values(**values))
+    if refused and permanent:
+        logger.error("outbox %s to %s: %s", row.id, row.unit, error)
+        _tell_operator(db, config, row, refused, values["delivered_to"])
+
+
+def _tell_operator(db: StateDB, config: PatrolConfig, row: OutboxMessage, refused: dict[str, str],
+                   delivered_to: list[str]) -> None:
+    """Once per message and refused addresses; never about the operator's own mail (it would loop)."""
+    from crawler.alerts.evaluate import notify_operator
+
+    if row.unit == config.routing.operator_unit:
+        return
+    unit = config.routing.units[row.unit].name if row.unit in config.routing.units else row.unit
+    notify_operator(db, config, f"预警邮件被拒收：{unit}（{row.unit}）邮箱 {', '.join(refused)}", {
+        "outbox": row.id, "unit": row.unit, "subject": row.subject,
+        "refused": "; ".join(f"{a}: {answer}" for a, answer in refused.items()),
+        "delivered_to": ", ".join(delivered_to) or "(none)",
+        "fix": f"correct routing.units.{row.unit}.emails in {config.source}; the message is then sent to the "
+               "new address (same Message-ID), not again to those that accepted it",
+    }, key=f"refused:{row.id}:{','.join(sorted(refused))}")
+
+
+def _failed(db: StateDB, config: PatrolConfig, row: OutboxMessage, now: datetime, error: str, **values) -> None:
     delay = min(config.smtp.retry_max, config.smtp.retry_base * 2 ** max(0, row.attempts - 1))
     logger.warning("outbox %s to %s failed (attempt %d), retry in %ds: %s",
                    row.id, row.unit, row.attempts, delay, error)
     with db.new_session() as session, session.begin():
         session.execute(
             update(OutboxMessage).where(OutboxMessage.id == row.id)
-            .values(status="pending", last_error=error[:2000], next_attempt_at=now + timedelta(seconds=delay))
+            .values(status="pending", last_error=error[:2000], next_attempt_at=now + timedelta(seconds=delay),
+                    **values)
         )
 
 
@@ -152,7 +218,7 @@ class FileTransport:
     def __init__(self, directory: Path):
         self.directory = directory
 
-    def send(self, row: OutboxMessage) -> None:
+    def send(self, row: OutboxMessage, to: list[str]) -> dict[str, str]:
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
             path = self.directory / eml_name(row)
@@ -161,9 +227,14 @@ class FileTransport:
             os.replace(tmp, path)
         except OSError as e:
             raise TransientError(f"cannot write {self.directory}: {e}") from e
+        return {}
 
     def close(self) -> None:
         pass
+
+
+def _text(answer: bytes | str) -> str:
+    return answer.decode("utf-8", "replace") if isinstance(answer, bytes) else str(answer)
 
 
 def eml_name(row: OutboxMessage) -> str:
@@ -196,16 +267,18 @@ class SmtpTransport:
             conn.login(user, password or "")
         return conn
 
-    def send(self, row: OutboxMessage) -> None:
+    def send(self, row: OutboxMessage, to: list[str]) -> dict[str, str]:
+        """Send to ``to``; return the addresses the server refused, with its answer (``550 No such user``)."""
         try:
             if self.conn is None:
                 self.conn = self._connect()
-            refused = self.conn.sendmail(self.smtp_config.sender, row.recipients, row.raw)
+            refused = self.conn.sendmail(self.smtp_config.sender, to, row.raw)
+        except smtplib.SMTPRecipientsRefused as e:  # every address refused: the session is still usable
+            refused = e.recipients
         except (smtplib.SMTPException, OSError, UnicodeError) as e:  # UnicodeError: non-ASCII login
             self.close()
             raise TransientError(f"{type(e).__name__}: {e}") from e
-        if refused:
-            logger.error("outbox %s: recipients refused %s", row.id, refused)
+        return {address: f"{code} {_text(answer)}" for address, (code, answer) in refused.items()}
 
     def close(self) -> None:
         if self.conn is not None:

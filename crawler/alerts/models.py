@@ -76,7 +76,9 @@ class OutboxMessage(Base):
     """The complete RFC 5322 message, built once so every retry sends the same bytes."""
     status: Mapped[str] = mapped_column(String(16), default="pending")
     """pending | sending (claimed; stale claims are retried) | sent | unaddressed (the unit had no
-    e-mail address: kept in ``outbox/unaddressed/``, queued again by ``alerts send --unaddressed``)"""
+    e-mail address: kept in ``outbox/unaddressed/``, queued again by ``alerts send --unaddressed``)
+    | refused (the server refused every address still owed it for good, 5xx: not retried by itself;
+    sent once the unit's addresses change, or by ``alerts send --retry-now``)"""
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     claimed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
@@ -85,6 +87,14 @@ class OutboxMessage(Base):
     sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     transport: Mapped[str | None] = mapped_column(String(16))
     """smtp | file"""
+    delivered_to: Mapped[list | None] = mapped_column(JSON)
+    """Addresses the server accepted this message for; a retry or a readdressed message never goes to them again."""
+    refused: Mapped[dict | None] = mapped_column(JSON)
+    """Address → the server's answer (``550 No such user``), for addresses it refused at the last attempt."""
+    history: Mapped[list | None] = mapped_column(JSON)
+    """What happened to the message after it was composed, oldest first: ``delivered`` (to, sha256 of the
+    bytes sent), ``refused`` (refused, permanent) and ``readdressed`` (from, to, ``to_header_before``: the
+    replaced To header verbatim, ``sha256_before``: of the bytes before; every other byte is unchanged)."""
 
 
 class AlertRun(Base):

@@ -1,6 +1,7 @@
 """One call that does all alert work due now: evaluate, compose, dispatch.
 
-Used by ``finpatrol serve`` (after every crawl and every ``schedules.alerts_every``),
+Messages not yet sent are first given their unit's current addresses
+(``crawler.alerts.readdress.follow_routing``). Used by ``finpatrol serve`` (after every crawl and every ``schedules.alerts_every``),
 ``finpatrol alerts send`` and ``finpatrol demo``. Safe to run from several
 processes at once: evaluation is idempotent, composition is transactional and
 the dispatcher claims each message before sending it.
@@ -15,6 +16,7 @@ from datetime import datetime
 from crawler.alerts.compose import compose
 from crawler.alerts.dispatch import dispatch, outbox_dir
 from crawler.alerts.evaluate import evaluate
+from crawler.alerts.readdress import follow_routing
 from crawler.config import PatrolConfig
 from crawler.store.db import StateDB, as_utc, utcnow
 
@@ -31,6 +33,10 @@ class Delivered:
     failed: dict[int, str] = field(default_factory=dict)
     unaddressed: list[int] = field(default_factory=list)
     """Messages for units without an e-mail address, written to ``outbox/unaddressed/``."""
+    refused: dict[int, str] = field(default_factory=dict)
+    """Messages the server refused for good (status ``refused``), with why."""
+    readdressed: list[int] = field(default_factory=list)
+    """Messages given their unit's changed addresses before sending (``readdress.follow_routing``)."""
     where: str = ""
     """``smtp://host:port``, or the directory the .eml files are written to."""
 
@@ -50,8 +56,10 @@ def deliver(config: PatrolConfig, db: StateDB | None = None, now: datetime | Non
         result = Delivered(where=destination(config))
         result.alerts = evaluate(db, config, now)
         result.queued = compose(db, config, now, force_digest=force_digest)
+        result.readdressed = follow_routing(db, config, now)
         sent = dispatch(db, config, now)
         result.sent, result.failed, result.unaddressed = sent.sent, sent.failed, sent.unaddressed
+        result.refused = sent.refused
         return result
     finally:
         if own:

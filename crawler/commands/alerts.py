@@ -15,7 +15,7 @@ from crawler.commands.common import (
 )
 from crawler.store.db import iso
 
-STATUSES = ("pending", "sending", "sent", "unaddressed")
+STATUSES = ("pending", "sending", "sent", "refused", "unaddressed")
 
 
 @click.group()
@@ -30,7 +30,8 @@ def outbox_dict(row, alerts: list[dict] | None = None) -> dict:
         "recipients": row.recipients, "subject": row.subject, "status": row.status,
         "attempts": row.attempts, "created_at": iso(row.created_at), "sent_at": iso(row.sent_at),
         "next_attempt_at": iso(row.next_attempt_at) if row.status in ("pending", "sending") else None,
-        "transport": row.transport, "last_error": row.last_error, "alerts": alerts or [],
+        "transport": row.transport, "last_error": row.last_error, "delivered_to": row.delivered_to or [],
+        "refused": row.refused or {}, "history": row.history or [], "alerts": alerts or [],
     }
 
 
@@ -118,7 +119,8 @@ def preview(config_file, message_id, as_html, eml):
 @alerts.command()
 @config_option
 @click.option("--digest", is_flag=True, help="Compose the daily digests now instead of at digest_time.")
-@click.option("--retry-now", is_flag=True, help="Retry failed messages now, ignoring the backoff.")
+@click.option("--retry-now", is_flag=True,
+              help="Retry failed messages now, ignoring the backoff; also those refused for good (status refused).")
 @click.option("--unaddressed", is_flag=True,
               help="Also send the kept messages of units that had no e-mail address and have one now.")
 def send(config_file, digest, retry_now, unaddressed):
@@ -137,22 +139,30 @@ def send(config_file, digest, retry_now, unaddressed):
             result.sent += extra.sent
             result.unaddressed += extra.unaddressed
             result.failed.update(extra.failed)
+            result.refused.update(extra.refused)
             for row_id in extra.sent:
                 result.failed.pop(row_id, None)
+                result.refused.pop(row_id, None)
     if unaddressed:
         units = ", ".join(sorted(set(moved.waiting.values())))
         console.print(f"{len(moved.requeued)} kept message(s) addressed and queued, {len(moved.waiting)} still "
                       "for units without an address" + (f" ({escape(units)})" if units else ""))
+    if result.readdressed:
+        console.print(f"{len(result.readdressed)} queued message(s) given their unit's changed addresses")
     console.print(f"{len(result.alerts)} new alert(s), {len(result.queued)} message(s) composed, "
-                  f"{len(result.sent)} sent to {result.where}, {len(result.failed)} failed (will retry)")
+                  f"{len(result.sent)} sent to {result.where}, {len(result.failed)} failed (will retry)"
+                  + (f", {len(result.refused)} refused for good" if result.refused else ""))
     kept = len(result.unaddressed) + len(moved.waiting)
     if kept:
         console.print(f"[yellow]{kept} message(s) for units without an e-mail address, kept in "
                       f"{escape(str(unaddressed_dir(config)))}: set routing.units.<unit>.emails, "
                       "then run `finpatrol alerts send --unaddressed`[/]")
-    for row_id, error in result.failed.items():
+    for row_id, error in {**result.failed, **result.refused}.items():
         console.print(f"  message {row_id}: {escape(error)}")
-    if result.failed:
+    if result.refused:
+        console.print("[red]refused for good: correct routing.units.<unit>.emails (the message then goes to the "
+                      "new address), or run `finpatrol alerts send --retry-now` once the mailbox exists[/]")
+    if result.failed or result.refused:
         raise SystemExit(1)
 
 
