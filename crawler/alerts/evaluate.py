@@ -5,7 +5,9 @@ a pipeline that dies between storing a hit and queueing its alert would lose the
 alert. Evaluating from the DB instead is lossless and idempotent: every patrol
 run (scheduled, ``finpatrol patrol`` or another process) is evaluated until it is
 recorded in ``alert_runs`` in the same transaction as its alerts, and repeats are
-suppressed by the dedup marks. The scheduler calls :func:`evaluate` after every
+suppressed by the dedup marks. A run left ``running`` by a process that is gone is
+settled first (``crawler.store.runs.settle_abandoned``), so it is evaluated once.
+The scheduler calls :func:`evaluate` after every
 crawl and on its ``alerts_every`` tick; ``finpatrol alerts send`` calls it too.
 
 Settings: ``alerts.*`` (rules, opinion, renotify_after), ``routing.*``.
@@ -34,6 +36,7 @@ from crawler.evidence.models import Evidence
 from crawler.items import post_url
 from crawler.store.db import StateDB, as_utc, in_chunks, iso, utcnow
 from crawler.store.models import Hit, Page, PatrolRun, TargetRow
+from crawler.store.runs import settle_abandoned
 from crawler.wording import zh
 
 logger = logging.getLogger(__name__)
@@ -44,6 +47,7 @@ def evaluate(db: StateDB, config: PatrolConfig, now: datetime | None = None) -> 
     if not config.alerts.enabled:
         return []
     ensure_schema(db)
+    settle_abandoned(db)  # a run whose process died would stay running, and be selected again on every pass
     now = as_utc(now or utcnow())  # SQLite keeps wall-clock time: a non-UTC now would be read back shifted
     with db.new_session() as session, session.begin():
         done = select(AlertRun.run_id)

@@ -24,7 +24,10 @@ def coverage(config_file, as_json):
     from crawler.schedule.listing import OVERDUE
 
     config = load_or_exit(config_file)
+    from crawler.store.runs import settle_abandoned
+
     with open_db_or_empty(config) as db:  # before the first patrol: every target "never", no DB file made
+        settle_abandoned(db)  # a run whose process is gone (kill -9) is not an attempt still going on
         rows = coverage_rows(config, db)
     now = datetime.now(UTC)
     for r in rows:  # a stored next run in the past: the service has not run it

@@ -13,6 +13,7 @@ from crawler.commands.common import (
 from crawler.config import PatrolConfig
 from crawler.store.db import parse_time
 from crawler.store.queries import get_run, list_runs
+from crawler.store.runs import settle_abandoned
 
 
 def progress_table(config: PatrolConfig, chosen: list[str], progress) -> Table:
@@ -178,6 +179,7 @@ def runs(config_file, as_json, limit):
     """List patrol runs with their status and per-target counts."""
     config = load_or_exit(config_file)
     with open_db(config) as db:
+        settle_abandoned(db)  # a run whose process is gone (kill -9) would show running for ever
         records = list_runs(db, limit)
     if as_json:
         emit_json(records)

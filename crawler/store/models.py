@@ -53,6 +53,13 @@ class PatrolRun(Base):
     status: Mapped[str] = mapped_column(String(16), default="running")
     """running | ok | partial | failed"""
     stats: Mapped[dict] = mapped_column(JSON, default=dict)
+    pid: Mapped[int | None] = mapped_column(Integer)
+    """The id of the process crawling, on ``host``: a run left ``running`` by a process that is
+    gone (``kill -9``) is settled by the next reader (``crawler.store.runs.settle_abandoned``)."""
+    host: Mapped[str | None] = mapped_column(String(255))
+    """The host name of that process."""
+    pid_started: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    """When that process started (Linux), so another process given the same id later is not taken for it."""
 
 
 class RunTarget(Base):
