@@ -169,7 +169,8 @@ def test_unhealthy_crawl_mails_the_operator_once(tmp_path):
             assert served.stop() == 0, served.output()
         assert notice["X-Finpatrol-Unit"] == "operator" and sink.received[0][1] == ["ops@finpatrol.test"]
         assert notice["Subject"] == "【巡查运行异常】巡查任务 broken：失败", notice["Subject"]
-        assert "crawl-broken-" in notice.get_body(("plain",)).get_content()
+        body = notice.get_body(("plain",)).get_content()
+        assert "crawl-broken-" in body and "target xyb: pages 0, failed 1: offline×1" in body, body
         assert len(sink.received) == 1, "the same failure mails the operator once per operator_renotify"
 
 

@@ -32,6 +32,7 @@ from crawler.config import PatrolConfig
 from crawler.schedule.runner import CrawlOutcome, Runner
 from crawler.schedule.triggers import build_trigger, spec_hash
 from crawler.store.db import StateDB
+from crawler.store.runs import failing_targets
 from crawler.wording import crawl_end, zh
 
 logger = logging.getLogger(__name__)
@@ -128,7 +129,7 @@ class Service:
             notify_operator(self.db, self.config, subject, {
                 "job": job_id, "targets": ",".join(job.targets) or "(all)", "run_id": outcome.run_id,
                 "status": outcome.status, "reason": outcome.reason, "exit_code": outcome.returncode,
-                **outcome.files(),
+                **failing_targets(self.db, outcome.run_id), **outcome.files(),
             }, key=f"{job_id}:{outcome.status}:{outcome.reason}")
         self.alerts_tick()
 

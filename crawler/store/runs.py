@@ -198,3 +198,23 @@ def _jsonable(value):
     if isinstance(value, datetime):
         return value.isoformat()
     return str(value)
+
+
+def failing_targets(db: StateDB, run_id: int | None, limit: int = 20) -> dict[str, str]:
+    """``target <id>`` → what went wrong for it in the run (``pages 0, failed 3: not_found×3
+    (http_404×3)``), for every target that fetched nothing or had failures, at most ``limit``
+    (then ``more targets``: how many are left out): what an operator's notice names."""
+    from sqlalchemy import select
+
+    from crawler.store.failures import describe_failures
+
+    if run_id is None:
+        return {}
+    with db.new_session() as session:
+        rows = session.scalars(select(RunTarget).where(RunTarget.run_id == run_id).order_by(RunTarget.target_id))
+        failing = [r for r in rows if r.pages == 0 or r.failed]
+    out = {f"target {r.target_id}": f"pages {r.pages}, failed {r.failed}"
+           + (f": {describe_failures(r.errors)}" if r.errors else "") for r in failing[:limit]}
+    if len(failing) > limit:
+        out["more targets"] = str(len(failing) - limit)
+    return out
