@@ -25,7 +25,7 @@ from classifiers.tokenize import fold_chars, index_terms, query_tokens
 from crawler.store.changes import taken_down
 from crawler.store.db import in_chunks, iso, sql_time
 from crawler.store.models import Hit, Page
-from crawler.store.search_versions import VersionIndex, merged, version_result
+from crawler.store.search_versions import VERSION_COLUMNS, VersionIndex, merged, version_result
 
 logger = logging.getLogger(__name__)
 
@@ -132,8 +132,9 @@ class EmbeddedIndex:
         rows = self.db.execute(sql, match=match, limit=limit, **params).mappings().all()
         # A result listed by its title alone (a classifieds row) has no text: cut from the title.
         current = [result(row, snippet(row["text"] or row["title"], query, terms)) for row in rows]
+        wanted = filter_sql(filters, **VERSION_COLUMNS)
         earlier = [version_result(row, snippet(row["text"] or row["title"], query, terms))
-                   for row in self.versions.search(match, filters, (where, params), limit)]
+                   for row in self.versions.search(match, wanted, (where, params), limit)]
         return merged(current, earlier, limit)
 
 
@@ -207,24 +208,28 @@ def query_terms(query: str) -> list[str]:
     return seen
 
 
-def filter_sql(filters: Filters) -> tuple[str, dict]:
+def filter_sql(filters: Filters, target: str = "p.target_id", labels: str = "p.labels", risk: str = "p.risk",
+               since: str = "p.fetched_at", until: str = "p.fetched_at", prefix: str = "") -> tuple[str, dict]:
+    """SQL clauses (each after `` AND ``) and parameters of ``filters`` on the given columns (a
+    page's by default; ``since``/``until``: the columns compared with the span's start and end),
+    parameter names prefixed with ``prefix`` so that two sets can share one statement."""
     clauses, params = [], {}
     if filters.targets:
-        names = [f":t{i}" for i in range(len(filters.targets))]
-        clauses.append(f"p.target_id IN ({', '.join(names)})")
-        params.update({f"t{i}": t for i, t in enumerate(filters.targets)})
+        names = [f"{prefix}t{i}" for i in range(len(filters.targets))]
+        clauses.append(f"{target} IN ({', '.join(':' + n for n in names)})")
+        params.update(zip(names, filters.targets))
     if filters.category:
-        clauses.append("EXISTS (SELECT 1 FROM json_each(p.labels) WHERE value = :category)")
-        params["category"] = filters.category
+        clauses.append(f"EXISTS (SELECT 1 FROM json_each({labels}) WHERE value = :{prefix}category)")
+        params[f"{prefix}category"] = filters.category
     if filters.risk:
-        clauses.append("p.risk = :risk")
-        params["risk"] = filters.risk
+        clauses.append(f"{risk} = :{prefix}risk")
+        params[f"{prefix}risk"] = filters.risk
     if filters.since:
-        clauses.append("p.fetched_at >= :since")
-        params["since"] = sql_time(filters.since)
+        clauses.append(f"{since} >= :{prefix}since")
+        params[f"{prefix}since"] = sql_time(filters.since)
     if filters.until:
-        clauses.append("p.fetched_at < :until")
-        params["until"] = sql_time(filters.until)
+        clauses.append(f"{until} < :{prefix}until")
+        params[f"{prefix}until"] = sql_time(filters.until)
     return "".join(" AND " + c for c in clauses), params
 
 

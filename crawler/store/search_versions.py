@@ -27,7 +27,6 @@ from datetime import UTC, datetime
 from sqlalchemy import text
 
 from classifiers.tokenize import index_terms
-from crawler.store.db import sql_time
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +36,13 @@ SUPERSEDED = "EXISTS (SELECT 1 FROM page_versions w WHERE w.page_id = v.page_id 
 VERSION_HIT = ("(SELECT c.old_hit_id FROM page_changes c WHERE c.old_version_id = v.id"
                " AND c.new_version_id IS NOT v.id ORDER BY c.id DESC LIMIT 1)")
 """SQL: the page's hit when the version ``v`` was last seen (None when it had none)."""
+
+
+VERSION_COLUMNS = {"target": "f.target_id", "labels": "h.labels", "risk": "h.risk",
+                   "since": "f.last_seen", "until": "f.first_seen", "prefix": "v"}
+"""``search.filter_sql``'s columns for a found version ``f`` and its hit ``h``: category and
+risk are its hit's; a version is seen in a span as hits are (first seen before its end,
+last seen after its start)."""
 
 
 class VersionIndex:
@@ -99,12 +105,13 @@ class VersionIndex:
             if progress is not None:
                 progress(done)
 
-    def search(self, match: str, filters, current: tuple[str, dict], limit: int) -> list:
+    def search(self, match: str, wanted: tuple[str, dict], current: tuple[str, dict], limit: int) -> list:
         """Rows of the earlier versions matching ``match``, best first: per page the newest
         matching one, and none that would only repeat its page's current result (the page
         matches under the same filters, ``current``: the SQL and parameters of
-        ``search.filter_sql``, and the version had no hit or the same hit)."""
-        where, params = version_filter_sql(filters)
+        ``search.filter_sql``, and the version had no hit or the same hit). ``wanted``: the
+        filters on a version, ``search.filter_sql`` with ``VERSION_COLUMNS``."""
+        where, params = wanted
         current_where, current_params = current
         sql = (  # the text and the hit's fields are read for the chosen versions only
             "WITH cur AS MATERIALIZED (SELECT p.id AS page_id, p.current_hit_id"
@@ -123,29 +130,6 @@ class VersionIndex:
             " LEFT JOIN hits h ON h.id = k.hit_id WHERE k.nth = 1 ORDER BY k.rank LIMIT :limit"
         )
         return self.db.execute(sql, match=match, limit=limit, **current_params, **params).mappings().all()
-
-
-def version_filter_sql(filters) -> tuple[str, dict]:
-    """``--target``, ``--category``, ``--risk``, ``--since``/``--until`` on a found version ``f``
-    and its hit ``h``: category and risk are its hit's; seen in the span as hits are."""
-    clauses, params = [], {}
-    if filters.targets:
-        names = [f":vt{i}" for i in range(len(filters.targets))]
-        clauses.append(f"f.target_id IN ({', '.join(names)})")
-        params.update({f"vt{i}": t for i, t in enumerate(filters.targets)})
-    if filters.category:
-        clauses.append("EXISTS (SELECT 1 FROM json_each(h.labels) WHERE value = :vcategory)")
-        params["vcategory"] = filters.category
-    if filters.risk:
-        clauses.append("h.risk = :vrisk")
-        params["vrisk"] = filters.risk
-    if filters.since:
-        clauses.append("f.last_seen >= :vsince")
-        params["vsince"] = sql_time(filters.since)
-    if filters.until:
-        clauses.append("f.first_seen < :vuntil")
-        params["vuntil"] = sql_time(filters.until)
-    return "".join(" AND " + c for c in clauses), params
 
 
 def version_result(row, cut: str) -> dict:
