@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -32,6 +33,17 @@ def closed_port_url() -> str:
     url = server.url("/")
     server.stop()
     return url
+
+
+def wait_until(predicate, timeout: float = 120, what: str = "condition"):
+    """``predicate()``'s first true value, asked every 0.2 s; an AssertionError naming ``what`` after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
 
 
 def json_lines(output: str) -> list[dict]:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import REPO, cli, json_lines
+from conftest import REPO, cli, json_lines, wait_until
 from smtp_fixtures import SmtpSink
 
 from crawler.config import load_config
@@ -28,16 +28,6 @@ from crawler.store.models import PatrolRun
 AD = ("<!DOCTYPE html><html lang='zh'><head><meta charset='utf-8'><title>鑫盈宝 稳健理财</title></head>"
       "<body><article><h1>鑫盈宝 稳健理财</h1><p>鑫盈宝平台承诺保本保息，100%本息保障，稳赚不赔，"
       "年化收益18%，到期刚性兑付。欢迎广大投资者加入，首投即送红包。</p></article></body></html>")
-
-
-def wait_until(predicate, timeout: float = 120, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def write_config(tmp_path: Path, site_url: str, smtp_port: int, jobs: list[dict], **schedules) -> Path:

@@ -7,10 +7,9 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-from conftest import REPO, cli, json_lines
+from conftest import REPO, cli, json_lines, wait_until
 
 from crawler.alerts.evaluate import evaluate
 from crawler.alerts.models import AlertRun
@@ -22,16 +21,6 @@ from crawler.store.runs import settle_abandoned, start_run
 
 HOME = ("<html><head><title>首页</title></head><body><p>平台介绍，欢迎访问本站。</p>"
         '<a href="/slow.html">慢</a></body></html>')
-
-
-def wait_until(predicate, timeout: float = 120, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def _stat(pid: int) -> list[str] | None:
