@@ -331,6 +331,11 @@ def config_path(explicit: str | Path | None = None) -> Path:
 
 def load_config(path: str | Path) -> PatrolConfig:
     """Read, validate and resolve one YAML file; raise ConfigError with every problem."""
+    return parse_config(read_config_text(path), path)
+
+
+def read_config_text(path: str | Path) -> str:
+    """The file's text; ConfigError when it cannot be read or is not UTF-8."""
     path = Path(path)
     try:
         raw = path.read_bytes()
@@ -339,11 +344,10 @@ def load_config(path: str | Path) -> PatrolConfig:
     except OSError as e:
         raise ConfigError(path, [f"cannot read: {e}"]) from e
     try:
-        text = raw.decode("utf-8")
+        return raw.decode("utf-8")
     except UnicodeDecodeError as e:
         line = raw.count(b"\n", 0, e.start) + 1
         raise ConfigError(path, [f"line {line}: byte 0x{raw[e.start]:02x} is not UTF-8: save the file as UTF-8"]) from None
-    return parse_config(text, path)
 
 
 def parse_config(text: str, path: str | Path = "<string>") -> PatrolConfig:
