@@ -26,6 +26,7 @@ COMMAND_MODULES = {
     "targets": "targets", "demo": "demo", "es": "es", "alerts": "alerts",
     "serve": "serve", "schedule": "serve", "evidence": "evidence", "changes": "changes",
     "candidates": "candidates", "coverage": "coverage", "dossier": "dossier", "report": "report",
+    "prune": "prune",
 }
 
 

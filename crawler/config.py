@@ -31,6 +31,7 @@ from sqlalchemy.exc import ArgumentError
 from crawler.alerts.config import AlertsConfig, RoutingConfig, SmtpConfig
 from crawler.config_channels import Channels, Sources
 from crawler.config_refs import from_config, from_raw, reference_problems
+from crawler.config_retention import RetentionConfig
 from crawler.config_yaml import (
     alias_loop,
     duplicate_keys,
@@ -229,6 +230,7 @@ class PatrolConfig(_Frozen):
     channels: Channels = ()
     sources: Sources = ()
     grading: GradingConfig = GradingConfig()
+    retention: RetentionConfig = RetentionConfig()
     source: Path | None = Field(None, exclude=True)
 
     @field_validator("targets", "rules_files", "channels", "sources", mode="before")
