@@ -27,7 +27,8 @@ from collections.abc import Mapping
 from scrapy import signals
 
 from classifiers.ruleset import fingerprint
-from crawler.config import ConfigError, PatrolConfig, load_config
+from crawler.config import ConfigError, PatrolConfig
+from crawler.crawl_config import crawl_config
 from crawler.evidence.archive import uncaptured_pages
 from crawler.items import verdict_stamp
 from crawler.store.db import StateDB
@@ -46,7 +47,7 @@ class ConditionalGetMiddleware:
     @classmethod
     def from_crawler(cls, crawler):
         try:
-            config = load_config(crawler.settings.get("FINPATROL_CONFIG"))
+            config = crawl_config(crawler.settings)
             stamps = current_stamps(config)
         except (ConfigError, OSError):  # the spider and the analyse pipeline report these; every page is fetched whole
             config, stamps = None, {}

@@ -19,7 +19,8 @@ from urllib.parse import urlsplit
 from scrapy.exceptions import IgnoreRequest
 from scrapy.utils.defer import deferred_to_future
 
-from crawler.config import ConfigError, in_scope, is_public, load_config
+from crawler.config import ConfigError, in_scope, is_public
+from crawler.crawl_config import crawl_config
 
 logger = logging.getLogger(__name__)
 
@@ -41,7 +42,7 @@ class NetworkGuardMiddleware:
     @classmethod
     def from_crawler(cls, crawler):
         try:
-            config = load_config(crawler.settings.get("FINPATROL_CONFIG"))
+            config = crawl_config(crawler.settings)
         except ConfigError:  # the spider reports config errors; the guard stays strict
             return cls(False, (), crawler.stats)
         return cls(config.allow_private_networks, config.private_scope(), crawler.stats)

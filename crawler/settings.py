@@ -29,6 +29,8 @@ FINPATROL_BROWSER_LOCALE = "zh-CN"
 
 # The patrol config the spiders and pipelines read (the CLI passes it too).
 FINPATROL_CONFIG = os.environ.get("FINPATROL_CONFIG", "patrol.yaml")
+# A file holding the config text `finpatrol serve` accepted, read instead of the file (crawler.crawl_config).
+FINPATROL_CONFIG_TEXT = ""
 # Comma-separated target ids to patrol; empty means every enabled target.
 FINPATROL_TARGETS = os.environ.get("FINPATROL_TARGETS", "")
 # Worker processes for extraction and classification (CPU-bound).

@@ -5,7 +5,8 @@ Settings: FINPATROL_CONFIG (the config file), FINPATROL_TARGETS (comma-separated
 
 from __future__ import annotations
 
-from crawler.config import PatrolConfig, load_config
+from crawler.config import PatrolConfig
+from crawler.crawl_config import crawl_config
 
 
 def apply_config(settings, config: PatrolConfig, renders: bool) -> None:
@@ -19,7 +20,7 @@ def apply_config(settings, config: PatrolConfig, renders: bool) -> None:
 
 def config_and_ids(crawler, kwargs: dict) -> tuple[PatrolConfig, tuple[str, ...]]:
     """The config (passed in, or loaded) and the chosen ids, taken out of the spider kwargs."""
-    config = kwargs.pop("config", None) or load_config(crawler.settings.get("FINPATROL_CONFIG"))
+    config = kwargs.pop("config", None) or crawl_config(crawler.settings)
     wanted = kwargs.pop("targets", None) or crawler.settings.get("FINPATROL_TARGETS", "")
     if isinstance(wanted, str):
         wanted = tuple(t for t in wanted.split(",") if t)

@@ -19,7 +19,8 @@ import scrapy
 from scrapy.http import Response
 from w3lib.url import canonicalize_url
 
-from crawler.config import PatrolConfig, Target, load_config
+from crawler.config import PatrolConfig, Target
+from crawler.crawl_config import crawl_config
 from crawler.config_channels import pseudo_target
 from crawler.items import listed_url
 from spiders.listing import Listed, extract_results, next_page, parse_feed
@@ -79,7 +80,7 @@ class ListingSpider(scrapy.Spider):
     @classmethod
     def update_settings(cls, settings):
         super().update_settings(settings)
-        config = load_config(settings.get("FINPATROL_CONFIG"))
+        config = crawl_config(settings)
         apply_config(settings, config, any(listing.render == "always" for listing in cls.listings(config)))
 
     @classmethod

@@ -37,7 +37,8 @@ from playwright.async_api import TimeoutError as PlaywrightTimeoutError
 from scrapy.http import Response
 from scrapy.utils.sitemap import Sitemap
 
-from crawler.config import PatrolConfig, Target, load_config
+from crawler.config import PatrolConfig, Target
+from crawler.crawl_config import crawl_config
 from spiders.configured import apply_config, config_and_ids
 from spiders.links import LinkBudget, extract_hrefs, in_scope, is_followable, pack_links, resolve, unpack_links
 from spiders.pages import is_html, page_item
@@ -109,7 +110,7 @@ class SitePatrolSpider(scrapy.Spider):
     def update_settings(cls, settings):
         """Config values that are Scrapy settings; Playwright handlers only when a target renders."""
         super().update_settings(settings)
-        config = load_config(settings.get("FINPATROL_CONFIG"))
+        config = crawl_config(settings)
         apply_config(settings, config, needs_browser(config))
 
     @classmethod

@@ -20,6 +20,7 @@ from smtp_fixtures import SmtpSink
 
 from crawler.config import load_config
 from crawler.demo.server import Reply, SiteServer, routes
+from crawler.schedule.config_watch import ConfigWatch
 from crawler.schedule.runner import Runner
 from crawler.schedule.service import Service, job_store
 from crawler.store.db import StateDB
@@ -74,7 +75,8 @@ def schedule(config: Path) -> dict[str, dict]:
 
 
 def runs(config: Path) -> list[PatrolRun]:
-    db = StateDB(load_config(config).db_url)
+    """The runs in the config's state DB (by where write_config puts it: the file may be broken)."""
+    db = StateDB(f"sqlite:///{config.parent / 'state' / 'finpatrol.db'}")
     try:
         with db.new_session() as session:
             return list(session.query(PatrolRun).order_by(PatrolRun.id))
@@ -331,7 +333,7 @@ def test_a_second_serve_on_the_same_state_dir_is_refused_naming_the_lock_and_its
 def test_schedule_list_and_coverage_mark_a_stored_next_run_in_the_past_as_overdue(tmp_path):
     config = write_config(tmp_path, "http://127.0.0.1:9/", 9, [{"id": "newyear", "cron": "0 3 1 1 *"},
                                                                {"id": "midyear", "cron": "0 4 1 7 *"}])
-    service = Service(load_config(config))  # stores the jobs as `serve` does, without running any
+    service = Service(ConfigWatch(config).load())  # stores the jobs as `serve` does, without running any
     service.scheduler.start(paused=True)
     service.sync_jobs()
     service.scheduler.shutdown(wait=False)
@@ -353,3 +355,56 @@ def test_schedule_list_and_coverage_mark_a_stored_next_run_in_the_past_as_overdu
     (xyb,) = [row for row in map(json.loads, covered.stdout.splitlines()) if row["id"] == "xyb"]
     assert xyb["next_scheduled_overdue"] is True
     assert "overdue: is `finpatrol serve` running?" in cli("coverage", "--config", str(config)).stdout
+
+
+def save(config: Path, document: dict) -> None:
+    config.write_text(yaml.safe_dump(document, allow_unicode=True), encoding="utf-8")
+
+
+def test_serve_takes_up_an_edited_config_and_keeps_the_version_in_effect_when_an_edit_is_refused(tmp_path, site):
+    with SmtpSink() as sink:
+        config = write_config(tmp_path, site.url("/"), sink.port, [])
+        served = Served(config, verbose=False)
+        try:
+            wait_until(lambda: "only alert mail" in served.output(), timeout=60, what="the start-up line")
+            # A job added and a unit's address corrected while it runs: both taken up.
+            document = yaml.safe_load(config.read_text(encoding="utf-8"))
+            document["schedules"]["jobs"] = [{"id": "fast", "interval": 2, "targets": ["xyb"]}]
+            document["routing"]["units"]["cbrc"]["emails"] = ["night-duty@cbrc.test"]
+            save(config, document)
+            (alert,) = sink.wait_for(1, timeout=180)
+            assert "重庆鑫盈宝网络科技有限公司" in alert["Subject"] and sink.received[0][1] == ["night-duty@cbrc.test"]
+            assert f"{config} changed: reloaded, 1 job(s) scheduled" in served.output()
+            assert f"finpatrol serve: {config}, 1 job(s) scheduled, next run fast" in served.output()
+
+            # A broken edit: refused once, the operator told, the crawls go on with the version in effect.
+            config.write_text(config.read_text(encoding="utf-8").replace("business: p2p", "business: lending"),
+                              encoding="utf-8")
+            notice = wait_until(lambda: next((m for m in sink.messages if m["X-Finpatrol-Unit"] == "operator"), None),
+                                what="the operator's notice of the broken config")
+            assert notice["Subject"] == f"【巡查运行异常】配置文件有误，改动未生效：{config}", notice["Subject"]
+            body = notice.get_body(("plain",)).get_content()
+            assert "targets[0].business" in body and "lending" in body, body
+            refused_at = len(runs(config))
+            wait_until(lambda: len([r for r in runs(config)[refused_at:] if r.status == "ok"]) >= 2, timeout=180,
+                       what="crawls after the refusal, with the version in effect")
+
+            # An edit that moves the state: refused, it needs a restart.
+            document["state_dir"] = "elsewhere"
+            save(config, document)
+            moved = wait_until(lambda: [m for m in sink.messages if "需重启" in m["Subject"]], what="the restart notice")
+            assert moved[0]["Subject"] == f"【巡查运行异常】配置文件改动需重启服务才能生效：{config}"
+            assert f"{tmp_path / 'state'} → {tmp_path / 'elsewhere'}" in moved[0].get_body(("plain",)).get_content()
+
+            # Back to the version in effect; SIGHUP checks at once, changed or not.
+            document["state_dir"] = "state"
+            save(config, document)
+            wait_until(lambda: served.output().count("unchanged, in effect since") == 1, what="the revert noticed")
+            served.proc.send_signal(signal.SIGHUP)
+            wait_until(lambda: served.output().count("unchanged, in effect since") == 2, what="SIGHUP's check")
+        finally:
+            assert served.stop() == 0, served.output()
+        operator = [m["Subject"] for m in sink.messages if m["X-Finpatrol-Unit"] == "operator"]
+        assert len(operator) == 2, f"each refused version told once: {operator}"
+        assert not (tmp_path / "elsewhere").exists(), "a refused version leaves nothing behind"
+        assert all(r.status == "ok" for r in runs(config)), [(r.id, r.status, r.finish_reason) for r in runs(config)]

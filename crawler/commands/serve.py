@@ -11,25 +11,12 @@ from rich.table import Table
 from crawler.commands.common import (
     config_option, console, emit_json, json_option, load_or_exit, log_warnings, open_db_or_empty,
 )
-from crawler.config import PatrolConfig
-
-
-def check_jobs(config: PatrolConfig) -> None:
-    known = {
-        "site_patrol": {t.id for t in config.targets},
-        "ad_channel": {c.id for c in config.channels},
-        "opinion": {s.id for s in config.sources},
-    }
-    for i, job in enumerate(config.schedules.jobs):
-        unknown = [t for t in job.targets if t not in known[job.spider]]
-        if unknown:
-            raise click.ClickException(
-                f"{config.source}: schedules.jobs[{i}].targets: unknown target id(s) {', '.join(unknown)}"
-            )
+from crawler.config import ConfigError, PatrolConfig
 
 
 def started_line(config: PatrolConfig, jobs, now: datetime | None = None) -> str:
-    """What ``serve`` says once its jobs are scheduled: config, jobs, next run, how to stop.
+    """What ``serve`` says once its jobs are scheduled (and after a reload of its config):
+    config, jobs, next run, how to stop.
 
     ``jobs``: the scheduler's crawl jobs (APScheduler ``Job``: ``id``, ``next_run_time``)."""
     schedules = config.schedules
@@ -54,13 +41,15 @@ def started_line(config: PatrolConfig, jobs, now: datetime | None = None) -> str
 def serve(config_file):
     """Run the patrol service: scheduled crawls, early-warning mail, until Ctrl-C or SIGTERM.
 
-    Says once it has started: the config, the scheduled jobs and the next run. One service
-    per state_dir: a second one is refused (it names the lock file and the pid holding it)."""
+    Says once it has started: the config, the scheduled jobs and the next run. Takes up an
+    edit of the config within seconds (at once on SIGHUP); refuses an invalid one, keeping the
+    version in effect, and mails the operator. One service per state_dir: a second one is
+    refused (it names the lock file and the pid holding it)."""
+    from crawler.schedule.config_watch import ConfigWatch
     from crawler.schedule.lock import AlreadyRunning, ServeLock
     from crawler.schedule.service import Service
 
     config = load_or_exit(config_file)
-    check_jobs(config)
     lock = ServeLock(config.state_dir)
     try:
         lock.acquire()
@@ -70,7 +59,12 @@ def serve(config_file):
         raise click.ClickException(f"cannot create the serve lock {lock.path}: {e}") from None
     log_warnings(config)  # once it is the service: a refused second one says only why
     try:
-        Service(config).run(on_started=lambda jobs: console.print(started_line(config, jobs)))
+        watch = ConfigWatch(config.source)
+        try:
+            version = watch.load()  # validated again: the version the crawls will read
+        except ConfigError as e:
+            raise click.ClickException(str(e)) from None
+        Service(version, watch).run(on_config=lambda config, jobs: console.print(started_line(config, jobs)))
     finally:
         lock.release()
 

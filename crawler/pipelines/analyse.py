@@ -33,7 +33,7 @@ import hashlib
 import logging
 from functools import cache, partial
 
-from crawler.config import load_config
+from crawler.crawl_config import crawl_config
 from crawler.items import PageItem, text_key, verdict_stamp
 from crawler.pipelines import workers
 from crawler.store.db import StateDB
@@ -56,7 +56,7 @@ class AnalysePipeline:
 
     @classmethod
     def from_crawler(cls, crawler):
-        config = load_config(crawler.settings.get("FINPATROL_CONFIG"))
+        config = crawl_config(crawler.settings)
         rule_files = tuple(str(p) for p in config.rules_files)
         workers_count = crawler.settings.getint("FINPATROL_WORKERS")
         pipeline = cls(config.db_url, rule_files, config.yield_ceiling, workers_count, crawler.stats)

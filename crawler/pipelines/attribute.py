@@ -20,7 +20,8 @@ import logging
 from urllib.parse import urlsplit
 
 from classifiers.taxonomy import PROMOTIONAL
-from crawler.config import in_scope, load_config
+from crawler.config import in_scope
+from crawler.crawl_config import crawl_config
 from crawler.discovery.attribution import Attributor, netloc
 from crawler.discovery.candidates import company_names, record_candidate
 from crawler.discovery.models import HitAttribution, ListedPage, ensure_schema
@@ -43,7 +44,7 @@ class AttributePipeline:
 
     @classmethod
     def from_crawler(cls, crawler):
-        return cls(load_config(crawler.settings.get("FINPATROL_CONFIG")), crawler.stats, crawler)
+        return cls(crawl_config(crawler.settings), crawler.stats, crawler)
 
     def open_spider(self):
         spider = self.crawler.spider

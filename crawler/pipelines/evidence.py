@@ -14,7 +14,7 @@ import asyncio
 import logging
 from concurrent.futures import ThreadPoolExecutor
 
-from crawler.config import load_config
+from crawler.crawl_config import crawl_config
 from crawler.evidence.archive import Archive, evidence_root
 from crawler.items import PageItem
 from crawler.store.db import StateDB
@@ -32,7 +32,7 @@ class EvidencePipeline:
 
     @classmethod
     def from_crawler(cls, crawler):
-        return cls(load_config(crawler.settings.get("FINPATROL_CONFIG")), crawler.stats)
+        return cls(crawl_config(crawler.settings), crawler.stats)
 
     def open_spider(self):
         self.db = StateDB(self.config.db_url)

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING
 from scrapy import signals
 from scrapy.exceptions import NotConfigured
 
-from crawler.config import load_config
+from crawler.crawl_config import crawl_config
 from crawler.items import PageItem
 from crawler.store import elastic_queue as queue
 from crawler.store.db import StateDB
@@ -57,7 +57,7 @@ class IndexPipeline:
 
     @classmethod
     def from_crawler(cls, crawler):
-        config = load_config(crawler.settings.get("FINPATROL_CONFIG"))
+        config = crawl_config(crawler.settings)
         if getattr(config, "elasticsearch", None) is None:
             # The embedded default, not a fault: Scrapy logs a NotConfigured with a message as a warning.
             logger.info("no elasticsearch: block in the config; the embedded search index is the only one")

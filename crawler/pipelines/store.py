@@ -19,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from scrapy import signals
 
-from crawler.config import load_config
+from crawler.crawl_config import crawl_config
 from crawler.items import PageItem
 from crawler.store.changes import mark_gone
 from crawler.store.db import StateDB
@@ -99,7 +99,7 @@ class StorePipeline:
 
     @classmethod
     def from_crawler(cls, crawler):
-        config = load_config(crawler.settings.get("FINPATROL_CONFIG"))
+        config = crawl_config(crawler.settings)
         pipeline = cls(config, crawler.stats, crawler.settings.getint("FINPATROL_STORE_BATCH", 32))
         pipeline.crawler = crawler
         crawler.signals.connect(pipeline.spider_closed, signal=signals.spider_closed)

@@ -2,6 +2,7 @@
 
 Twisted's reactor cannot restart, so every crawl gets a fresh process:
 ``python -m scrapy crawl site_patrol -s FINPATROL_CONFIG=... -s FINPATROL_TARGETS=...``
+(and ``FINPATROL_CONFIG_TEXT``: the config text the service accepted)
 with ``SCRAPY_SETTINGS_MODULE=crawler.settings`` and the repository as cwd, so
 every path handed to it is absolute. The crawl's log goes to
 ``state_dir/logs/crawl-<job>-<time>.log``, its stdout and stderr (the traceback of a
@@ -82,9 +83,10 @@ class Runner:
         self.stopping = threading.Event()
 
     def command(self, config: PatrolConfig, targets: tuple[str, ...], log_file: Path,
-                spider: str = "site_patrol") -> list[str]:
+                spider: str = "site_patrol", config_text: Path | None = None) -> list[str]:
         settings = {
             "FINPATROL_CONFIG": str(Path(config.source).resolve()),
+            "FINPATROL_CONFIG_TEXT": str(config_text.resolve()) if config_text else "",
             "FINPATROL_TARGETS": ",".join(targets),
             "LOG_FILE": str(log_file),
             "LOG_LEVEL": "INFO",
@@ -97,7 +99,9 @@ class Runner:
         return cmd
 
     def run(self, config: PatrolConfig, job_id: str, targets: tuple[str, ...], timeout: float,
-            spider: str = "site_patrol") -> CrawlOutcome:
+            spider: str = "site_patrol", config_text: Path | None = None) -> CrawlOutcome:
+        """One crawl; ``config_text``: a file holding the text ``config`` was read from, which the
+        crawl reads instead of the config file (``crawler.crawl_config``)."""
         log_dir = config.state_dir.absolute() / "logs"  # the crawl runs in another directory
         log_dir.mkdir(parents=True, exist_ok=True)
         started = utcnow()
@@ -115,7 +119,7 @@ class Runner:
             with open(err_file, "wb") as err:
                 try:
                     proc = subprocess.Popen(
-                        self.command(config, targets, log_file, spider), cwd=REPO, env=env, start_new_session=True,
+                        self.command(config, targets, log_file, spider, config_text), cwd=REPO, env=env, start_new_session=True,
                         stdin=subprocess.DEVNULL, stdout=err, stderr=subprocess.STDOUT,
                     )
                 except OSError as e:

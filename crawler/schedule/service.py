@@ -8,7 +8,10 @@ down runs once at start-up when within ``schedules.misfire_grace``
 (``coalesce=True``, ``max_instances=1``). A run missed beyond the grace, a job
 error or an unhealthy crawl mails the operator unit. Every
 ``schedules.alerts_every`` and after each crawl the service evaluates new hits,
-composes due mail and sends the outbox. SIGTERM/SIGINT stop cleanly: running
+composes due mail and sends the outbox. An edit of the config file is taken up within
+seconds (at once on SIGHUP): jobs rescheduled, alerts, routing and SMTP swapped; an invalid
+edit, or one that moves ``state_dir`` or the DB, is refused, the version in effect kept and
+the operator mailed (``config_watch``). SIGTERM/SIGINT stop cleanly: running
 crawls are asked to close (then killed after ``schedules.stop_grace``), their
 runs recorded, the outbox flushed once more.
 """
@@ -18,6 +21,7 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+from datetime import datetime
 
 from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_MISSED
 from apscheduler.executors.pool import ThreadPoolExecutor
@@ -29,6 +33,7 @@ from crawler.alerts.evaluate import notify_operator
 from crawler.alerts.models import ensure_schema
 from crawler.alerts.service import deliver
 from crawler.config import PatrolConfig
+from crawler.schedule.config_watch import Change, ConfigWatch, Version
 from crawler.schedule.runner import CrawlOutcome, Runner
 from crawler.schedule.triggers import build_trigger, spec_hash
 from crawler.store.db import StateDB
@@ -38,6 +43,10 @@ from crawler.wording import crawl_end, zh
 logger = logging.getLogger(__name__)
 JOBS_TABLE = "apscheduler_jobs"
 ALERTS_JOB = "_alerts"
+WATCH_EVERY = 5.0
+"""Seconds between looks at the config file."""
+SPARE_THREADS = 16
+"""Crawl threads beyond the jobs configured at start, for jobs a reload adds."""
 _service: "Service | None" = None
 
 
@@ -50,6 +59,10 @@ def crawl_job(job_id: str) -> None:
 def alerts_job() -> None:
     if _service is not None:
         _service.alerts_tick()
+
+
+def stamp(moment: datetime) -> str:
+    return f"{moment:%Y-%m-%d %H:%M:%S %Z}"
 
 
 def job_store(db: StateDB) -> SQLAlchemyJobStore:
@@ -75,26 +88,36 @@ def report(outcome: CrawlOutcome) -> None:
 
 
 class Service:
-    def __init__(self, config: PatrolConfig):
-        self.config = config
-        self.db = StateDB(config.db_url)
+    def __init__(self, version: Version, watch: ConfigWatch | None = None):
+        self.version = version
+        self.watch = watch
+        self.db = StateDB(self.config.db_url)
         ensure_schema(self.db)
-        schedules = config.schedules
+        schedules = self.config.schedules
         self.runner = Runner(schedules.stop_grace)
         self.alert_lock = threading.Lock()
         self.stop_event = threading.Event()
+        self.wake = threading.Event()
+        self.reload_asked = False
+        self.on_config = None
+        self.crawl_threads = len(schedules.jobs) + SPARE_THREADS
         self.scheduler = BackgroundScheduler(
             jobstores={"default": job_store(self.db)},
-            executors={"default": ThreadPoolExecutor(len(schedules.jobs) + 2)},
+            executors={"default": ThreadPoolExecutor(self.crawl_threads + 1)},
             job_defaults={"coalesce": True, "max_instances": 1,
                           "misfire_grace_time": int(schedules.misfire_grace)},
             timezone=schedules.timezone,
         )
         self.scheduler.add_listener(self._on_event, EVENT_JOB_ERROR | EVENT_JOB_MISSED)
 
+    @property
+    def config(self) -> PatrolConfig:
+        return self.version.config
+
     def sync_jobs(self) -> None:
         """Make the stored jobs match the config; unchanged jobs keep their stored next run."""
         schedules = self.config.schedules
+        misfire = int(schedules.misfire_grace)
         stored = {job.id: job for job in self.scheduler.get_jobs()}
         wanted = {job.id: job for job in schedules.jobs if job.enabled}
         for job_id, job in stored.items():
@@ -104,11 +127,13 @@ class Service:
         for job_id, job in wanted.items():
             name = job_name(job, schedules)
             if job_id in stored and stored[job_id].name == name:
+                if stored[job_id].misfire_grace_time != misfire:
+                    stored[job_id].modify(misfire_grace_time=misfire)
                 logger.info("schedule: %s kept, next run %s", job_id, stored[job_id].next_run_time)
                 continue
             self.scheduler.add_job(
                 "crawler.schedule.service:crawl_job", trigger=build_trigger(job, schedules.timezone),
-                args=[job_id], id=job_id, name=name, replace_existing=True,
+                args=[job_id], id=job_id, name=name, replace_existing=True, misfire_grace_time=misfire,
             )
             logger.info("schedule: %s (re)scheduled", job_id)
         self.scheduler.add_job(
@@ -118,15 +143,19 @@ class Service:
         )
 
     def crawl(self, job_id: str) -> None:
-        schedules = self.config.schedules
-        job = next(j for j in schedules.jobs if j.id == job_id)
+        version = self.version  # one version for the whole crawl, though a reload may swap it meanwhile
+        schedules = version.config.schedules
+        job = next((j for j in schedules.jobs if j.id == job_id and j.enabled), None)
+        if job is None:  # removed by a reload while it was due
+            logger.info("crawl %s: no longer configured, not started", job_id)
+            return
         timeout = job.timeout or schedules.crawl_timeout
-        outcome = self.runner.run(self.config, job_id, job.targets, timeout, job.spider)
+        outcome = self.runner.run(version.config, job_id, job.targets, timeout, job.spider, version.text_file)
         report(outcome)
         if not outcome.healthy and outcome.reason != "stopped":
             how = f"（{crawl_end(outcome.reason)}）" if outcome.reason != "finished" else ""
             subject = f"巡查任务 {job_id}：{zh(outcome.status, 'run')}{how}"
-            notify_operator(self.db, self.config, subject, {
+            notify_operator(self.db, version.config, subject, {
                 "job": job_id, "targets": ",".join(job.targets) or "(all)", "run_id": outcome.run_id,
                 "status": outcome.status, "reason": outcome.reason, "exit_code": outcome.returncode,
                 **failing_targets(self.db, outcome.run_id), **outcome.files(),
@@ -162,26 +191,89 @@ class Service:
         except Exception:  # never let a listener break the scheduler
             logger.exception("could not queue the operator notice")
 
+    def check_config(self, forced: bool = False) -> None:
+        """Take up an edited config file, or refuse it and say why (see ``config_watch``)."""
+        if self.watch is None:
+            return
+        change = self.watch.check(self.version, forced)
+        if change is None:
+            return
+        if change.version is self.version:
+            logger.warning("%s: unchanged, in effect since %s", self.config.source, stamp(self.version.read_at))
+        elif change.version is not None:
+            self.take(change.version)
+        else:
+            self.refuse(change)
+
+    def take(self, version: Version) -> None:
+        known = set(self.config.warnings())  # logged already
+        self.version = version
+        self.runner.stop_grace = version.config.schedules.stop_grace
+        self.sync_jobs()
+        jobs = self.crawl_jobs()
+        logger.warning("%s changed: reloaded, %d job(s) scheduled", self.config.source, len(jobs))
+        if len(jobs) > self.crawl_threads:
+            logger.warning("%d jobs, but this service runs at most %d crawls at once until it is restarted",
+                           len(jobs), self.crawl_threads)
+        for warning in (w for w in version.config.warnings() if w not in known):
+            logger.warning("%s: %s", self.config.source, warning)
+        if self.on_config is not None:
+            self.on_config(version.config, jobs)
+
+    def refuse(self, change: Change) -> None:
+        """Keep the version in effect; log the problems and mail the operator once per version."""
+        source = self.config.source
+        why = "改动需重启服务才能生效" if change.needs_restart else "有误，改动未生效"
+        logger.error("%s changed but %s; still running the version read at %s:\n  %s", source,
+                     "needs a restart of serve to take effect" if change.needs_restart else "is invalid",
+                     stamp(self.version.read_at), "\n  ".join(change.problems))
+        try:
+            notify_operator(self.db, self.config, f"配置文件{why}：{source}", {
+                "file": str(source), "problems": "\n".join(change.problems),
+                "in_effect": f"{stamp(self.version.read_at)}（sha256 {self.version.digest[:16]}）",
+            }, key=f"config:{change.digest[:16]}")
+        except Exception:  # the notice is best effort; the refusal stands
+            logger.exception("could not queue the operator notice of the refused config")
+
+    def crawl_jobs(self) -> list:
+        return [job for job in self.scheduler.get_jobs() if job.id != ALERTS_JOB]
+
     def request_stop(self, *_args) -> None:
         self.stop_event.set()
+        self.wake.set()
 
-    def run(self, install_signals: bool = True, on_started=None) -> None:
+    def request_reload(self, *_args) -> None:
+        self.reload_asked = True
+        self.wake.set()
+
+    def run(self, install_signals: bool = True, on_config=None) -> None:
         """Start, serve until SIGTERM/SIGINT (or :meth:`request_stop`), then stop cleanly.
 
-        ``on_started(jobs)`` is called once the crawl jobs are scheduled (APScheduler jobs)."""
+        ``on_config(config, jobs)`` is called once the crawl jobs are scheduled (APScheduler
+        jobs), and again after each reload of the config."""
         global _service
         _service = self
+        self.on_config = on_config
         if install_signals:
             signal.signal(signal.SIGTERM, self.request_stop)
             signal.signal(signal.SIGINT, self.request_stop)
+            signal.signal(signal.SIGHUP, self.request_reload)
         self.scheduler.start(paused=True)
         self.sync_jobs()
-        if on_started is not None:
-            on_started([job for job in self.scheduler.get_jobs() if job.id != ALERTS_JOB])
+        if on_config is not None:
+            on_config(self.config, self.crawl_jobs())
         self.scheduler.resume()
         logger.info("finpatrol serve: %d job(s) scheduled", len(self.config.schedules.jobs))
         try:
-            self.stop_event.wait()
+            while not self.stop_event.is_set():
+                self.wake.wait(WATCH_EVERY)
+                self.wake.clear()
+                if not self.stop_event.is_set():
+                    forced, self.reload_asked = self.reload_asked, False
+                    try:
+                        self.check_config(forced)
+                    except Exception:  # the service goes on with the version in effect
+                        logger.exception("could not check %s for changes", self.config.source)
         finally:
             logger.info("finpatrol serve: stopping")
             self.scheduler.pause()
