@@ -247,6 +247,8 @@ def subject_for(alerts: list[Alert], standing: dict[int, dict] | None = None) ->
         return f"【巡查运行异常】{p['subject']}"
     if alert.kind == "site_down":
         return f"【{zh(alert.risk, 'risk')}】网站无法访问（疑似失联）- {p['institution']}{more}"
+    if alert.kind == "site_up":
+        return f"【网站恢复访问】{p['institution']}（此前连续{p['patrols']}次巡查无法访问）{more}"
     if alert.kind == "withdrawal":
         return f"【撤销通报】{p['category_zh']}（命中 #{p['hit_id']}）- {p['institution']}{more}"
     risk = zh(alert.risk, "risk")

@@ -117,7 +117,8 @@ def build(
     msg["X-Finpatrol-Unit"] = unit_id
     groups = [{**group, "alerts": by_hit(group["alerts"])} for group in groups]
     images = _screenshots(groups)
-    context = {"tz": config.alerts.timezone, "unit_name": unit.name, "groups": groups, "digest": digest, "intro": intro, "subject": subject}
+    context = {"tz": config.alerts.timezone, "unit": unit_id, "unit_name": unit.name, "groups": groups,
+               "digest": digest, "intro": intro, "subject": subject}
     msg.set_content(_env.get_template("message.txt.j2").render(context))
     msg.add_alternative(_env.get_template("message.html.j2").render(context), subtype="html")
     if images:

@@ -36,7 +36,8 @@ class Alert(Base):
     __tablename__ = "alerts"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     kind: Mapped[str] = mapped_column(String(16))
-    """hit | opinion | operator | withdrawal (a hit mailed about is withdrawn: ``crawler.alerts.withdrawals``)"""
+    """hit | opinion | operator | withdrawal (a hit mailed about is withdrawn: ``crawler.alerts.withdrawals``)
+    | site_down | site_up (a site stops answering, answers again: ``crawler.alerts.site_down``)"""
     target_id: Mapped[str | None] = mapped_column(String(64), index=True)
     hit_id: Mapped[int | None] = mapped_column(Integer, index=True)
     category: Mapped[str] = mapped_column(String(40))
@@ -58,7 +59,9 @@ class Delivery(Base):
     state: Mapped[str] = mapped_column(String(16), default="pending")
     """pending (immediate, not yet mailed) | digest (waits for the digest) | mailed | superseded (never
     mailed: before it was composed its hit was reworded and the unit has an alert for the new words)
-    | withdrawn (never mailed: before it was composed the rules changed and no longer flag its page)"""
+    | withdrawn (never mailed: before it was composed the rules changed and no longer flag its page)
+    | recovered (a site_down alert never mailed: the site answered again first; its site_up notice tells
+    the outage) | superseded also for a site_up notice never mailed: the site went down again first"""
     outbox_id: Mapped[int | None] = mapped_column(Integer)
 
 

@@ -177,7 +177,7 @@ def mark_post_told(session, post: str, category: str, page_id: int, units: list[
     session.flush()
 
 
-NEVER_MAILED = ("superseded", "withdrawn")
+NEVER_MAILED = ("superseded", "withdrawn", "recovered")
 """Delivery states of a unit that was never told (:class:`crawler.alerts.models.Delivery`)."""
 
 
