@@ -408,3 +408,20 @@ def test_serve_takes_up_an_edited_config_and_keeps_the_version_in_effect_when_an
         assert len(operator) == 2, f"each refused version told once: {operator}"
         assert not (tmp_path / "elsewhere").exists(), "a refused version leaves nothing behind"
         assert all(r.status == "ok" for r in runs(config)), [(r.id, r.status, r.finish_reason) for r in runs(config)]
+
+
+def test_serve_prunes_crawl_logs_past_retention_once_a_day(tmp_path):
+    config = write_config(tmp_path, "http://127.0.0.1:9/", 9, [])
+    logs = tmp_path / "state" / "logs"
+    logs.mkdir(parents=True)
+    old = [logs / "crawl-sites-20200101T030000.log", logs / "crawl-sites-20200101T030000.err"]
+    recent = logs / f"crawl-sites-{datetime.now(UTC):%Y%m%dT%H%M%S}.log"
+    for path in (*old, recent):
+        path.write_text("2020-01-01 03:00:00 [scrapy.core.engine] INFO: Spider opened\n", encoding="utf-8")
+    served = Served(config)
+    try:
+        wait_until(lambda: not any(p.exists() for p in old), timeout=60, what="the 2020 crawl's logs pruned")
+    finally:
+        assert served.stop() == 0, served.output()
+    assert recent.exists()
+    assert (tmp_path / "state" / "last-prune").exists(), "a restart within the day does not prune again"

@@ -11,7 +11,8 @@ error or an unhealthy crawl mails the operator unit. Every
 composes due mail and sends the outbox. An edit of the config file is taken up within
 seconds (at once on SIGHUP): jobs rescheduled, alerts, routing and SMTP swapped; an invalid
 edit, or one that moves ``state_dir`` or the DB, is refused, the version in effect kept and
-the operator mailed (``config_watch``). SIGTERM/SIGINT stop cleanly: running
+the operator mailed (``config_watch``). Once a day it prunes old crawl logs and stats
+(``crawler.housekeeping``, ``retention:``). SIGTERM/SIGINT stop cleanly: running
 crawls are asked to close (then killed after ``schedules.stop_grace``), their
 runs recorded, the outbox flushed once more.
 """
@@ -33,6 +34,7 @@ from crawler.alerts.evaluate import notify_operator
 from crawler.alerts.models import ensure_schema
 from crawler.alerts.service import deliver
 from crawler.config import PatrolConfig
+from crawler.housekeeping import daily as housekeep_daily
 from crawler.schedule.config_watch import Change, ConfigWatch, Version
 from crawler.schedule.runner import CrawlOutcome, Runner
 from crawler.schedule.triggers import build_trigger, spec_hash
@@ -274,6 +276,7 @@ class Service:
                         self.check_config(forced)
                     except Exception:  # the service goes on with the version in effect
                         logger.exception("could not check %s for changes", self.config.source)
+                    housekeep_daily(self.config, self.db)
         finally:
             logger.info("finpatrol serve: stopping")
             self.scheduler.pause()
