@@ -13,7 +13,7 @@ from crawler.commands.common import (
     ROW_COUNT, config_option, console, emit_json, json_option, load_or_exit, log_warnings, open_db, shown_time,
     writing,
 )
-from crawler.store.db import iso
+from crawler.store.db import iso, utcnow
 
 STATUSES = ("pending", "sending", "sent", "refused", "unaddressed")
 
@@ -54,12 +54,19 @@ def told_in(session, outbox_ids: list[int]) -> dict[int, list[dict]]:
 @config_option
 @json_option
 @click.option("--status", type=click.Choice(STATUSES), help="Only messages in this state.")
-@click.option("--limit", type=ROW_COUNT, default=50, show_default=True, help="How many messages, newest first.")
-def list_(config_file, as_json, status, limit):
-    """Outbox messages, newest first, with their delivery state."""
+@click.option("--waiting", is_flag=True,
+              help="Instead of the outbox: alerts not composed yet (waiting for the digest, for quiet hours "
+                   "to end, or for the next alert pass), soonest first.")
+@click.option("--limit", type=ROW_COUNT, default=50, show_default=True,
+              help="How many messages, newest first (--waiting: how many alerts, soonest first).")
+def list_(config_file, as_json, status, waiting, limit):
+    """Outbox messages, newest first, with their delivery state; --waiting: alerts not in it yet."""
     from crawler.alerts.models import OutboxMessage, ensure_schema
+    from crawler.alerts.waiting import waiting as waiting_alerts
     from crawler.commands.inspect import more_may_follow
 
+    if waiting and status:
+        raise click.UsageError("--status filters outbox messages; --waiting lists alerts not composed into one yet")
     config = load_or_exit(config_file)
     with open_db(config) as db:
         ensure_schema(db)
@@ -67,15 +74,22 @@ def list_(config_file, as_json, status, limit):
         if status:
             query = query.where(OutboxMessage.status == status)
         with db.new_session() as session:
-            messages = list(session.scalars(query))
-            told = told_in(session, [m.id for m in messages])
-            rows = [outbox_dict(m, told.get(m.id)) for m in messages]
+            held = waiting_alerts(session, config.alerts, utcnow()) if waiting or not as_json else []
+            if waiting:
+                rows = held[:limit + 1]
+            else:
+                messages = list(session.scalars(query))
+                told = told_in(session, [m.id for m in messages])
+                rows = [outbox_dict(m, told.get(m.id)) for m in messages]
     cut, rows = len(rows) > limit, rows[:limit]
     if as_json:
         emit_json(rows)
-        return
-    _outbox_table(rows, config)
-    if cut:  # as `hits` and `search` say it
+    elif waiting:
+        _waiting_table(rows, config)
+    else:
+        _outbox_table(rows, config)
+        _waiting_note(held, config)
+    if cut and not as_json:  # as `hits` and `search` say it
         more_may_follow(rows, limit)
 
 
@@ -88,6 +102,40 @@ def _outbox_table(rows: list[dict], config) -> None:
         table.add_row(str(r["id"]), r["kind"], r["unit"], status, str(r["attempts"]), shown_time(r["created_at"], config),
                       escape(r["subject"]), escape((r["last_error"] or "")[:60]))
     console.print(table)
+
+
+WHY = {"next_pass": "next alert pass", "quiet_hours": "quiet hours", "digest": "daily digest"}
+
+
+def _waiting_table(rows: list[dict], config) -> None:
+    table = Table(title="等待发送的预警 (not composed yet)", caption=f"times in {config.alerts.timezone}")
+    for column in ("alert", "kind", "institution", "category", "risk", "units", "waits for", "goes out", "found"):
+        table.add_column(column, overflow="fold")
+    for r in rows:
+        table.add_row(str(r["alert_id"]), r["kind"], escape(f"{r['institution']} ({r['target'] or '—'})"),
+                      escape(r["category_zh"]), r["risk"] + (" urgent" if r["urgent"] else ""),
+                      ", ".join(r["units"]), WHY[r["waits"]], _goes_out(r, config),
+                      shown_time(r["created_at"], config))
+    console.print(table)
+
+
+def _goes_out(row: dict, config) -> str:
+    return "next pass" if row["waits"] == "next_pass" else shown_time(row["send_at"], config)
+
+
+def _waiting_note(held: list[dict], config) -> None:
+    """Under the outbox: how many alerts are not in it yet, and until when they wait."""
+    if not held:
+        return
+    phrases = {"next_pass": "for the next alert pass", "quiet_hours": "for quiet hours to end at {}",
+               "digest": "for the daily digest at {}"}  # soonest first
+    parts = []
+    for waits, phrase in phrases.items():
+        some = [r for r in held if r["waits"] == waits]
+        if some:
+            parts.append(f"{len(some)} {phrase.format(shown_time(some[0]['send_at'], config))}")
+    console.print(f"{len(held)} alert(s) not composed yet: {'; '.join(parts)}. "
+                  "See `finpatrol alerts list --waiting`")
 
 
 @alerts.command()
