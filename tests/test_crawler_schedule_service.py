@@ -425,3 +425,30 @@ def test_serve_prunes_crawl_logs_past_retention_once_a_day(tmp_path):
         assert served.stop() == 0, served.output()
     assert recent.exists()
     assert (tmp_path / "state" / "last-prune").exists(), "a restart within the day does not prune again"
+
+
+def test_a_crawl_the_stop_interrupted_runs_again_at_the_next_start(tmp_path):
+    slow = {"/": Reply(body=AD.encode(), headers={"Content-Type": "text/html; charset=utf-8"}, delay=15)}
+    with SiteServer(routes(slow)) as server, SmtpSink() as sink:
+        config = write_config(tmp_path, server.url("/"), sink.port,
+                              [{"id": "newyear", "cron": "0 3 1 1 *", "targets": ["xyb"]}], misfire_grace=600)
+        service = Service(ConfigWatch(config).load())  # stores the job as `serve` does
+        service.scheduler.start(paused=True)
+        service.sync_jobs()
+        service.scheduler.shutdown(wait=False)
+        service.db.close()
+        set_next_run(config, "newyear", datetime.now(UTC) - timedelta(minutes=1))
+        served = Served(config)
+        try:
+            wait_until(lambda: any(r.status == "running" for r in runs(config)), what="the crawl under way")
+        finally:
+            assert served.stop() == 0, served.output()
+        assert [r.finish_reason for r in runs(config)] == ["stopped"], served.output()
+        assert schedule(config)["newyear"]["overdue"], "due again from the stop"
+        slow["/"] = AD
+        served = Served(config)
+        try:
+            wait_until(lambda: len(runs(config)) == 2 and runs(config)[1].status == "ok", what="the crawl run again")
+            assert datetime.fromisoformat(schedule(config)["newyear"]["next_run"]) == next_new_year_3am()
+        finally:
+            assert served.stop() == 0, served.output()

@@ -14,7 +14,10 @@ edit, or one that moves ``state_dir`` or the DB, is refused, the version in effe
 the operator mailed (``config_watch``). Once a day it prunes old crawl logs and stats
 (``crawler.housekeeping``, ``retention:``). SIGTERM/SIGINT stop cleanly: running
 crawls are asked to close (then killed after ``schedules.stop_grace``), their
-runs recorded, the outbox flushed once more.
+runs recorded, the outbox flushed once more. A crawl the stop interrupted is due again
+from the moment of the stop, so the next start runs it as a missed run (within
+``misfire_grace``; later, the operator is told it was missed): a restart for an update
+does not cost a day's patrol.
 """
 
 from __future__ import annotations
@@ -38,7 +41,7 @@ from crawler.housekeeping import daily as housekeep_daily
 from crawler.schedule.config_watch import Change, ConfigWatch, Version
 from crawler.schedule.runner import CrawlOutcome, Runner
 from crawler.schedule.triggers import build_trigger, spec_hash
-from crawler.store.db import StateDB
+from crawler.store.db import StateDB, utcnow
 from crawler.store.runs import failing_targets
 from crawler.wording import crawl_end, zh
 
@@ -102,6 +105,8 @@ class Service:
         self.wake = threading.Event()
         self.reload_asked = False
         self.on_config = None
+        self.interrupted: list[tuple[str, datetime]] = []
+        """Crawl jobs the stop interrupted, and when."""
         self.crawl_threads = len(schedules.jobs) + SPARE_THREADS
         self.scheduler = BackgroundScheduler(
             jobstores={"default": job_store(self.db)},
@@ -154,6 +159,8 @@ class Service:
         timeout = job.timeout or schedules.crawl_timeout
         outcome = self.runner.run(version.config, job_id, job.targets, timeout, job.spider, version.text_file)
         report(outcome)
+        if outcome.reason == "stopped":
+            self.interrupted.append((job_id, utcnow()))
         if not outcome.healthy and outcome.reason != "stopped":
             how = f"（{crawl_end(outcome.reason)}）" if outcome.reason != "finished" else ""
             subject = f"巡查任务 {job_id}：{zh(outcome.status, 'run')}{how}"
@@ -237,6 +244,23 @@ class Service:
         except Exception:  # the notice is best effort; the refusal stands
             logger.exception("could not queue the operator notice of the refused config")
 
+    def due_again(self, interrupted: list[tuple[str, datetime]]) -> None:
+        """Store each interrupted job as due at its interruption (the scheduler is shut down:
+        its job store is written directly), unless it is due earlier anyway."""
+        if not interrupted:
+            return
+        store = job_store(self.db)
+        store.start(None, "default")
+        for job_id, at in interrupted:
+            job = store.lookup_job(job_id)
+            if job is None:
+                continue
+            if job.next_run_time is None or job.next_run_time > at:
+                job.next_run_time = at
+                store.update_job(job)
+            logger.warning("crawl %s was stopped: it runs again when serve starts within %g s", job_id,
+                           self.config.schedules.misfire_grace)
+
     def crawl_jobs(self) -> list:
         return [job for job in self.scheduler.get_jobs() if job.id != ALERTS_JOB]
 
@@ -280,8 +304,12 @@ class Service:
         finally:
             logger.info("finpatrol serve: stopping")
             self.scheduler.pause()
+            # APScheduler 3 processes due jobs once more when shut down: the alert job (sync_jobs adds
+            # it at every start) would be submitted to the stopped executor, an error in the log.
+            self.scheduler.remove_job(ALERTS_JOB)
             self.runner.stop_all()
             self.scheduler.shutdown(wait=True)
+            self.due_again(self.interrupted)
             self.alerts_tick()
             self.db.close()
             _service = None
