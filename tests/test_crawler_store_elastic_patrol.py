@@ -12,6 +12,9 @@ from conftest import cli, json_lines
 from crawler.config import load_config
 from crawler.demo.server import Reply, SiteServer, routes
 from crawler.store.db import StateDB
+from crawler.store.elastic_docs import segment
+from crawler.store.elastic_search import build_query
+from crawler.store.search import Filters
 from tests.es_fixtures import cluster, gate, osmem_base  # noqa: F401
 
 
@@ -190,3 +193,53 @@ def test_rectified_reworded_and_gone_hits_are_sent_again(cluster, tmp_path):
 
     pages = {d["url"].rsplit("/", 1)[1]: d for d in search_all(cluster.url, f"{cluster.prefix}-pages")}
     assert pages["pool.html"]["gone_at"] and pages["promo.html"]["gone_at"] is None
+
+
+def found_in(url: str, index: str, words: str) -> set[int]:
+    """Hit ids of the documents the cluster finds by these words (the query ``finpatrol search`` sends)."""
+    count(url, index)
+    body = {"size": 1000, "query": build_query(words, Filters()), "_source": ["hit_id"]}
+    request = urllib.request.Request(f"{url}/{index}/_search", data=json.dumps(body).encode(),
+                                     headers={"Content-Type": "application/json"}, method="POST")
+    with urllib.request.urlopen(request, timeout=5) as response:
+        return {h["_source"]["hit_id"] for h in json.loads(response.read())["hits"]["hits"]}
+
+
+def test_a_replaced_hit_keeps_the_words_it_was_found_in(cluster, tmp_path):
+    """A hit's document holds the title and text of the version it was found in, not the page's
+    current text: a reworded claim stays findable by its own words, with text matching its findings."""
+    table = {
+        "/": page("鑫盈宝", "鑫盈宝网络借贷信息中介平台。", ("/security.html", "/promo.html")),
+        "/security.html": page("风控措施", SECURITY.format("风险准备金先行赔付")),
+        "/promo.html": page("鑫盈宝新手标", "鑫盈宝新手标，保本保息，年化收益率高达18%。"),
+    }
+    with SiteServer(routes(table)) as site:
+        config = write_config(tmp_path / "w" / "patrol.yaml", site.url("/"), cluster.yaml_block(batch_size=2))
+        assert cli("es", "setup", "--config", config).returncode == 0
+        assert cli("patrol", "--config", config).returncode == 0
+        table["/security.html"] = page("风险保障", SECURITY.format("平台先行赔付"))
+        table["/promo.html"] = page("鑫盈宝新手标", "鑫盈宝新手标，市场有风险，投资需谨慎。")
+        second = cli("patrol", "--config", config)
+        assert second.returncode == 0, second.stderr
+
+    stored = json_lines(cli("hits", "--config", config, "--json").stdout)
+    (old,) = [h for h in stored if h["url"].endswith("/security.html") and h["removed_at"]]
+    (new,) = [h for h in stored if h["url"].endswith("/security.html") and not h["removed_at"]]
+    (rectified,) = [h for h in stored if h["url"].endswith("/promo.html")]
+    assert rectified["removed_at"]
+    hits = f"{cluster.prefix}-hits"
+    docs = {d["hit_id"]: d for d in search_all(cluster.url, hits)}
+    assert docs[old["id"]]["replaced_by"] == new["id"]
+    assert "风险准备金先行赔付" in docs[old["id"]]["text"] and "平台先行赔付" not in docs[old["id"]]["text"]
+    assert docs[old["id"]]["title"] == "风控措施"
+    assert "平台先行赔付" in docs[new["id"]]["text"] and docs[new["id"]]["title"] == "风险保障"
+    assert "保本保息" in docs[rectified["id"]]["text"]
+    for doc in docs.values():  # the jieba terms are those of the hit's own words
+        assert (doc["title_seg"], doc["text_seg"]) == (segment(doc["title"]), segment(doc["text"])), doc["hit_id"]
+    assert found_in(cluster.url, hits, "风险准备金") == {old["id"]}
+    assert found_in(cluster.url, hits, "保本保息") == {rectified["id"]}
+    assert found_in(cluster.url, hits, "平台先行赔付") == {new["id"]}
+
+    pages = {d["url"].rsplit("/", 1)[1]: d for d in search_all(cluster.url, f"{cluster.prefix}-pages")}
+    assert "平台先行赔付" in pages["security.html"]["text"] and "风险准备金" not in pages["security.html"]["text"]
+    assert "投资需谨慎" in pages["promo.html"]["text"]

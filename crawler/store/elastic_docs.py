@@ -7,7 +7,9 @@ re-push, a re-sync or a rebuilt state DB overwrites instead of duplicating, and
 several districts can share one cluster. Fields are whitelisted so the strict
 mappings of ``es_mappings/`` never meet a field they do not know; Chinese text
 is sent twice: as written (for the ``cjk`` analyzer) and as jieba words joined
-by spaces (``*_seg``, whitespace-analysed, no plugin needed).
+by spaces (``*_seg``, whitespace-analysed, no plugin needed). A page's document
+holds the page as it is now; a hit's holds the words of the version it was found in
+(``elastic_words``), which stay what they were after the page changed.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from functools import lru_cache
+from typing import NamedTuple
 from urllib.parse import urlsplit
 
 from classifiers.tokenize import index_terms
@@ -43,6 +46,14 @@ BUSINESS_LEAD_UNIT = {
     "other": "江津工商分局",
 }
 EVIDENCE_COLUMNS = ("warc_file", "warc_record_id", "screenshot")
+
+
+class Words(NamedTuple):
+    """A hit's text as the version it was found in said it, and the jieba terms of its title and text."""
+
+    text: str
+    title_seg: str
+    text_seg: str
 
 
 def doc_id(origin: str, *parts: str) -> str:
@@ -195,11 +206,10 @@ def page_doc(origin: str, page: Page, target: TargetRow | None, segs: tuple[str,
     }
 
 
-def hit_doc(origin: str, hit: Hit, page: Page | None, target: TargetRow | None,
-            segs: tuple[str, str] | None = None, evidence: dict | None = None) -> dict:
+def hit_doc(origin: str, hit: Hit, page: Page | None, target: TargetRow | None, words: Words,
+            evidence: dict | None = None) -> dict:
+    """``words``: the title's terms and the text of the hit's own version (``elastic_words.hit_words``)."""
     labels = list(hit.labels or ())
-    if segs is None or (page is not None and hit.title != page.title):
-        segs = (segment(hit.title), segment(page.text) if page is not None else "")
     findings = [_clean(f, FINDING_KEYS) for f in hit.findings or () if isinstance(f, dict)]
     yields = [_clean(y, YIELD_KEYS) for y in hit.yields or () if isinstance(y, dict)]
     highs = [y["high_annual_pct"] for y in yields if isinstance(y.get("high_annual_pct"), (int, float))]
@@ -214,9 +224,9 @@ def hit_doc(origin: str, hit: Hit, page: Page | None, target: TargetRow | None,
         "final_url": final_url,
         "domain": _domain(final_url or hit.url),
         "title": hit.title or "",
-        "title_seg": segs[0],
-        "text": page.text if page is not None else "",
-        "text_seg": segs[1],
+        "title_seg": words.title_seg,
+        "text": words.text,
+        "text_seg": words.text_seg,
         "labels": labels,
         "lead_units": lead_units(labels),
         "risk": hit.risk,

@@ -30,6 +30,7 @@ from crawler.store.elastic_config import ElasticConfig
 from crawler.store.elastic_docs import (
     hit_doc, hit_doc_id, page_doc, page_doc_id, stored_evidence, stored_segments, target_doc, target_doc_id,
 )
+from crawler.store.elastic_words import hit_words
 from crawler.store.models import Hit, Page, TargetRow
 
 logger = logging.getLogger(__name__)
@@ -72,6 +73,7 @@ def build(db: StateDB, origin: str, batch: list[queue.Pending]):
         for hit in session.scalars(select(Hit).where(Hit.target_id.in_(refs["target"]))):
             target_hits[hit.target_id].append(hit)
     segs = stored_segments(db, [p.id for p in pages.values()] + list(hit_pages))
+    words = hit_words(db, list(hits.values()), hit_pages, segs)
     evidence = stored_evidence(db, [h.id for h in hits.values()])
     docs, gone = [], []
     for p in batch:
@@ -82,7 +84,7 @@ def build(db: StateDB, origin: str, batch: list[queue.Pending]):
         elif p.kind == "hit" and p.ref in hits:
             hit = hits[p.ref]
             source = hit_doc(origin, hit, hit_pages.get(hit.page_id), targets.get(hit.target_id),
-                             segs.get(hit.page_id), evidence.get(hit.id))
+                             words[hit.id], evidence.get(hit.id))
             docs.append((p, hit_doc_id(origin, hit), source))
         elif p.kind == "target" and p.ref in targets:
             docs.append((p, target_doc_id(origin, p.ref), target_doc(origin, targets[p.ref], target_hits[p.ref])))
