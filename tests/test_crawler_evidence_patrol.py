@@ -92,8 +92,9 @@ def test_patrol_archives_hits_verifies_detects_tampering_and_exports(make_config
                    env={"COLUMNS": "80"})  # piped into a file at a terminal's width: no line may wrap
     assert exported.returncode == 0, exported.stderr
     listed = [line.split("  ", 1) for line in exported.stdout.splitlines()[:-1]]
-    assert len(listed) == 5 and all(hashlib.sha256(Path(path).read_bytes()).hexdigest() == digest
+    assert len(listed) == 6 and all(hashlib.sha256(Path(path).read_bytes()).hexdigest() == digest
                                     for digest, path in listed)  # what sha256sum -c reads
+    assert listed[-1][1] == str(out / "manifest.json"), "the receipt is printed too"
     manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
     assert manifest["url"] == site.url("/app.html") and manifest["rendered"] is True
     assert set(manifest["fetched_at"]) == {"utc", "asia_shanghai"}

@@ -13,6 +13,7 @@ from crawler.commands.common import (
 )
 from crawler.evidence.archive import evidence_root
 from crawler.evidence.export import ExportError, export_hit
+from crawler.evidence.handover import MANIFEST, SUMS, check_export, sha256_file
 from crawler.evidence.verify import verify
 
 
@@ -49,7 +50,8 @@ def verify_command(config_file, as_json, since):
 @config_option
 @click.option("--latest", is_flag=True, help="Export the latest capture instead of the first.")
 def export_command(hit_id, directory, config_file, latest):
-    """Write a hit's page bytes, screenshot, headers and manifest.json into DIRECTORY (new or empty).
+    """Write a hit's page bytes, screenshot, headers, manifest.json and SHA256SUMS into DIRECTORY
+    (new or empty); print every file's SHA-256, manifest.json's last: the hand-over receipt.
 
     Exits 1 when the WARC file holding the capture fails the SHA-256 recorded at its close: the
     hit's records verified and are written, but manifest.json says verified: false."""
@@ -67,10 +69,35 @@ def export_command(hit_id, directory, config_file, latest):
         db.close()
     for name, entry in manifest["files"].items():
         console.print(f"{entry['sha256']}  {escape(str(directory / name))}")
-    console.print(f"{escape(str(directory / 'manifest.json'))}: hit {hit_id}, fetched "
-                  f"{manifest['fetched_at']['asia_shanghai']} (Asia/Shanghai)")
+    receipt = sha256_file(directory / MANIFEST)
+    console.print(f"{receipt}  {escape(str(directory / MANIFEST))}")
+    console.print(f"{escape(str(directory / MANIFEST))}: hit {hit_id}, fetched "
+                  f"{manifest['fetched_at']['asia_shanghai']} (Asia/Shanghai). Its SHA-256 (above) is the "
+                  f"hand-over receipt: re-check the folder later with `finpatrol evidence verify-export "
+                  f"{escape(str(directory))} --receipt {receipt}`, or `sha256sum -c {SUMS}` in it.", soft_wrap=True)
     if manifest["file_verified"] is False:
         _file_failed(hit_id, manifest)
+
+
+@evidence.command("verify-export")
+@click.argument("directory", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--receipt", metavar="SHA256", help="The manifest.json SHA-256 printed when the folder was exported.")
+@json_option
+def verify_export_command(directory, receipt, as_json):
+    """Re-check an exported folder: every file against SHA256SUMS and manifest.json, no file
+    missing or added, the WARC records' digests; exit 1 naming what changed. Needs no state DB."""
+    check = check_export(directory, receipt)
+    if as_json:
+        emit_json([{"folder": str(directory), "manifest_sha256": check.manifest_sha256, "files": check.files,
+                    "ok": check.ok, "problems": check.problems}])
+    else:
+        for problem in check.problems:
+            console.print(f"[bold red]FAIL[/] {escape(problem)}", soft_wrap=True)
+        verdict = "[green]OK[/]" if check.ok else f"[bold red]{len(check.problems)} problem(s)[/]"
+        console.print(f"{escape(str(directory))}: {check.files} file(s), manifest.json SHA-256 "
+                      f"{check.manifest_sha256 or '-'}: {verdict}", soft_wrap=True)
+    if not check.ok:
+        raise SystemExit(1)
 
 
 def _file_failed(hit_id: int, manifest: dict) -> None:

@@ -5,7 +5,9 @@ new_hit). ``archive: hits`` captures a page with a hit when the hit is new or
 reopened, the page bytes changed, or the hit has no capture yet; ``archive: all`` also captures
 every other page whose bytes are new. Labels, findings and rule ids in the
 metadata record come from the hit row, so an unchanged re-fetch is described
-the same way as the first. Settings: ``evidence.archive``, ``evidence.max_file_mb``.
+the same way as the first. A 404/410 answer for a page whose hit is open is captured too
+(``capture_gone``), linked to that hit as ``gone_hit_id``: it is the proof of when the page went.
+Settings: ``evidence.archive``, ``evidence.max_file_mb``.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import logging
 from datetime import datetime
 from pathlib import Path
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 
 from crawler.evidence.config import EvidenceConfig
 from crawler.evidence.models import Evidence, EvidenceFile
@@ -87,6 +89,27 @@ class Archive:
         with self.db.new_session() as session:
             hit = session.get(Hit, item.hit_id) if item.hit_id else None
             metadata = self._metadata(item, hit, run_id)
+        return self._write(item, run_id, metadata)
+
+    def capture_gone(self, item: PageItem, run_id: int | None) -> int | None:
+        """Write a 404/410 answer for a stored page whose hit is open; returns the Evidence row id.
+
+        The page is the one ``changes.mark_gone`` marks gone when the patrol ends (same target
+        and URL as requested, not gone yet, not stored by this run), so the capture is linked to
+        the hit it removes (``gone_hit_id``). None when no open hit is at that URL."""
+        with self.db.new_session() as session:
+            row = session.execute(
+                select(Page.id, Hit.id).join(Hit, Hit.id == Page.current_hit_id).where(
+                    Page.target_id == item.target_id, Page.url == item.url, Page.gone_at.is_(None),
+                    or_(Page.last_run_id.is_(None), Page.last_run_id != run_id), Hit.removed_at.is_(None),
+                )).first()
+            if row is None:
+                return None
+            item.page_id, hit_id = row
+            metadata = self._metadata(item, None, run_id) | {"gone_hit_id": hit_id}
+        return self._write(item, run_id, metadata, gone_hit_id=hit_id)
+
+    def _write(self, item: PageItem, run_id: int | None, metadata: dict, gone_hit_id: int | None = None) -> int:
         capture = Capture(
             url=item.url, final_url=item.final_url, fetched_at=item.fetched_at, status=item.status,
             headers=item.headers, body=item.body, request_headers=item.request_headers,
@@ -97,7 +120,7 @@ class Archive:
         main = written.first("resource" if item.rendered else "response")
         shot = written.first("screenshot")
         row = Evidence(
-            hit_id=item.hit_id, page_id=item.page_id, run_id=run_id, target_id=item.target_id,
+            hit_id=item.hit_id, gone_hit_id=gone_hit_id, page_id=item.page_id, run_id=run_id, target_id=item.target_id,
             url=item.url, final_url=item.final_url, status=item.status, rendered=item.rendered,
             fetched_at=parse_time(item.fetched_at), warc_file=written.file, record_id=main.id,
             offset=main.offset, payload_sha256=metadata["payload_sha256"],

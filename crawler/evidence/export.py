@@ -7,7 +7,9 @@ byte-identical to the archive), and ``manifest.json``: URL, final URL, fetch tim
 Asia/Shanghai, SHA-256 and a description of every file, target, the institution the hit
 concerns (``attributed_to``) and how a channel or source listed it (``listed``), labels,
 findings, rule ids and the legal basis of each category (the seed section,
-江津府办发〔2016〕52号). The capture is verified first; export refuses evidence that fails
+江津府办发〔2016〕52号), why and when the hit was removed and its history (``lifecycle``; for a
+page gone, the archived 404/410 answer as ``gone-response.warc.gz``), and last ``SHA256SUMS``
+(``handover``). The capture is verified first; export refuses evidence that fails
 verification. The WARC file holding the capture is checked against the size and SHA-256
 recorded when it was closed, too: when that fails (a byte changed elsewhere in the file)
 the intact records are still exported, but the manifest says ``verified: false`` and
@@ -21,20 +23,20 @@ import json
 import logging
 from datetime import UTC, datetime
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 
 from crawler.evidence.archive import live_rule_ids
 from crawler.evidence.concerns import attributed_to, listing
+from crawler.evidence.handover import MANIFEST, write_sums
+from crawler.evidence.lifecycle import GONE_DESCRIPTION, GONE_FILE, both_zones, lifecycle
 from crawler.evidence.models import Evidence, EvidenceFile
-from crawler.evidence.verify import Problem, check_capture, check_file
-from crawler.store.db import StateDB, as_utc
+from crawler.evidence.verify import Loaded, Problem, check_capture, check_file, http_head
+from crawler.store.db import StateDB
 from crawler.store.models import Hit, TargetRow
 
 logger = logging.getLogger(__name__)
 
-SHANGHAI = ZoneInfo("Asia/Shanghai")
 SEED = "江津府办发〔2016〕52号 重庆市江津区互联网金融风险专项整治工作实施方案"
 
 
@@ -44,12 +46,6 @@ class ExportError(Exception):
     def __init__(self, message: str, problems: list[Problem] | None = None):
         super().__init__(message)
         self.problems = problems or []
-
-
-def both_zones(value: datetime) -> dict:
-    value = as_utc(value)
-    return {"utc": value.astimezone(UTC).isoformat(timespec="seconds"),
-            "asia_shanghai": value.astimezone(SHANGHAI).isoformat(timespec="seconds")}
 
 
 def legal_basis(labels: list[str]) -> list[dict]:
@@ -70,9 +66,13 @@ def legal_basis(labels: list[str]) -> list[dict]:
 
 FETCHED = {
     "page": "page bytes as fetched (after gzip/br decoding)",
-    "response": "HTTP status line and response headers as received, but for a Content-Encoding that Scrapy "
-                "decoded (gzip/br), which it drops; a Content-Length is the length the server sent",
-    "request": "HTTP request as sent",
+    "response": "HTTP status line and response headers byte for byte as the WARC response record holds them: "
+                "the headers in the order received, names lower-cased and a repeated header's values joined (as "
+                "Scrapy hands them over); the reason phrase is the standard one for the status code (Scrapy does "
+                "not keep the server's); Content-Length is the stored length, the received Content-Length, "
+                "Content-Encoding and Transfer-Encoding are X-Archive-Orig-* headers, and a Content-Encoding "
+                "that Scrapy decoded (gzip/br) before finpatrol saw the headers is not there",
+    "request": "HTTP request as sent, byte for byte as the WARC request record holds it",
 }
 RENDERED = {
     "page": "DOM serialised by Chromium after rendering (UTF-8), not the bytes the server sent: "
@@ -109,35 +109,60 @@ def export_hit(db: StateDB, root: Path, hit_id: int, out_dir: Path, capture: str
             raise ExportError(f"hit {hit_id} has no WARC capture (was the evidence pipeline enabled?)")
         target = session.get(TargetRow, hit.target_id)
         concerns = {"attributed_to": attributed_to(session, hit), "listed": listing(session, hit)}
+        life = lifecycle(session, hit)
         chosen = captures[0] if capture == "first" else captures[-1]
         file_row = session.get(EvidenceFile, chosen.warc_file)
     problems, loaded = check_capture(root, chosen)
     if problems:
         raise ExportError(f"hit {hit_id}: the evidence fails verification", problems)
+    files = _capture_files(chosen, loaded, concerns)
+    if life.gone_capture is not None:
+        files[GONE_FILE] = (_gone_records(root, hit_id, life.gone_capture), GONE_DESCRIPTION)
     file_check = _check_containing_file(root, file_row)
     out_dir.mkdir(parents=True, exist_ok=True)
-    meta = loaded.metadata or {}
-    headers = meta.get("http", {}).get("headers", {})
-    said = RENDERED if chosen.rendered else FETCHED
-    page_is = said["page"]
-    if concerns["listed"] and concerns["listed"]["slot"]:
-        page_is += "; this is the list page that shows the hit as an entry (see listed)"
-    files = {
-        _page_name(headers.get("content-type", "text/html")): (loaded.payload, page_is),
-        "response-headers.txt": (_head(meta).encode("utf-8"), said["response"]),
-        "request-headers.txt": (loaded.request_head.encode("utf-8"), said["request"]),
-        "evidence.warc.gz": (b"".join(loaded.members), "the capture's WARC records, byte-identical to the archive"),
-    }
-    if loaded.screenshot is not None:
-        files["screenshot.png"] = (loaded.screenshot, "full-page screenshot (PNG) taken by the browser")
     written = {}
     for name, (data, description) in files.items():
         (out_dir / name).write_bytes(data)
         written[name] = {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data), "description": description}
-    manifest = _manifest(hit, target, concerns, chosen, captures, written, file_check)
-    (out_dir / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False, indent=2), encoding="utf-8")
+    manifest = _manifest(hit, target, concerns, chosen, captures, written, file_check) | life.manifest
+    (out_dir / MANIFEST).write_text(json.dumps(manifest, ensure_ascii=False, indent=2), encoding="utf-8")
+    write_sums(out_dir)
     logger.info("exported hit %s (capture %s) to %s", hit_id, chosen.id, out_dir)
     return manifest
+
+
+def _capture_files(ev: Evidence, loaded: Loaded, concerns: dict) -> dict[str, tuple[bytes, str]]:
+    """File name → (bytes, description) of the capture: page, headers, WARC records, screenshot.
+
+    The headers of a page fetched as it is are the HTTP heads of its WARC request and response
+    records, byte for byte; a rendered page has no response record (its DOM is a resource), so its
+    response headers are the ones Chromium reported, kept in the metadata record."""
+    meta = loaded.metadata or {}
+    headers = meta.get("http", {}).get("headers", {})
+    said = RENDERED if ev.rendered else FETCHED
+    page_is = said["page"]
+    if concerns["listed"] and concerns["listed"]["slot"]:
+        page_is += "; this is the list page that shows the hit as an entry (see listed)"
+    heads = {ref["type"]: http_head(member) for ref, member in zip(ev.records, loaded.members)
+             if ref["type"] in ("request", "response")}
+    files = {
+        _page_name(headers.get("content-type", "text/html")): (loaded.payload, page_is),
+        "response-headers.txt": (heads.get("response") or _head(meta).encode("utf-8"), said["response"]),
+        "request-headers.txt": (heads["request"], said["request"]),
+        "evidence.warc.gz": (b"".join(loaded.members), "the capture's WARC records, byte-identical to the archive"),
+    }
+    if loaded.screenshot is not None:
+        files["screenshot.png"] = (loaded.screenshot, "full-page screenshot (PNG) taken by the browser")
+    return files
+
+
+def _gone_records(root: Path, hit_id: int, ev: Evidence) -> bytes:
+    """The verified WARC records of the 404/410 answer that showed the hit's page gone."""
+    problems, loaded = check_capture(root, ev)
+    if problems:
+        raise ExportError(f"hit {hit_id}: the capture of the answer that showed its page gone "
+                          f"(capture {ev.id}) fails verification", problems)
+    return b"".join(loaded.members)
 
 
 def _check_containing_file(root: Path, row: EvidenceFile | None) -> dict:

@@ -22,7 +22,10 @@ class Evidence(Base):
     __tablename__ = "evidence"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     hit_id: Mapped[int | None] = mapped_column(Integer, index=True)
-    """The hit this capture proves; None for pages archived under ``archive: all``."""
+    """The hit this capture proves; None for pages archived under ``archive: all`` and for a gone answer."""
+    gone_hit_id: Mapped[int | None] = mapped_column(Integer, index=True)
+    """The hit whose page this capture shows gone: the 404/410 answer that removed it (``hit_id`` is
+    None then, so no reader takes the answer for evidence of the claim)."""
     page_id: Mapped[int | None] = mapped_column(Integer, index=True)
     run_id: Mapped[int | None] = mapped_column(Integer)
     target_id: Mapped[str] = mapped_column(String(64))

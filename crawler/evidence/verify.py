@@ -11,6 +11,7 @@ non-zero when any problem is found.
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import io
 import json
@@ -59,8 +60,6 @@ class Loaded:
     payload: bytes | None = None
     screenshot: bytes | None = None
     metadata: dict | None = None
-    response_head: str = ""
-    request_head: str = ""
     members: list[bytes] = field(default_factory=list)
 
 
@@ -96,7 +95,7 @@ def check_capture(root: Path, ev: Evidence) -> tuple[list[Problem], Loaded]:
     loaded = Loaded()
 
     def problem(what: str, record_id: str | None = None) -> None:
-        problems.append(Problem(ev.warc_file, what, ev.hit_id, ev.id, record_id))
+        problems.append(Problem(ev.warc_file, what, ev.hit_id or ev.gone_hit_id, ev.id, record_id))
 
     path = root / ev.warc_file
     if not path.is_file():
@@ -117,25 +116,32 @@ def check_capture(root: Path, ev: Evidence) -> tuple[list[Problem], Loaded]:
             continue
         if record.rec_headers.get_header("WARC-Record-ID") != ref["id"]:
             problem("WARC-Record-ID differs from the one recorded", ref["id"])
-        problems.extend(Problem(ev.warc_file, f"WARC {p}", ev.hit_id, ev.id, ref["id"]) for p in digest_problems)
+        problems.extend(Problem(ev.warc_file, f"WARC {p}", ev.hit_id or ev.gone_hit_id, ev.id, ref["id"])
+                        for p in digest_problems)
         _keep(ev, ref, record, payload, loaded, problem)
     if loaded.payload is None and not any(p.what == "WARC file missing" for p in problems):
         problem("page record not found in the capture")
     return problems, loaded
 
 
+def http_head(member: bytes) -> bytes:
+    """The HTTP head in a request or response record's block, byte for byte as stored: status
+    line and headers (each line ending CRLF), without the blank line that ends them."""
+    record = gzip.decompress(member)
+    _, _, block = record.partition(b"\r\n\r\n")  # after the WARC headers
+    head, blank, _ = block.partition(b"\r\n\r\n")
+    return head + b"\r\n" if blank else b""
+
+
 def _keep(ev: Evidence, ref: dict, record, payload: bytes, loaded: Loaded, problem) -> None:
-    head = record.http_headers.to_str() if record.http_headers else ""
     if ref["id"] == ev.record_id:
-        loaded.payload, loaded.response_head = payload, head
+        loaded.payload = payload
         if hashlib.sha256(payload).hexdigest() != ev.payload_sha256:
             problem("page bytes do not match the SHA-256 recorded for the hit", ref["id"])
     elif ref["id"] == ev.screenshot_record_id:
         loaded.screenshot = payload
         if hashlib.sha256(payload).hexdigest() != ev.screenshot_sha256:
             problem("screenshot does not match the SHA-256 recorded for the hit", ref["id"])
-    elif ref["type"] == "request":
-        loaded.request_head = head
     elif ref["type"] == "metadata":
         try:
             loaded.metadata = json.loads(payload)

@@ -1,18 +1,23 @@
 """Evidence pipeline (after store): WARC records for pages behind hits, indexed in the state DB.
 
-Runs after the store pipeline (which sets page_id, hit_id and new_hit). The
-WARC writing and its DB row happen on one dedicated thread, in order, so
-compressing a large page never stalls the reactor and records never interleave.
-A failed capture is logged and counted; the item goes on.
+Runs after the store pipeline (which sets page_id, hit_id and new_hit). A 404/410 answer
+yields no item, so the pipeline also listens to ``response_received`` and captures such an
+answer when its page has an open hit: the store marks that page gone when the patrol ends,
+and the answer is the proof of when it went. The WARC writing and its DB row happen on one
+dedicated thread, in order, so compressing a large page never stalls the reactor and records
+never interleave. A failed capture is logged and counted; the item goes on.
 Settings: FINPATROL_CONFIG (``state_dir`` and the ``evidence:`` block).
-Stats: ``evidence/captures``, ``evidence/screenshots``, ``evidence/errors``.
+Stats: ``evidence/captures``, ``evidence/screenshots``, ``evidence/gone``, ``evidence/errors``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
+from datetime import UTC, datetime
+
+from scrapy import signals
 
 from crawler.crawl_config import crawl_config
 from crawler.evidence.archive import Archive, evidence_root
@@ -32,7 +37,9 @@ class EvidencePipeline:
 
     @classmethod
     def from_crawler(cls, crawler):
-        return cls(crawl_config(crawler.settings), crawler.stats)
+        pipeline = cls(crawl_config(crawler.settings), crawler.stats)
+        crawler.signals.connect(pipeline.response_received, signal=signals.response_received)
+        return pipeline
 
     def open_spider(self):
         self.db = StateDB(self.config.db_url)
@@ -56,6 +63,25 @@ class EvidencePipeline:
                 self.stats.inc_value("evidence/screenshots")
         return item
 
+    def response_received(self, response, request, spider=None):
+        """Queue a 404/410 answer to a patrol's page request (after redirects) for ``capture_gone``."""
+        if response.status not in GONE_STATUSES or self.executor is None:
+            return
+        target_id, url = response.meta.get("finpatrol_target"), response.meta.get("finpatrol_url")
+        if not target_id or not url:  # not a page of a target (sitemap, robots.txt, a channel's list)
+            return
+        future = self.executor.submit(self.archive.capture_gone, gone_item(response, target_id, url),
+                                      self.stats.get_value("patrol/run_id"))
+        future.add_done_callback(self._gone_captured)
+
+    def _gone_captured(self, future: Future) -> None:
+        try:
+            if future.result() is not None:
+                self.stats.inc_value("evidence/gone")
+        except Exception:  # the answer's evidence failing must not lose the patrol
+            logger.exception("capturing a 404/410 answer failed")
+            self.stats.inc_value("evidence/errors")
+
     def close_spider(self):
         try:
             if self.executor is not None:
@@ -67,3 +93,28 @@ class EvidencePipeline:
         finally:
             if self.db is not None:
                 self.db.close()
+
+
+GONE_STATUSES = frozenset({404, 410})
+"""The answers that show a page gone (as ``spiders.site_patrol`` judges them)."""
+
+
+def gone_item(response, target_id: str, url: str) -> PageItem:
+    """A 404/410 answer as a PageItem for the archive: URL as requested, headers lower-cased."""
+    request = response.request
+    return PageItem(
+        target_id=target_id, url=url, final_url=response.url, status=response.status,
+        headers=_flat(response.headers),
+        body=response.body, encoding=getattr(response, "encoding", None) or "utf-8",
+        fetched_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        redirects=list(response.meta.get("redirect_urls", ())),
+        rendered="playwright" in response.flags or bool(response.meta.get("playwright")),
+        request_headers=_flat(request.headers) if request is not None else {},
+        protocol=response.protocol or "HTTP/1.1",
+    )
+
+
+def _flat(headers) -> dict[str, str]:
+    """Names lower-cased, repeated values joined with ', ', bytes as Latin-1 (as ``spiders.pages.flat_headers``)."""
+    return {key.decode("latin-1").lower(): ", ".join(v.decode("latin-1") for v in values)
+            for key, values in headers.items()}
