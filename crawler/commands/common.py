@@ -230,14 +230,22 @@ def stored_target_ids(config: PatrolConfig, db: StateDB | None, given: list[str]
         return set(session.scalars(query))
 
 
+def time_span(config: PatrolConfig, since: str | None, until: str | None) -> tuple[datetime | None, datetime | None]:
+    """``--since`` and ``--until`` as UTC bounds (:func:`office_time`); a usage error when the span
+    is empty, so that reversed dates are not answered with "nothing matches"."""
+    start, end = office_time(since, config), office_time(until, config, end=True)
+    if start is not None and end is not None and start >= end:
+        raise click.UsageError(f"--since must be before --until (got --since {since}, --until {until})")
+    return start, end
+
+
 def make_filters(config: PatrolConfig, targets, category, risk, since, until, db: StateDB | None = None) -> Filters:
     if category:
         from classifiers import CATEGORIES
 
         if category not in CATEGORIES:
             raise click.BadParameter(unknown_id("category", category, CATEGORIES))
-    return Filters(store_ids(config, targets, db), category, risk, office_time(since, config),
-                   office_time(until, config, end=True))
+    return Filters(store_ids(config, targets, db), category, risk, *time_span(config, since, until))
 
 
 def emit_json(rows) -> None:
