@@ -11,8 +11,7 @@ from crawler.commands.common import (
     shown_time,
 )
 from crawler.evidence.concerns import hit_concerns
-from crawler.store.changes import taken_down
-from crawler.store.queries import get_hit, list_contents, list_hits
+from crawler.store.queries import get_hit, list_contents, list_hits, predecessors
 from crawler.store.search import with_state
 from crawler.wording import published_time
 
@@ -41,22 +40,28 @@ def also_at(hit: dict, every_url: bool = False) -> str:
     return f"+{more} URL{'s' if more > 1 else ''}" if more else ""
 
 
+REMOVED_BECAUSE = {"page_gone": "page gone", "claim_removed": "claim edited away"}
+"""How ``hit_state`` says why a hit was rectified or taken down (``crawler.store.removal.WHY``)."""
+
+
 def hit_state(hit: dict, config) -> str:
     """open, replaced (reworded: the hit that says it now), withdrawn (the rules changed, the
     page did not), taken down (a collapse or 维权 notice removed, or its page) or removed (its
-    verdict left the page: rectified, or the page is gone) since when (the office's day)."""
+    verdict left the page: rectified) since when (the office's day), with why: page gone, or
+    claim (a taken-down notice) edited away."""
     def day(value: str) -> str:
         return shown_time(value, config)[:10]
 
     because = " (rules changed)" if hit.get("reclassified") else ""
+    why = f" ({REMOVED_BECAUSE[hit['removed_reason']]})" if hit["removed_reason"] in REMOVED_BECAUSE else ""
     if hit["removed_at"] and hit.get("replaced_by"):
         return f"[yellow]replaced by hit {hit['replaced_by']}{because} {day(hit['removed_at'])}[/]"
     if hit["removed_at"] and because:
         return f"[yellow]withdrawn{because} {day(hit['removed_at'])}[/]"
-    if hit["removed_at"] and taken_down(hit["labels"]):  # a risk notice removed: not rectified
-        return f"[red]taken down {day(hit['removed_at'])}[/]"
+    if hit["taken_down"]:  # a risk notice removed: not rectified
+        return f"[red]taken down {day(hit['removed_at'])}{why.replace('claim', 'notice')}[/]"
     if hit["removed_at"]:
-        return f"[green]removed {day(hit['removed_at'])}[/]"
+        return f"[green]removed {day(hit['removed_at'])}{why}[/]"
     return f"reopened {day(hit['reopened_at'])}" if hit["reopened_at"] else "open"
 
 
@@ -119,6 +124,7 @@ def search(query, config_file, targets, category, risk, since, until, as_json, l
                 results = search_cluster(config.elasticsearch, query, filters, limit)
             except ClusterUnavailable as e:
                 raise click.ClickException(str(e)) from None
+            earlier_only_embedded(db, query, filters)
         else:
             if db.index is None:
                 raise click.ClickException("the embedded index needs a SQLite state DB")
@@ -140,6 +146,16 @@ def search(query, config_file, targets, category, risk, since, until, as_json, l
         console.print(f"  {escape(r['url'])}  target={r['target']} hit={r['hit_id'] or '-'}")
         console.print("  " + escape(r["snippet"]).replace("【", "[reverse]【").replace("】", "】[/reverse]"))
     more_may_follow(results, limit)
+
+
+def earlier_only_embedded(db, query: str, filters) -> None:
+    """Say on stderr how many earlier versions of pages match too: the cluster holds pages as they
+    are now, so words a platform edited away are found by the embedded index alone."""
+    earlier = db.index.earlier_matches(query, filters) if db.index is not None else 0
+    if earlier:
+        match = "version also matches" if earlier == 1 else "versions also match"
+        click.echo(f"{earlier} earlier page {match} (words a page no longer says; Elasticsearch holds"
+                   " pages as they are now): `finpatrol search --embedded` shows them", err=True)
 
 
 def earlier_version(result: dict, config) -> str:
@@ -213,6 +229,7 @@ def show(hit_id, config_file, as_json):
         if hit is None:
             raise click.ClickException(f"no hit with id {hit_id}")
         hit |= hit_concerns(db, hit_id)
+        replaced = predecessors(db, hit_id) if not as_json else []
     if as_json:
         emit_json([hit])
         return
@@ -224,7 +241,10 @@ def show(hit_id, config_file, as_json):
     console.print(f"first seen {shown_time(hit['first_seen'], config)} (run {hit['first_run']}), "
                   f"last seen {shown_time(hit['last_seen'], config)} (run {hit['last_run']}), {config.alerts.timezone}")
     console.print(f"body sha256 {hit['sha256']}  context {hit['context'] or '-'}")
-    console.print(f"state  {hit_state(hit, config)}")
+    run = f", in run {hit['removed_run']}" if hit["removed_at"] and hit["removed_run"] else ""
+    console.print(f"state  {hit_state(hit, config)}{run}")
+    for earlier in replaced:
+        console.print(replaces_line(earlier, hit["id"], config))
     console.print(f"concerns {concerns_line(hit['attributed_to'])}")
     for line in same_content_lines(hit):
         console.print(line)
@@ -238,6 +258,14 @@ def show(hit_id, config_file, as_json):
             f"  ¥ {escape(y['text'])} → {y['low_annual_pct']:.2f}%–{y['high_annual_pct']:.2f}% a year"
             f" ({y['period']}{', promised' if y.get('promised') else ''})"
         )
+
+
+def replaces_line(earlier: dict, hit_id: int, config) -> str:
+    """``replaces hit 33, first seen 2026-11-30 03:05 (run 1)``: a hit whose claims this one makes
+    in other words (through the hit that replaced it, when not directly), and since when."""
+    through = f" (through hit {earlier['replaced_by']})" if earlier["replaced_by"] != hit_id else ""
+    return (f"replaces hit {earlier['id']}{through}, first seen {shown_time(earlier['first_seen'], config)}"
+            f" (run {earlier['first_run']})")
 
 
 def same_content_lines(hit: dict) -> list[str]:

@@ -6,6 +6,7 @@ from sqlalchemy import select
 
 from crawler.store.db import StateDB, in_chunks, iso
 from crawler.store.models import Hit, HitCategory, Page, PatrolRun, RunTarget
+from crawler.store.removal import removal
 from crawler.store.same_content import same_content, with_same_content
 from crawler.store.search import Filters
 
@@ -39,6 +40,46 @@ def hit_dict(hit: Hit) -> dict:
     }
 
 
+def hit_rows(session, hits: list[Hit]) -> list[dict]:
+    """``hit_dict`` of each hit, with why and in which run a removed one went and the hits each replaced.
+
+    ``removed_run``, ``removed_reason`` (``crawler.store.removal.WHY``: page_gone, claim_removed,
+    replaced, withdrawn, rejudged; None while live), ``taken_down`` (a collapse or 维权 notice
+    removed, not rectified) and ``replaces`` (the ids of the hits it replaced: reworded claims)."""
+    replaces: dict[int, list[int]] = {}
+    for chunk in in_chunks([h.id for h in hits]):
+        for old, new in session.execute(select(Hit.id, Hit.replaced_by).where(Hit.replaced_by.in_(chunk))
+                                        .order_by(Hit.id)):
+            replaces.setdefault(new, []).append(old)
+    rows = []
+    for hit in hits:
+        gone = removal(session, hit)
+        rows.append(hit_dict(hit) | {
+            "removed_run": gone["run_id"] if gone else None,
+            "removed_reason": gone["why"] if gone else None,
+            "taken_down": bool(gone and gone["taken_down"]),
+            "replaces": replaces.get(hit.id, []),
+        })
+    return rows
+
+
+def predecessors(db: StateDB, hit_id: int) -> list[dict]:
+    """The hits ``hit_id`` replaced, and those they replaced in turn, nearest first: since when the
+    claims it still makes in other words have been online. Each ``{"id", "replaced_by", "first_seen",
+    "first_run"}``; a hit met twice (one that came back) is listed once."""
+    out, seen, wanted = [], {hit_id}, [hit_id]
+    with db.new_session() as session:
+        while wanted:
+            rows = [row for chunk in in_chunks(wanted) for row in session.execute(
+                select(Hit.id, Hit.replaced_by, Hit.first_seen, Hit.first_run_id)
+                .where(Hit.replaced_by.in_(chunk)).order_by(Hit.id)) if row.id not in seen]
+            seen.update(row.id for row in rows)
+            out += [{"id": row.id, "replaced_by": row.replaced_by, "first_seen": iso(row.first_seen),
+                     "first_run": row.first_run_id} for row in rows]
+            wanted = [row.id for row in rows]
+    return out
+
+
 def _filtered(query, filters: Filters):
     """``query`` of hits newest first: last seen latest (a claim still up outranks one seen once
     long ago), then the larger id; filtered by target, category, risk and the time they were seen."""
@@ -65,7 +106,7 @@ def list_hits(db: StateDB, filters: Filters, limit: int | None = None) -> list[d
     if limit:
         query = query.limit(limit)
     with db.new_session() as session:
-        return with_same_content(db, [hit_dict(h) for h in session.scalars(query)])
+        return with_same_content(db, hit_rows(session, list(session.scalars(query))))
 
 
 def list_contents(db: StateDB, filters: Filters, limit: int | None = None) -> list[dict]:
@@ -92,15 +133,15 @@ def list_contents(db: StateDB, filters: Filters, limit: int | None = None) -> li
         if limit and len(chosen) >= limit:
             break
     with db.new_session() as session:
-        hits = {h.id: hit_dict(h) for chunk in in_chunks(chosen)
-                for h in session.scalars(select(Hit).where(Hit.id.in_(chunk)))}
+        hits = {row["id"]: row for chunk in in_chunks(chosen)
+                for row in hit_rows(session, list(session.scalars(select(Hit).where(Hit.id.in_(chunk)))))}
     return with_same_content(db, [hits[i] for i in chosen], groups)
 
 
 def get_hit(db: StateDB, hit_id: int) -> dict | None:
     with db.new_session() as session:
         hit = session.get(Hit, hit_id)
-        row = hit_dict(hit) if hit else None
+        row = hit_rows(session, [hit])[0] if hit else None
         if row is not None:  # where its URL led (a redirect), as the evidence has it
             page = session.get(Page, hit.page_id)
             row["final_url"] = page.final_url if page is not None else hit.url

@@ -121,7 +121,7 @@ class EmbeddedIndex:
         terms = query_terms(query)
         if not terms:
             return []
-        match = " AND ".join('"' + t.replace('"', '""') + '"' for t in terms)
+        match = fts_match(terms)
         where, params = filter_sql(filters)
         sql = (
             "SELECT p.id, p.target_id, p.url, p.final_url, p.title, p.text, p.labels, p.risk,"
@@ -136,6 +136,19 @@ class EmbeddedIndex:
         earlier = [version_result(row, snippet(row["text"] or row["title"], query, terms))
                    for row in self.versions.search(match, wanted, (where, params), limit)]
         return merged(current, earlier, limit)
+
+    def earlier_matches(self, query: str, filters: Filters) -> int:
+        """How many earlier versions of pages :meth:`search` would list for ``query`` (one per
+        page): words pages no longer say, which the cluster does not hold."""
+        terms = query_terms(query)
+        if not terms:
+            return 0
+        return self.versions.count(fts_match(terms), filter_sql(filters, **VERSION_COLUMNS), filter_sql(filters))
+
+
+def fts_match(terms: list[str]) -> str:
+    """An FTS5 query matching every term, each quoted as a phrase."""
+    return " AND ".join('"' + t.replace('"', '""') + '"' for t in terms)
 
 
 def result(row, cut: str) -> dict:

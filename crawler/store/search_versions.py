@@ -111,11 +111,28 @@ class VersionIndex:
         matches under the same filters, ``current``: the SQL and parameters of
         ``search.filter_sql``, and the version had no hit or the same hit). ``wanted``: the
         filters on a version, ``search.filter_sql`` with ``VERSION_COLUMNS``."""
-        where, params = wanted
-        current_where, current_params = current
         sql = (  # the text and the hit's fields are read for the chosen versions only
+            self._kept(wanted, current) +
+            " SELECT k.version_id, k.page_id, k.first_seen, k.last_seen, k.target_id, k.rank, k.hit_id,"
+            " v.title, v.text, p.url, p.final_url, h.labels, h.risk, h.score"
+            " FROM kept k JOIN page_versions v ON v.id = k.version_id JOIN pages p ON p.id = k.page_id"
+            " LEFT JOIN hits h ON h.id = k.hit_id WHERE k.nth = 1 ORDER BY k.rank LIMIT :limit"
+        )
+        return self.db.execute(sql, match=match, limit=limit, **current[1], **wanted[1]).mappings().all()
+
+    def count(self, match: str, wanted: tuple[str, dict], current: tuple[str, dict]) -> int:
+        """How many results :meth:`search` has in all (one per page): what a search of the cluster,
+        which holds pages as they are now, leaves out. No text is read."""
+        sql = self._kept(wanted, current) + " SELECT count(*) FROM kept WHERE nth = 1"
+        return self.db.execute(sql, match=match, **current[1], **wanted[1]).scalar()
+
+    @staticmethod
+    def _kept(wanted: tuple[str, dict], current: tuple[str, dict]) -> str:
+        """SQL: the CTEs up to ``kept``, the matching versions :meth:`search` may list (``nth`` 1:
+        the newest of its page)."""
+        return (
             "WITH cur AS MATERIALIZED (SELECT p.id AS page_id, p.current_hit_id"
-            f" FROM page_fts JOIN pages p ON p.id = page_fts.rowid WHERE page_fts MATCH :match {current_where}),"
+            f" FROM page_fts JOIN pages p ON p.id = page_fts.rowid WHERE page_fts MATCH :match {current[0]}),"
             " found AS MATERIALIZED (SELECT v.id AS version_id, v.page_id, v.first_seen, v.last_seen, p.target_id,"
             " bm25(version_fts, 3.0, 1.0) AS rank, " + VERSION_HIT + " AS hit_id"
             " FROM version_fts JOIN page_versions v ON v.id = version_fts.rowid JOIN pages p ON p.id = v.page_id"
@@ -123,13 +140,8 @@ class VersionIndex:
             " kept AS (SELECT f.*, ROW_NUMBER() OVER (PARTITION BY f.page_id ORDER BY f.version_id DESC) AS nth"
             " FROM found f LEFT JOIN cur ON cur.page_id = f.page_id LEFT JOIN hits h ON h.id = f.hit_id"
             " WHERE (cur.page_id IS NULL OR f.hit_id IS NOT NULL AND f.hit_id IS NOT cur.current_hit_id)"
-            f" {where})"
-            " SELECT k.version_id, k.page_id, k.first_seen, k.last_seen, k.target_id, k.rank, k.hit_id,"
-            " v.title, v.text, p.url, p.final_url, h.labels, h.risk, h.score"
-            " FROM kept k JOIN page_versions v ON v.id = k.version_id JOIN pages p ON p.id = k.page_id"
-            " LEFT JOIN hits h ON h.id = k.hit_id WHERE k.nth = 1 ORDER BY k.rank LIMIT :limit"
+            f" {wanted[0]})"
         )
-        return self.db.execute(sql, match=match, limit=limit, **current_params, **params).mappings().all()
 
 
 def version_result(row, cut: str) -> dict:
