@@ -133,7 +133,9 @@ def test_dossier_json_and_markdown(crawled):
     first = data["hits"][0]["first_seen"]
     assert f"| {local_time(first, 'Asia/Shanghai')} |" in md and first not in md, "times in the office's zone"
     quiet = json.loads(cli("dossier", "quiet", "--config", str(config), "--format", "json").stdout)
-    assert quiet["grade"] == {"grade": "正常", "reasons": ["无符合分级规则的命中"]}
+    assert quiet["grade"] == {"grade": "未巡查", "reasons": ["本期未巡查，无巡查数据"]}, "never fetched: no data, not 正常"
+    quiet_md = cli("dossier", "quiet", "--config", str(config), "--format", "md").stdout
+    assert "## 风险分级：未巡查" in quiet_md and "- 本期未巡查，无巡查数据" in quiet_md
     assert cli("dossier", "nobody", "--config", str(config)).returncode != 0
 
 
@@ -188,7 +190,8 @@ def test_report_period_ends_with_the_day_named_and_counts_only_that_period(crawl
     old = cli("report", "--config", str(config), "--since", "2000-01-01", "--until", "2000-01-31", "--format", "md")
     assert "统计期间 2000-01-01 至 2000-01-31（含，Asia/Shanghai）" in old.stdout
     assert "本期命中 0 条" in old.stdout
-    assert "| 重庆鑫盈宝网络科技有限公司（xyb） | 正常 | 0 |" in old.stdout, "graded on what was known by then"
+    assert "| 重庆鑫盈宝网络科技有限公司（xyb） | 未巡查 | 0 | 本期未巡查，无巡查数据 |" in old.stdout, "no patrol then"
+    assert "| 正常 |" not in old.stdout, "a period without patrols grades no institution 正常"
 
 
 def test_report_top_risks_count_live_pages_as_the_reasons_do(crawled):
@@ -263,3 +266,76 @@ def test_a_dossier_names_a_hit_without_evidence_capture_instead_of_failing(tmp_p
         result = cli("dossier", "xyb", "--config", str(config), "--format", fmt)
         assert result.returncode == 0, result.stderr
         assert "未存证" in result.stdout and "http://127.0.0.1:9/a.html" in result.stdout
+
+
+def test_report_and_dossier_count_pages_in_one_unit(crawled):
+    """网页 is a post URL everywhere: the live pages are among the pages hit, and contents no more than pages."""
+    config, _ = crawled
+    hits = json.loads(cli("dossier", "xyb", "--config", str(config), "--format", "json").stdout)
+    live = [h for h in hits["hits"] if not h["removed_at"]]
+    pages = len({h["post"] for h in live})
+    assert pages < len(live), "a post found several ways: more records than pages"
+    assert hits["contents"] == {"live": hits["contents"]["live"], "live_pages": pages, "live_urls": len(live)}
+    assert hits["contents"]["live"] <= pages
+    md = cli("dossier", "xyb", "--config", str(config), "--format", "md").stdout
+    assert f"涉及 {pages} 个网页（{len(live)} 条命中记录" in md and "个页面" not in md
+    every = [h for h in json_lines(cli("hits", "--config", str(config), "--json", "--limit", "1000").stdout)]
+    live_all = [h for h in every if not h["removed_at"]]
+    live_pages = len({h["url"].split("#")[0] for h in live_all})
+    for fmt in ("md", "html"):
+        text = cli("report", "--config", str(config), "--since", "2000-01-01", "--format", fmt).stdout
+        hit_pages = int(re.search(r"涉及 (\d+) 个网页（网页按网址计", text).group(1))
+        contents, on_pages, records = map(int, re.search(
+            r"仍在线 (\d+) 条内容，涉及 (\d+) 个网页（(\d+) 条命中记录）", text).groups())
+        assert (on_pages, records) == (live_pages, len(live_all)), text
+        assert contents <= on_pages <= hit_pages < records, (contents, on_pages, hit_pages, records)
+        assert "个页面" not in text
+
+
+def test_a_forum_target_is_not_graded_and_its_posts_count_for_whom_they_name(tmp_path):
+    """A forum registered as a target (kind: forum): victims' posts about 鑫盈宝 grade 鑫盈宝, not the
+    forum; its dossier files each post under the institution the store attributed it to, or none."""
+    board = html("投资理财版", "<p><a href='/t-1.html'>帖子一</a> <a href='/t-2.html'>帖子二</a></p>")
+    forum_pages = {
+        "/": board,
+        "/t-1.html": html("鑫盈宝提现困难，三天没到账", "<p>在鑫盈宝申请提现2万，三天没到账，客服一直占线，提现困难。</p>"),
+        "/t-2.html": html("某理财平台老板跑路了", "<p>我投的那个理财平台提现困难，老板已经跑路失联，大家小心。</p>"),
+    }
+    with SiteServer(routes(forum_pages)) as forum, \
+            SiteServer(routes({"/": html("鑫盈宝", "<p>本平台介绍。</p>")})) as platform:
+        config = tmp_path / "patrol.yaml"
+        config.write_text(yaml.safe_dump({
+            "state_dir": "state", "allow_private_networks": True, "download_timeout": 5,
+            "targets": [
+                {"id": "xyb", "name": "重庆鑫盈宝网络科技有限公司", "aliases": ["鑫盈宝"], "business": "p2p",
+                 "urls": [platform.url("/")]},
+                {"id": "forum", "name": "江津生活论坛", "business": "other", "kind": "forum", "urls": [forum.url("/")]},
+            ]}, allow_unicode=True), encoding="utf-8")
+        result = cli("patrol", "--config", str(config))
+        assert result.returncode == 0, result.stdout + result.stderr
+        t1, t2 = forum.url("/t-1.html"), forum.url("/t-2.html")
+
+    data = json.loads(cli("dossier", "forum", "--config", str(config), "--format", "json").stdout)
+    assert data["grade"]["grade"] == "不分级", data["grade"]
+    owner = {h["url"]: h["attribution"] for h in data["hits"]}
+    assert (owner[t1]["id"], owner[t1]["reason"]) == ("xyb", "name"), owner
+    assert owner[t2] == {"id": None, "reason": "none", "detail": ""}, "a post naming no one concerns no one"
+    md = cli("dossier", "forum", "--config", str(config), "--format", "md").stdout
+    table = md.split("## 命中明细与证据")[1].split("##")[0]
+    rows = {line.split(" | ")[2]: line for line in table.splitlines() if line.startswith("| ") and line[2:3].isdigit()}
+    assert "| forum 归属 xyb（名称提及） |" in rows[t1], rows[t1]
+    assert "| forum 未归属机构 |" in rows[t2], rows[t2]
+    assert "本机构网站" not in md and "## 风险分级：不分级" in md
+    html_text = cli("dossier", "forum", "--config", str(config)).stdout
+    assert "归属 xyb（名称提及）" in html_text and "未归属机构" in html_text and "本机构网站" not in html_text
+
+    xyb = json.loads(cli("dossier", "xyb", "--config", str(config), "--format", "json").stdout)
+    assert {h["url"] for h in xyb["hits"]} == {t1}, "the post naming 鑫盈宝 is in its file, the other is not"
+    assert xyb["grade"]["grade"] == "高风险", xyb["grade"]
+    xyb_md = cli("dossier", "xyb", "--config", str(config), "--format", "md").stdout
+    assert "| forum 名称提及 |" in xyb_md, "found on the forum, attributed to this institution by name"
+    for fmt in ("md", "html"):
+        report = cli("report", "--config", str(config), "--since", "2000-01-01", "--format", fmt).stdout
+        assert "江津生活论坛（forum）" not in report, "the forum is no institution among the risks"
+        assert "重庆鑫盈宝网络科技有限公司（xyb）" in report and "登记机构 1 户" in report
+        assert "另巡查论坛、投诉、新闻等站点 1 个" in report

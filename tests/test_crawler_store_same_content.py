@@ -113,22 +113,23 @@ def test_dossier_and_report_list_and_count_a_content_once_saying_on_how_many_pag
     data, md, report = documents(config)
     assert sorted(h["id"] for h in data["hits"]) == [1, 2, 3, 4], "the JSON keeps every hit"
     assert {h["id"]: h["same_content_as"] for h in data["hits"]} == {1: 1, 2: 1, 3: 1, 4: None}
-    assert data["contents"] == {"live": 2, "live_urls": 4}
+    assert data["contents"] == {"live": 2, "live_pages": 4, "live_urls": 4}
     assert data["rectification"]["live"] == 4, "hit records, as before"
     assert data["grade"] == {"grade": "重点关注", "reasons": [
         "重点关注：存在高风险命中（2 个网页命中）", "一般关注：存在违规宣传命中（2 个网页命中）"]}, \
         "one claim on three URLs is not 三条以上高风险命中"
     rows = md_rows(md)
     assert sorted(rows) == ["1", "4"], rows
-    assert (f"{SITE}products.html；同一内容另见于 2 个页面：2 {SITE}products.html?term=3、3 {SITE}invest.php"
+    assert (f"{SITE}products.html；同一内容另见于 2 个网页：2 {SITE}products.html?term=3、3 {SITE}invest.php"
             in rows["1"]), rows["1"]
-    assert "在线命中内容 2 条，见于 4 个页面" in md and "在线命中 2 条内容，见于 4 个页面；已整改 0 条" in md
+    assert "在线命中内容 2 条，涉及 4 个网页（4 条命中记录" in md and "在线命中 2 条内容，涉及 4 个网页；已整改 0 条" in md
     html_text = cli("dossier", "xyb", "--config", str(config)).stdout
-    assert html_text.count("同一内容另见于 2 个页面") == 1 and "<tr>\n<td>1</td>" in html_text
+    assert html_text.count("同一内容另见于 2 个网页") == 1 and "<tr>\n<td>1</td>" in html_text
     assert "<tr>\n<td>2</td>" not in html_text and "<tr>\n<td>4</td>" in html_text
 
-    assert "本期命中 5 条（3 条不同内容" in report, report
-    assert "仍在线 3 条内容，见于 5 个页面；" in report
+    # hit 5 is twin's record of hit 1's URL: one page (网页), so one content in the report's counts
+    assert "本期命中 5 条（2 条不同内容" in report and "涉及 4 个网页（网页按网址计" in report, report
+    assert "仍在线 2 条内容，涉及 4 个网页（5 条命中记录）；" in report
     row = next(line for line in report.splitlines() if line.startswith("| 重庆鑫盈宝网络科技有限公司（xyb） |"))
     assert row.split(" | ")[2] == "4", "the top risks still count pages"
 
@@ -152,11 +153,11 @@ def test_a_claim_taken_off_one_url_is_told_apart_from_the_urls_that_still_show_i
     assert "same content also at 1 more URL:\n  hit 3" in cli("show", "2", "--config", str(config)).stdout
 
     data, md, report = documents(config)
-    assert data["contents"] == {"live": 2, "live_urls": 3}
+    assert data["contents"] == {"live": 2, "live_pages": 3, "live_urls": 3}
     rows = md_rows(md)
     assert sorted(rows) == ["1（已整改）", "2", "4"], rows
-    assert "同一内容" not in rows["1（已整改）"] and f"同一内容另见于 1 个页面：3 {SITE}invest.php" in rows["2"]
-    assert "仍在线 3 条内容，见于 4 个页面；本期整改 1 条" in report, report
+    assert "同一内容" not in rows["1（已整改）"] and f"同一内容另见于 1 个网页：3 {SITE}invest.php" in rows["2"]
+    assert "仍在线 3 条内容，涉及 4 个网页（4 条命中记录）；本期整改 1 条" in report, report
 
 
 def test_a_content_whose_first_hit_is_filtered_out_is_shown_by_a_hit_that_matches(tmp_path):

@@ -1,15 +1,22 @@
-"""An institution's hit rows folded by content, as dossiers list and count them.
+"""An institution's hit rows folded by content, and the two units dossiers and reports count in.
 
-The live hits that show the same content on several URLs of a target (a redirect, query
-variants: ``crawler.store.same_content``) are one row of a dossier, led by the content's
-first hit, with the other URLs, their hit ids and evidence on that row: 11 条违规内容，见于
-16 个页面. Every hit keeps its own row in the dossier's JSON (``hits``, with
+**网页** (a page) is a post URL (``crawler.items.post_url``): the records of one post found
+on a target's site, on an opinion source and as a listed snippet are one page. **内容** (a
+content) is what a person sees: the live hits that show the same content on several URLs
+of a target (a redirect, query variants: ``crawler.store.same_content``), and the live
+records of one page, are one content; a removed hit is a content of its own (its page
+may show another now). So live contents never outnumber the live pages.
+
+The rendered dossier lists a content of one target on several URLs as one row, led by the
+content's first hit, with the other URLs, their hit ids and evidence on that row: 11 条违规
+内容，涉及 16 个网页. Every hit keeps its own row in the dossier's JSON (``hits``, with
 ``same_content_as`` and ``also_at``); only the rendered documents fold them.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 
 logger = logging.getLogger(__name__)
 
@@ -36,8 +43,32 @@ def fold_contents(hits: list[dict]) -> list[dict]:
     return out
 
 
+def count_contents(rows: Iterable[dict]) -> int:
+    """How many contents the hit ``rows`` (``id``, ``post``, ``same_content_as``, ``removed_at``) show:
+    live rows sharing a content or a page are one (joined transitively), a removed row is one alone."""
+    parent: dict[tuple, tuple] = {}
+
+    def root(key: tuple) -> tuple:
+        while parent.setdefault(key, key) != key:
+            key = parent[key]
+        return key
+
+    firsts = []
+    for row in rows:
+        if row["removed_at"]:
+            keys = [("hit", row["id"])]
+        else:
+            keys = [("post", row["post"])]
+            if row["same_content_as"] is not None:
+                keys.append(("content", row["same_content_as"]))
+        firsts.append(keys[0])
+        for key in keys[1:]:
+            parent[root(key)] = root(keys[0])
+    return len({root(key) for key in firsts})
+
+
 def live_contents(hits: list[dict]) -> dict:
-    """How many distinct contents the live ``hits`` show (``live``), on how many URLs (``live_urls``:
-    one live hit each)."""
+    """What the live ``hits`` show: contents (``live``), pages (``live_pages``) and hit records
+    (``live_urls``: one per URL of a target or source)."""
     live = [h for h in hits if not h["removed_at"]]
-    return {"live": len({h["same_content_as"] or h["id"] for h in live}), "live_urls": len(live)}
+    return {"live": count_contents(live), "live_pages": len({h["post"] for h in live}), "live_urls": len(live)}

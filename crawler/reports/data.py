@@ -1,8 +1,10 @@
 """What dossiers and period reports say, read from the state DB as plain dicts.
 
-An institution's hits are its own site's hits plus the channel and opinion hits
-attributed to it (``hit_attributions``). Every hit carries its evidence reference
-(WARC file, record id, SHA-256) so a printed dossier points at the bytes.
+An institution's hits are its own site's hits plus the channel and opinion hits, and the
+posts on forums registered as targets, attributed to it (``hit_attributions``). A target
+whose pages are posts about others (``kind`` other than platform_page) is not graded, and
+its posts naming no institution are attributed to none. Every hit carries its evidence
+reference (WARC file, record id, SHA-256) so a printed dossier points at the bytes.
 Settings: the ``grading:`` block (window and rules), ``targets``.
 """
 
@@ -20,13 +22,14 @@ from crawler.discovery.listed import listed_publish_times
 from crawler.discovery.models import HitAttribution, ListedPage, ensure_schema
 from crawler.evidence.models import Evidence
 from crawler.items import post_url
-from crawler.reports.contents import live_contents
+from crawler.reports.contents import count_contents, live_contents
 from crawler.reports.coverage import target_coverage
-from crawler.reports.grading import OPINION_CATEGORIES, Grade, HitFacts, grade
+from crawler.reports.grading import (OPINION_CATEGORIES, UNPATROLLED, Grade, HitFacts, grade, not_graded,
+                                     unpatrolled)
 from crawler.store.changes import taken_down
 from crawler.store.db import StateDB, as_utc, iso, utcnow
 from crawler.store.models import Hit, HitCategory, PageChange, PatrolRun, RunTarget
-from crawler.store.same_content import representatives, same_content, with_same_content
+from crawler.store.same_content import same_content, with_same_content
 
 logger = logging.getLogger(__name__)
 
@@ -47,7 +50,17 @@ def _max_yield(yields: list) -> float | None:
 LISTED_COLUMNS = ("keyword", "rank", "is_ad", "advertiser", "landing_chain", "author", "posted_at", "replies", "kind")
 
 
-def _hit_row(hit: Hit, attribution: HitAttribution | None, ev, listed) -> dict:
+def _attribution(hit: Hit, stored: HitAttribution | None, own_site: bool) -> dict:
+    """The institution the hit concerns (``id``) and why: as stored, else the site's own when it is
+    an institution's site (``own_site``), else none (``id`` None: a post naming no institution)."""
+    if stored is not None:
+        return {"id": stored.target_id, "reason": stored.reason, "detail": stored.detail}
+    if own_site:
+        return {"id": hit.target_id, "reason": "own_site", "detail": ""}
+    return {"id": None, "reason": "none", "detail": ""}
+
+
+def _hit_row(hit: Hit, attribution: dict, ev, listed) -> dict:
     """One hit as a dict; ``ev`` is its latest evidence row, ``listed`` its listing row (or None)."""
     return {
         "id": hit.id, "url": hit.url, "post": post_url(hit.url), "title": hit.title, "labels": list(hit.labels),
@@ -57,8 +70,7 @@ def _hit_row(hit: Hit, attribution: HitAttribution | None, ev, listed) -> dict:
         "taken_down": (hit.removed_at is not None and hit.replaced_by is None and not hit.reclassified
                        and taken_down(hit.labels)),  # a collapse or 维权 notice removed: no rectification
         "reclassified": bool(hit.reclassified), "found_on": hit.target_id,
-        "attribution": {"reason": attribution.reason, "detail": attribution.detail} if attribution else
-        {"reason": "own_site", "detail": ""},
+        "attribution": attribution,
         "listed": {c: getattr(listed, c) for c in LISTED_COLUMNS} if listed else None,
         "yields": [y for y in hit.yields or () if isinstance(y, dict)],
         "max_yield": _max_yield(hit.yields),
@@ -70,19 +82,21 @@ def _hit_row(hit: Hit, attribution: HitAttribution | None, ev, listed) -> dict:
     }
 
 
-def institution_hits(db: StateDB, target_id: str) -> list[dict]:
+def institution_hits(db: StateDB, target_id: str, own_site: bool = True) -> list[dict]:
     """Own and attributed hits of one institution, newest first, each with the other URLs of
-    its content (``same_content_as``, ``also_at``: ``crawler.store.same_content``).
+    its content (``same_content_as``, ``also_at``: ``crawler.store.same_content``) and the
+    institution it concerns. ``own_site`` False: the target's pages are posts about others
+    (a forum), so its posts naming no institution concern none.
 
     Evidence and listings come in one query each for all the hits: the period report
     calls this for every target.
     """
     ensure_schema(db)
     with db.new_session() as session:
-        attributed = {a.hit_id: a for a in session.scalars(
-            select(HitAttribution).where(HitAttribution.target_id == target_id))}
         mine = or_(Hit.target_id == target_id, Hit.id.in_(
             select(HitAttribution.hit_id).where(HitAttribution.target_id == target_id)))
+        attributed = {a.hit_id: a for a in session.scalars(
+            select(HitAttribution).where(HitAttribution.hit_id.in_(select(Hit.id).where(mine))))}
         hits = session.scalars(select(Hit).where(mine).order_by(Hit.first_seen.desc(), Hit.id.desc())).all()
         latest = select(func.max(Evidence.id)).where(Evidence.hit_id.in_(select(Hit.id).where(mine))) \
             .group_by(Evidence.hit_id)
@@ -92,7 +106,8 @@ def institution_hits(db: StateDB, target_id: str) -> list[dict]:
         listed = {p.page_id: p for p in session.execute(
             select(ListedPage.page_id, *(getattr(ListedPage, c) for c in LISTED_COLUMNS))
             .where(ListedPage.page_id.in_(select(Hit.page_id).where(mine))))}
-        rows = [_hit_row(h, attributed.get(h.id), evidence.get(h.id), listed.get(h.page_id)) for h in hits]
+        rows = [_hit_row(h, _attribution(h, attributed.get(h.id), own_site), evidence.get(h.id),
+                         listed.get(h.page_id)) for h in hits]
     return with_same_content(db, rows)
 
 
@@ -180,10 +195,16 @@ def _runs(session, target_id: str) -> list[dict]:
 def dossier(config: PatrolConfig, db: StateDB, target: Target) -> dict:
     from classifiers import screen_name
 
-    hits = institution_hits(db, target.id)
+    institution = target.kind == "platform_page"
+    hits = institution_hits(db, target.id, own_site=institution)
     coverage = target_coverage(config, db, target)
+    now = utcnow()
     with db.new_session() as session:
         changes, runs = _changes(session, target.id), _runs(session, target.id)
+        patrolled = target.id in _patrolled(session, now - timedelta(days=config.grading.window_days), now)
+    found = grade_hits(config, hits, now) if institution else not_graded()
+    if institution and not patrolled:
+        found = unpatrolled(found)
     live = [h for h in hits if not h["removed_at"]]
     replaced = [h for h in hits if h["removed_at"] and h["replaced_by"] and not h["reclassified"]]
     withdrawn = [h for h in hits if h["removed_at"] and h["reclassified"] and not h["replaced_by"]]
@@ -192,7 +213,7 @@ def dossier(config: PatrolConfig, db: StateDB, target: Target) -> dict:
     yields = {y.get("text"): {**y, "hit": h["id"]} for h in hits for y in h["yields"]}
     zone = ZoneInfo(config.alerts.timezone)
     return {
-        "generated_at": iso(utcnow()), "timezone": zone.key,
+        "generated_at": iso(now), "timezone": zone.key,
         "identity": {"id": target.id, "name": target.name, "aliases": list(target.aliases),
                      "credit_code": target.credit_code, "business": target.business, "urls": list(target.urls),
                      "allowed_domains": list(target.allowed_domains),
@@ -200,7 +221,7 @@ def dossier(config: PatrolConfig, db: StateDB, target: Target) -> dict:
                      # False: removed from the config (or renamed); its records remain
                      "configured": any(t.id == target.id for t in config.targets)},
         "coverage": coverage, "runs": runs,
-        "grade": grade_hits(config, hits).to_dict(),
+        "grade": found.to_dict(),
         "hits": hits, "contents": live_contents(hits), "by_month": by_month(hits, zone),
         "categories": category_info(),
         "yields": sorted(yields.values(), key=lambda y: -(y.get("high_annual_pct") or 0)),
@@ -228,9 +249,7 @@ def period_report(config: PatrolConfig, db: StateDB, since: datetime, until: dat
     zone = ZoneInfo(config.alerts.timezone)
     info = category_info()
     with db.new_session() as session:
-        patrolled = {rt.target_id for rt, run in session.execute(
-            select(RunTarget, PatrolRun).join(PatrolRun, PatrolRun.id == RunTarget.run_id)
-            .where(RunTarget.pages > 0)) if _in(run.started_at, since, until)}
+        patrolled = _patrolled(session, since, until)
         # a hit the rules withdrew or judged again by the period's end is no violation of its own
         hits = [h for h in session.scalars(select(Hit).where(Hit.first_seen < until, Hit.last_seen >= since))
                 if not (h.reclassified and as_utc(h.removed_at) < until)]
@@ -246,41 +265,57 @@ def period_report(config: PatrolConfig, db: StateDB, since: datetime, until: dat
     pages: dict[str, set[str]] = defaultdict(set)  # a post found several ways is one page
     for h in hits:
         pages[post_url(h.url)].update(h.labels)
-    ids = [h.id for h in hits]
-    groups = same_content(db, ids)  # one claim on several URLs of a target: one content
-    live_ids = [h.id for h in hits if h.removed_at is None]
+    groups = same_content(db, [h.id for h in hits])  # one claim on several URLs of a target: one content
+    rows = [{"id": h.id, "post": post_url(h.url), "removed_at": h.removed_at,
+             "same_content_as": groups[h.id].representative if h.id in groups else None} for h in hits]
+    live_rows = [r for r in rows if r["removed_at"] is None]
     by_cat = Counter(label for labels in pages.values() for label in labels)
     by_unit = Counter(unit for labels in pages.values()
                       for unit in {info.get(c, {}).get("lead_unit", "?") for c in labels})
-    targets = [t for t in config.targets if t.enabled]
+    targets = [t for t in config.targets if t.enabled and t.kind == "platform_page"]
+    post_sites = [t for t in config.targets if t.enabled and t.kind != "platform_page"]  # graded by whom they name
     risks = []
     for t in targets:
         t_hits = institution_hits(db, t.id)
         g = grade_hits(config, t_hits, until)
+        if t.id not in patrolled:
+            g = unpatrolled(g)
         in_period = [h for h in t_hits if _before(h["first_seen"], until) and not _before(h["last_seen"], since)]
         live = [h for h in in_period if not _before(h["removed_at"], until)]
         # live: hit records; live_pages: posts, as the grade's reasons count them
         risks.append({"id": t.id, "name": t.name, "business": t.business, "grade": g.grade, "reasons": g.reasons,
                       "hits": len(in_period), "live": len(live), "live_pages": len({h["post"] for h in live})})
-    order = {"高风险": 0, "重点关注": 1, "一般关注": 2, "正常": 3}
+    order = {"高风险": 0, "重点关注": 1, "一般关注": 2, UNPATROLLED: 3, "正常": 4}
     risks.sort(key=lambda r: (order[r["grade"]], -r["live_pages"], -r["live"], r["id"]))
     return {
         "since": iso(since), "until": iso(until), "period": describe_period(since, until, zone),
         "timezone": zone.key, "generated_at": iso(utcnow()),
         "institutions": {"total": len(targets), "patrolled": sorted(t.id for t in targets if t.id in patrolled),
                          "not_patrolled": sorted(t.id for t in targets if t.id not in patrolled)},
-        "hits_total": len(hits), "pages_total": len(pages), "contents_total": len(representatives(ids, groups)),
+        "post_sites": {"total": len(post_sites), "names": {t.id: t.name for t in post_sites},
+                       "patrolled": sorted(t.id for t in post_sites if t.id in patrolled),
+                       "not_patrolled": sorted(t.id for t in post_sites if t.id not in patrolled)},
+        "hits_total": len(hits), "pages_total": len(pages), "contents_total": count_contents(rows),
         "by_category": [{"id": c, "name_zh": info.get(c, {}).get("name_zh", c),
                          "lead_unit": info.get(c, {}).get("lead_unit", ""), "count": n}
                         for c, n in by_cat.most_common()],
         "by_lead_unit": [{"unit": u, "count": n} for u, n in by_unit.most_common()],
         "top_risks": risks[:10], "opinion_trend": trend,
-        "rectification": {"live": len(live_ids), "live_contents": len(representatives(live_ids, groups)),
+        # live: hit records; live_pages: pages (posts); live_contents: contents (crawler.reports.contents)
+        "rectification": {"live": len(live_rows), "live_pages": len({r["post"] for r in live_rows}),
+                          "live_contents": count_contents(live_rows),
                           "removed_in_period": len(removed), "taken_down_in_period": len(notices),
                           "replaced_in_period": len(replaced), "withdrawn_in_period": len(withdrawn),
                           "rejudged_in_period": len(rejudged),
                           "reopened": sum(1 for h in hits if h.reopened_at is not None)},
     }
+
+
+def _patrolled(session, since: datetime, until: datetime) -> set[str]:
+    """Ids of the targets a patrol started in [since, until) fetched pages of."""
+    return {rt.target_id for rt, run in session.execute(
+        select(RunTarget, PatrolRun).join(PatrolRun, PatrolRun.id == RunTarget.run_id)
+        .where(RunTarget.pages > 0)) if _in(run.started_at, since, until)}
 
 
 def _opinion_trend(session, since: datetime, until: datetime, zone: ZoneInfo) -> list[dict]:

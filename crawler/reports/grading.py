@@ -14,6 +14,11 @@ no rectification (if anything it is one more sign), so a removed hit still count
 collapse_signal / mass_incident labels, and by them only. The grade is
 the most severe matching rule; every matching rule is listed as a reason, so an
 investigator sees why.
+
+Two labels are no grade: 未巡查 (no patrol of the institution's site fetched pages in
+the period: no data, not 正常; a grade from earlier hits is kept, saying so) and 不分级
+(a forum, complaint board or news site registered as a target: its posts are about
+others and count for the institutions they name, as an opinion source's do).
 """
 
 from __future__ import annotations
@@ -29,6 +34,8 @@ from crawler.alerts.config import check_categories
 logger = logging.getLogger(__name__)
 
 GRADES = ("高风险", "重点关注", "一般关注", "正常")
+UNPATROLLED = "未巡查"
+NOT_GRADED = "不分级"
 RISK_RANK = {"none": 0, "low": 1, "medium": 2, "high": 3}
 OPINION_CATEGORIES = frozenset({"collapse_signal", "mass_incident"})
 
@@ -143,3 +150,15 @@ def grade(config: GradingConfig, hits: list[HitFacts]) -> Grade:
         return Grade("正常", ["无符合分级规则的命中"])
     best = min(rank for rank, _ in matched)
     return Grade(GRADES[best], [text for _, text in sorted(matched, key=lambda m: m[0])])
+
+
+def unpatrolled(found: Grade) -> Grade:
+    """``found`` of an institution whose site no patrol fetched in the period: 未巡查 rather than 正常."""
+    if found.grade == "正常":
+        return Grade(UNPATROLLED, ["本期未巡查，无巡查数据"])
+    return Grade(found.grade, [*found.reasons, "本期未巡查：分级依据此前巡查所见命中"])
+
+
+def not_graded() -> Grade:
+    """The grade of a target whose pages are posts about others (``kind`` other than platform_page)."""
+    return Grade(NOT_GRADED, ["论坛、投诉或新闻站点：其帖文计入所提及的机构，站点本身不分级"])
