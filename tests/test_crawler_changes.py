@@ -255,13 +255,25 @@ def test_a_reworded_claim_replaces_its_hit_while_a_removed_one_is_rectified(db):
     assert {path: r["replaced_by"] for path, r in removed.items()} == {
         "a": old["a"].replaced_by, "b": old["b"].replaced_by, "c": None, "d": None}
 
-    # Third patrol: /a says it in the first words again. The first hit reopens (no longer
-    # replaced) and the reworded one is replaced by it.
-    run3, saved3 = site.patrol({**second, "http://s/a": first["http://s/a"]}, "2026-11-15T02:00:00+00:00")
+    # Third patrol: /a says it in the first words again. The page never stopped promising it:
+    # the first hit is back, not reopened (no 整改后复现), and the reworded one is replaced by it.
+    # /e is new; it is reworded next, its rewording is rectified, and then its first words come back.
+    later = {**second, "http://s/a": first["http://s/a"]}
+    run3, saved3 = site.patrol(later | {"http://s/e": "本金无忧。"}, "2026-11-15T02:00:00+00:00")
+    e_first = hits_by_labels(db)[("e", "guaranteed_return")]
+    site.patrol(later | {"http://s/e": "保本保息。"}, "2026-11-16T02:00:00+00:00")
+    site.patrol(later | {"http://s/e": "联系我们。"}, "2026-11-17T02:00:00+00:00")
+    run6, saved6 = site.patrol(later | {"http://s/e": "本金无忧。"}, "2026-11-18T02:00:00+00:00")
     with db.new_session() as session:
         first_a, reworded_a = session.get(Hit, old["a"].id), session.get(Hit, old["a"].replaced_by)
-        assert first_a.removed_at is None and first_a.replaced_by is None and first_a.reopened_at is not None
+        assert first_a.removed_at is None and first_a.replaced_by is None and first_a.reopened_at is None
         assert reworded_a.removed_run_id == run3 and reworded_a.replaced_by == first_a.id
+        e_back = session.get(Hit, e_first.id)
+        assert e_back.removed_at is None and e_back.reopened_at is not None, "its rewording was rectified: reopened"
+    assert not any(s.reopened for s in saved3) and [s.reopened for s in saved6 if s.change] == [True]
+    a3 = {c["url"]: c["hits"] for c in list_changes(db, run_id=run3)}["http://s/a"]
+    assert a3["back"]["id"] == first_a.id and a3["reopened"] is None and a3["removed"]["replaced_by"] == first_a.id
+    assert {c["url"]: c["hits"]["reopened"]["id"] for c in list_changes(db, run_id=run6)} == {"http://s/e": e_first.id}
 
 
 def pending_docs(db) -> set[tuple[str, int]]:

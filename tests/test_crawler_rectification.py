@@ -74,6 +74,76 @@ def test_a_reworded_guarantee_is_replaced_not_rectified_and_a_removed_claim_is_r
     assert f"| {old_guarantee['id']}（已整改） |" not in dossier_md
 
 
+def test_a_rewording_taken_back_is_no_reopening_while_a_rectified_claim_back_is(make_config):
+    """整改后复现 is a claim back after the page stopped making it: the guarantee said in other words
+    in between never stopped, the promo taken down did. The record keeps both turns."""
+    site_routes = {"/": home("security.html", "promo.html"),
+                   "/security.html": html("风控措施", SECURITY.format("风险准备金先行赔付")), "/promo.html": PROMO}
+    with SiteServer(routes(site_routes)) as site:
+        config = write_target(make_config, site.url("/"))
+        patrolled(config)
+        first = hits_of(config)
+        site_routes["/security.html"] = html("风控措施", SECURITY.format("平台先行赔付"))  # reworded
+        site_routes["/promo.html"] = PROMO_RECTIFIED  # taken down
+        patrolled(config)
+        (reworded,) = [h for h in json_lines(cli("hits", "--config", config, "--json").stdout)
+                       if h["url"].endswith("/security.html") and not h["removed_at"]]
+        assert reworded["id"] != first["security.html"]["id"]
+        site_routes["/security.html"] = html("风控措施", SECURITY.format("风险准备金先行赔付"))  # the first words again
+        site_routes["/promo.html"] = PROMO  # the claim is back
+        run3 = patrolled(config)
+
+    hits = {h["id"]: h for h in json_lines(cli("hits", "--config", config, "--json").stdout)}
+    guarantee, successor, promo = (hits[first["security.html"]["id"]], hits[reworded["id"]],
+                                   hits[first["promo.html"]["id"]])
+    assert guarantee["removed_at"] is None and guarantee["reopened_at"] is None, guarantee
+    assert successor["removed_at"] and successor["replaced_by"] == guarantee["id"], "the rewording, replaced back"
+    assert promo["removed_at"] is None and promo["reopened_at"], "rectified, then back: 整改后复现"
+
+    changes = cli("changes", "--config", config, "--run", str(run3)).stdout
+    assert f"hit {successor['id']} reworded → hit {guarantee['id']} (still guaranteed_return)" in changes, changes
+    assert f"hit {guarantee['id']} back (said in other words meanwhile: not rectified)" in changes, changes
+    assert f"hit {promo['id']} reopened: guaranteed_return, high_yield" in changes, changes
+    records = changes_of(config, run3)
+    assert records["security.html"]["hits"]["back"]["id"] == guarantee["id"]
+    assert records["security.html"]["hits"]["reopened"] is None
+    assert records["promo.html"]["hits"]["reopened"]["id"] == promo["id"]
+
+    report = cli("report", "--config", config, "--since", "2000-01-01", "--format", "md").stdout
+    assert "整改后复现 1 条" in report, report
+    dossier = json.loads(cli("dossier", "xyb", "--config", config, "--format", "json").stdout)
+    assert dossier["rectification"]["reopened"] == 1, dossier["rectification"]
+
+
+def test_changes_lists_as_claims_only_words_the_edit_wrote_or_deleted(make_config):
+    """The help page drops its guarantee; 债权转让 stays in its own sentence, but the new wording
+    (平台…收益) is a cue near it, so the new verdict finds weak evidence of unlicensed business
+    there, below that category's threshold. Neither that nor new words of weak evidence alone
+    (权威认证: false_advertising below its threshold) is a claim the page made. On the exit page a
+    cue written next to an unchanged sentence brings the category over it: a new label, but in
+    words that were there, so no claim added either."""
+    exit_page = "<p>鑫盈宝{}承诺保本保息。</p><p>定期产品可通过债权转让或股权转让提前退出。</p>"
+    faq = "<p>投资安全吗？{}</p><p>可以提前退出吗？定期产品可通过债权转让提前退出。</p><p>以鑫月宝为例，月息2分。</p>"
+    site_routes = {"/": home("help.html", "exit.html"), "/exit.html": html("退出", exit_page.format("")),
+                   "/help.html": html("帮助中心", faq.format("鑫盈宝承诺保本保息，稳赚不赔。"))}
+    with SiteServer(routes(site_routes)) as site:
+        config = write_target(make_config, site.url("/"))
+        patrolled(config)
+        site_routes["/help.html"] = html("帮助中心", faq.format("出借有风险，平台不承诺收益。年化收益率高达18%。平台获权威认证。"))
+        site_routes["/exit.html"] = html("退出", exit_page.format("平台"))
+        run2 = patrolled(config)
+
+    change = changes_of(config, run2)["help.html"]
+    opened = change["hits"]["opened"]
+    assert {"ub.weak", "fa.weak"} <= set(opened["rule_ids"]) and opened["labels"] == ["high_yield"], opened
+    assert {(c["rule_id"], c["text"]) for c in change["claims_added"]} == {
+        ("high_yield.above_ceiling", "年化收益率高达18%")}, change["claims_added"]
+    assert {c["text"] for c in change["claims_removed"]} == {"承诺保本", "保本保息", "稳赚不赔"}, change["claims_removed"]
+    exit_change = changes_of(config, run2)["exit.html"]
+    assert "unlicensed_business" in exit_change["hits"]["opened"]["labels"], exit_change["hits"]
+    assert exit_change["claims_added"] == [] and exit_change["claims_removed"] == [], exit_change
+
+
 # A page is gone only when the server says so (404/410). A page the crawl did not reach
 # through links is still a page: its open hit is checked by asking for it directly.
 
@@ -285,7 +355,7 @@ def test_a_rule_change_judges_unchanged_pages_again_and_withdraws_what_it_no_lon
         assert run_stats(config, run3)["conditional/not_modified"] == 5
         assert "classify/rules_changed" not in run_stats(config, run3)
         assert {path: c["hits"] for path, c in changes_of(config, run3).items()} == {
-            "counter.html": {"removed": None, "opened": None, "reopened": None}}
+            "counter.html": {"removed": None, "opened": None, "reopened": None, "back": None}}
 
         after = {h["id"]: h for h in json_lines(cli("hits", "--config", config, "--json").stdout)}
         withdrawn, old_both = after[before["yield.html"]["id"]], after[before["both.html"]["id"]]

@@ -28,7 +28,7 @@ def print_change(change: dict, config) -> None:
     if removed and removed["reclassified"] and removed["replaced_by"]:
         console.print(f"      hit {removed['id']} judged again → hit {removed['replaced_by']} "
                       f"(rules changed, same words; {reworded(removed, hits)})")
-        hits = hits | {"opened": None, "reopened": None}  # the successor is named above
+        hits = hits | {"opened": None, "reopened": None, "back": None}  # the successor is named above
     elif removed and removed["reclassified"]:
         console.print(f"      hit {removed['id']} withdrawn{because}: {', '.join(removed['labels'])}")
     elif removed and removed.get("replaced_by"):
@@ -36,14 +36,15 @@ def print_change(change: dict, config) -> None:
     elif removed:
         why = "taken down: a risk notice, not rectified" if removed.get("taken_down") else "rectified"
         console.print(f"      hit {removed['id']} removed ({why}): {', '.join(removed['labels'])}")
-    for event, word in (("opened", "opened"), ("reopened", "back" if because else "reopened")):
+    for event in ("opened", "reopened", "back"):
         if hits[event]:
-            console.print(f"      hit {hits[event]['id']} {word}{because}: {', '.join(hits[event]['labels'])}")
+            note = because or (" (said in other words meanwhile: not rectified)" if event == "back" else "")
+            console.print(f"      hit {hits[event]['id']} {event}{note}: {', '.join(hits[event]['labels'])}")
 
 
 def reworded(removed: dict, hits: dict) -> str:
     """"still <shared labels>", and "no longer <labels>" for those the successor dropped."""
-    successor = hits["opened"] or hits["reopened"]
+    successor = hits["opened"] or hits["reopened"] or hits["back"]
     labels = successor["labels"] if successor else []
     still = [label for label in removed["labels"] if label in labels]
     dropped = [label for label in removed["labels"] if label not in labels]

@@ -55,9 +55,23 @@ def _hit_brief(hit: Hit | None) -> dict | None:
 
 
 def _claims(hit: Hit | None) -> set[tuple[str, str, str]]:
+    """(category, rule id, words) of the hit's live findings in the categories it was labelled with;
+    a finding of another category (``ub.weak`` alone) is evidence below that category's threshold,
+    kept in the hit's ``rule_ids`` and verdict key, but no claim the page makes."""
     if hit is None:
         return set()
-    return {(f["category"], f["rule_id"], f["text"]) for f in hit.findings if not f.get("negated")}
+    return {(f["category"], f["rule_id"], f["text"]) for f in hit.findings
+            if not f.get("negated") and f["category"] in hit.labels}
+
+
+def changed_claims(hit: Hit | None, other: Hit | None, passages: list[str], other_text: str) -> list[dict]:
+    """The claims of ``hit`` that ``other`` does not make and whose words this change wrote or
+    deleted: they are in one of ``passages`` (the ones it added to ``hit``'s text, or removed from
+    it), or not in ``other_text`` at all. A claim in a sentence that stayed as it was is no claim
+    the page made or dropped, though the verdict reads it differently now (a cue nearby was
+    edited, or the rules changed)."""
+    return [dict(zip(("category", "rule_id", "text"), claim)) for claim in sorted(_claims(hit) - _claims(other))
+            if claim[2] not in other_text or any(claim[2] in passage for passage in passages)]
 
 
 def change_dict(session, change: PageChange) -> dict:
@@ -67,8 +81,12 @@ def change_dict(session, change: PageChange) -> dict:
     new_hit = session.get(Hit, change.new_hit_id) if change.new_hit_id else None
     old_text = f"{old_v.title}\n{old_v.text}" if old_v else ""
     new_text = f"{new_v.title}\n{new_v.text}" if new_v else ""
-    removed, added, diff = diff_passages(old_text, new_text) if change.kind != "added" or old_v else ([], [], [])
-    hits = {"removed": None, "opened": None, "reopened": None}
+    removed, added, diff = diff_passages(old_text, new_text)
+    claims_removed = changed_claims(old_hit, new_hit, removed, new_text)
+    claims_added = changed_claims(new_hit, old_hit, added, old_text)
+    if change.kind == "added" and old_v is None:  # a new page: its whole text, not a diff
+        removed, added, diff = [], [], []
+    hits = {"removed": None, "opened": None, "reopened": None, "back": None}
     by_rules = bool(change.by_rules)  # the verdict changed with the rules; the claims' words stayed
     if change.by_rules is None and old_hit is not None:  # recorded before by_rules was: one version, hit withdrawn
         by_rules = bool(old_hit.reclassified) and change.old_version_id == change.new_version_id
@@ -83,7 +101,9 @@ def change_dict(session, change: PageChange) -> dict:
     if new_hit is not None and (old_hit is None or new_hit.id != old_hit.id or change.kind == "added"):
         # a hit of the new rules dates from its words (first_seen), but this change opened it
         first = new_hit.first_run_id == change.run_id and (by_rules or as_utc(new_hit.first_seen) == as_utc(change.at))
-        hits["opened" if first else "reopened"] = _hit_brief(new_hit)
+        # back, not reopened: the page had kept saying it in other words, or the rules changed back
+        reopened = change.reopened if change.reopened is not None else not by_rules  # None: recorded before
+        hits["opened" if first else "reopened" if reopened else "back"] = _hit_brief(new_hit)
     return {
         "id": change.id,
         "run": change.run_id,
@@ -96,10 +116,8 @@ def change_dict(session, change: PageChange) -> dict:
         "removed_passages": removed,
         "added_passages": added,
         "diff": diff,
-        "claims_removed": [dict(zip(("category", "rule_id", "text"), c))
-                           for c in sorted(_claims(old_hit) - _claims(new_hit))],
-        "claims_added": [dict(zip(("category", "rule_id", "text"), c))
-                         for c in sorted(_claims(new_hit) - _claims(old_hit))],
+        "claims_removed": claims_removed,
+        "claims_added": claims_added,
         "hits": hits,
         "by_rules": by_rules,
     }

@@ -11,7 +11,8 @@ changed (rules, yield ceiling, kind: the page's ``verdict_by``) and the claims' 
 stayed (``judged_by_rules``), the change is ``by_rules``: the old hit is
 ``reclassified`` (withdrawn by the office's rules, not rectified by the site), a new hit
 dates from when its words were first seen, and one that comes back is not "reopened".
-One that comes back otherwise is reopened. A page is
+One that comes back otherwise is reopened, unless the page kept saying all of it in other words
+since (``still_reworded``): a rewording is no rectification, so its return is none either. A page is
 declared gone only on evidence: the server answered 404 or 410 for it in this patrol
 (the spider reports those URLs). A page the crawl did not reach, one that failed
 (timeout, 5xx, blocked) and one now outside its target's scope stay as they are, so
@@ -29,10 +30,10 @@ from datetime import datetime
 from typing import Iterable, Mapping
 
 from sqlalchemy import bindparam, func, or_, select, update
-from sqlalchemy.orm import defer
+from sqlalchemy.orm import defer, object_session
 
 from classifiers import CATEGORIES
-from crawler.store.db import StateDB, in_chunks, utcnow
+from crawler.store.db import StateDB, as_utc, in_chunks, utcnow
 from crawler.store.elastic_queue import requeue
 from crawler.store.models import Hit, Page, PageChange, PageVersion
 
@@ -104,15 +105,35 @@ def remove_hit(session, hit_id: int | None, when: datetime, run_id: int | None,
 def reopen_hit(hit: Hit, when: datetime, by_rules: bool = False) -> bool:
     """A removed hit seen again on its page is open again; True when it was reopened.
 
-    ``by_rules``: it is back because the rules changed (back), not the page: no ``reopened_at``,
-    which says a claim came back after it was taken down."""
+    ``reopened_at`` says a claim came back after the page stopped making it (整改后复现). A hit
+    is only back, without it, when the rules changed (``by_rules``), not the page, or when the
+    page kept saying it in other words all along (``still_reworded``): its successor, in turn
+    replaced by the hit now back, says so (``replaced_by``) and the change records keep when."""
     if hit.removed_at is None:
         return False
+    reopened = not by_rules and not still_reworded(object_session(hit), hit)
     hit.removed_at, hit.removed_run_id, hit.replaced_by = None, None, None
-    if not by_rules:
+    if reopened:
         hit.reopened_at = when
     hit.reclassified = False
-    return not by_rules
+    return reopened
+
+
+def still_reworded(session, hit: Hit) -> bool:
+    """Whether ``hit``'s claims stayed on its page in other words since it was removed: it was
+    replaced (``replaced_by``), each successor in turn too, up to one still live (the page's
+    hit until this fetch), and every one broke all the rules it broke. A successor rectified,
+    its page gone, or one category dropped on the way (that claim was rectified) breaks it."""
+    seen, later_id = {hit.id}, hit.replaced_by
+    while later_id is not None and later_id not in seen and session is not None:
+        later = session.get(Hit, later_id)
+        if later is None or not set(hit.labels) <= set(later.labels):
+            return False
+        if later.removed_at is None:
+            return True
+        seen.add(later_id)
+        later_id = later.replaced_by
+    return False
 
 
 def judged_by_rules(before: Before, verdict_by: str | None, text_changed: bool,
@@ -183,10 +204,12 @@ def record_change(session, page: Page, before: Before, version: PageVersion, old
         kind = "changed"
     else:
         return None
+    hit = session.get(Hit, page.current_hit_id) if page.current_hit_id else None
     change = PageChange(
         run_id=run_id, target_id=page.target_id, page_id=page.id, url=page.url, kind=kind, at=when,
         old_version_id=old_version_id, new_version_id=version.id,
         old_hit_id=before.hit_id, new_hit_id=page.current_hit_id, by_rules=by_rules and hit_changed,
+        reopened=hit is not None and as_utc(hit.reopened_at) == as_utc(when),
     )
     session.add(change)
     return change

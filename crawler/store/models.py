@@ -216,6 +216,10 @@ class PageChange(Base):
     by_rules: Mapped[bool | None] = mapped_column(Boolean)
     """True when the verdict changed because the classifier did (rules, yield ceiling, kind)
     while the claims' words stayed on the page (``crawler.store.changes.judged_by_rules``)."""
+    reopened: Mapped[bool | None] = mapped_column(Boolean)
+    """True when the change reopened its new hit (back after it was rectified or its page gone:
+    the hit's ``reopened_at``), False otherwise (opened, or back as a rewording or by the rules);
+    None in records from before it was kept."""
 
 
 class EsDoc(Base):
