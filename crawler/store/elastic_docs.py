@@ -84,8 +84,9 @@ def segment(text: str) -> str:
     return index_terms(text or "")
 
 
-def stored_segments(db, page_ids) -> dict[int, tuple[str, str]]:
-    """(title, text) tokens the embedded index already holds (SQLite state DB), by page id.
+def stored_segments(db, page_ids, table: str = "page_fts") -> dict[int, tuple[str, str]]:
+    """(title, text) tokens the embedded index already holds (SQLite state DB), by page id
+    (by page version id with ``table="version_fts"``: superseded versions).
 
     The embedded index stores exactly ``classifiers.tokenize`` joined by spaces, so
     re-segmenting the same text for the cluster would only burn CPU in the reactor.
@@ -96,7 +97,7 @@ def stored_segments(db, page_ids) -> dict[int, tuple[str, str]]:
     out: dict[int, tuple[str, str]] = {}
     for chunk in in_chunks(ids):
         marks = ", ".join(f":i{n}" for n in range(len(chunk)))
-        rows = db.execute(f"SELECT rowid, title, body FROM page_fts WHERE rowid IN ({marks})",
+        rows = db.execute(f"SELECT rowid, title, body FROM {table} WHERE rowid IN ({marks})",
                           **{f"i{n}": v for n, v in enumerate(chunk)})
         out.update({row[0]: (row[1], row[2]) for row in rows})
     return out

@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 
 from crawler.store.db import in_chunks
-from crawler.store.elastic_docs import Words, segment
+from crawler.store.elastic_docs import Words, segment, stored_segments
 from crawler.store.models import Hit, Page
 
 logger = logging.getLogger(__name__)
@@ -40,7 +40,7 @@ def hit_words(db, hits: list[Hit], pages: dict[int, Page],
         else:
             older.append(hit)
     versions = _versions(db, [hit.id for hit in older])
-    terms = _version_terms(db, [version_id for version_id, _ in versions.values()])
+    terms = stored_segments(db, [version_id for version_id, _ in versions.values()], table="version_fts")
     for hit in older:
         version_id, text = versions.get(hit.id, (None, ""))
         title_seg, text_seg = terms.get(version_id) or (segment(hit.title), segment(text))
@@ -58,18 +58,4 @@ def _versions(db, hit_ids: list[int]) -> dict[int, tuple[int, str]]:
             " AND v.text_fingerprint = h.text_fingerprint AND v.title = h.title"
             f" WHERE h.id IN ({marks}) ORDER BY v.id", **{f"h{n}": v for n, v in enumerate(chunk)})
         out.update({hit_id: (version_id, text or "") for hit_id, version_id, text in rows})
-    return out
-
-
-def _version_terms(db, version_ids: list[int]) -> dict[int, tuple[str, str]]:
-    """(title, text) terms the embedded index holds for these superseded versions (SQLite state DB)."""
-    ids = sorted(set(version_ids))
-    if db.index is None or not ids:
-        return {}
-    out: dict[int, tuple[str, str]] = {}
-    for chunk in in_chunks(ids):
-        marks = ", ".join(f":v{n}" for n in range(len(chunk)))
-        rows = db.execute(f"SELECT rowid, title, body FROM version_fts WHERE rowid IN ({marks})",
-                          **{f"v{n}": v for n, v in enumerate(chunk)})
-        out.update({row[0]: (row[1], row[2]) for row in rows})
     return out
