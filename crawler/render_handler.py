@@ -6,6 +6,10 @@ in the dead browser could wait for ever, and the patrol never finished. After
 FINPATROL_RENDER_WATCHDOG seconds (well above the navigation timeout) such a
 download fails with a Playwright error, which the spider's errback retries once in
 a fresh context like any browser failure.
+
+Chromium also gets the request's Referer (set by Scrapy's RefererMiddleware) as the
+navigation's referrer: scrapy-playwright passes a Referer header that Chromium does not send,
+so the request recorded as evidence named a referrer the site never saw.
 """
 
 from __future__ import annotations
@@ -30,6 +34,10 @@ class WatchdogPlaywrightHandler(ScrapyPlaywrightDownloadHandler):
     async def download_request(self, request):
         if not request.meta.get("playwright"):
             return await super().download_request(request)
+        referer = request.headers.get("Referer")
+        if referer:
+            goto = request.meta.get("playwright_page_goto_kwargs") or {}
+            request.meta["playwright_page_goto_kwargs"] = {"referer": referer.decode("latin-1")} | goto
         try:
             return await asyncio.wait_for(super().download_request(request), self.watchdog_seconds)
         except asyncio.TimeoutError:

@@ -234,11 +234,13 @@ class SitePatrolSpider(scrapy.Spider):
         return f"finpatrol-{self.rendered_count // self.pages_per_context}"
 
     def _render_request(self, crawl: TargetCrawl, url: str, depth: int, retry: bool = False,
-                        revisit: bool = False):
+                        revisit: bool = False, instead_of: scrapy.Request | None = None):
         """A request through Chromium; the page comes back open to the callback, which closes it.
 
         All rendered requests share one download slot (FINPATROL_RENDER_CONCURRENCY pages
-        in the browser at once), whatever their domain.
+        in the browser at once), whatever their domain. ``instead_of``: the request it repeats
+        (a static fetch of a JavaScript shell, a render that failed), whose Referer it keeps:
+        Scrapy would give it the page itself as its referrer, and the evidence would say so.
         """
         self.rendered_count += 1
         context_name = self._context_name()
@@ -255,8 +257,15 @@ class SitePatrolSpider(scrapy.Spider):
         }
         if crawl.target.screenshot == "always":
             meta["playwright_page_init_callback"] = "spiders.render.keep_images"
+        headers = {}
+        if instead_of is not None:
+            referer = instead_of.headers.get("Referer")
+            if referer:
+                headers["Referer"] = referer
+            else:
+                meta["referrer_policy"] = "no-referrer"
         return scrapy.Request(
-            url, callback=self.parse_rendered, errback=self.render_failed, meta=meta,
+            url, callback=self.parse_rendered, errback=self.render_failed, meta=meta, headers=headers,
             dont_filter=True, priority=-depth,
         )
 
@@ -277,7 +286,8 @@ class SitePatrolSpider(scrapy.Spider):
         if crawl.target.render == "auto" and is_js_shell(response):
             stats.inc_value("render/auto_escalations")
             yield self._render_request(crawl, response.meta["finpatrol_url"], depth,
-                                       revisit=response.meta.get("finpatrol_revisit", False))
+                                       revisit=response.meta.get("finpatrol_revisit", False),
+                                       instead_of=response.request)
             return
         stats.inc_value(f"{prefix}/pages")
         yield from self._page(crawl, response, depth)
@@ -382,7 +392,7 @@ class SitePatrolSpider(scrapy.Spider):
             crawl = self.crawls[request.meta["finpatrol_target"]]
             yield self._render_request(
                 crawl, request.meta["finpatrol_url"], request.meta["finpatrol_depth"], retry=True,
-                revisit=request.meta.get("finpatrol_revisit", False),
+                revisit=request.meta.get("finpatrol_revisit", False), instead_of=request,
             )
             return
         self._count_failure(request, error)

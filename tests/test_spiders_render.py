@@ -158,3 +158,22 @@ def test_a_rendered_page_that_picks_its_language_in_the_browser_shows_chinese(ma
         result = cli("patrol", "--config", str(config), env=FAST)
         assert result.returncode == 0, result.stderr
         assert "guaranteed_return" in labels_by_url(config)[site.url("/")]
+
+
+def test_a_page_rendered_after_its_static_fetch_keeps_the_referer_of_the_link_followed(make_config):
+    referers: dict[str, list] = {"/": [], "/app.html": []}
+
+    def page(path: str, body: str):
+        def reply(request):
+            referers[path].append(request.headers.get("Referer"))
+            return Reply(body=body.encode(), headers={"Content-Type": "text/html; charset=utf-8"})
+        return reply
+
+    index = JS_SHELL.replace('<div id="app"></div>', '<div id="app"></div><a href="/app.html">产品</a>')
+    with SiteServer(routes({"/": page("/", index), "/app.html": page("/app.html", JS_SHELL)})) as site:
+        config = make_config([{"id": "js", "urls": [site.url("/")], "render": "auto"}])
+        result = cli("patrol", "--config", str(config), env=FAST)
+        assert result.returncode == 0, result.stderr
+        assert stats_of(config)["render/auto_escalations"] == 2
+    assert referers["/app.html"] == [site.url("/"), site.url("/")], "static fetch, then Chromium's"
+    assert referers["/"] == [None, None], "a start page has none, rendered or not"
