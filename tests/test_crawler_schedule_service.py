@@ -248,9 +248,11 @@ def test_a_crawl_that_crashes_is_an_error_on_the_console_and_the_mail_names_its_
         served = Served(config, verbose=False)
         try:
             wait_until(lambda: "Ctrl-C" in served.output(), timeout=60, what="the start-up line")
-            # Edited under the running service: the next crawl cannot load it and exits non-zero.
-            config.write_text(config.read_text(encoding="utf-8") + "\nunknown_setting: 1\n", encoding="utf-8")
-            (notice, *_) = sink.wait_for(1, timeout=120)
+            # The config text the service handed its crawls removed: the next crawl cannot load it, exits non-zero.
+            for accepted in (tmp_path / "state" / "serve").glob("patrol-*.yaml"):
+                accepted.unlink()
+            notice = wait_until(lambda: next((m for m in sink.messages if m["X-Finpatrol-Unit"] == "operator"), None),
+                                what="the operator's notice")
             line = wait_until(lambda: next((l for l in served.output().splitlines() if "crawl crashing" in l), None),
                               timeout=30, what="the console line")
         finally:
