@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 
@@ -114,6 +115,35 @@ class PageItem:
     """Row id of the hit for this page's verdict, or None when nothing was flagged."""
     new_hit: bool = False
     """True when this fetch opened a new hit (not seen in earlier patrols)."""
+
+
+def response_item(response, target_id: str, url: str, depth: int = 0) -> PageItem:
+    """A fetched response (any Scrapy ``Response``) as a PageItem: ``url`` as requested,
+    headers flattened (:func:`flat_headers`), the request's too. Used by the spiders for
+    pages and by the evidence pipeline for a 404/410 answer."""
+    request = response.request
+    return PageItem(
+        target_id=target_id,
+        url=url,
+        final_url=response.url,
+        status=response.status,
+        headers=flat_headers(response.headers),
+        body=response.body,
+        encoding=getattr(response, "encoding", None) or "utf-8",
+        fetched_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        depth=depth,
+        redirects=list(response.meta.get("redirect_urls", ())),
+        rendered="playwright" in response.flags or bool(response.meta.get("playwright")),
+        screenshot=response.meta.get("finpatrol_screenshot"),
+        request_headers=flat_headers(request.headers) if request is not None else {},
+        protocol=response.protocol or "HTTP/1.1",
+    )
+
+
+def flat_headers(headers) -> dict[str, str]:
+    """Header names lower-cased; repeated values joined with ', '; bytes decoded as Latin-1."""
+    return {key.decode("latin-1").lower(): ", ".join(v.decode("latin-1") for v in values)
+            for key, values in headers.items()}
 
 
 LISTED_FRAGMENT = "listed"

@@ -10,7 +10,8 @@ from w3lib.encoding import html_body_declared_encoding
 
 import crawler.extract as extract_module
 from crawler.extract import decode_html, extract, fingerprint, language
-from spiders.pages import flat_headers, is_html, page_item
+from crawler.items import flat_headers
+from spiders.pages import is_html, page_item
 
 PAGES = Path(__file__).parent / "data" / "pages"
 
@@ -76,7 +77,7 @@ def test_is_html_and_headers():
         "http://site.test/", body=b"<html></html>", request=request,
         headers={"Content-Type": "text/html; charset=utf-8", "Set-Cookie": ["a=1", "b=2"]},
     )
-    assert is_html(page) and flat_headers(page)["set-cookie"] == "a=1, b=2"
+    assert is_html(page) and flat_headers(page.headers)["set-cookie"] == "a=1, b=2"
 
 
 def test_empty_body_is_not_an_error():

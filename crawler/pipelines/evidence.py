@@ -15,13 +15,12 @@ from __future__ import annotations
 import asyncio
 import logging
 from concurrent.futures import Future, ThreadPoolExecutor
-from datetime import UTC, datetime
 
 from scrapy import signals
 
 from crawler.crawl_config import crawl_config
 from crawler.evidence.archive import Archive, evidence_root
-from crawler.items import PageItem
+from crawler.items import PageItem, response_item
 from crawler.store.db import StateDB
 
 logger = logging.getLogger(__name__)
@@ -70,7 +69,7 @@ class EvidencePipeline:
         target_id, url = response.meta.get("finpatrol_target"), response.meta.get("finpatrol_url")
         if not target_id or not url:  # not a page of a target (sitemap, robots.txt, a channel's list)
             return
-        future = self.executor.submit(self.archive.capture_gone, gone_item(response, target_id, url),
+        future = self.executor.submit(self.archive.capture_gone, response_item(response, target_id, url),
                                       self.stats.get_value("patrol/run_id"))
         future.add_done_callback(self._gone_captured)
 
@@ -97,24 +96,3 @@ class EvidencePipeline:
 
 GONE_STATUSES = frozenset({404, 410})
 """The answers that show a page gone (as ``spiders.site_patrol`` judges them)."""
-
-
-def gone_item(response, target_id: str, url: str) -> PageItem:
-    """A 404/410 answer as a PageItem for the archive: URL as requested, headers lower-cased."""
-    request = response.request
-    return PageItem(
-        target_id=target_id, url=url, final_url=response.url, status=response.status,
-        headers=_flat(response.headers),
-        body=response.body, encoding=getattr(response, "encoding", None) or "utf-8",
-        fetched_at=datetime.now(UTC).isoformat(timespec="seconds"),
-        redirects=list(response.meta.get("redirect_urls", ())),
-        rendered="playwright" in response.flags or bool(response.meta.get("playwright")),
-        request_headers=_flat(request.headers) if request is not None else {},
-        protocol=response.protocol or "HTTP/1.1",
-    )
-
-
-def _flat(headers) -> dict[str, str]:
-    """Names lower-cased, repeated values joined with ', ', bytes as Latin-1 (as ``spiders.pages.flat_headers``)."""
-    return {key.decode("latin-1").lower(): ", ".join(v.decode("latin-1") for v in values)
-            for key, values in headers.items()}
