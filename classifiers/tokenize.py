@@ -13,10 +13,12 @@ is acceptable for the fallback.
 ``enable_paddle`` is never called (it would run pip).
 
 Both backends get the lexicon's phrases as a user dictionary, so "保本保息" or
-"资金池" stay one token, and :func:`add_words` adds more (e.g. target names). Tokens are
-lower-cased, and so are the dictionary words (the text is lower-cased before it is cut);
-whitespace and punctuation tokens are dropped. Initialised once, lazily, per process,
-under a lock.
+"资金池" stay one token. Nothing else is ever added: the same text must give the same
+tokens in every process (crawl workers, the main process, serve, the CLI cutting a query),
+or a query would miss pages indexed elsewhere. Names are found by :func:`word_edges`
+instead. Tokens are lower-cased, and so are the dictionary words (the text is lower-cased
+before it is cut); whitespace and punctuation tokens are dropped. Initialised once,
+lazily, per process, under a lock.
 
 Search terms (:func:`index_terms` for pages, :func:`query_tokens` for queries) are cut
 from the text folded as :func:`fold` says (ＰＯＳ机 and pos机, １８ and 18 are the same
@@ -41,8 +43,7 @@ logger = logging.getLogger(__name__)
 
 _lock = threading.Lock()
 _backend = None  # ("rjieba", Jieba) or ("jieba", Tokenizer)
-_pending: list[str] = []
-_user_words: set[str] = set()  # words added to this process's dictionary (lexicon, add_words), lower-cased
+_user_words: set[str] = set()  # the lexicon's words added to the dictionary, lower-cased
 _user_word_sizes: set[int] = set()  # their lengths: the only substring lengths worth looking up
 _LONGEST_GRAM = 3  # jieba's search mode adds the 2- and 3-character dictionary words inside a token
 _NO_CACHE_DIR = os.path.join(os.sep, "nonexistent-finpatrol-jieba-cache")
@@ -100,20 +101,9 @@ def _get():
             if _backend is None:
                 backend = _make()
                 _add(backend, _lexicon_terms())
-                _add(backend, _pending)
                 _backend = backend
                 logger.debug("tokenizer backend %s ready", backend[0])
     return _backend
-
-
-def add_words(words: Iterable[str]) -> None:
-    """Add words (e.g. institution names) so they are kept as single tokens."""
-    words = list(words)
-    with _lock:
-        if _backend is None:
-            _pending.extend(words)
-            return
-    _add(_backend, words)
 
 
 _NOT_WORD = re.compile(r"[\W_]+")
@@ -216,6 +206,24 @@ def tokenize(text: str, *, for_index: bool = False) -> list[str]:
     return tokens
 
 
+def word_edges(clean: str) -> set[int]:
+    """Offsets in ``clean`` (what :func:`words` gives) where a word begins or ends, the text cut
+    with the dictionary alone (no HMM guess for unknown characters).
+
+    For finding a name (鑫盈宝) as a whole word without adding it to the dictionary: it counts
+    where both its ends are edges, so 金服 is not found in 金服务 (服务 is a word), while an
+    unknown name is, since without the guess its characters are cut one by one (with it,
+    在鑫盈宝 is cut 在鑫/盈宝).
+    """
+    kind, tok = _get()
+    pieces = tok.cut(clean, False) if kind == "rjieba" else tok.lcut(clean, HMM=False)
+    edges, at = {0}, 0
+    for piece in pieces:
+        at += len(piece)
+        edges.add(at)
+    return edges
+
+
 def query_tokens(query: str) -> list[str]:
     """A search query's words: jieba's precise mode over the folded query.
 
@@ -245,7 +253,7 @@ def _latin_runs_inside(tokens: list[str]) -> list[str]:
 
 
 def _user_words_inside(long_tokens: list[str]) -> list[str]:
-    """User-dictionary words (lexicon, ``add_words``) of 4+ characters inside longer tokens.
+    """User-dictionary words (the lexicon's) of 4+ characters inside longer tokens.
 
     Search mode does not emit them: 办理pos机 and pos机办理 are lexicon phrases, so a
     page saying "pos机办理" would otherwise be missed by a query for "pos机". Only the

@@ -8,7 +8,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from classifiers.tokenize import add_words, backend_name, index_terms, tokenize
+from classifiers.tokenize import backend_name, index_terms, tokenize
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -40,16 +40,6 @@ def test_a_hostile_run_of_letters_does_not_stall_the_index_terms():
     # jieba keeps a run of letters as one token; looking up every substring of it
     # would take hours here (the suite's timeout fails the test), not 50 ms
     assert index_terms("q" * 50_000 + "保本保息").split(" ")[0] == "q" * 50_000
-
-
-def test_add_words_keeps_names_whole():
-    add_words(["鑫隆宝金服"])
-    assert "鑫隆宝金服" in tokenize("鑫隆宝金服逾期了")
-
-
-def test_added_words_match_the_lower_cased_text():
-    add_words(["ZX鑫汇宝"])
-    assert "zx鑫汇宝" in tokenize("ZX鑫汇宝暴雷")
 
 
 def test_jieba_reference_backend_writes_no_cache_file(tmp_path):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from classifiers.tokenize import query_tokens, tokenize
 from crawler.config import Target
 from crawler.discovery.attribution import Attributor
 
@@ -36,3 +37,22 @@ def test_a_post_on_a_forum_registered_as_a_target_is_of_the_institution_it_names
     assert attributor.attribute([post], "", "江津生活论坛 > 灌水区\n今天天气不错") is None
     assert attributor.attribute(["http://127.0.0.1:9/promo.html"], "", "江津生活论坛").target_id == "xinyingbao", \
         "an institution's own site is still attributed by its domain"
+
+
+def test_names_are_found_as_whole_words():
+    jin = Target(id="jinfu", name="重庆鑫隆宝金服信息技术有限公司", aliases=("金服",), business="p2p",
+                 urls=("http://127.0.0.1:6/",))
+    attributor = Attributor([XYB, jin])
+    assert attributor.mentions("在鑫盈宝平台投资，鑫盈宝提现难") == {"xinyingbao": 2}, "inside a sentence, every time"
+    assert attributor.by_name("某某金服平台暴雷").target_id == "jinfu"
+    assert attributor.by_name("本公司金服务热线") is None, "金服 is not a word of 金服务"
+
+
+def test_attribution_leaves_search_terms_as_every_other_process_cuts_them():
+    """A crawl worker or the CLI cutting a query never met the targets' names; a page indexed in
+    the process that attributes must get the same terms, or a query misses it."""
+    text = "鑫隆宝金服逾期了，在鑫隆宝金服维权"
+    before = (tokenize(text), tokenize(text, for_index=True), query_tokens("鑫隆宝金服"))
+    attributor = Attributor([Target(id="xlb", name="鑫隆宝金服", business="p2p", urls=("http://127.0.0.1:5/",))])
+    assert attributor.mentions(text) == {"xlb": 2}
+    assert (tokenize(text), tokenize(text, for_index=True), query_tokens("鑫隆宝金服")) == before

@@ -6,9 +6,9 @@ post is not "about" the forum, and so are the domains of targets registered with
 ``kind`` other than ``platform_page`` (a forum, a complaint board: their pages are posts
 about others, attributed by name with that target left out); **advertiser** — the slot's advertiser names a
 target (name or alias); **name** — the title or text names a target. Names are
-found as whole tokens with every target name and alias added to the jieba user
-dictionary (``classifiers.tokenize.add_words``), and full registered names also
-as substrings. With several targets named, the most often named wins and the
+found as whole words (``classifiers.tokenize.word_edges``: 金服 is not in 金服务), without
+adding them to jieba's dictionary, which would make this process cut search terms
+differently from the others; full registered names also as substrings. With several targets named, the most often named wins and the
 others are listed in the detail. Pure: targets in, decision out.
 """
 
@@ -20,7 +20,7 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from classifiers.tokenize import add_words, fold_chars, tokenize
+from classifiers.tokenize import fold_chars, word_edges, words
 from crawler.config import Target, in_scope
 
 logger = logging.getLogger(__name__)
@@ -49,7 +49,8 @@ class Attributor:
             for name in (target.name, *target.aliases):
                 if name and len(name) >= 2:
                     self.names.setdefault(fold_chars(name).lower(), target.id)
-        add_words(sorted({fold_chars(n) for t in self.targets for n in (t.name, *t.aliases) if n}))
+        # the names as the text they are looked for in is written: punctuation one space
+        self.words = {clean: target_id for name, target_id in self.names.items() if (clean := words(name).strip())}
         # registered names long enough to be looked for as substrings too, folded as texts are
         self.full_names = {t.id: full for t in self.targets if len(full := fold_chars(t.name).lower()) >= 6}
 
@@ -78,15 +79,20 @@ class Attributor:
         return None
 
     def mentions(self, text: str) -> Counter:
-        """target id → how often its names occur in ``text`` (tokens, full names as substrings).
+        """target id → how often its names occur in ``text`` (whole words, full names as substrings).
 
         The text is folded as search terms are (full width, traditional characters: 鑫盈寶
         is 鑫盈宝), one character for one, so a Big5 post names the institution too."""
         text = fold_chars(text)
+        clean = words(text)
+        edges = word_edges(clean)
         counts: Counter = Counter()
-        for token in tokenize(text):
-            if token in self.names:
-                counts[self.names[token]] += 1
+        for name, target_id in self.words.items():
+            at = clean.find(name)
+            while at >= 0:
+                if at in edges and at + len(name) in edges:
+                    counts[target_id] += 1
+                at = clean.find(name, at + len(name))
         lowered = text.lower()
         for target_id, full in self.full_names.items():
             if full in lowered and not counts[target_id]:
