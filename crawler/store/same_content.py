@@ -82,8 +82,8 @@ def _same_text(session, asked: set[int]) -> list[list]:
     no index on fingerprints needed, no JSON decoded."""
     texts: set[tuple[str, str]] = set()
     for chunk in in_chunks(sorted(asked)):
-        texts.update(session.execute(
-            _live_with_page(Hit.target_id, Page.text_fingerprint).where(Hit.id.in_(chunk)).distinct()).tuples())
+        texts.update(tuple(row) for row in session.execute(
+            _live_with_page(Hit.target_id, Page.text_fingerprint).where(Hit.id.in_(chunk)).distinct()))
     fingerprints = sorted({fingerprint for _, fingerprint in texts})
     same_text: dict[tuple[str, str], list] = defaultdict(list)
     for chunk in in_chunks(sorted({target for target, _ in texts}), IN_CHUNK // 2):
