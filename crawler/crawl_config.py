@@ -5,7 +5,8 @@ crawl it starts the text it accepted (Scrapy setting ``FINPATROL_CONFIG_TEXT``: 
 ``state_dir/serve/`` holding that text). An edit it refused (invalid, or one that needs a
 restart) so never reaches a crawl, and every component of one crawl reads one version.
 Relative paths in the text resolve against the config file's directory (``FINPATROL_CONFIG``)
-as when the file itself is read.
+as when the file itself is read, except ``rules_files``: serve accepted their texts too, and
+the crawl reads the copies kept beside the config's text (:func:`rules_copy`).
 """
 
 from __future__ import annotations
@@ -25,4 +26,11 @@ def crawl_config(settings) -> PatrolConfig:
         text = Path(accepted).read_text(encoding="utf-8")
     except OSError as e:
         raise ConfigError(accepted, [f"cannot read the config text serve accepted: {e}"]) from e
-    return parse_config(text, path)
+    config = parse_config(text, path)
+    copies = tuple(rules_copy(Path(accepted), i) for i in range(len(config.rules_files)))
+    return config.model_copy(update={"rules_files": copies})
+
+
+def rules_copy(text_file: Path, index: int) -> Path:
+    """Where serve keeps the text of rule file ``index`` of the config text ``text_file``."""
+    return text_file.with_name(f"{text_file.stem}.rules-{index}.yaml")

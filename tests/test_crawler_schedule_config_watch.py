@@ -97,3 +97,54 @@ def test_start_drops_the_texts_of_earlier_versions(tmp_path):
     assert first.text_file.exists() and second.text_file.exists(), "a crawl may still be starting with the first"
     restarted = ConfigWatch(path).load()
     assert sorted(restarted.text_file.parent.iterdir()) == [second.text_file]
+
+
+RULES = """category: guaranteed_return
+rules:
+  - id: local.{rule}
+    weight: 1.0
+    phrases: [{phrase}]
+"""
+BROKEN_RULES = "category: guaranteed_return\nrules:\n  - id: local.bad\n    weight: heavy\n    phrases: [稳赚]\n"
+
+
+def test_a_rule_file_edit_is_judged_as_a_config_edit_and_crawls_classify_with_the_accepted_rules(tmp_path):
+    path, rules = tmp_path / "patrol.yaml", tmp_path / "local-rules.yaml"
+    write(rules, RULES.format(rule="a", phrase="稳赚不赔"))
+    write(path, CONFIG.format(max_pages=5) + "rules_files: [local-rules.yaml]\n")
+    watch = ConfigWatch(path)
+    first = watch.load()
+    accepted = crawl_config(settings_of(path, first)).rules_files
+    assert [p.read_text(encoding="utf-8") for p in accepted] == [rules.read_text(encoding="utf-8")]
+    assert accepted[0].parent == first.text_file.parent
+
+    write(rules, RULES.format(rule="b", phrase="包赚"))
+    second = watch.check(first).version
+    assert second is not None and second.digest != first.digest, "the config file itself did not change"
+    assert "包赚" in crawl_config(settings_of(path, second)).rules_files[0].read_text(encoding="utf-8")
+
+    write(rules, BROKEN_RULES)
+    refused = watch.check(second)
+    assert refused.version is None
+    assert refused.problems and refused.problems[0].startswith(f"rules_files[0] ({rules}) line 4:"), refused.problems
+    assert watch.check(second) is None, "judged once"
+    # a crawl started now still classifies with the rules in effect, and the refused texts are not kept
+    assert "包赚" in crawl_config(settings_of(path, second)).rules_files[0].read_text(encoding="utf-8")
+    assert sorted(p.name for p in second.text_file.parent.iterdir()) == sorted(
+        p.name for v in (first, second) for p in (v.text_file, v.text_file.with_name(f"{v.text_file.stem}.rules-0.yaml")))
+
+    rules.unlink()
+    gone = watch.check(second)
+    assert gone.version is None and gone.problems == [f"rules_files[0]: cannot read {rules}: "
+                                                      f"[Errno 2] No such file or directory: '{rules}'"]
+
+
+def test_serve_does_not_start_with_a_rule_file_that_does_not_load(tmp_path):
+    path, rules = tmp_path / "patrol.yaml", tmp_path / "local-rules.yaml"
+    write(rules, BROKEN_RULES)
+    write(path, CONFIG.format(max_pages=5) + "rules_files: [local-rules.yaml]\n")
+    with pytest.raises(ConfigError) as raised:
+        ConfigWatch(path).load()
+    assert str(raised.value) == (f"{path}: rules_files[0] ({rules}) line 4: "
+                                 "rule 'local.bad': weight must be a number in (0, 1], got 'heavy'")
+    assert list((tmp_path / "state" / "serve").iterdir()) == [], "nothing kept of a version refused"

@@ -9,6 +9,11 @@ when it moves what the service holds open (``state_dir``, the state DB): that ne
 restart. The text of an accepted version is kept under ``state_dir/serve/`` (named by its
 hash) and handed to every crawl the service starts (``crawler.crawl_config``), so a crawl
 never reads a version the service refused.
+
+The config's ``rules_files`` are part of its version: an edit of one is judged as an edit of
+the config is (a rule file that does not load is refused, naming its line), their texts are
+kept beside the config's (``crawler.crawl_config.rules_copy``) and the crawls classify with
+those, so a half-written or broken rule file never fails a scheduled crawl.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from datetime import datetime
 from pathlib import Path
 
 from crawler.config import ConfigError, PatrolConfig, parse_config, read_config_text
+from crawler.crawl_config import rules_copy
 from crawler.store.db import utcnow
 
 ACCEPTED_DIR = "serve"
@@ -36,8 +42,9 @@ class Version:
 
     config: PatrolConfig
     text_file: Path
-    """The accepted text, for the crawls (``FINPATROL_CONFIG_TEXT``)."""
+    """The accepted text, for the crawls (``FINPATROL_CONFIG_TEXT``); its rule files' texts beside it."""
     digest: str
+    """Of the config's text and its rule files' texts."""
     read_at: datetime
 
 
@@ -58,29 +65,40 @@ class ConfigWatch:
         self._judged: str | None = None
 
     def load(self) -> Version:
-        """The version to start with; ConfigError when it is unreadable or invalid."""
-        self._stamp = self._stat()
+        """The version to start with; ConfigError when it, or a rule file of it, is unreadable or invalid."""
+        stamp = _stat(self.path)
         text = read_config_text(self.path)
-        digest = _digest(text)
-        version = _accept(parse_config(text, self.path), text, digest)
+        config = parse_config(text, self.path)
+        rule_stamps = [_stat(p) for p in config.rules_files]
+        rules = _read_rules(config)
+        digest = _digest(text, rules)
+        version, problems = _accept(config, text, rules, digest)
+        if version is None:
+            raise ConfigError(self.path, problems)
+        self._stamp = (stamp, *rule_stamps)
         self._judged = digest
         _drop_others(version)
         return version
 
     def check(self, current: Version, forced: bool = False) -> Change | None:
         """The judgement of the file's version when it is one not judged yet (any, when
-        ``forced``); None when the file did not change."""
-        stamp = self._stat()
+        ``forced``); None when neither the file nor a rule file of the version in effect changed."""
+        stamp = (_stat(self.path), *(_stat(p) for p in current.config.rules_files))
         if stamp == self._stamp and not forced:
             return None
-        if stamp is not None and time.time_ns() - stamp[0] < SETTLE_NS and not forced:
+        if time.time_ns() - max((s[0] for s in stamp if s), default=0) < SETTLE_NS and not forced:
             return None  # still being written, maybe
         self._stamp = stamp
         try:
             text = read_config_text(self.path)
+            config = parse_config(text, self.path)
         except ConfigError as e:
             return self._judge(_digest("\n".join(e.problems)), forced, lambda d: Change(d, problems=e.problems))
-        return self._judge(_digest(text), forced, lambda d: _judge(current, self.path, text, d))
+        try:
+            rules = _read_rules(config)
+        except ConfigError as e:
+            return self._judge(_digest(text, ["\n".join(e.problems)]), forced, lambda d: Change(d, problems=e.problems))
+        return self._judge(_digest(text, rules), forced, lambda d: _judge(current, config, text, rules, d))
 
     def _judge(self, digest: str, forced: bool, judge) -> Change | None:
         if digest == self._judged and not forced:
@@ -88,46 +106,84 @@ class ConfigWatch:
         self._judged = digest
         return judge(digest)
 
-    def _stat(self) -> tuple | None:
+
+def _stat(path: Path) -> tuple | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_mtime_ns, st.st_size, st.st_ino, st.st_dev
+
+
+def _read_rules(config: PatrolConfig) -> list[str]:
+    """The texts of the config's rule files; ConfigError naming each one that cannot be read."""
+    texts, problems = [], []
+    for i, path in enumerate(config.rules_files):
         try:
-            st = os.stat(self.path)
-        except OSError:
-            return None
-        return st.st_mtime_ns, st.st_size, st.st_ino, st.st_dev
+            texts.append(path.read_bytes().decode("utf-8"))
+        except (OSError, UnicodeDecodeError) as e:
+            problems.append(f"rules_files[{i}]: cannot read {path}: {e}")
+    if problems:
+        raise ConfigError(config.source, problems)
+    return texts
 
 
-def _judge(current: Version, path: Path, text: str, digest: str) -> Change:
+def _judge(current: Version, config: PatrolConfig, text: str, rules: list[str], digest: str) -> Change:
     if digest == current.digest:
         return Change(digest, version=current)
-    try:
-        config = parse_config(text, path)
-    except ConfigError as e:
-        return Change(digest, problems=e.problems)
     moved = [f"{name}: {getattr(current.config, name)} → {getattr(config, name)}"
              for name in PINNED if getattr(config, name) != getattr(current.config, name)]
     if moved:
         return Change(digest, problems=moved, needs_restart=True)
-    return Change(digest, version=_accept(config, text, digest))
+    version, problems = _accept(config, text, rules, digest)
+    return Change(digest, version=version, problems=problems)
 
 
-def _accept(config: PatrolConfig, text: str, digest: str) -> Version:
-    """Keep the text where crawls read it: written whole (a temporary file renamed) before use."""
+def _accept(config: PatrolConfig, text: str, rules: list[str], digest: str) -> tuple[Version | None, list[str]]:
+    """Keep the texts where crawls read them, each written whole (a temporary file renamed) before
+    use; then the rule files' copies must load, or the version is refused and its files go."""
     folder = config.state_dir.absolute() / ACCEPTED_DIR
     folder.mkdir(parents=True, exist_ok=True)
     text_file = folder / f"patrol-{digest[:16]}.yaml"
-    if not text_file.exists():
-        partial = text_file.with_suffix(f".{os.getpid()}.tmp")
-        partial.write_text(text, encoding="utf-8")
-        partial.replace(text_file)
-    return Version(config, text_file, digest, utcnow())
+    copies = [rules_copy(text_file, i) for i in range(len(rules))]
+    for path, content in ((text_file, text), *zip(copies, rules)):
+        if not path.exists():
+            partial = path.with_suffix(f".{os.getpid()}.tmp")
+            partial.write_text(content, encoding="utf-8")
+            partial.replace(path)
+    problems = _rule_problems(config, copies)
+    if problems:
+        for path in (text_file, *copies):
+            path.unlink(missing_ok=True)
+        return None, problems
+    return Version(config, text_file, digest, utcnow()), []
+
+
+def _rule_problems(config: PatrolConfig, copies: list[Path]) -> list[str]:
+    """What the classifier says of the rule files, named as configured (not as copied)."""
+    if not copies:
+        return []
+    from classifiers import Classifier, RuleFileError  # only when there are rule files: it loads the rules
+
+    try:
+        Classifier(extra_rule_files=copies, yield_ceiling=config.yield_ceiling)
+    except RuleFileError as e:
+        i = next((i for i, copy in enumerate(copies) if str(copy) == e.path), None)
+        where = f"rules_files[{i}] ({config.rules_files[i]})" if i is not None else e.path
+        return [f"{where}{f' line {e.line}' if e.line else ''}: {e.message}"]
+    return []
 
 
 def _drop_others(version: Version) -> None:
     """At start no crawl of this service runs: earlier versions' texts can go."""
     for old in version.text_file.parent.glob("patrol-*"):
-        if old != version.text_file:
+        if not old.name.startswith(version.text_file.stem + "."):
             old.unlink(missing_ok=True)
 
 
-def _digest(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+def _digest(text: str, rules: list[str] = ()) -> str:
+    """Of the config's text alone when it has no rule files (as before rule files were watched)."""
+    digest = hashlib.sha256(text.encode("utf-8", "surrogatepass"))
+    for content in rules:
+        digest.update(b"\0rules\0" + content.encode("utf-8", "surrogatepass"))
+    return digest.hexdigest()
