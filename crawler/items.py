@@ -32,6 +32,8 @@ class PageItem:
     """Link depth from the target's start URLs (0 for a start URL or a sitemap entry)."""
     redirects: list[str] = field(default_factory=list)
     """URLs of the redirect chain before ``final_url``, in order."""
+    redirect_reasons: list[int | str] = field(default_factory=list)
+    """Why each URL of ``redirects`` led on: its HTTP status (301, 302 ...) or ``"meta refresh"``."""
     rendered: bool = False
     """True when the body is the DOM after a browser rendered the page."""
     screenshot: bytes | None = field(default=None, repr=False)
@@ -115,6 +117,9 @@ class PageItem:
     """Row id of the hit for this page's verdict, or None when nothing was flagged."""
     new_hit: bool = False
     """True when this fetch opened a new hit (not seen in earlier patrols)."""
+    removed_hit_id: int | None = None
+    """Row id of the hit the page had before this fetch and has no longer (its verdict is not on the
+    page now: removed by this fetch, or earlier when the page went), or None."""
 
 
 def response_item(response, target_id: str, url: str, depth: int = 0) -> PageItem:
@@ -133,6 +138,7 @@ def response_item(response, target_id: str, url: str, depth: int = 0) -> PageIte
         fetched_at=datetime.now(UTC).isoformat(timespec="seconds"),
         depth=depth,
         redirects=list(response.meta.get("redirect_urls", ())),
+        redirect_reasons=list(response.meta.get("redirect_reasons", ())),
         rendered="playwright" in response.flags or bool(response.meta.get("playwright")),
         screenshot=response.meta.get("finpatrol_screenshot"),
         request_headers=flat_headers(request.headers) if request is not None else {},

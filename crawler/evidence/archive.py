@@ -5,8 +5,11 @@ new_hit). ``archive: hits`` captures a page with a hit when the hit is new or
 reopened, the page bytes changed, or the hit has no capture yet; ``archive: all`` also captures
 every other page whose bytes are new. Labels, findings and rule ids in the
 metadata record come from the hit row, so an unchanged re-fetch is described
-the same way as the first. A 404/410 answer for a page whose hit is open is captured too
-(``capture_gone``), linked to that hit as ``gone_hit_id``: it is the proof of when the page went.
+the same way as the first. A capture also shows a hit's removal (``gone_hit_id``): the page as
+fetched by the patrol that took a hit off it because the page changed (claims edited away,
+reworded, or the URL now redirecting to a page without them: ``SHOWN_BY_PAGE``), archived once,
+at that patrol; and a 404/410 answer for a page whose hit is open (``capture_gone``): the proof
+of when the page went. A removal by changed rules shows nothing on the page and is not archived.
 Settings: ``evidence.archive``, ``evidence.max_file_mb``.
 """
 
@@ -25,8 +28,14 @@ from crawler.evidence.warc import Capture, RotatingWarcWriter
 from crawler.items import PageItem
 from crawler.store.db import StateDB, as_utc, parse_time, utcnow
 from crawler.store.models import Hit, Page
+from crawler.store.removal import removal
 
 logger = logging.getLogger(__name__)
+
+
+SHOWN_BY_PAGE = frozenset({"claim_removed", "replaced"})
+"""Removal reasons (``crawler.store.removal``) the page as fetched shows: the page changed. A
+removal by changed rules (``withdrawn``, ``rejudged``) does not, and ``page_gone`` is the 404/410."""
 
 
 def evidence_root(state_dir: Path) -> Path:
@@ -50,6 +59,14 @@ def uncaptured_pages(db: StateDB, target_ids: list[str], archive_all: bool) -> s
         return {(target_id, url) for target_id, url in rows}
 
 
+def redirect_chain(item: PageItem) -> list[dict]:
+    """Each URL the request went through, with the answer that led on (301, 302, ``meta refresh``)
+    or, for the last, the final status: ``[{"url", "status"}]``."""
+    reasons = list(item.redirect_reasons) + [None] * (len(item.redirects) - len(item.redirect_reasons))
+    hops = [{"url": url, "status": reason} for url, reason in zip(item.redirects, reasons)]
+    return hops + [{"url": item.final_url, "status": item.status}]
+
+
 class Archive:
     """The evidence writer of one patrol process; not thread-safe (use from one thread)."""
 
@@ -63,33 +80,46 @@ class Archive:
         so the pipeline does not hand most pages of a re-patrol to the evidence thread."""
         if item.status == 304:  # no body to keep; crawler.conditional fetches uncaptured pages whole
             return False
-        return item.hit_id is not None or self.config.archive == "all"
+        return item.hit_id is not None or item.removed_hit_id is not None or self.config.archive == "all"
 
-    def needs_capture(self, item: PageItem) -> bool:
-        if not self.may_need_capture(item):
-            return False
-        if item.hit_id is not None and (item.new_hit or not item.unchanged):
-            return True
-        with self.db.new_session() as session:
-            if item.hit_id is not None:
-                hit = session.get(Hit, item.hit_id)
-                if hit is not None and as_utc(hit.reopened_at) == parse_time(item.fetched_at):
-                    return True  # reopened by this fetch: prove the claim is back, and when
-                return session.scalar(select(Evidence.id).where(Evidence.hit_id == item.hit_id).limit(1)) is None
-            if self.config.archive != "all":
-                return False
-            if not item.unchanged:
+    def _needs_capture(self, session, item: PageItem) -> bool:
+        """Whether the page is to be archived as the evidence of its hit (or, ``archive: all``, of itself)."""
+        if item.hit_id is not None:
+            if item.new_hit or not item.unchanged:
                 return True
-            return session.scalar(select(Evidence.id).where(Evidence.page_id == item.page_id).limit(1)) is None
+            hit = session.get(Hit, item.hit_id)
+            if hit is not None and as_utc(hit.reopened_at) == parse_time(item.fetched_at):
+                return True  # reopened by this fetch: prove the claim is back, and when
+            return session.scalar(select(Evidence.id).where(Evidence.hit_id == item.hit_id).limit(1)) is None
+        if self.config.archive != "all":
+            return False
+        if not item.unchanged:
+            return True
+        return session.scalar(select(Evidence.id).where(Evidence.page_id == item.page_id).limit(1)) is None
+
+    @staticmethod
+    def _removal_shown(session, item: PageItem, run_id: int | None) -> int | None:
+        """The hit this fetch removed because the page changed (``SHOWN_BY_PAGE``), else None.
+
+        ``item.removed_hit_id`` is the page's hit before this fetch; it was removed by this fetch
+        when its removal is dated with this fetch, in this run (not earlier, when its page went)."""
+        hit = session.get(Hit, item.removed_hit_id) if item.removed_hit_id is not None else None
+        why = removal(session, hit) if hit is not None else None
+        if why is None or why["why"] not in SHOWN_BY_PAGE or why["run_id"] != run_id:
+            return None
+        return hit.id if as_utc(hit.removed_at) == parse_time(item.fetched_at) else None
 
     def capture(self, item: PageItem, run_id: int | None) -> int | None:
         """Write the page's records when it needs a capture; returns the Evidence row id."""
-        if not self.needs_capture(item):
+        if not self.may_need_capture(item):
             return None
         with self.db.new_session() as session:
+            removed = self._removal_shown(session, item, run_id)
+            if removed is None and not self._needs_capture(session, item):
+                return None
             hit = session.get(Hit, item.hit_id) if item.hit_id else None
-            metadata = self._metadata(item, hit, run_id)
-        return self._write(item, run_id, metadata)
+            metadata = self._metadata(item, hit, run_id) | {"gone_hit_id": removed}
+        return self._write(item, run_id, metadata, gone_hit_id=removed)
 
     def capture_gone(self, item: PageItem, run_id: int | None) -> int | None:
         """Write a 404/410 answer for a stored page whose hit is open; returns the Evidence row id.
@@ -142,6 +172,7 @@ class Archive:
             "url": item.url,
             "final_url": item.final_url,
             "redirects": list(item.redirects),
+            "redirect_chain": redirect_chain(item),
             "fetched_at": item.fetched_at,
             "patrol_run": run_id,
             "hit_id": item.hit_id,

@@ -22,10 +22,11 @@ class Evidence(Base):
     __tablename__ = "evidence"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     hit_id: Mapped[int | None] = mapped_column(Integer, index=True)
-    """The hit this capture proves; None for pages archived under ``archive: all`` and for a gone answer."""
+    """The hit this capture proves; None for pages archived under ``archive: all`` and for a removal."""
     gone_hit_id: Mapped[int | None] = mapped_column(Integer, index=True)
-    """The hit whose page this capture shows gone: the 404/410 answer that removed it (``hit_id`` is
-    None then, so no reader takes the answer for evidence of the claim)."""
+    """The hit whose removal this capture shows: the 404/410 answer for its page, or its page as fetched
+    by the patrol that found its claims gone (edited away, reworded, redirected). Never read as
+    evidence of that hit's claim (only ``hit_id`` is); the page may hold another hit's (``hit_id``)."""
     page_id: Mapped[int | None] = mapped_column(Integer, index=True)
     run_id: Mapped[int | None] = mapped_column(Integer)
     target_id: Mapped[str] = mapped_column(String(64))

@@ -1,6 +1,7 @@
 """Evidence pipeline (after store): WARC records for pages behind hits, indexed in the state DB.
 
-Runs after the store pipeline (which sets page_id, hit_id and new_hit). A 404/410 answer
+Runs after the store pipeline (which sets page_id, hit_id, new_hit and removed_hit_id: a page
+whose hit this fetch removed is archived as the proof of when). A 404/410 answer
 yields no item, so the pipeline also listens to ``response_received`` and captures such an
 answer when its page has an open hit: the store marks that page gone when the patrol ends,
 and the answer is the proof of when it went. The WARC writing and its DB row happen on one

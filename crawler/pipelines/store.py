@@ -132,6 +132,7 @@ class StorePipeline:
             self.stats.inc_value(f"patrol/target/{item.target_id}/errors/store")
             return item
         item.page_id, item.hit_id, item.new_hit = saved.page_id, saved.hit_id, saved.new_hit
+        item.removed_hit_id = saved.removed_hit_id
         prefix = f"patrol/target/{item.target_id}"
         self.stats.inc_value("store/pages")
         if saved.hit_id:

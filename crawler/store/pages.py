@@ -42,6 +42,9 @@ class Saved:
     """True when the hit had been removed (rectified) and its verdict came back."""
     change: str | None = None
     """added | changed when this fetch changed the page's text or verdict, else None."""
+    removed_hit_id: int | None = None
+    """The hit the page had before this fetch and has no longer (``PageItem.removed_hit_id``): the
+    evidence pipeline archives the page as it is now when this fetch removed it."""
 
 
 def verdict_key(verdict: dict) -> str:
@@ -252,7 +255,8 @@ def _save_rest(db: StateDB, session, items: list[PageItem], run_id: int | None) 
         row.page.current_hit_id = hit_id
         if row.added:
             session.add_all(HitCategory(hit_id=hit_id, category=c) for c in row.hit.labels)
-        row.saved = Saved(row.page.id, hit_id, row.new_hit, reopened=row.reopened)
+        removed = row.before.hit_id if row.before.hit_id not in (None, hit_id) else None
+        row.saved = Saved(row.page.id, hit_id, row.new_hit, reopened=row.reopened, removed_hit_id=removed)
 
     versions = [track_version(session, row.page, row.before, row.when, run_id, latest) for row in stored]
     session.flush()  # new versions get their ids
