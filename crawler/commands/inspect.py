@@ -11,6 +11,7 @@ from crawler.commands.common import (
     shown_time,
 )
 from crawler.evidence.concerns import hit_concerns
+from crawler.evidence.lifecycle import removal_capture
 from crawler.store.queries import get_hit, list_contents, list_hits, predecessors
 from crawler.store.search import with_state
 from crawler.wording import published_time
@@ -228,7 +229,7 @@ def show(hit_id, config_file, as_json):
         hit = get_hit(db, hit_id)
         if hit is None:
             raise click.ClickException(f"no hit with id {hit_id}")
-        hit |= hit_concerns(db, hit_id)
+        hit |= hit_concerns(db, hit_id) | {"removal_capture": removal_capture(db, hit_id)}
         replaced = predecessors(db, hit_id) if not as_json else []
     if as_json:
         emit_json([hit])
@@ -242,7 +243,7 @@ def show(hit_id, config_file, as_json):
                   f"last seen {shown_time(hit['last_seen'], config)} (run {hit['last_run']}), {config.alerts.timezone}")
     console.print(f"body sha256 {hit['sha256']}  context {hit['context'] or '-'}")
     run = f", in run {hit['removed_run']}" if hit["removed_at"] and hit["removed_run"] else ""
-    console.print(f"state  {hit_state(hit, config)}{run}")
+    console.print(f"state  {hit_state(hit, config)}{run}{shown_by(hit['removal_capture'])}")
     for earlier in replaced:
         console.print(replaces_line(earlier, hit["id"], config))
     console.print(f"concerns {concerns_line(hit['attributed_to'])}")
@@ -258,6 +259,16 @@ def show(hit_id, config_file, as_json):
             f"  ¥ {escape(y['text'])} → {y['low_annual_pct']:.2f}%–{y['high_annual_pct']:.2f}% a year"
             f" ({y['period']}{', promised' if y.get('promised') else ''})"
         )
+
+
+def shown_by(capture: dict | None) -> str:
+    """``, capture 12`` for the archived capture that shows a hit's removal (the 404/410 answer, or
+    the page after it), with where the URL led then when it redirected."""
+    if capture is None:
+        return ""
+    led = f" ({escape(capture['url'])} redirected to {escape(capture['final_url'])})" \
+        if capture["final_url"] != capture["url"] else ""
+    return f", capture {capture['id']}{led}"
 
 
 def replaces_line(earlier: dict, hit_id: int, config) -> str:

@@ -7,8 +7,10 @@ byte-identical to the archive), and ``manifest.json``: URL, final URL, fetch tim
 Asia/Shanghai, SHA-256 and a description of every file, target, the institution the hit
 concerns (``attributed_to``) and how a channel or source listed it (``listed``), labels,
 findings, rule ids and the legal basis of each category (the seed section,
-江津府办发〔2016〕52号), why and when the hit was removed and its history (``lifecycle``; for a
-page gone, the archived 404/410 answer as ``gone-response.warc.gz``), and last ``SHA256SUMS``
+江津府办发〔2016〕52号), why and when the hit was removed and its history (``lifecycle``), with
+the capture that shows the removal: for a page gone, the archived 404/410 answer as
+``gone-response.warc.gz``; for claims edited away, reworded or redirected away, the page as then
+fetched (``page-after-removal.html``, its screenshot, ``after-removal.warc.gz``), and last ``SHA256SUMS``
 (``handover``). The capture is verified first; export refuses evidence that fails
 verification. The WARC file holding the capture is checked against the size and SHA-256
 recorded when it was closed, too: when that fails (a byte changed elsewhere in the file)
@@ -29,7 +31,9 @@ from sqlalchemy import select
 from crawler.evidence.archive import live_rule_ids
 from crawler.evidence.concerns import attributed_to, listing
 from crawler.evidence.handover import MANIFEST, write_sums
-from crawler.evidence.lifecycle import GONE_DESCRIPTION, GONE_FILE, both_zones, lifecycle
+from crawler.evidence.lifecycle import (
+    AFTER_DESCRIPTION, GONE_DESCRIPTION, GONE_FILE, Lifecycle, both_zones, lifecycle,
+)
 from crawler.evidence.models import Evidence, EvidenceFile
 from crawler.evidence.verify import Loaded, Problem, check_capture, check_file, http_head
 from crawler.store.db import StateDB
@@ -87,9 +91,9 @@ RENDERED = {
 """What each file is, for a page fetched as it is and for one rendered by Chromium."""
 
 
-def _page_name(content_type: str) -> str:
+def _page_name(content_type: str, stem: str = "page") -> str:
     kind = content_type.split(";")[0].strip().lower()
-    return {"text/html": "page.html", "application/xhtml+xml": "page.xhtml"}.get(kind, "page.bin")
+    return stem + {"text/html": ".html", "application/xhtml+xml": ".xhtml"}.get(kind, ".bin")
 
 
 def export_hit(db: StateDB, root: Path, hit_id: int, out_dir: Path, capture: str = "first") -> dict:
@@ -116,8 +120,8 @@ def export_hit(db: StateDB, root: Path, hit_id: int, out_dir: Path, capture: str
     if problems:
         raise ExportError(f"hit {hit_id}: the evidence fails verification", problems)
     files = _capture_files(chosen, loaded, concerns)
-    if life.gone_capture is not None:
-        files[GONE_FILE] = (_gone_records(root, hit_id, life.gone_capture), GONE_DESCRIPTION)
+    if life.removal_capture is not None:
+        files |= _removal_files(root, hit_id, life)
     file_check = _check_containing_file(root, file_row)
     out_dir.mkdir(parents=True, exist_ok=True)
     written = {}
@@ -156,13 +160,32 @@ def _capture_files(ev: Evidence, loaded: Loaded, concerns: dict) -> dict[str, tu
     return files
 
 
-def _gone_records(root: Path, hit_id: int, ev: Evidence) -> bytes:
-    """The verified WARC records of the 404/410 answer that showed the hit's page gone."""
+def _removal_files(root: Path, hit_id: int, life: Lifecycle) -> dict[str, tuple[bytes, str]]:
+    """The verified capture that shows the hit's removal: the 404/410 answer's WARC records, or the
+    page after the removal (bytes, screenshot, WARC records). Its manifest entry gets the redirect
+    chain the request went through and the name of the page file."""
+    ev = life.removal_capture
     problems, loaded = check_capture(root, ev)
     if problems:
-        raise ExportError(f"hit {hit_id}: the capture of the answer that showed its page gone "
-                          f"(capture {ev.id}) fails verification", problems)
-    return b"".join(loaded.members)
+        raise ExportError(f"hit {hit_id}: the capture that shows its removal (capture {ev.id}) "
+                          "fails verification", problems)
+    entry = life.manifest["hit_removal"]["removal_capture"]
+    entry["redirect_chain"] = (loaded.metadata or {}).get("redirect_chain")
+    if life.exported_as == GONE_FILE:
+        return {GONE_FILE: (b"".join(loaded.members), GONE_DESCRIPTION)}
+    headers = (loaded.metadata or {}).get("http", {}).get("headers", {})
+    page = _page_name(headers.get("content-type", "text/html"), "page-after-removal")
+    entry["exported_page"] = page
+    said = "DOM serialised by Chromium" if ev.rendered else "page bytes as fetched"
+    files = {
+        page: (loaded.payload, f"{said} by the patrol that found the hit's claims no longer on the page "
+                               "(hit_removal.removal_capture): the page after the removal"),
+        life.exported_as: (b"".join(loaded.members), AFTER_DESCRIPTION),
+    }
+    if loaded.screenshot is not None:
+        files["screenshot-after-removal.png"] = (loaded.screenshot, "full-page screenshot (PNG) of the page "
+                                                                    "after the removal")
+    return files
 
 
 def _check_containing_file(root: Path, row: EvidenceFile | None) -> dict:

@@ -111,9 +111,10 @@ def _check_against_manifest(folder: Path, manifest: dict, actual: dict[str, str]
         if name in actual and actual[name] != entry.get("sha256"):
             problems.append(f"{name}: SHA-256 differs from the one manifest.json names")
     pages = {manifest.get("warc", {}).get("record_id"): manifest.get("page_sha256")}
-    gone = (manifest.get("hit_removal") or {}).get("gone_capture") or {}
-    if gone.get("exported_as"):
-        pages[gone.get("record_id")] = gone.get("page_sha256")
+    removed = manifest.get("hit_removal") or {}
+    shown = removed.get("removal_capture") or removed.get("gone_capture") or {}  # gone_capture: older exports
+    if shown.get("exported_as"):
+        pages[shown.get("record_id")] = shown.get("page_sha256")
     for name in sorted(n for n in actual if n.endswith(".warc.gz")):
         _check_warc(folder / name, pages, problems)
 

@@ -1,10 +1,11 @@
-"""When a hit was online, for the export manifest: its removal, its history and the proof a page went.
+"""When a hit was online, for the export manifest: its removal, its history and the capture that shows it.
 
 A hit's row says only how it stands now; an investigator handing it over must also see that it
-disappeared for a while (removed, replaced by a rewording, back), and why it is removed: for a page
-that went, the 404/410 answer the patrol archived (``Evidence.gone_hit_id``) proves when the
-platform took it down. The reasons and events come from ``crawler.store.removal``, which
-``show`` and ``hits`` read too. Times are given in UTC and Asia/Shanghai (``both_zones``).
+disappeared for a while (removed, replaced by a rewording, back), why it is removed, and the
+capture that proves when (``Evidence.gone_hit_id``): for a page that went, the 404/410 answer the
+patrol archived; for claims edited away, reworded or redirected away, the page as that patrol
+fetched it. The reasons and events come from ``crawler.store.removal``, which ``show`` and
+``hits`` read too. Times are given in UTC and Asia/Shanghai (``both_zones``).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 
 from crawler.evidence.models import Evidence
-from crawler.store.db import as_utc, parse_time
+from crawler.store.db import StateDB, as_utc, parse_time
 from crawler.store.models import Hit
 from crawler.store.removal import WHY, history, removal
 
@@ -26,7 +27,13 @@ logger = logging.getLogger(__name__)
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 GONE_FILE = "gone-response.warc.gz"
 GONE_DESCRIPTION = ("the WARC records (request, response, metadata) of the 404/410 answer that showed the "
-                    "hit's page gone (hit_removal.gone_capture), byte-identical to the archive")
+                    "hit's page gone (hit_removal.removal_capture), byte-identical to the archive")
+AFTER_FILE = "after-removal.warc.gz"
+AFTER_DESCRIPTION = ("the WARC records (request, response, screenshot, metadata) of the page as fetched by the "
+                     "patrol that found the hit's claims no longer on it (hit_removal.removal_capture), "
+                     "byte-identical to the archive")
+SHOWN = frozenset({"page_gone", "claim_removed", "replaced"})
+"""Removal reasons a capture shows (``crawler.evidence.archive``): not those of changed rules."""
 
 
 def both_zones(value: datetime | str) -> dict:
@@ -39,37 +46,49 @@ def both_zones(value: datetime | str) -> dict:
 class Lifecycle:
     manifest: dict
     """``hit_removed_run_id``, ``hit_removal``, ``hit_reopened_at``, ``hit_history``."""
-    gone_capture: Evidence | None
-    """The archived 404/410 answer that removed the hit, when that is why it is removed."""
+    removal_capture: Evidence | None
+    """The capture that shows the hit's removal, when it is removed and one was archived."""
+    exported_as: str | None
+    """The file its WARC records are exported as (``GONE_FILE`` or ``AFTER_FILE``)."""
 
 
 def lifecycle(session, hit: Hit) -> Lifecycle:
-    """The hit's removal (why, when, which run, the answer that showed its page gone) and history."""
-    gone_by_run: dict[int | None, Evidence] = {}
+    """The hit's removal (why, when, which run, the capture that shows it) and history."""
+    by_run: dict[int | None, Evidence] = {}
     for ev in session.scalars(select(Evidence).where(Evidence.gone_hit_id == hit.id).order_by(Evidence.id)):
-        gone_by_run.setdefault(ev.run_id, ev)
+        by_run.setdefault(ev.run_id, ev)
     now = removal(session, hit)
-    gone = gone_by_run.get(now["run_id"]) if now and now["why"] == "page_gone" else None
+    shown = by_run.get(now["run_id"]) if now and now["why"] in SHOWN else None
+    exported_as = (GONE_FILE if now["why"] == "page_gone" else AFTER_FILE) if shown else None
     events = []
     for event in history(session, hit):
-        answer = gone_by_run.get(event["run_id"]) if event.get("why") == "page_gone" else None
-        events.append(_event(event, answer, GONE_FILE if answer is not None and answer is gone else None))
+        capture = by_run.get(event["run_id"]) if event.get("why") in SHOWN else None
+        events.append(_event(event, capture, exported_as if capture is not None and capture is shown else None))
     return Lifecycle({
         "hit_removed_run_id": hit.removed_run_id,
-        "hit_removal": _event(now | {"event": "removed"}, gone, GONE_FILE) if now else None,
+        "hit_removal": _event(now | {"event": "removed"}, shown, exported_as) if now else None,
         "hit_reopened_at": both_zones(hit.reopened_at) if hit.reopened_at else None,
         "hit_history": events,
-    }, gone)
+    }, shown, exported_as)
 
 
-def _event(event: dict, gone: Evidence | None, exported_as: str | None = None) -> dict:
-    """An event with its time in both zones; a removal with ``why_text``, and for a page gone
-    the capture of the answer (None when none was archived, e.g. before finpatrol kept them)."""
+def removal_capture(db: StateDB, hit_id: int) -> dict | None:
+    """The capture that shows the hit's removal (``show``), None while it is live or when none was archived."""
+    with db.new_session() as session:
+        hit = session.get(Hit, hit_id)
+        return (lifecycle(session, hit).manifest["hit_removal"] or {}).get("removal_capture") if hit else None
+
+
+def _event(event: dict, shown: Evidence | None, exported_as: str | None = None) -> dict:
+    """An event with its time in both zones; a removal with ``why_text`` and ``removal_capture``
+    (None when none was archived: a removal by changed rules, or one before finpatrol kept them),
+    and for a page gone that capture as ``gone_capture`` too, the key it had first."""
     out = event | {"at": both_zones(event["at"])}
     if event["event"] == "removed":
         out["why_text"] = WHY[event["why"]]
+        out["removal_capture"] = _capture(shown, exported_as) if shown else None
         if event["why"] == "page_gone":
-            out["gone_capture"] = _capture(gone, exported_as) if gone else None
+            out["gone_capture"] = out["removal_capture"]
     return out
 
 
