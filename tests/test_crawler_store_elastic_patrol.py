@@ -209,9 +209,10 @@ def test_a_replaced_hit_keeps_the_words_it_was_found_in(cluster, tmp_path):
     """A hit's document holds the title and text of the version it was found in, not the page's
     current text: a reworded claim stays findable by its own words, with text matching its findings."""
     table = {
-        "/": page("鑫盈宝", "鑫盈宝网络借贷信息中介平台。", ("/security.html", "/promo.html")),
+        "/": page("鑫盈宝", "鑫盈宝网络借贷信息中介平台。", ("/security.html", "/promo.html", "/offer.html")),
         "/security.html": page("风控措施", SECURITY.format("风险准备金先行赔付")),
         "/promo.html": page("鑫盈宝新手标", "鑫盈宝新手标，保本保息，年化收益率高达18%。"),
+        "/offer.html": page("原始股", "原始股认购火热进行中，内部认购，拉人头返利。"),
     }
     with SiteServer(routes(table)) as site:
         config = write_config(tmp_path / "w" / "patrol.yaml", site.url("/"), cluster.yaml_block(batch_size=2))
@@ -219,6 +220,7 @@ def test_a_replaced_hit_keeps_the_words_it_was_found_in(cluster, tmp_path):
         assert cli("patrol", "--config", config).returncode == 0
         table["/security.html"] = page("风险保障", SECURITY.format("平台先行赔付"))
         table["/promo.html"] = page("鑫盈宝新手标", "鑫盈宝新手标，市场有风险，投资需谨慎。")
+        table["/offer.html"] = Reply(302, {"Location": "/", "Content-Length": "0"})
         second = cli("patrol", "--config", config)
         assert second.returncode == 0, second.stderr
 
@@ -236,6 +238,9 @@ def test_a_replaced_hit_keeps_the_words_it_was_found_in(cluster, tmp_path):
     assert "保本保息" in docs[rectified["id"]]["text"]
     for doc in docs.values():  # the jieba terms are those of the hit's own words
         assert (doc["title_seg"], doc["text_seg"]) == (segment(doc["title"]), segment(doc["text"])), doc["hit_id"]
+    (offer,) = [h for h in stored if h["url"].endswith("/offer.html")]
+    assert docs[offer["id"]]["final_url"] == docs[offer["id"]]["evidence"]["final_url"] == site.url("/offer.html"), \
+        "where the claim was seen, though the page redirects to the home page now"
     assert found_in(cluster.url, hits, "风险准备金") == {old["id"]}
     assert found_in(cluster.url, hits, "保本保息") == {rectified["id"]}
     assert found_in(cluster.url, hits, "平台先行赔付") == {new["id"]}

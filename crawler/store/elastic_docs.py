@@ -45,7 +45,6 @@ BUSINESS_LEAD_UNIT = {
     "asset_management": "人行江津中心支行",
     "other": "江津工商分局",
 }
-EVIDENCE_COLUMNS = ("warc_file", "warc_record_id", "screenshot")
 
 
 class Words(NamedTuple):
@@ -140,22 +139,18 @@ def stored_evidence(db, hit_ids) -> dict[int, dict]:
         marks = ", ".join(f":h{n}" for n in range(len(chunk)))
         try:
             rows = db.execute(
-                "SELECT hit_id, warc_file, record_id, payload_sha256, screenshot_record_id FROM evidence"
+                "SELECT hit_id, warc_file, record_id, payload_sha256, screenshot_record_id, final_url FROM evidence"
                 f" WHERE hit_id IN ({marks}) ORDER BY id", **{f"h{n}": v for n, v in enumerate(chunk)})
         except (OperationalError, ProgrammingError):  # no evidence table: evidence not configured
             return {}
-        for hit_id, warc_file, record_id, sha256, screenshot in rows:
+        for hit_id, warc_file, record_id, sha256, screenshot, final_url in rows:
             out[hit_id] = {"warc_file": warc_file, "warc_record_id": record_id, "sha256": sha256,
-                           "screenshot": screenshot}
+                           "screenshot": screenshot, "final_url": final_url}
     return out
 
 
-def _evidence(page: Page | None, sha256: str, fetched_at, final_url: str, stored: dict | None = None) -> dict:
+def _evidence(sha256: str, fetched_at, final_url: str, stored: dict | None = None) -> dict:
     evidence = {"sha256": sha256, "fetched_at": iso(fetched_at), "final_url": final_url}
-    for column in EVIDENCE_COLUMNS:
-        value = getattr(page, column, None) if page is not None else None
-        if value:
-            evidence[column] = str(value)
     evidence.update({k: str(v) for k, v in (stored or {}).items() if v})
     return evidence
 
@@ -202,7 +197,7 @@ def page_doc(origin: str, page: Page, target: TargetRow | None, segs: tuple[str,
         "last_seen": iso(page.last_seen),
         "fetched_at": iso(page.fetched_at),
         "gone_at": iso(page.gone_at),
-        "evidence": _evidence(page, page.sha256, page.fetched_at, page.final_url),
+        "evidence": _evidence(page.sha256, page.fetched_at, page.final_url),
         "indexed_at": iso(utcnow()),
     }
 
@@ -214,7 +209,8 @@ def hit_doc(origin: str, hit: Hit, page: Page | None, target: TargetRow | None, 
     findings = [_clean(f, FINDING_KEYS) for f in hit.findings or () if isinstance(f, dict)]
     yields = [_clean(y, YIELD_KEYS) for y in hit.yields or () if isinstance(y, dict)]
     highs = [y["high_annual_pct"] for y in yields if isinstance(y.get("high_annual_pct"), (int, float))]
-    final_url = page.final_url if page is not None else hit.url
+    # where the claim was seen (its capture's), not where the page leads now: it may redirect since
+    final_url = (evidence or {}).get("final_url") or (page.final_url if page is not None else None) or hit.url
     return {
         "origin": origin,
         "hit_id": hit.id,
@@ -252,7 +248,7 @@ def hit_doc(origin: str, hit: Hit, page: Page | None, target: TargetRow | None, 
         "reopened_at": iso(hit.reopened_at),
         "first_run_id": hit.first_run_id,
         "last_run_id": hit.last_run_id,
-        "evidence": _evidence(page, hit.sha256, hit.fetched_at, final_url, evidence),
+        "evidence": _evidence(hit.sha256, hit.fetched_at, final_url, evidence),
         "indexed_at": iso(utcnow()),
     }
 
