@@ -17,7 +17,7 @@ crawls are asked to close (then killed after ``schedules.stop_grace``), their
 runs recorded, the outbox flushed once more. A crawl the stop interrupted is due again
 from the moment of the stop, so the next start runs it as a missed run (within
 ``misfire_grace``; later, the operator is told it was missed): a restart for an update
-does not cost a day's patrol.
+does not cost a day's patrol. So is a crawl that fell due while the service was stopping.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+from contextlib import contextmanager
 from datetime import datetime
 
 from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_MISSED
@@ -53,6 +54,22 @@ WATCH_EVERY = 5.0
 SPARE_THREADS = 16
 """Crawl threads beyond the jobs configured at start, for jobs a reload adds."""
 _service: "Service | None" = None
+
+
+def _submitted(record: logging.LogRecord) -> bool:
+    return not str(record.msg).startswith("Error submitting job")
+
+
+@contextmanager
+def _quiet_about_submitting():
+    """Without APScheduler's "Error submitting job" traceback while it shuts down: it cannot
+    start a job due then, and ``due_again`` keeps that job due (and says so)."""
+    scheduler_log = logging.getLogger("apscheduler.scheduler")
+    scheduler_log.addFilter(_submitted)
+    try:
+        yield
+    finally:
+        scheduler_log.removeFilter(_submitted)
 
 
 def crawl_job(job_id: str) -> None:
@@ -244,21 +261,25 @@ class Service:
         except Exception:  # the notice is best effort; the refusal stands
             logger.exception("could not queue the operator notice of the refused config")
 
-    def due_again(self, interrupted: list[tuple[str, datetime]]) -> None:
-        """Store each interrupted job as due at its interruption (the scheduler is shut down:
-        its job store is written directly), unless it is due earlier anyway."""
-        if not interrupted:
+    def due_again(self, interrupted: list[tuple[str, datetime]], missed: list[tuple[str, datetime]] = ()) -> None:
+        """Store each job the stop interrupted as due at its interruption, and each one that fell
+        due while stopping (``missed``) as due then, unless it is due earlier anyway. The scheduler
+        is shut down: its job store is written directly. APScheduler 3 processes due jobs once
+        more when shut down and, unable to start them, moves them on to their next run: without
+        this a crawl due during a restart was skipped."""
+        if not interrupted and not missed:
             return
         store = job_store(self.db)
         store.start(None, "default")
-        for job_id, at in interrupted:
+        for (job_id, at), why in [*((j, "was stopped") for j in interrupted),
+                                  *((j, "fell due while serve stopped") for j in missed)]:
             job = store.lookup_job(job_id)
             if job is None:
                 continue
             if job.next_run_time is None or job.next_run_time > at:
                 job.next_run_time = at
                 store.update_job(job)
-            logger.warning("crawl %s was stopped: it runs again when serve starts within %g s", job_id,
+            logger.warning("crawl %s %s: it runs when serve starts again within %g s", job_id, why,
                            self.config.schedules.misfire_grace)
 
     def crawl_jobs(self) -> list:
@@ -308,8 +329,11 @@ class Service:
             # it at every start) would be submitted to the stopped executor, an error in the log.
             self.scheduler.remove_job(ALERTS_JOB)
             self.runner.stop_all()
-            self.scheduler.shutdown(wait=True)
-            self.due_again(self.interrupted)
+            planned = {job.id: job.next_run_time for job in self.crawl_jobs()}
+            with _quiet_about_submitting():
+                self.scheduler.shutdown(wait=True)
+            self.due_again(self.interrupted, missed=[(job_id, at) for job_id, at in planned.items()
+                                                    if at is not None and at <= utcnow()])
             self.alerts_tick()
             self.db.close()
             _service = None
