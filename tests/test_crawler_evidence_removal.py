@@ -15,7 +15,7 @@ from crawler.config import load_config
 from crawler.demo.server import Reply, SiteServer, routes
 from crawler.evidence.models import Evidence
 from crawler.store.db import StateDB
-from crawler.store.elastic_docs import stored_evidence
+from crawler.store.captures import stored_evidence
 from test_crawler_evidence_handover import export, hits_at, patrolled, records, rewrite_sums, site, verify_export
 
 PROMO = html("鑫盈宝新手标", "<p>鑫盈宝新手标，保本保息，年化收益率高达18%。</p>")
@@ -135,3 +135,5 @@ def test_a_page_now_redirecting_to_a_page_without_its_claims_is_removed_with_the
     assert manifest["hit_removal"]["removal_capture"]["redirect_chain"][0] == {"url": promo["url"], "status": 301}
     shown_state = cli("show", str(promo["id"]), "--config", config).stdout
     assert f"capture {after.id} ({promo['url']} redirected to {server.url('/')})" in shown_state, shown_state
+    shown = json.loads(cli("show", str(promo["id"]), "--config", config, "--json").stdout)
+    assert shown["final_url"] == promo["url"], "the claim was seen at the promo page, not at the home page"

@@ -129,26 +129,6 @@ def _clean(entry: dict, keys: dict) -> dict:
     return out
 
 
-def stored_evidence(db, hit_ids) -> dict[int, dict]:
-    """The latest WARC evidence of each hit (``evidence`` table of the evidence pipeline), by hit id."""
-    from sqlalchemy.exc import OperationalError, ProgrammingError
-
-    ids = sorted({int(i) for i in hit_ids})
-    out: dict[int, dict] = {}
-    for chunk in in_chunks(ids):
-        marks = ", ".join(f":h{n}" for n in range(len(chunk)))
-        try:
-            rows = db.execute(
-                "SELECT hit_id, warc_file, record_id, payload_sha256, screenshot_record_id, final_url FROM evidence"
-                f" WHERE hit_id IN ({marks}) ORDER BY id", **{f"h{n}": v for n, v in enumerate(chunk)})
-        except (OperationalError, ProgrammingError):  # no evidence table: evidence not configured
-            return {}
-        for hit_id, warc_file, record_id, sha256, screenshot, final_url in rows:
-            out[hit_id] = {"warc_file": warc_file, "warc_record_id": record_id, "sha256": sha256,
-                           "screenshot": screenshot, "final_url": final_url}
-    return out
-
-
 def _evidence(sha256: str, fetched_at, final_url: str, stored: dict | None = None) -> dict:
     evidence = {"sha256": sha256, "fetched_at": iso(fetched_at), "final_url": final_url}
     evidence.update({k: str(v) for k, v in (stored or {}).items() if v})

@@ -25,10 +25,11 @@ from sqlalchemy import select
 
 from crawler.store import elastic_queue as queue
 from crawler.store.db import StateDB
+from crawler.store.captures import stored_evidence
 from crawler.store.elastic_client import describe
 from crawler.store.elastic_config import ElasticConfig
 from crawler.store.elastic_docs import (
-    hit_doc, hit_doc_id, page_doc, page_doc_id, stored_evidence, stored_segments, target_doc, target_doc_id,
+    hit_doc, hit_doc_id, page_doc, page_doc_id, stored_segments, target_doc, target_doc_id,
 )
 from crawler.store.elastic_words import hit_words
 from crawler.store.models import Hit, Page, TargetRow

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
+from crawler.store.captures import stored_evidence
 from crawler.store.db import StateDB, in_chunks, iso
 from crawler.store.models import Hit, HitCategory, Page, PatrolRun, RunTarget
 from crawler.store.removal import removal
@@ -142,9 +143,10 @@ def get_hit(db: StateDB, hit_id: int) -> dict | None:
     with db.new_session() as session:
         hit = session.get(Hit, hit_id)
         row = hit_rows(session, [hit])[0] if hit else None
-        if row is not None:  # where its URL led (a redirect), as the evidence has it
+        if row is not None:  # where its URL led (a redirect) when the claim was seen, as its capture has it
             page = session.get(Page, hit.page_id)
-            row["final_url"] = page.final_url if page is not None else hit.url
+            captured = stored_evidence(db, [hit.id]).get(hit.id, {})
+            row["final_url"] = captured.get("final_url") or (page.final_url if page is not None else None) or hit.url
     return with_same_content(db, [row])[0] if row else None
 
 
