@@ -315,6 +315,7 @@ def test_an_older_state_db_learns_which_removed_hits_were_reworded(db, tmp_path)
     import sqlite3
 
     with sqlite3.connect(tmp_path / "state.db") as conn:  # a finpatrol that did not record replaced_by
+        conn.execute("DROP INDEX ix_hits_replaced_by")
         conn.execute("ALTER TABLE hits DROP COLUMN replaced_by")
     upgraded = StateDB(f"sqlite:///{tmp_path / 'state.db'}")
     try:

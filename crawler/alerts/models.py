@@ -17,6 +17,7 @@ from datetime import datetime
 from sqlalchemy import JSON, DateTime, ForeignKey, Index, Integer, LargeBinary, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
+from crawler.store.db import add_missing_indexes
 from crawler.store.models import Base
 
 
@@ -86,7 +87,8 @@ class OutboxMessage(Base):
     next_attempt_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     claimed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     last_error: Mapped[str | None] = mapped_column(Text)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    """Indexed: every alert pass counts the last hour's messages per unit (the hourly cap)."""
     sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     transport: Mapped[str | None] = mapped_column(String(16))
     """smtp | file"""
@@ -113,8 +115,9 @@ class AlertState(Base):
 
 
 def ensure_schema(db) -> None:
-    """Create the alert tables in a state DB opened before this module was imported."""
-    Base.metadata.create_all(db.engine, tables=[
-        AlertMark.__table__, Alert.__table__, Delivery.__table__, OutboxMessage.__table__,
-        AlertRun.__table__, AlertState.__table__,
-    ])
+    """Create the alert tables, and indexes their older versions lack, in a state DB opened
+    before this module was imported."""
+    tables = [AlertMark.__table__, Alert.__table__, Delivery.__table__, OutboxMessage.__table__,
+              AlertRun.__table__, AlertState.__table__]
+    Base.metadata.create_all(db.engine, tables=tables)
+    add_missing_indexes(db.engine, tables)

@@ -67,6 +67,7 @@ class StateDB:
             event.listen(self.engine, "connect", _sqlite_pragmas)
         Base.metadata.create_all(self.engine)
         added = add_missing_columns(self.engine)
+        add_missing_indexes(self.engine)
         self.session = sessionmaker(self.engine, expire_on_commit=False)
         from crawler.store.elastic_queue import watch
 
@@ -118,6 +119,30 @@ def add_missing_columns(engine: Engine) -> list[str]:
                 added.append(f"{table.name}.{column.name}")
     if added:
         logger.warning("state DB upgraded: added columns %s", ", ".join(added))
+    return added
+
+
+def add_missing_indexes(engine: Engine, tables: Sequence | None = None) -> list[str]:
+    """Create the indexes of ``tables`` (default: every table of the models) that an existing
+    state DB lacks; returns their names.
+
+    ``create_all`` makes a missing table with its indexes but adds none to a table that exists,
+    so a state DB made by an older finpatrol would keep reading the whole history where a newer
+    one reads an index. Building an index on a long history takes a while, once.
+    """
+    inspector = inspect(engine)
+    added: list[str] = []
+    with engine.begin() as conn:
+        for table in tables if tables is not None else Base.metadata.sorted_tables:
+            if not table.indexes or not inspector.has_table(table.name):
+                continue
+            existing = {index["name"] for index in inspector.get_indexes(table.name)}
+            for index in sorted(table.indexes, key=lambda index: index.name):
+                if index.name not in existing:
+                    index.create(conn)
+                    added.append(index.name)
+    if added:
+        logger.warning("state DB upgraded: added indexes %s", ", ".join(added))
     return added
 
 

@@ -47,7 +47,8 @@ class PatrolRun(Base):
     __tablename__ = "patrol_runs"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     spider: Mapped[str] = mapped_column(String(64))
-    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    """Indexed: a period report reads the patrols of its period."""
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     finish_reason: Mapped[str | None] = mapped_column(String(64))
     status: Mapped[str] = mapped_column(String(16), default="running")
@@ -66,6 +67,8 @@ class RunTarget(Base):
     """Per-target outcome of one patrol run."""
 
     __tablename__ = "run_targets"
+    __table_args__ = (Index("ix_run_targets_target_run", "target_id", "run_id"),)
+    """A target's patrols newest first (coverage, site_down, dossier) without reading every run."""
     run_id: Mapped[int] = mapped_column(ForeignKey("patrol_runs.id"), primary_key=True)
     target_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     pages: Mapped[int] = mapped_column(Integer, default=0)
@@ -147,13 +150,14 @@ class Hit(Base):
     the office's new rules found in words already on the page, when those words were."""
     last_seen: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     first_run_id: Mapped[int | None] = mapped_column(Integer)
-    last_run_id: Mapped[int | None] = mapped_column(Integer)
-    removed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_run_id: Mapped[int | None] = mapped_column(Integer, index=True)
+    """Indexed: every alert pass reads the hits its runs saw."""
+    removed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), index=True)
     """When the page stopped saying this (text changed or page gone), None while live:
     rectified, unless ``replaced_by`` names the hit that says it in other words or
     ``reclassified`` says the rules changed."""
-    removed_run_id: Mapped[int | None] = mapped_column(Integer)
-    replaced_by: Mapped[int | None] = mapped_column(Integer)
+    removed_run_id: Mapped[int | None] = mapped_column(Integer, index=True)
+    replaced_by: Mapped[int | None] = mapped_column(Integer, index=True)
     """The hit that superseded this one on its page in the fetch that removed it, sharing at
     least one of its labels: the claim was reworded, not rectified. None while live, when the
     removal was a rectification (claim or page gone), and for hits removed before finpatrol
@@ -198,7 +202,7 @@ class PageChange(Base):
     """What one patrol run found changed on one page: added, changed or gone."""
 
     __tablename__ = "page_changes"
-    __table_args__ = (Index("ix_page_changes_target_at", "target_id", "at"),)
+    __table_args__ = (Index("ix_page_changes_target_at", "target_id", "at"), Index("ix_page_changes_at", "at"))
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     run_id: Mapped[int | None] = mapped_column(Integer, index=True)
     target_id: Mapped[str] = mapped_column(String(64))
@@ -209,9 +213,9 @@ class PageChange(Base):
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     old_version_id: Mapped[int | None] = mapped_column(Integer)
     new_version_id: Mapped[int | None] = mapped_column(Integer)
-    old_hit_id: Mapped[int | None] = mapped_column(Integer)
+    old_hit_id: Mapped[int | None] = mapped_column(Integer, index=True)
     """The page's hit before the change (removed by it when it differs from new_hit_id)."""
-    new_hit_id: Mapped[int | None] = mapped_column(Integer)
+    new_hit_id: Mapped[int | None] = mapped_column(Integer, index=True)
     """The page's hit after the change (opened or reopened by it when it differs)."""
     by_rules: Mapped[bool | None] = mapped_column(Boolean)
     """True when the verdict changed because the classifier did (rules, yield ceiling, kind)
