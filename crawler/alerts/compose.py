@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections import defaultdict
+from collections import Counter, defaultdict
 from datetime import datetime, timedelta
 from email import policy
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from crawler.alerts import message
 from crawler.alerts.config import risk_rank
@@ -69,15 +69,11 @@ def compose_immediate(db: StateDB, config: PatrolConfig, now: datetime) -> list[
 
 
 def _recent_counts(session, now: datetime) -> dict[str, int]:
-    rows = session.execute(
-        select(OutboxMessage.unit, func.count()).where(
-            OutboxMessage.created_at >= now - timedelta(hours=1),
-            OutboxMessage.kind.in_(("immediate", "opinion")),
-        ).group_by(OutboxMessage.unit)
-    )
-    counts: dict[str, int] = defaultdict(int)
-    counts.update({unit: n for unit, n in rows})
-    return counts
+    """unit → messages composed for it in the last hour; counted here, not by GROUP BY, which
+    SQLite answers by walking every message of the outbox in unit order."""
+    return Counter(session.scalars(select(OutboxMessage.unit).where(
+        OutboxMessage.created_at >= now - timedelta(hours=1),
+        OutboxMessage.kind.in_(("immediate", "opinion")))))
 
 
 def _sort_out(session, unit: str, items: list) -> tuple[list, dict[int, dict]]:

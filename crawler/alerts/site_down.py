@@ -24,6 +24,7 @@ Recoveries are told even with ``alerts.site_down.enabled`` off: they follow aler
 from __future__ import annotations
 
 import logging
+from contextlib import closing
 from datetime import datetime, timedelta
 
 from sqlalchemy import func, select
@@ -44,6 +45,8 @@ DOWN = frozenset({"offline", "domain_gone"})
 QUEUED = ("pending", "digest")
 """Delivery states of a unit not told yet (:class:`crawler.alerts.models.Delivery`)."""
 MAX_PAGES_SHOWN = 5
+STREAM = 20
+"""A target's patrols read at a time, walking back to the last one its site answered in."""
 
 
 def site_down_alerts(session, config: PatrolConfig, run_ids: list[int], now: datetime) -> list[int]:
@@ -108,13 +111,15 @@ def _outage(session, target_id: str) -> tuple[PatrolRun, list[tuple[RunTarget, P
     """(the last patrol in which its site answered, the patrols since, newest first) when none
     of those answered; None when the latest one did, or it never answered."""
     failed = []
-    attempts = session.execute(
+    attempts = session.execute(  # streamed newest first from the index: read back to the last answer only
         select(RunTarget, PatrolRun).join(PatrolRun, PatrolRun.id == RunTarget.run_id)
-        .where(RunTarget.target_id == target_id, PatrolRun.status != "running").order_by(PatrolRun.id.desc()))
-    for run_target, run in attempts:
-        if _answered(run_target):
-            return (run, failed) if failed else None
-        failed.append((run_target, run))
+        .where(RunTarget.target_id == target_id, PatrolRun.status != "running").order_by(RunTarget.run_id.desc())
+        .execution_options(yield_per=STREAM))
+    with closing(attempts):
+        for run_target, run in attempts:
+            if _answered(run_target):
+                return (run, failed) if failed else None
+            failed.append((run_target, run))
     return None
 
 
@@ -160,12 +165,13 @@ def _back(session, target_id: str, since: int):
     failed = []
     attempts = session.execute(
         select(RunTarget, PatrolRun).join(PatrolRun, PatrolRun.id == RunTarget.run_id)
-        .where(RunTarget.target_id == target_id, PatrolRun.id > since, PatrolRun.status != "running")
-        .order_by(PatrolRun.id))
-    for run_target, run in attempts:
-        if _answered(run_target):
-            return (run_target, run), failed
-        failed.append((run_target, run))
+        .where(RunTarget.target_id == target_id, RunTarget.run_id > since, PatrolRun.status != "running")
+        .order_by(RunTarget.run_id).execution_options(yield_per=STREAM))
+    with closing(attempts):
+        for run_target, run in attempts:
+            if _answered(run_target):
+                return (run_target, run), failed
+            failed.append((run_target, run))
     return None, failed
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from crawler.config import PatrolConfig, Target
 from crawler.config_channels import pseudo_target
@@ -69,13 +69,7 @@ def target_coverage(config: PatrolConfig, db: StateDB, target: Target) -> dict:
 
 
 def _row(session, upcoming: dict, ident: str, store_id: str, name: str, kind: str, enabled: bool) -> dict:
-    attempts = session.execute(
-        select(RunTarget, PatrolRun).join(PatrolRun, PatrolRun.id == RunTarget.run_id)
-        .where(RunTarget.target_id == store_id, PatrolRun.status != "running")
-        .order_by(PatrolRun.id.desc())
-    ).all()
-    success = next(((rt, run) for rt, run in attempts if rt.pages > 0), None)
-    last = attempts[0] if attempts else None
+    last, success, runs = _attempts(session, store_id)
     spider = SPIDER_OF[kind]
     candidates = [upcoming.get((spider, ident)), upcoming.get((spider, "*"))]
     nxt = min((c for c in candidates if c is not None), default=None) if enabled else None
@@ -92,8 +86,22 @@ def _row(session, upcoming: dict, ident: str, store_id: str, name: str, kind: st
         "errors": dict(last[0].errors or {}) if last else {},
         "failure_summary": describe_failures(last[0].errors or {}) if last else "",
         "next_scheduled": iso(nxt),
-        "runs": len(attempts),
+        "runs": runs,
     }
+
+
+def _attempts(session, store_id: str) -> tuple[tuple | None, tuple | None, int]:
+    """(run target, run) of the latest finished patrol of ``store_id`` and of the latest that
+    fetched pages (None when there is none), and how many finished patrols it had: read from its
+    newest patrols back (``ix_run_targets_target_run``), not from every run of the history."""
+    finished = (select(RunTarget, PatrolRun).join(PatrolRun, PatrolRun.id == RunTarget.run_id)
+                .where(RunTarget.target_id == store_id, PatrolRun.status != "running")
+                .order_by(RunTarget.run_id.desc()).limit(1))
+    last = session.execute(finished).first()
+    success = session.execute(finished.where(RunTarget.pages > 0)).first() if last else None
+    runs = session.scalar(select(func.count()).select_from(RunTarget).join(PatrolRun, PatrolRun.id == RunTarget.run_id)
+                          .where(RunTarget.target_id == store_id, PatrolRun.status != "running"))
+    return last, success, runs
 
 
 def _status(last, failures: dict[str, int]) -> str:

@@ -238,11 +238,6 @@ def dossier(config: PatrolConfig, db: StateDB, target: Target) -> dict:
     }
 
 
-def _in(value: datetime | None, since: datetime, until: datetime) -> bool:
-    value = as_utc(value)
-    return value is not None and since <= value < until
-
-
 def period_report(config: PatrolConfig, db: StateDB, since: datetime, until: datetime) -> dict:
     """The summary of [since, until); days (the opinion trend, the period line) are those of ``alerts.timezone``."""
     ensure_schema(db)
@@ -253,8 +248,8 @@ def period_report(config: PatrolConfig, db: StateDB, since: datetime, until: dat
         # a hit the rules withdrew or judged again by the period's end is no violation of its own
         hits = [h for h in session.scalars(select(Hit).where(Hit.first_seen < until, Hit.last_seen >= since))
                 if not (h.reclassified and as_utc(h.removed_at) < until)]
-        removed = [h for h in session.scalars(select(Hit).where(Hit.removed_at.is_not(None)))
-                   if _in(h.removed_at, since, until)]
+        removed = list(session.scalars(select(Hit).where(Hit.removed_at >= as_utc(since),
+                                                          Hit.removed_at < as_utc(until))))
         replaced = [h for h in removed if h.replaced_by is not None and not h.reclassified]  # reworded
         withdrawn = [h for h in removed if h.reclassified and h.replaced_by is None]  # the rules changed, not the page
         rejudged = [h for h in removed if h.reclassified and h.replaced_by is not None]
@@ -313,9 +308,9 @@ def period_report(config: PatrolConfig, db: StateDB, since: datetime, until: dat
 
 def _patrolled(session, since: datetime, until: datetime) -> set[str]:
     """Ids of the targets a patrol started in [since, until) fetched pages of."""
-    return {rt.target_id for rt, run in session.execute(
-        select(RunTarget, PatrolRun).join(PatrolRun, PatrolRun.id == RunTarget.run_id)
-        .where(RunTarget.pages > 0)) if _in(run.started_at, since, until)}
+    return set(session.scalars(
+        select(RunTarget.target_id).join(PatrolRun, PatrolRun.id == RunTarget.run_id)
+        .where(RunTarget.pages > 0, PatrolRun.started_at >= as_utc(since), PatrolRun.started_at < as_utc(until))))
 
 
 def _opinion_trend(session, since: datetime, until: datetime, zone: ZoneInfo) -> list[dict]:

@@ -134,8 +134,8 @@ def list_changes(
     query = select(PageChange).order_by(PageChange.id)
     if targets:
         query = query.where(PageChange.target_id.in_(targets))
-    if since is not None:
-        query = query.where(PageChange.at >= since)
+    if since is not None:  # as ids from the index on ``at``: SQLite would rather read every change in id order
+        query = query.where(PageChange.id.in_(select(PageChange.id).where(PageChange.at >= since)))
     if run_id is not None:
         query = query.where(PageChange.run_id == run_id)
     if limit:
