@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import subprocess
 import sys
 import time
+import zlib
 from pathlib import Path
 
 import pytest
@@ -44,6 +46,20 @@ def wait_until(predicate, timeout: float = 120, what: str = "condition"):
             return value
         time.sleep(0.2)
     raise AssertionError(f"timed out waiting for {what}")
+
+
+def tamper_warc_record(path: Path, record_id: str, old: str, new: str) -> None:
+    """Replace ``old`` by ``new`` (same length in UTF-8) inside one WARC record, as someone editing
+    a handed-over file would, leaving every gzip member readable."""
+    members, rest = [], path.read_bytes()
+    while rest:
+        decompressor = zlib.decompressobj(31)
+        members.append(decompressor.decompress(rest))
+        rest = decompressor.unused_data
+    own = f"WARC-Record-ID: {record_id}".encode()
+    assert sum(own in m for m in members) == 1 and len(old.encode()) == len(new.encode())
+    path.write_bytes(b"".join(gzip.compress(m.replace(old.encode(), new.encode()) if own in m else m)
+                              for m in members))
 
 
 def json_lines(output: str) -> list[dict]:

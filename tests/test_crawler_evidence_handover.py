@@ -8,13 +8,12 @@ import gzip
 import hashlib
 import json
 import subprocess
-import zlib
 from pathlib import Path
 
 from warcio.archiveiterator import ArchiveIterator
 
 from channel_sites import html
-from conftest import cli, json_lines
+from conftest import cli, json_lines, tamper_warc_record
 from crawler.config import load_config
 from crawler.demo.server import SiteServer, routes
 from crawler.evidence.models import Evidence
@@ -165,7 +164,7 @@ def test_a_handed_over_folder_is_rechecked_and_every_change_is_named(make_config
 
     (folder / "page.html").write_bytes(page)
     rewrite_sums(folder, manifest_too=True)
-    _tamper_warc_payload(folder / "evidence.warc.gz", manifest["warc"]["record_id"])
+    tamper_warc_record(folder / "evidence.warc.gz", manifest["warc"]["record_id"], "保本保息", "市场有险")
     rewrite_sums(folder, manifest_too=True)
     warc = verify_export(folder)
     assert warc.returncode == 1
@@ -176,16 +175,3 @@ def test_a_handed_over_folder_is_rechecked_and_every_change_is_named(make_config
     (folder / "request-headers.txt").unlink()
     changed = verify_export(folder).stdout
     assert "FAIL screenshot.png: not listed in SHA256SUMS" in changed and "FAIL request-headers.txt: missing" in changed
-
-
-def _tamper_warc_payload(path: Path, record_id: str) -> None:
-    """Change the page bytes inside the response record, leaving every gzip member readable."""
-    members, rest = [], path.read_bytes()
-    while rest:
-        decompressor = zlib.decompressobj(31)
-        members.append(decompressor.decompress(rest))
-        rest = decompressor.unused_data
-    own = f"WARC-Record-ID: {record_id}".encode()
-    assert sum(own in m for m in members) == 1
-    path.write_bytes(b"".join(
-        gzip.compress(m.replace("保本保息".encode(), "市场有险".encode()) if own in m else m) for m in members))

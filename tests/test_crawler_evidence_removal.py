@@ -5,12 +5,10 @@ changing local site, read with the real CLI."""
 
 from __future__ import annotations
 
-import gzip
 import json
-import zlib
 
 from channel_sites import html
-from conftest import cli
+from conftest import cli, tamper_warc_record
 from crawler.config import load_config
 from crawler.demo.server import Reply, SiteServer, routes
 from crawler.evidence.models import Evidence
@@ -92,23 +90,11 @@ def test_the_page_without_its_claims_is_archived_once_and_handed_over_with_the_h
     assert edited.returncode == 1, edited.stdout
     assert "FAIL page-after-removal.html: SHA-256 differs from SHA256SUMS" in edited.stdout, edited.stdout
     (folder / "page-after-removal.html").write_bytes(body)
-    _tamper(folder / "after-removal.warc.gz", after.record_id, "投资有风险", "保本保息啊")
+    tamper_warc_record(folder / "after-removal.warc.gz", after.record_id, "投资有风险", "保本保息啊")
     rewrite_sums(folder, manifest_too=True)
     forged = verify_export(folder).stdout
     assert (f"FAIL after-removal.warc.gz: record {after.record_id}: page bytes differ from the manifest's "
             "SHA-256") in forged, forged
-
-
-def _tamper(path, record_id: str, old: str, new: str) -> None:
-    """Change the page bytes inside one record (same length), leaving every gzip member readable."""
-    members, rest = [], path.read_bytes()
-    while rest:
-        decompressor = zlib.decompressobj(31)
-        members.append(decompressor.decompress(rest))
-        rest = decompressor.unused_data
-    own = f"WARC-Record-ID: {record_id}".encode()
-    path.write_bytes(b"".join(gzip.compress(m.replace(old.encode(), new.encode()) if own in m else m)
-                              for m in members))
 
 
 def test_a_page_now_redirecting_to_a_page_without_its_claims_is_removed_with_the_chain_archived(

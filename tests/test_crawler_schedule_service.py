@@ -106,6 +106,15 @@ def test_service_patrols_on_schedule_delivers_the_alert_and_stops_cleanly(tmp_pa
         assert len([m for m in sink.messages if m["X-Finpatrol-Unit"] == "cbrc"]) == 1, "dedup across patrols"
 
 
+def store_jobs(config: Path) -> None:
+    """Store the config's jobs in its state DB as `serve` does at start, without serving."""
+    service = Service(ConfigWatch(config).load())
+    service.scheduler.start(paused=True)
+    service.sync_jobs()
+    service.scheduler.shutdown(wait=False)
+    service.db.close()
+
+
 def set_next_run(config, job_id: str, when: datetime) -> None:
     """Move a stored job's next run, as time passing while serve is down would."""
     db = StateDB(load_config(config).db_url)
@@ -335,11 +344,7 @@ def test_a_second_serve_on_the_same_state_dir_is_refused_naming_the_lock_and_its
 def test_schedule_list_and_coverage_mark_a_stored_next_run_in_the_past_as_overdue(tmp_path):
     config = write_config(tmp_path, "http://127.0.0.1:9/", 9, [{"id": "newyear", "cron": "0 3 1 1 *"},
                                                                {"id": "midyear", "cron": "0 4 1 7 *"}])
-    service = Service(ConfigWatch(config).load())  # stores the jobs as `serve` does, without running any
-    service.scheduler.start(paused=True)
-    service.sync_jobs()
-    service.scheduler.shutdown(wait=False)
-    service.db.close()
+    store_jobs(config)
     assert not any(row["overdue"] for row in schedule(config).values()), "stored, in the future"
     set_next_run(config, "newyear", datetime.now(UTC) - timedelta(hours=2))
     rows = schedule(config)
@@ -437,11 +442,7 @@ def test_a_crawl_the_stop_interrupted_runs_again_at_the_next_start(tmp_path):
     with SiteServer(routes(slow)) as server, SmtpSink() as sink:
         config = write_config(tmp_path, server.url("/"), sink.port,
                               [{"id": "newyear", "cron": "0 3 1 1 *", "targets": ["xyb"]}], misfire_grace=600)
-        service = Service(ConfigWatch(config).load())  # stores the job as `serve` does
-        service.scheduler.start(paused=True)
-        service.sync_jobs()
-        service.scheduler.shutdown(wait=False)
-        service.db.close()
+        store_jobs(config)
         set_next_run(config, "newyear", datetime.now(UTC) - timedelta(minutes=1))
         served = Served(config)
         try:
@@ -470,11 +471,7 @@ def test_a_crawl_due_while_serve_stops_runs_at_the_next_start(tmp_path):
                               misfire_grace=600, stop_grace=12)
         document = yaml.safe_load(config.read_text(encoding="utf-8"))
         config.write_text(yaml.safe_dump(document | {"download_timeout": 60}, allow_unicode=True), encoding="utf-8")
-        service = Service(ConfigWatch(config).load())  # stores the jobs as `serve` does
-        service.scheduler.start(paused=True)
-        service.sync_jobs()
-        service.scheduler.shutdown(wait=False)
-        service.db.close()
+        store_jobs(config)
         set_next_run(config, "slow", datetime.now(UTC) - timedelta(minutes=1))
         served = Served(config)
         try:
