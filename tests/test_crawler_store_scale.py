@@ -29,11 +29,12 @@ from crawler.store.queries import get_hit
 from crawler.store.removal import history as removal_history
 from crawler.store.runs import finish_run, start_run
 
-HISTORY = ("hits", "page_changes", "run_targets", "outbox", "pages", "page_versions")
+HISTORY = ("hits", "page_changes", "run_targets", "outbox", "pages", "page_versions", "alerts")
 """Tables that grow with every patrol: no periodic or per-hit read may scan one whole."""
 NEW_INDEXES = ("ix_hits_last_run_id", "ix_hits_removed_at", "ix_hits_removed_run_id", "ix_hits_replaced_by",
                "ix_page_changes_at", "ix_page_changes_old_hit_id", "ix_page_changes_new_hit_id",
-               "ix_run_targets_target_run", "ix_patrol_runs_started_at", "ix_outbox_created_at")
+               "ix_run_targets_target_run", "ix_patrol_runs_started_at", "ix_outbox_created_at",
+               "ix_alerts_kind_fingerprint")
 START = datetime(2026, 10, 1, 2, 0, tzinfo=UTC)
 
 
@@ -121,8 +122,9 @@ def test_the_alert_code_adds_its_indexes_to_a_state_db_opened_before_it(history)
 def test_an_alert_pass_reads_only_what_its_runs_saw(history):
     """Also a target's patrols only back to the last its site answered in (``site_down``)."""
     config, db = history
-    store_hits(db, [("xyb", "http://xyb.example/c.html", "本平台保本保息", verdict([finding("guaranteed_return", "保本保息")]))],
-               when=START + timedelta(days=6))
+    store_hits(db, [("xyb", "http://xyb.example/c.html", "本平台保本保息", verdict([finding("guaranteed_return", "保本保息")])),
+                    ("zct", "http://zct.example/d.html", "年化收益20%", verdict([finding("high_yield", "年化收益20%")]))],
+               when=START + timedelta(days=6))  # words told before, and new words: told of that page before?
     assert scans(db, lambda: deliver(config, db, now=START + timedelta(days=6, hours=1))) == []
 
 

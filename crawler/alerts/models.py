@@ -35,6 +35,8 @@ class AlertMark(Base):
 
 class Alert(Base):
     __tablename__ = "alerts"
+    __table_args__ = (Index("ix_alerts_kind_fingerprint", "kind", "fingerprint"),)
+    """Notices are found by kind and key (a hit alert's withdrawal, an outage's site_down) on every pass."""
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     kind: Mapped[str] = mapped_column(String(16))
     """hit | opinion | operator | withdrawal (a hit mailed about is withdrawn: ``crawler.alerts.withdrawals``)
