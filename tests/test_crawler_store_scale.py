@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import logging
 import re
+from types import SimpleNamespace
 from datetime import UTC, datetime, timedelta
 
 import pytest
 import yaml
 from smtp_fixtures import finding, store_hits, verdict
-from sqlalchemy import event, text
+from sqlalchemy import create_engine, event, text
 
 from crawler.alerts.models import ensure_schema
 from crawler.alerts.service import deliver
@@ -113,9 +114,13 @@ def test_an_older_state_db_gains_the_indexes_when_opened(history, caplog):
 
 def test_the_alert_code_adds_its_indexes_to_a_state_db_opened_before_it(history):
     """A process that opened the state DB before it imported the alert tables: ``ensure_schema``."""
-    _config, db = history
+    config, db = history
     db.execute("DROP INDEX ix_outbox_created_at")
-    ensure_schema(db)
+    other = create_engine(config.db_url)  # not a StateDB, which adds it itself
+    try:
+        ensure_schema(SimpleNamespace(engine=other))
+    finally:
+        other.dispose()
     assert db.execute("SELECT 1 FROM sqlite_master WHERE name = 'ix_outbox_created_at'").scalar() == 1
 
 

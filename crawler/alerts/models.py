@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from weakref import WeakSet
 
 from sqlalchemy import JSON, DateTime, ForeignKey, Index, Integer, LargeBinary, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
@@ -116,10 +117,17 @@ class AlertState(Base):
     value: Mapped[str] = mapped_column(Text)
 
 
+_ENSURED: WeakSet = WeakSet()
+"""Engines whose alert tables are known to be current: every alert pass asks, several times."""
+
+
 def ensure_schema(db) -> None:
     """Create the alert tables, and indexes their older versions lack, in a state DB opened
-    before this module was imported."""
+    before this module was imported; once per engine."""
+    if db.engine in _ENSURED:
+        return
     tables = [AlertMark.__table__, Alert.__table__, Delivery.__table__, OutboxMessage.__table__,
               AlertRun.__table__, AlertState.__table__]
     Base.metadata.create_all(db.engine, tables=tables)
     add_missing_indexes(db.engine, tables)
+    _ENSURED.add(db.engine)
