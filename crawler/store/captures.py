@@ -20,9 +20,10 @@ def stored_evidence(db, hit_ids) -> dict[int, dict]:
     for chunk in in_chunks(ids):
         marks = ", ".join(f":h{n}" for n in range(len(chunk)))
         try:
-            rows = db.execute(
+            rows = db.execute(  # the newest capture only: a claim captured daily has hundreds
                 "SELECT hit_id, warc_file, record_id, payload_sha256, screenshot_record_id, final_url FROM evidence"
-                f" WHERE hit_id IN ({marks}) ORDER BY id", **{f"h{n}": v for n, v in enumerate(chunk)})
+                f" WHERE id IN (SELECT max(id) FROM evidence WHERE hit_id IN ({marks}) GROUP BY hit_id)",
+                **{f"h{n}": v for n, v in enumerate(chunk)})
         except (OperationalError, ProgrammingError):  # no evidence table: evidence not configured
             return {}
         for hit_id, warc_file, record_id, sha256, screenshot, final_url in rows:
