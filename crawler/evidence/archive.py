@@ -28,14 +28,9 @@ from crawler.evidence.warc import Capture, RotatingWarcWriter
 from crawler.items import PageItem
 from crawler.store.db import StateDB, as_utc, parse_time, utcnow
 from crawler.store.models import Hit, Page
-from crawler.store.removal import removal
+from crawler.store.removal import SHOWN_BY_PAGE, removal
 
 logger = logging.getLogger(__name__)
-
-
-SHOWN_BY_PAGE = frozenset({"claim_removed", "replaced"})
-"""Removal reasons (``crawler.store.removal``) the page as fetched shows: the page changed. A
-removal by changed rules (``withdrawn``, ``rejudged``) does not, and ``page_gone`` is the 404/410."""
 
 
 def evidence_root(state_dir: Path) -> Path:

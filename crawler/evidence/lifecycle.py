@@ -20,7 +20,7 @@ from sqlalchemy import select
 from crawler.evidence.models import Evidence
 from crawler.store.db import StateDB, as_utc, parse_time
 from crawler.store.models import Hit
-from crawler.store.removal import WHY, history, removal
+from crawler.store.removal import SHOWN, WHY, history, removal
 
 logger = logging.getLogger(__name__)
 
@@ -32,8 +32,6 @@ AFTER_FILE = "after-removal.warc.gz"
 AFTER_DESCRIPTION = ("the WARC records (request, response, screenshot, metadata) of the page as fetched by the "
                      "patrol that found the hit's claims no longer on it (hit_removal.removal_capture), "
                      "byte-identical to the archive")
-SHOWN = frozenset({"page_gone", "claim_removed", "replaced"})
-"""Removal reasons a capture shows (``crawler.evidence.archive``): not those of changed rules."""
 
 
 def both_zones(value: datetime | str) -> dict:

@@ -31,6 +31,12 @@ WHY = {
     "rejudged": "judged again by changed rules: replaced by another hit",
 }
 """Each removal reason, in words."""
+SHOWN_BY_PAGE = frozenset({"claim_removed", "replaced"})
+"""Reasons the page as then fetched shows (it changed): the evidence pipeline archives that fetch.
+``page_gone`` is shown by the archived 404/410 answer; a removal by changed rules (``withdrawn``,
+``rejudged``) shows nothing on the page and is not archived."""
+SHOWN = SHOWN_BY_PAGE | {"page_gone"}
+"""Reasons a capture shows (``Evidence.gone_hit_id``)."""
 
 
 def _why(gone: bool, replaced_by: int | None, by_rules: bool) -> str:
